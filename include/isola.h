@@ -1,0 +1,248 @@
+/*
+ * isola.h - the one public header of isola.
+ *
+ * isola hosts one CPython sub-interpreter per OS thread and connects them
+ * with lock-free channels carrying msgpack messages and shared immutable
+ * blobs.  Anything not declared here is internal.
+ *
+ * Conventions (they hold for every function below unless it says
+ * otherwise):
+ *   - Every function returns an int status: 0 on success or a negative
+ *     ISOLA_E* code; isola_strerror() turns it into a message.
+ *   - Destroy/release functions accept NULL and then do nothing.
+ *   - A function that fails leaves its output arguments and everything
+ *     the caller owns unchanged, and runs no callback.
+ *   - Thread rules are stated per section; "any thread" means the call
+ *     may race with any other call on the same object.
+ */
+#ifndef ISOLA_H
+#define ISOLA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ISOLA_VERSION_MAJOR 0
+#define ISOLA_VERSION_MINOR 1
+#define ISOLA_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* X(name, value, message): the single list every error view is made from. */
+#define ISOLA_ERRNO_MAP(X)                                                    \
+	X(EINVAL, -1, "invalid argument")                                     \
+	X(ENOMEM, -2, "out of memory")                                        \
+	X(EAGAIN, -3, "would block (channel full or empty)")                  \
+	X(ETIMEDOUT, -4, "timed out")                                         \
+	X(ECLOSED, -5, "closed")                                              \
+	X(ETOOBIG, -6, "message or value too large")                          \
+	X(EDECODE, -7, "malformed message")                                   \
+	X(ETYPE, -8, "object cannot be transferred")                          \
+	X(EPYTHON, -9, "Python raised an exception")                          \
+	X(ECANCELED, -10, "cancelled")                                        \
+	X(EINTR, -11, "interrupted by a signal")                              \
+	X(ESTATE, -12, "not allowed in the current state")                    \
+	X(ESYS, -13, "operating system call failed")                          \
+	X(ENOTFOUND, -14, "not found")                                        \
+	X(ELIMIT, -15, "limit exceeded")
+
+enum isola_errno {
+	ISOLA_OK = 0,
+#define ISOLA__ERR_ENUM(name, value, msg) ISOLA_##name = (value),
+	ISOLA_ERRNO_MAP(ISOLA__ERR_ENUM)
+#undef ISOLA__ERR_ENUM
+};
+
+/* A static English message for code; "unknown error" for other values.
+ * Any thread.  (Returns a string, the one exception to the int rule.) */
+const char *isola_strerror(int code);
+
+/* The code's symbolic name ("ISOLA_ECLOSED"), or "ISOLA_UNKNOWN". */
+const char *isola_err_name(int code);
+
+/* ------------------------------------------------------------------ */
+/* Blobs: immutable bytes shared between threads without copying        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A blob is an immutable byte range with an atomic reference count.  The
+ * thread that drops the last reference frees it.  Blobs are how large
+ * data and shared immutable objects cross interpreters with zero copies.
+ * All blob functions: any thread.
+ */
+typedef struct isola_blob isola_blob;
+
+/* Called once, by the thread dropping the last reference, to free data. */
+typedef void (*isola_blob_free_fn)(void *ctx, void *data, size_t len);
+
+/* Copy len bytes of data into a new blob (one allocation).  On success
+ * *out holds the only reference, owned by the caller; data stays the
+ * caller's.  len may be 0.  Fails with EINVAL, ENOMEM. */
+int isola_blob_create(const void *data, size_t len, isola_blob **out);
+
+/* Wrap data without copying.  On success the blob owns data and will
+ * call free_fn(ctx, data, len) when the last reference goes (free_fn may
+ * be NULL: data then outlives the blob by the caller's promise).  On
+ * failure data stays the caller's.  Fails with EINVAL, ENOMEM. */
+int isola_blob_wrap(void *data, size_t len, isola_blob_free_fn free_fn,
+		    void *ctx, isola_blob **out);
+
+/* Take one more reference. */
+int isola_blob_retain(isola_blob *blob);
+
+/* Drop one reference; frees the blob when it was the last.  NULL is ok. */
+int isola_blob_release(isola_blob *blob);
+
+/* Borrow the bytes: valid while the caller holds a reference. */
+int isola_blob_data(const isola_blob *blob, const void **data, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct isola_channel isola_channel;
+
+#define ISOLA_MSG_INLINE 48  /* payloads up to this size need no heap */
+#define ISOLA_MSG_MAX_REFS 8 /* attached blob/channel references      */
+#define ISOLA_MSG_MAX_LEN 0xFFFFFFFFu
+
+enum isola_ref_kind { ISOLA_REF_BLOB = 0, ISOLA_REF_CHANNEL = 1 };
+
+/*
+ * A message: payload bytes (msgpack, opaque to the channel) plus up to
+ * ISOLA_MSG_MAX_REFS attached references.  The struct is public so that
+ * it can live on the stack; its fields are private: use the functions.
+ * A message is owned by one thread at a time (not thread-safe); sending
+ * it moves its contents into the channel.  Zero-initialised memory
+ * (or isola_msg_init) is an empty message.
+ */
+typedef struct isola_msg {
+	uint32_t len_;
+	uint8_t nrefs_;
+	uint8_t heap_; /* payload lives in u_.heap (malloc'd) */
+	uint16_t reserved_;
+	union {
+		unsigned char inline_[ISOLA_MSG_INLINE];
+		void *heap;
+	} u_;
+	uintptr_t refs_[ISOLA_MSG_MAX_REFS]; /* pointer | isola_ref_kind */
+} isola_msg;
+
+/* Make msg empty without freeing anything it held. */
+int isola_msg_init(isola_msg *msg);
+
+/* Free the payload and drop every attached reference; msg is empty
+ * afterwards.  NULL is ok. */
+int isola_msg_clear(isola_msg *msg);
+
+/* Replace the payload with a copy of len bytes of data (inline when
+ * len <= ISOLA_MSG_INLINE, else one malloc).  data stays the caller's.
+ * Fails with EINVAL, ETOOBIG (len > ISOLA_MSG_MAX_LEN), ENOMEM; on
+ * failure the old payload is kept. */
+int isola_msg_set_bytes(isola_msg *msg, const void *data, size_t len);
+
+/* Replace the payload with buf, taking ownership of it on success (it
+ * must come from malloc/realloc; the message frees it).  On failure buf
+ * stays the caller's.  Fails with EINVAL, ETOOBIG. */
+int isola_msg_adopt(isola_msg *msg, void *buf, size_t len);
+
+/* Borrow the payload: valid until msg is changed or cleared. */
+int isola_msg_bytes(const isola_msg *msg, const void **data, size_t *len);
+
+/* Attach a blob/channel: the message takes a new reference of its own
+ * (the caller keeps theirs).  Fails with EINVAL, ELIMIT (already
+ * ISOLA_MSG_MAX_REFS). */
+int isola_msg_attach_blob(isola_msg *msg, isola_blob *blob);
+int isola_msg_attach_channel(isola_msg *msg, isola_channel *ch);
+
+/* Number of attached references. */
+int isola_msg_ref_count(const isola_msg *msg, size_t *n);
+
+/* Borrow reference i: *kind is an isola_ref_kind and *ptr an isola_blob*
+ * or isola_channel*, valid while msg holds it (retain to keep it).
+ * Fails with EINVAL (i out of range). */
+int isola_msg_ref(const isola_msg *msg, size_t i, int *kind, void **ptr);
+
+/* ------------------------------------------------------------------ */
+/* Channels                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A bounded multi-producer multi-consumer FIFO of messages, lock-free on
+ * the fast path.  A channel is a refcounted handle: any thread may hold
+ * one, and every function here may be called from any thread.  Messages
+ * still queued when the last handle goes are freed with their references
+ * (a message that holds a handle to its own channel keeps it alive: do
+ * not build such cycles).
+ *
+ * Timeouts are in nanoseconds: 0 tries once, a negative value waits
+ * forever.  Waiters spin briefly, then sleep; a blocked call never
+ * holds a lock.
+ */
+
+#define ISOLA_CHANNEL_MAX_CAPACITY (1u << 30)
+#define ISOLA_SELECT_MAX 64
+
+/* Create a channel holding up to capacity messages (1 ..
+ * ISOLA_CHANNEL_MAX_CAPACITY, rounded up to a power of two).  *out holds
+ * the only handle.  Fails with EINVAL, ENOMEM. */
+int isola_channel_create(size_t capacity, isola_channel **out);
+
+/* Take / drop a handle.  release accepts NULL. */
+int isola_channel_retain(isola_channel *ch);
+int isola_channel_release(isola_channel *ch);
+
+/*
+ * Send msg.  On success the channel owns msg's contents and msg is left
+ * empty.  On failure msg is unchanged and still the caller's.  Fails
+ * with ECLOSED (closed, before or while waiting), EAGAIN (full and
+ * timeout_ns == 0), ETIMEDOUT.
+ */
+int isola_channel_send(isola_channel *ch, isola_msg *msg, int64_t timeout_ns);
+
+/*
+ * Receive the oldest message into *out, which must be empty (it is
+ * overwritten, not cleared); the caller owns it after success.  Fails
+ * with ECLOSED (closed and drained), EAGAIN (empty and timeout_ns == 0),
+ * ETIMEDOUT.
+ */
+int isola_channel_recv(isola_channel *ch, isola_msg *out, int64_t timeout_ns);
+
+/* Close: later sends fail with ECLOSED; receivers drain what is queued,
+ * then get ECLOSED; every blocked sender, receiver and select wakes at
+ * once.  Closing twice is fine. */
+int isola_channel_close(isola_channel *ch);
+
+/*
+ * Receive from whichever of chans[0..n) first has a message (n <=
+ * ISOLA_SELECT_MAX; ready channels are tried from a rotating start so
+ * none starves).  *index is the channel it came from.  Closed, drained
+ * channels are skipped; fails with ECLOSED once all of them are closed
+ * and drained, EAGAIN (nothing ready and timeout_ns == 0), ETIMEDOUT,
+ * EINVAL.
+ */
+int isola_channel_select(isola_channel *const *chans, size_t n,
+			 isola_msg *out, int64_t timeout_ns, size_t *index);
+
+typedef struct isola_channel_stats {
+	uint64_t capacity;
+	uint64_t sent;       /* messages accepted by send */
+	uint64_t received;   /* messages taken by recv/select */
+	uint64_t depth;      /* queued now (sent - received) */
+	uint64_t peak_depth; /* highest depth seen by a sender */
+	uint64_t full_waits; /* times a sender waited because it was full */
+	int closed;
+} isola_channel_stats;
+
+/* A consistent-enough snapshot of the counters (each read atomically). */
+int isola_channel_stats_get(isola_channel *ch, isola_channel_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ISOLA_H */

@@ -1,0 +1,88 @@
+/*
+ * blob.c - immutable refcounted byte ranges.
+ *
+ * Invariant: refs counts the holders; the holder whose release takes it
+ * from 1 to 0 is the only one left and frees the blob.
+ */
+#include "channels/blob.h"
+
+#include "common/alloc.h"
+
+#include <ck_pr.h>
+#include <string.h>
+
+int isola_blob_create(const void *data, size_t len, isola_blob **out)
+{
+	if (out == NULL || (data == NULL && len > 0))
+		return ISOLA_EINVAL;
+	if (len > SIZE_MAX - sizeof(isola_blob))
+		return ISOLA_ETOOBIG;
+	/* One allocation: the bytes follow the header. */
+	isola_blob *b = isola__malloc(sizeof(*b) + len);
+	if (b == NULL)
+		return ISOLA_ENOMEM;
+	b->refs = 1;
+	b->data = (unsigned char *)(b + 1);
+	b->len = len;
+	b->free_fn = NULL;
+	b->ctx = NULL;
+	if (len > 0)
+		memcpy(b->data, data, len);
+	*out = b;
+	return 0;
+}
+
+int isola_blob_wrap(void *data, size_t len, isola_blob_free_fn free_fn,
+		    void *ctx, isola_blob **out)
+{
+	if (out == NULL || (data == NULL && len > 0))
+		return ISOLA_EINVAL;
+	isola_blob *b = isola__malloc(sizeof(*b));
+	if (b == NULL)
+		return ISOLA_ENOMEM;
+	b->refs = 1;
+	b->data = data;
+	b->len = len;
+	b->free_fn = free_fn;
+	b->ctx = ctx;
+	*out = b;
+	return 0;
+}
+
+int isola_blob_retain(isola_blob *blob)
+{
+	if (blob == NULL)
+		return ISOLA_EINVAL;
+	/* No ordering needed: the caller already holds a reference, so
+	 * the blob cannot be freed under us. */
+	ck_pr_inc_64(&blob->refs);
+	return 0;
+}
+
+int isola_blob_release(isola_blob *blob)
+{
+	if (blob == NULL)
+		return 0;
+	bool last;
+	/* Release: our reads of the bytes happen before the count drops,
+	 * so the freeing thread never frees data still being read. */
+	ck_pr_fence_release();
+	ck_pr_dec_64_zero(&blob->refs, &last);
+	if (!last)
+		return 0;
+	/* Acquire: pairs with the other holders' release fences. */
+	ck_pr_fence_acquire();
+	if (blob->free_fn != NULL)
+		blob->free_fn(blob->ctx, blob->data, blob->len);
+	isola__free(blob);
+	return 0;
+}
+
+int isola_blob_data(const isola_blob *blob, const void **data, size_t *len)
+{
+	if (blob == NULL || data == NULL || len == NULL)
+		return ISOLA_EINVAL;
+	*data = blob->data;
+	*len = blob->len;
+	return 0;
+}

@@ -1,0 +1,265 @@
+/*
+ * channel.c - bounded MPMC channels: create, send, recv, close, stats.
+ * The queue algorithm and the close protocol are described in channel.h;
+ * waiting is in wait.c, select in select.c.
+ */
+#include "channels/channel.h"
+
+#include "common/alloc.h"
+
+#include <ck_pr.h>
+#include <string.h>
+
+int isola_channel_create(size_t capacity, isola_channel **out)
+{
+	if (out == NULL || capacity == 0 || capacity > ISOLA_CHANNEL_MAX_CAPACITY)
+		return ISOLA_EINVAL;
+	size_t cap = 1;
+	while (cap < capacity)
+		cap <<= 1;
+
+	isola_channel *ch = isola__aligned_alloc(ISOLA__CACHELINE, sizeof(*ch));
+	if (ch == NULL)
+		return ISOLA_ENOMEM;
+	memset(ch, 0, sizeof(*ch));
+	ch->cells = isola__aligned_alloc(ISOLA__CACHELINE,
+					 cap * sizeof(struct isola__cell));
+	if (ch->cells == NULL) {
+		isola__free(ch);
+		return ISOLA_ENOMEM;
+	}
+	for (size_t i = 0; i < cap; i++) {
+		ch->cells[i].seq = 2 * i; /* cell i is free for position i */
+		isola_msg_init(&ch->cells[i].msg);
+	}
+	ch->mask = cap - 1;
+	ch->refs = 1;
+	ck_ec32_init(&ch->not_empty, 0);
+	ck_ec32_init(&ch->not_full, 0);
+	pthread_mutex_init(&ch->watch_lock, NULL);
+	/* Publish the initialised channel before *out can be shared. */
+	ck_pr_fence_store();
+	*out = ch;
+	return 0;
+}
+
+int isola_channel_retain(isola_channel *ch)
+{
+	if (ch == NULL)
+		return ISOLA_EINVAL;
+	/* The caller holds a handle, so no ordering is needed. */
+	ck_pr_inc_64(&ch->refs);
+	return 0;
+}
+
+/* Free what is still queued; called with no other handle left. */
+static void drain_and_free(isola_channel *ch)
+{
+	uint64_t end = ch->enq_pos & ~ISOLA__CLOSED_BIT;
+	for (uint64_t pos = ch->deq_pos; pos != end; pos++) {
+		struct isola__cell *cell = &ch->cells[pos & ch->mask];
+		if (cell->seq == 2 * pos + 1)
+			isola_msg_clear(&cell->msg);
+	}
+	pthread_mutex_destroy(&ch->watch_lock);
+	isola__free(ch->cells);
+	isola__free(ch);
+}
+
+int isola_channel_release(isola_channel *ch)
+{
+	if (ch == NULL)
+		return 0;
+	bool last;
+	/* Release: this holder's queue operations happen before the count
+	 * drops, so the freeing thread sees every message they left. */
+	ck_pr_fence_release();
+	ck_pr_dec_64_zero(&ch->refs, &last);
+	if (last) {
+		/* Acquire: pairs with every other holder's release fence. */
+		ck_pr_fence_acquire();
+		drain_and_free(ch);
+	}
+	return 0;
+}
+
+/* Track the deepest queue a sender has seen.  deq_seen is a cached,
+ * possibly stale (so never too high) copy of deq_pos: only when the
+ * depth it suggests beats the peak do we read the consumers' cache line
+ * for the true depth.  Keeps the common send off that line. */
+static void note_depth(isola_channel *ch, uint64_t enq)
+{
+	uint64_t peak = ck_pr_load_64(&ch->peak_depth);
+	if (enq - ck_pr_load_64(&ch->deq_seen) <= peak)
+		return;
+	uint64_t deq = ck_pr_load_64(&ch->deq_pos);
+	ck_pr_store_64(&ch->deq_seen, deq);
+	if (deq >= enq)
+		return;
+	uint64_t depth = enq - deq;
+	while (depth > peak &&
+	       !ck_pr_cas_64_value(&ch->peak_depth, peak, depth, &peak))
+		;
+}
+
+int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
+{
+	struct isola__cell *cell;
+	uint64_t pos = ck_pr_load_64(&ch->enq_pos);
+	for (;;) {
+		if (pos & ISOLA__CLOSED_BIT)
+			return ISOLA_ECLOSED;
+		cell = &ch->cells[pos & ch->mask];
+		uint64_t seq = ck_pr_load_64(&cell->seq);
+		/* Acquire: the last consumer of this cell finished reading
+		 * it (it stored seq after) before we overwrite it. */
+		ck_pr_fence_acquire();
+		int64_t dif = (int64_t)(seq - 2 * pos);
+		if (dif == 0) {
+			/* Claim pos.  On failure pos is reloaded, closed bit
+			 * included, so a close makes us stop. */
+			if (ck_pr_cas_64_value(&ch->enq_pos, pos, pos + 1, &pos))
+				break;
+		} else if (dif < 0) {
+			return ISOLA_EAGAIN; /* a lap behind: full */
+		} else {
+			pos = ck_pr_load_64(&ch->enq_pos); /* lost a race */
+		}
+	}
+	isola__msg_move(&cell->msg, msg);
+	/* Release: the message is written before the consumer can see
+	 * seq == 2*pos + 1 and read it. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&cell->seq, 2 * pos + 1);
+	/* A locked increment, so also a full barrier: the seq store above
+	 * is visible before we read nwatch below (select registers, then
+	 * re-checks; one of us sees the other). */
+	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
+	if (ck_pr_load_32(&ch->nwatch) != 0)
+		isola__channel_notify_watchers(ch);
+	note_depth(ch, pos + 1);
+	return 0;
+}
+
+int isola__channel_try_recv(isola_channel *ch, isola_msg *out)
+{
+	struct isola__cell *cell;
+	uint64_t pos = ck_pr_load_64(&ch->deq_pos);
+	for (;;) {
+		cell = &ch->cells[pos & ch->mask];
+		uint64_t seq = ck_pr_load_64(&cell->seq);
+		/* Acquire: pairs with the producer's store fence, so the
+		 * message is visible once seq says the cell is full. */
+		ck_pr_fence_acquire();
+		int64_t dif = (int64_t)(seq - (2 * pos + 1));
+		if (dif == 0) {
+			if (ck_pr_cas_64_value(&ch->deq_pos, pos, pos + 1, &pos))
+				break;
+		} else if (dif < 0) {
+			/* Empty at pos.  Closed and nothing claimed past pos
+			 * means nothing will ever arrive. */
+			uint64_t enq = ck_pr_load_64(&ch->enq_pos);
+			if ((enq & ISOLA__CLOSED_BIT) &&
+			    (enq & ~ISOLA__CLOSED_BIT) == pos)
+				return ISOLA_ECLOSED;
+			return ISOLA_EAGAIN;
+		} else {
+			pos = ck_pr_load_64(&ch->deq_pos);
+		}
+	}
+	isola__msg_move(out, &cell->msg);
+	/* Release: our reads of the cell complete before the producer of
+	 * the next lap sees it free and overwrites it. */
+	ck_pr_fence_release();
+	ck_pr_store_64(&cell->seq, 2 * (pos + ch->mask + 1));
+	/* Full barrier (locked increment); wakes a sender waiting for room. */
+	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
+	return 0;
+}
+
+struct op {
+	isola_channel *ch;
+	isola_msg *msg;
+};
+
+static int ready_send(void *arg)
+{
+	struct op *op = arg;
+	return isola__channel_try_send(op->ch, op->msg);
+}
+
+static int ready_recv(void *arg)
+{
+	struct op *op = arg;
+	return isola__channel_try_recv(op->ch, op->msg);
+}
+
+int isola__channel_send_until(isola_channel *ch, isola_msg *msg,
+			      const isola__deadline *d, int flags)
+{
+	int r = isola__channel_try_send(ch, msg);
+	if (r != ISOLA_EAGAIN || d->now)
+		return r;
+	ck_pr_inc_64(&ch->full_waits); /* statistics only: no ordering */
+	struct op op = { ch, msg };
+	return isola__wait(&ch->not_full, ready_send, &op, d, flags);
+}
+
+int isola__channel_recv_until(isola_channel *ch, isola_msg *out,
+			      const isola__deadline *d, int flags)
+{
+	struct op op = { ch, out };
+	return isola__wait(&ch->not_empty, ready_recv, &op, d, flags);
+}
+
+int isola_channel_send(isola_channel *ch, isola_msg *msg, int64_t timeout_ns)
+{
+	if (ch == NULL || msg == NULL)
+		return ISOLA_EINVAL;
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	return isola__channel_send_until(ch, msg, &d, 0);
+}
+
+int isola_channel_recv(isola_channel *ch, isola_msg *out, int64_t timeout_ns)
+{
+	if (ch == NULL || out == NULL)
+		return ISOLA_EINVAL;
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	return isola__channel_recv_until(ch, out, &d, 0);
+}
+
+int isola_channel_close(isola_channel *ch)
+{
+	if (ch == NULL)
+		return ISOLA_EINVAL;
+	/* Atomic OR (a full barrier): every later claim sees the bit. */
+	ck_pr_or_64(&ch->enq_pos, ISOLA__CLOSED_BIT);
+	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
+	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
+	if (ck_pr_load_32(&ch->nwatch) != 0)
+		isola__channel_notify_watchers(ch);
+	return 0;
+}
+
+int isola_channel_stats_get(isola_channel *ch, isola_channel_stats *out)
+{
+	if (ch == NULL || out == NULL)
+		return ISOLA_EINVAL;
+	uint64_t enq = ck_pr_load_64(&ch->enq_pos);
+	uint64_t deq = ck_pr_load_64(&ch->deq_pos);
+	uint64_t sent = enq & ~ISOLA__CLOSED_BIT;
+	/* enq_pos counts claims; a claim is delivered moments later, so
+	 * depth is clamped rather than trusted to be >= 0 mid-flight. */
+	out->capacity = ch->mask + 1;
+	out->sent = sent;
+	out->received = deq;
+	out->depth = sent > deq ? sent - deq : 0;
+	out->peak_depth = ck_pr_load_64(&ch->peak_depth);
+	if (out->peak_depth < out->depth)
+		out->peak_depth = out->depth;
+	out->full_waits = ck_pr_load_64(&ch->full_waits);
+	out->closed = (enq & ISOLA__CLOSED_BIT) != 0;
+	return 0;
+}

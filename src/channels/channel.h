@@ -1,0 +1,95 @@
+/*
+ * channel.h - the layout of isola_channel (internal).
+ *
+ * The queue is Dmitry Vyukov's bounded MPMC queue: each cell carries a
+ * sequence number that says whose turn it is.  For position pos, cell
+ * pos & mask is free for the producer when seq == 2*pos, and full for
+ * the consumer when seq == 2*pos + 1; the consumer then sets seq to
+ * 2*(pos + capacity), handing the cell to the producer of the next lap.
+ * (Vyukov counts in whole steps, which cannot tell "full, lap k" from
+ * "free, lap k+1" when the capacity is 1; half steps can.)
+ * Producers never wait for each other (unlike ck_ring's MPMC mode, a
+ * producer preempted between claiming and filling a cell delays only
+ * the consumer of that cell), which is what keeps throughput up when
+ * there are more threads than cores.
+ *
+ * Closing sets ISOLA__CLOSED_BIT in enq_pos, in the same word producers
+ * claim positions with, so a send either claimed its position before
+ * the close (and its message will be received) or fails with ECLOSED:
+ * no message is accepted and then lost.
+ */
+#ifndef ISOLA_CHANNELS_CHANNEL_H
+#define ISOLA_CHANNELS_CHANNEL_H
+
+#include "isola.h"
+
+#include "channels/wait.h"
+
+#include <ck_ec.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#define ISOLA__CACHELINE 64
+#define ISOLA__REF_KIND_MASK ((uintptr_t)1)
+#define ISOLA__CLOSED_BIT ((uint64_t)1 << 63)
+
+struct isola__cell {
+	uint64_t seq; /* atomic: turn number, see above */
+	isola_msg msg;
+} __attribute__((aligned(ISOLA__CACHELINE)));
+
+/* A select() in progress, registered on each channel it watches. */
+struct isola__watcher {
+	struct ck_ec32 *ec; /* the select's event count, bumped on change */
+	struct isola__watcher *next;
+	struct isola__watcher *prev;
+};
+
+struct isola_channel {
+	/* Producers' line. */
+	uint64_t enq_pos;  /* atomic: next position to claim | CLOSED_BIT */
+	uint64_t deq_seen; /* atomic hint: a recent deq_pos, for peak_depth */
+	char pad0[ISOLA__CACHELINE - 2 * sizeof(uint64_t)];
+	/* Consumers' line. */
+	uint64_t deq_pos; /* atomic: next position to take */
+	char pad1[ISOLA__CACHELINE - sizeof(uint64_t)];
+	/* Sleeping: receivers sleep on not_empty (bumped by every send and
+	 * by close), senders on not_full (bumped by every recv and close). */
+	struct ck_ec32 not_empty;
+	char pad2[ISOLA__CACHELINE - sizeof(struct ck_ec32)];
+	struct ck_ec32 not_full;
+	char pad3[ISOLA__CACHELINE - sizeof(struct ck_ec32)];
+	/* Cold fields. */
+	uint64_t mask;       /* capacity - 1 */
+	uint64_t refs;       /* atomic: handles, including those in messages */
+	uint64_t peak_depth; /* atomic */
+	uint64_t full_waits; /* atomic */
+	uint32_t nwatch;     /* atomic: watchers registered (select) */
+	pthread_mutex_t watch_lock; /* guards watchers */
+	struct isola__watcher *watchers;
+	struct isola__cell *cells;
+};
+
+/* Move src's contents into dst (which is overwritten); src ends empty. */
+void isola__msg_move(isola_msg *dst, isola_msg *src);
+void isola__ref_retain(uintptr_t ref);
+void isola__ref_release(uintptr_t ref);
+
+/* One non-blocking attempt: 0, ISOLA_EAGAIN or ISOLA_ECLOSED. */
+int isola__channel_try_send(isola_channel *ch, isola_msg *msg);
+int isola__channel_try_recv(isola_channel *ch, isola_msg *out);
+
+/* send/recv with an explicit deadline and isola__wait flags (the Python
+ * front uses ISOLA__WAIT_INTERRUPTIBLE). */
+int isola__channel_send_until(isola_channel *ch, isola_msg *msg,
+			      const isola__deadline *d, int flags);
+int isola__channel_recv_until(isola_channel *ch, isola_msg *out,
+			      const isola__deadline *d, int flags);
+int isola__channel_select_until(isola_channel *const *chans, size_t n,
+				isola_msg *out, const isola__deadline *d,
+				int flags, size_t *index);
+
+/* Wake select() watchers of ch (slow path, only when nwatch > 0). */
+void isola__channel_notify_watchers(isola_channel *ch);
+
+#endif

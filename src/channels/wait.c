@@ -1,0 +1,168 @@
+/*
+ * wait.c - futex ops for ck_ec, deadlines, and the spin-then-sleep loop.
+ */
+#include "channels/wait.h"
+
+#include "isola.h"
+
+#include <ck_pr.h>
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int64_t isola__spin_ns = 20000;
+
+/* Per-wait state, reached from ck_ec's callbacks through wait_state->data. */
+struct wait_ctx {
+	const isola__deadline *deadline;
+	int flags;
+	bool interrupted;
+};
+
+static int ops_gettime(const struct ck_ec_ops *ops, struct timespec *out)
+{
+	(void)ops;
+	return clock_gettime(CLOCK_MONOTONIC, out);
+}
+
+/* Sleep while *addr == expected, until the absolute deadline (NULL:
+ * forever).  FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time,
+ * so there is no drift between the deadline and the sleep. */
+static void ops_wait32(const struct ck_ec_wait_state *st, const uint32_t *addr,
+		       uint32_t expected, const struct timespec *deadline)
+{
+	long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+			 expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+	if (r == -1 && errno == EINTR && st->data != NULL)
+		((struct wait_ctx *)st->data)->interrupted = true;
+}
+
+static void ops_wake32(const struct ck_ec_ops *ops, const uint32_t *addr)
+{
+	(void)ops;
+	syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
+		NULL, 0);
+}
+
+static const struct ck_ec_ops futex_ops = {
+	.gettime = ops_gettime,
+	.wait32 = ops_wait32,
+	.wake32 = ops_wake32,
+	.busy_loop_iter = 64,
+	/* Long first sleep: our predicate clamps every sleep to the caller's
+	 * deadline, so ck_ec's backoff only bounds sleeps with no deadline. */
+	.initial_wait_ns = 1000000000u,
+};
+
+const struct ck_ec_mode isola__ec_mode = {
+	.ops = &futex_ops,
+	.single_producer = false,
+};
+
+int64_t isola__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void isola__deadline_init(isola__deadline *d, int64_t timeout_ns)
+{
+	d->forever = timeout_ns < 0;
+	d->now = timeout_ns == 0;
+	d->at.tv_sec = 0;
+	d->at.tv_nsec = 0;
+	if (timeout_ns > 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		/* Saturate far-future deadlines rather than overflow. */
+		int64_t secs = timeout_ns / 1000000000;
+		if (secs > (int64_t)1 << 40) {
+			d->forever = true;
+			return;
+		}
+		d->at.tv_sec = now.tv_sec + (time_t)secs;
+		d->at.tv_nsec = now.tv_nsec + (long)(timeout_ns % 1000000000);
+		if (d->at.tv_nsec >= 1000000000) {
+			d->at.tv_sec++;
+			d->at.tv_nsec -= 1000000000;
+		}
+	}
+}
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+bool isola__deadline_passed(const isola__deadline *d)
+{
+	if (d->forever)
+		return false;
+	if (d->now)
+		return true;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return !ts_before(&now, &d->at);
+}
+
+/* ck_ec predicate, run before each sleep: stop on a signal when asked,
+ * and never sleep past the caller's deadline. */
+static int wait_pred(const struct ck_ec_wait_state *st, struct timespec *partial)
+{
+	struct wait_ctx *ctx = st->data;
+	if (ctx->interrupted && (ctx->flags & ISOLA__WAIT_INTERRUPTIBLE))
+		return ISOLA_EINTR;
+	ctx->interrupted = false;
+	if (!ctx->deadline->forever && ts_before(&ctx->deadline->at, partial))
+		*partial = ctx->deadline->at;
+	return 0;
+}
+
+int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
+		const isola__deadline *deadline, int flags)
+{
+	int r = ready(arg);
+	if (r != ISOLA_EAGAIN || deadline->now)
+		return r;
+
+	/* Spin: re-check the condition itself, which is cheaper to see
+	 * change than the event count and needs no barrier of ours. */
+	int64_t spin_until = isola__now_ns() + isola__spin_ns;
+	for (unsigned i = 1;; i++) {
+		ck_pr_stall();
+		if ((i & 15) == 0) {
+			r = ready(arg);
+			if (r != ISOLA_EAGAIN)
+				return r;
+			if ((i & 255) == 0 &&
+			    (isola__now_ns() >= spin_until ||
+			     isola__deadline_passed(deadline)))
+				break;
+		}
+	}
+
+	struct wait_ctx ctx = { .deadline = deadline, .flags = flags };
+	const struct timespec *dl = deadline->forever ? NULL : &deadline->at;
+	for (;;) {
+		/* Snapshot before re-checking: a change after our check bumps
+		 * the count past the snapshot, so the sleep returns at once. */
+		uint32_t snap = ck_ec32_value(ec);
+		r = ready(arg);
+		if (r != ISOLA_EAGAIN)
+			return r;
+		if (isola__deadline_passed(deadline))
+			return ISOLA_ETIMEDOUT;
+		int w = ck_ec32_wait_pred(ec, &isola__ec_mode, snap, wait_pred,
+					  &ctx, dl);
+		if (w == ISOLA_EINTR) {
+			r = ready(arg); /* a message beats the signal */
+			return r != ISOLA_EAGAIN ? r : ISOLA_EINTR;
+		}
+		/* w == -1 is a timeout: loop once more to re-check ready(). */
+	}
+}

@@ -1,0 +1,56 @@
+/*
+ * wait.h - how isola threads block: spin briefly on the condition, then
+ * sleep on a Concurrency Kit event count (ck_ec) backed by a futex.
+ *
+ * The protocol (ck_ec's): a waiter snapshots the event count, re-checks
+ * its condition, and sleeps only if the count still has the snapshot
+ * value.  A producer changes the data, then increments the count; the
+ * increment is a locked instruction (a full barrier) and makes a futex
+ * wake call only when a sleeper has flagged the count.  So there are no
+ * lost wake-ups and no system call while nobody sleeps.
+ */
+#ifndef ISOLA_CHANNELS_WAIT_H
+#define ISOLA_CHANNELS_WAIT_H
+
+#include <ck_ec.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Multi-producer mode with isola's futex ops; shared by every ec. */
+extern const struct ck_ec_mode isola__ec_mode;
+
+/* An absolute CLOCK_MONOTONIC deadline, or none. */
+typedef struct isola__deadline {
+	struct timespec at;
+	bool forever; /* negative timeout */
+	bool now;     /* zero timeout: try once */
+} isola__deadline;
+
+void isola__deadline_init(isola__deadline *d, int64_t timeout_ns);
+bool isola__deadline_passed(const isola__deadline *d);
+int64_t isola__now_ns(void);
+
+/* Flags for isola__wait. */
+enum {
+	/* Return ISOLA_EINTR when a signal interrupts the sleep (the Python
+	 * front uses it to run signal handlers, e.g. Ctrl-C). */
+	ISOLA__WAIT_INTERRUPTIBLE = 1,
+};
+
+/* Spin budget before sleeping, in ns.  A parked thread takes ~70 us to
+ * wake on these machines while a spinning one sees a message in ~0.35 us,
+ * so a reply already on its way is worth a short spin. */
+extern int64_t isola__spin_ns;
+
+/*
+ * Poll ready(arg) until it returns a value != ISOLA_EAGAIN, sleeping on
+ * ec between polls.  Returns that value, ISOLA_EAGAIN if the deadline is
+ * "now", ISOLA_ETIMEDOUT, or ISOLA_EINTR (with ISOLA__WAIT_INTERRUPTIBLE).
+ * ready() is called again after every wake-up, so spurious wake-ups are
+ * harmless.
+ */
+int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
+		const isola__deadline *deadline, int flags);
+
+#endif

@@ -1,0 +1,58 @@
+/* alloc.c - the internal allocator and its fault-injection counter. */
+#include "common/alloc.h"
+
+#include <ck_pr.h>
+#include <stdlib.h>
+
+/* Countdown to the failing allocation; 0 = never fail.  Relaxed atomics:
+ * tests set it while no other allocation is meant to race. */
+static int fail_countdown;
+static int fail_persist;
+
+static int should_fail(void)
+{
+	int n = ck_pr_load_int(&fail_countdown);
+	if (n == 0)
+		return 0;
+	if (n > 1) {
+		ck_pr_dec_int(&fail_countdown);
+		return 0;
+	}
+	if (!ck_pr_load_int(&fail_persist))
+		ck_pr_store_int(&fail_countdown, 0);
+	return 1;
+}
+
+void isola__alloc_fail_after(long n, int persist)
+{
+	ck_pr_store_int(&fail_persist, persist);
+	ck_pr_store_int(&fail_countdown, n < 0 ? 0 : (int)n);
+}
+
+void *isola__malloc(size_t n)
+{
+	return should_fail() ? NULL : malloc(n ? n : 1);
+}
+
+void *isola__calloc(size_t count, size_t n)
+{
+	return should_fail() ? NULL : calloc(count ? count : 1, n ? n : 1);
+}
+
+void *isola__realloc(void *p, size_t n)
+{
+	return should_fail() ? NULL : realloc(p, n ? n : 1);
+}
+
+void isola__free(void *p)
+{
+	free(p);
+}
+
+void *isola__aligned_alloc(size_t align, size_t n)
+{
+	void *p = NULL;
+	if (should_fail() || posix_memalign(&p, align, n ? n : 1) != 0)
+		return NULL;
+	return p;
+}

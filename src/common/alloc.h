@@ -1,0 +1,24 @@
+/*
+ * alloc.h - isola's internal allocator: malloc/realloc/free with a
+ * fault-injection hook, so tests can fail the Nth allocation and check
+ * that nothing leaks or is lost (SQLite's fault tests).
+ */
+#ifndef ISOLA_COMMON_ALLOC_H
+#define ISOLA_COMMON_ALLOC_H
+
+#include <stddef.h>
+
+void *isola__malloc(size_t n);
+void *isola__calloc(size_t count, size_t n);
+void *isola__realloc(void *p, size_t n);
+void isola__free(void *p);
+/* align must be a power of two multiple of sizeof(void *); free with
+ * isola__free. */
+void *isola__aligned_alloc(size_t align, size_t n);
+
+/* Make the allocation n calls from now fail (n = 1: the next one), and
+ * every one after it while persist is set.  n = 0 turns failures off.
+ * For tests; any thread. */
+void isola__alloc_fail_after(long n, int persist);
+
+#endif
