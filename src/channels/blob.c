@@ -8,7 +8,7 @@
 
 #include "common/alloc.h"
 
-#include <ck_pr.h>
+#include "common/atomics.h"
 #include <string.h>
 
 int isola_blob_create(const void *data, size_t len, isola_blob **out)
@@ -53,9 +53,7 @@ int isola_blob_retain(isola_blob *blob)
 {
 	if (blob == NULL)
 		return ISOLA_EINVAL;
-	/* No ordering needed: the caller already holds a reference, so
-	 * the blob cannot be freed under us. */
-	ck_pr_inc_64(&blob->refs);
+	isola__ref_inc(&blob->refs);
 	return 0;
 }
 
@@ -63,15 +61,10 @@ int isola_blob_release(isola_blob *blob)
 {
 	if (blob == NULL)
 		return 0;
-	bool last;
-	/* Release: our reads of the bytes happen before the count drops,
-	 * so the freeing thread never frees data still being read. */
-	ck_pr_fence_release();
-	ck_pr_dec_64_zero(&blob->refs, &last);
-	if (!last)
+	/* acq_rel: every holder's reads of the bytes happen before the
+	 * last holder frees them. */
+	if (!isola__ref_dec_is_last(&blob->refs))
 		return 0;
-	/* Acquire: pairs with the other holders' release fences. */
-	ck_pr_fence_acquire();
 	if (blob->free_fn != NULL)
 		blob->free_fn(blob->ctx, blob->data, blob->len);
 	isola__free(blob);

@@ -7,7 +7,8 @@
 
 #include "common/alloc.h"
 
-#include <ck_pr.h>
+#include "common/atomics.h"
+
 #include <string.h>
 
 int isola_channel_create(size_t capacity, isola_channel **out)
@@ -37,9 +38,7 @@ int isola_channel_create(size_t capacity, isola_channel **out)
 	ck_ec32_init(&ch->not_empty, 0);
 	ck_ec32_init(&ch->not_full, 0);
 	pthread_mutex_init(&ch->watch_lock, NULL);
-	/* Publish the initialised channel before *out can be shared. */
-	ck_pr_fence_store();
-	*out = ch;
+	*out = ch; /* shared later through a synchronising hand-off */
 	return 0;
 }
 
@@ -47,8 +46,7 @@ int isola_channel_retain(isola_channel *ch)
 {
 	if (ch == NULL)
 		return ISOLA_EINVAL;
-	/* The caller holds a handle, so no ordering is needed. */
-	ck_pr_inc_64(&ch->refs);
+	isola__ref_inc(&ch->refs);
 	return 0;
 }
 
@@ -70,16 +68,10 @@ int isola_channel_release(isola_channel *ch)
 {
 	if (ch == NULL)
 		return 0;
-	bool last;
-	/* Release: this holder's queue operations happen before the count
-	 * drops, so the freeing thread sees every message they left. */
-	ck_pr_fence_release();
-	ck_pr_dec_64_zero(&ch->refs, &last);
-	if (last) {
-		/* Acquire: pairs with every other holder's release fence. */
-		ck_pr_fence_acquire();
+	/* acq_rel: every holder's queue operations happen before the last
+	 * one frees, so it sees (and frees) every message they left. */
+	if (isola__ref_dec_is_last(&ch->refs))
 		drain_and_free(ch);
-	}
 	return 0;
 }
 
@@ -89,53 +81,51 @@ int isola_channel_release(isola_channel *ch)
  * for the true depth.  Keeps the common send off that line. */
 static void note_depth(isola_channel *ch, uint64_t enq)
 {
-	uint64_t peak = ck_pr_load_64(&ch->peak_depth);
-	if (enq - ck_pr_load_64(&ch->deq_seen) <= peak)
+	/* All relaxed: statistics, nothing is published through them. */
+	uint64_t peak = isola__load_relaxed(&ch->peak_depth);
+	if (enq - isola__load_relaxed(&ch->deq_seen) <= peak)
 		return;
-	uint64_t deq = ck_pr_load_64(&ch->deq_pos);
-	ck_pr_store_64(&ch->deq_seen, deq);
+	uint64_t deq = isola__load_relaxed(&ch->deq_pos);
+	isola__store_relaxed(&ch->deq_seen, deq);
 	if (deq >= enq)
 		return;
 	uint64_t depth = enq - deq;
-	while (depth > peak &&
-	       !ck_pr_cas_64_value(&ch->peak_depth, peak, depth, &peak))
+	while (depth > peak && !isola__cas_relaxed(&ch->peak_depth, &peak, depth))
 		;
 }
 
 int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
 {
 	struct isola__cell *cell;
-	uint64_t pos = ck_pr_load_64(&ch->enq_pos);
+	uint64_t pos = isola__load_relaxed(&ch->enq_pos);
 	for (;;) {
 		if (pos & ISOLA__CLOSED_BIT)
 			return ISOLA_ECLOSED;
 		cell = &ch->cells[pos & ch->mask];
-		uint64_t seq = ck_pr_load_64(&cell->seq);
 		/* Acquire: the last consumer of this cell finished reading
-		 * it (it stored seq after) before we overwrite it. */
-		ck_pr_fence_acquire();
+		 * it (then released seq) before we overwrite it. */
+		uint64_t seq = isola__load_acquire(&cell->seq);
 		int64_t dif = (int64_t)(seq - 2 * pos);
 		if (dif == 0) {
 			/* Claim pos.  On failure pos is reloaded, closed bit
 			 * included, so a close makes us stop. */
-			if (ck_pr_cas_64_value(&ch->enq_pos, pos, pos + 1, &pos))
+			if (isola__cas_acq_rel(&ch->enq_pos, &pos, pos + 1))
 				break;
 		} else if (dif < 0) {
 			return ISOLA_EAGAIN; /* a lap behind: full */
 		} else {
-			pos = ck_pr_load_64(&ch->enq_pos); /* lost a race */
+			pos = isola__load_relaxed(&ch->enq_pos); /* lost a race */
 		}
 	}
 	isola__msg_move(&cell->msg, msg);
 	/* Release: the message is written before the consumer can see
 	 * seq == 2*pos + 1 and read it. */
-	ck_pr_fence_store();
-	ck_pr_store_64(&cell->seq, 2 * pos + 1);
+	isola__store_release(&cell->seq, 2 * pos + 1);
 	/* A locked increment, so also a full barrier: the seq store above
 	 * is visible before we read nwatch below (select registers, then
 	 * re-checks; one of us sees the other). */
 	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
-	if (ck_pr_load_32(&ch->nwatch) != 0)
+	if (isola__load_relaxed(&ch->nwatch) != 0)
 		isola__channel_notify_watchers(ch);
 	note_depth(ch, pos + 1);
 	return 0;
@@ -144,34 +134,32 @@ int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
 int isola__channel_try_recv(isola_channel *ch, isola_msg *out)
 {
 	struct isola__cell *cell;
-	uint64_t pos = ck_pr_load_64(&ch->deq_pos);
+	uint64_t pos = isola__load_relaxed(&ch->deq_pos);
 	for (;;) {
 		cell = &ch->cells[pos & ch->mask];
-		uint64_t seq = ck_pr_load_64(&cell->seq);
-		/* Acquire: pairs with the producer's store fence, so the
+		/* Acquire: pairs with the producer's release of seq, so the
 		 * message is visible once seq says the cell is full. */
-		ck_pr_fence_acquire();
+		uint64_t seq = isola__load_acquire(&cell->seq);
 		int64_t dif = (int64_t)(seq - (2 * pos + 1));
 		if (dif == 0) {
-			if (ck_pr_cas_64_value(&ch->deq_pos, pos, pos + 1, &pos))
+			if (isola__cas_acq_rel(&ch->deq_pos, &pos, pos + 1))
 				break;
 		} else if (dif < 0) {
 			/* Empty at pos.  Closed and nothing claimed past pos
 			 * means nothing will ever arrive. */
-			uint64_t enq = ck_pr_load_64(&ch->enq_pos);
+			uint64_t enq = isola__load_acquire(&ch->enq_pos);
 			if ((enq & ISOLA__CLOSED_BIT) &&
 			    (enq & ~ISOLA__CLOSED_BIT) == pos)
 				return ISOLA_ECLOSED;
 			return ISOLA_EAGAIN;
 		} else {
-			pos = ck_pr_load_64(&ch->deq_pos);
+			pos = isola__load_relaxed(&ch->deq_pos);
 		}
 	}
 	isola__msg_move(out, &cell->msg);
 	/* Release: our reads of the cell complete before the producer of
 	 * the next lap sees it free and overwrites it. */
-	ck_pr_fence_release();
-	ck_pr_store_64(&cell->seq, 2 * (pos + ch->mask + 1));
+	isola__store_release(&cell->seq, 2 * (pos + ch->mask + 1));
 	/* Full barrier (locked increment); wakes a sender waiting for room. */
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
 	return 0;
@@ -200,7 +188,7 @@ int isola__channel_send_until(isola_channel *ch, isola_msg *msg,
 	int r = isola__channel_try_send(ch, msg);
 	if (r != ISOLA_EAGAIN || d->now)
 		return r;
-	ck_pr_inc_64(&ch->full_waits); /* statistics only: no ordering */
+	isola__add_relaxed(&ch->full_waits, 1); /* statistics only */
 	struct op op = { ch, msg };
 	return isola__wait(&ch->not_full, ready_send, &op, d, flags);
 }
@@ -234,11 +222,12 @@ int isola_channel_close(isola_channel *ch)
 {
 	if (ch == NULL)
 		return ISOLA_EINVAL;
-	/* Atomic OR (a full barrier): every later claim sees the bit. */
-	ck_pr_or_64(&ch->enq_pos, ISOLA__CLOSED_BIT);
+	/* Atomic OR into the claim word: every later claim sees the bit,
+	 * and no claim can slip in between (see channel.h). */
+	__atomic_fetch_or(&ch->enq_pos, ISOLA__CLOSED_BIT, __ATOMIC_ACQ_REL);
 	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
-	if (ck_pr_load_32(&ch->nwatch) != 0)
+	if (isola__load_relaxed(&ch->nwatch) != 0)
 		isola__channel_notify_watchers(ch);
 	return 0;
 }
@@ -247,8 +236,8 @@ int isola_channel_stats_get(isola_channel *ch, isola_channel_stats *out)
 {
 	if (ch == NULL || out == NULL)
 		return ISOLA_EINVAL;
-	uint64_t enq = ck_pr_load_64(&ch->enq_pos);
-	uint64_t deq = ck_pr_load_64(&ch->deq_pos);
+	uint64_t enq = isola__load_relaxed(&ch->enq_pos);
+	uint64_t deq = isola__load_relaxed(&ch->deq_pos);
 	uint64_t sent = enq & ~ISOLA__CLOSED_BIT;
 	/* enq_pos counts claims; a claim is delivered moments later, so
 	 * depth is clamped rather than trusted to be >= 0 mid-flight. */
@@ -256,10 +245,10 @@ int isola_channel_stats_get(isola_channel *ch, isola_channel_stats *out)
 	out->sent = sent;
 	out->received = deq;
 	out->depth = sent > deq ? sent - deq : 0;
-	out->peak_depth = ck_pr_load_64(&ch->peak_depth);
+	out->peak_depth = isola__load_relaxed(&ch->peak_depth);
 	if (out->peak_depth < out->depth)
 		out->peak_depth = out->depth;
-	out->full_waits = ck_pr_load_64(&ch->full_waits);
+	out->full_waits = isola__load_relaxed(&ch->full_waits);
 	out->closed = (enq & ISOLA__CLOSED_BIT) != 0;
 	return 0;
 }

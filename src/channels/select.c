@@ -13,7 +13,7 @@
  */
 #include "channels/channel.h"
 
-#include <ck_pr.h>
+#include "common/atomics.h"
 
 struct select_op {
 	isola_channel *const *chans;
@@ -42,9 +42,9 @@ static void watch(isola_channel *ch, struct isola__watcher *node)
 		ch->watchers->prev = node;
 	ch->watchers = node;
 	pthread_mutex_unlock(&ch->watch_lock);
-	/* Full barrier before the caller re-checks the queues; see top. */
-	ck_pr_inc_32(&ch->nwatch);
-	ck_pr_fence_memory();
+	/* seq_cst RMW (a locked instruction, a full barrier) before the
+	 * caller re-checks the queues; see the top of this file. */
+	__atomic_add_fetch(&ch->nwatch, 1, __ATOMIC_SEQ_CST);
 }
 
 static void unwatch(isola_channel *ch, struct isola__watcher *node)
@@ -57,7 +57,7 @@ static void unwatch(isola_channel *ch, struct isola__watcher *node)
 	if (node->next != NULL)
 		node->next->prev = node->prev;
 	pthread_mutex_unlock(&ch->watch_lock);
-	ck_pr_dec_32(&ch->nwatch);
+	__atomic_sub_fetch(&ch->nwatch, 1, __ATOMIC_RELAXED);
 }
 
 /* One pass over the channels from a rotating start. */

@@ -1,7 +1,7 @@
 /* alloc.c - the internal allocator and its fault-injection counter. */
 #include "common/alloc.h"
 
-#include <ck_pr.h>
+#include "common/atomics.h"
 #include <stdlib.h>
 
 /* Countdown to the failing allocation; 0 = never fail.  Relaxed atomics:
@@ -11,22 +11,22 @@ static int fail_persist;
 
 static int should_fail(void)
 {
-	int n = ck_pr_load_int(&fail_countdown);
+	int n = isola__load_relaxed(&fail_countdown);
 	if (n == 0)
 		return 0;
 	if (n > 1) {
-		ck_pr_dec_int(&fail_countdown);
+		__atomic_sub_fetch(&fail_countdown, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
-	if (!ck_pr_load_int(&fail_persist))
-		ck_pr_store_int(&fail_countdown, 0);
+	if (!isola__load_relaxed(&fail_persist))
+		isola__store_relaxed(&fail_countdown, 0);
 	return 1;
 }
 
 void isola__alloc_fail_after(long n, int persist)
 {
-	ck_pr_store_int(&fail_persist, persist);
-	ck_pr_store_int(&fail_countdown, n < 0 ? 0 : (int)n);
+	isola__store_relaxed(&fail_persist, persist);
+	isola__store_relaxed(&fail_countdown, n < 0 ? 0 : (int)n);
 }
 
 void *isola__malloc(size_t n)
