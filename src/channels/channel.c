@@ -146,10 +146,12 @@ int isola__channel_try_recv(isola_channel *ch, isola_msg *out)
 				break;
 		} else if (dif < 0) {
 			/* Empty at pos.  Closed and nothing claimed past pos
-			 * means nothing will ever arrive. */
+			 * means nothing will ever arrive.  The closed flag
+			 * keeps an empty poll off the producers' line. */
+			if (!isola__load_acquire(&ch->closed))
+				return ISOLA_EAGAIN;
 			uint64_t enq = isola__load_acquire(&ch->enq_pos);
-			if ((enq & ISOLA__CLOSED_BIT) &&
-			    (enq & ~ISOLA__CLOSED_BIT) == pos)
+			if ((enq & ~ISOLA__CLOSED_BIT) == pos)
 				return ISOLA_ECLOSED;
 			return ISOLA_EAGAIN;
 		} else {
@@ -225,6 +227,9 @@ int isola_channel_close(isola_channel *ch)
 	/* Atomic OR into the claim word: every later claim sees the bit,
 	 * and no claim can slip in between (see channel.h). */
 	__atomic_fetch_or(&ch->enq_pos, ISOLA__CLOSED_BIT, __ATOMIC_ACQ_REL);
+	/* Release: a receiver that sees closed also sees CLOSED_BIT.  One
+	 * that misses it is woken by the increments below and looks again. */
+	isola__store_release(&ch->closed, 1);
 	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
 	if (isola__load_relaxed(&ch->nwatch) != 0)

@@ -65,6 +65,8 @@ struct isola_channel {
 	uint64_t peak_depth; /* atomic */
 	uint64_t full_waits; /* atomic */
 	uint32_t nwatch;     /* atomic: watchers registered (select) */
+	uint32_t closed;     /* atomic: set after CLOSED_BIT; read-mostly, so
+				empty receivers need not touch enq_pos */
 	pthread_mutex_t watch_lock; /* guards watchers */
 	struct isola__watcher *watchers;
 	struct isola__cell *cells;

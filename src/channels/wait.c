@@ -130,20 +130,18 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 	if (r != ISOLA_EAGAIN || deadline->now)
 		return r;
 
-	/* Spin: re-check the condition itself, which is cheaper to see
-	 * change than the event count and needs no barrier of ours. */
+	/* Spin: re-check the condition itself (one pause apart: a pause
+	 * is ~40-140 cycles, and a reply may be that close), reading the
+	 * clock only every 64 rounds. */
 	int64_t spin_until = isola__now_ns() + isola__spin_ns;
 	for (unsigned i = 1;; i++) {
 		ck_pr_stall();
-		if ((i & 15) == 0) {
-			r = ready(arg);
-			if (r != ISOLA_EAGAIN)
-				return r;
-			if ((i & 255) == 0 &&
-			    (isola__now_ns() >= spin_until ||
-			     isola__deadline_passed(deadline)))
-				break;
-		}
+		r = ready(arg);
+		if (r != ISOLA_EAGAIN)
+			return r;
+		if ((i & 63) == 0 && (isola__now_ns() >= spin_until ||
+				      isola__deadline_passed(deadline)))
+			break;
 	}
 
 	struct wait_ctx ctx = { .deadline = deadline, .flags = flags };

@@ -1,0 +1,398 @@
+/*
+ * bench_channel.c - isola channels against a mutex+condvar queue (the
+ * baseline, built here) and a plain ck SPSC ring (the floor), in one run:
+ *   1. 1 producer / 1 consumer, 16-byte messages: throughput
+ *   2. 2 producers sharing one core / 1 consumer: throughput
+ *   3. ping-pong round trip, receiver blocking (spinning ring for the floor)
+ *   4. 1 MiB payload: owned buffer (copied) vs blob reference
+ * Prints a table, or JSON with --json.  --quick shortens every run.
+ */
+#include <ck_ring.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "isola.h"
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu % CPU_SETSIZE, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static int ncpus(void)
+{
+	cpu_set_t set;
+	sched_getaffinity(0, sizeof(set), &set);
+	return CPU_COUNT(&set);
+}
+
+/* ---- baseline: bounded ring under one mutex, two condvars ---------- */
+struct mq {
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty, not_full;
+	isola_msg *slots;
+	size_t cap, head, tail, count;
+	int waiting_recv, waiting_send;
+};
+
+static void mq_init(struct mq *q, size_t cap)
+{
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->not_empty, NULL);
+	pthread_cond_init(&q->not_full, NULL);
+	q->slots = calloc(cap, sizeof(isola_msg));
+	q->cap = cap;
+	q->head = q->tail = q->count = 0;
+	q->waiting_recv = q->waiting_send = 0;
+}
+
+static void mq_send(struct mq *q, isola_msg *m)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->count == q->cap) {
+		q->waiting_send++;
+		pthread_cond_wait(&q->not_full, &q->lock);
+		q->waiting_send--;
+	}
+	q->slots[q->tail] = *m;
+	q->tail = (q->tail + 1) % q->cap;
+	q->count++;
+	if (q->waiting_recv)
+		pthread_cond_signal(&q->not_empty);
+	pthread_mutex_unlock(&q->lock);
+	isola_msg_init(m);
+}
+
+static void mq_recv(struct mq *q, isola_msg *m)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->count == 0) {
+		q->waiting_recv++;
+		pthread_cond_wait(&q->not_empty, &q->lock);
+		q->waiting_recv--;
+	}
+	*m = q->slots[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	if (q->waiting_send)
+		pthread_cond_signal(&q->not_full);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void mq_destroy(struct mq *q)
+{
+	free(q->slots);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->not_empty);
+	pthread_cond_destroy(&q->not_full);
+}
+
+/* ---- throughput: P producers, one consumer ------------------------- */
+enum impl { IMPL_ISOLA, IMPL_MUTEX, IMPL_RING };
+static const char *impl_name[] = { "isola channel", "mutex+condvar", "ck SPSC ring" };
+
+struct tp {
+	enum impl impl;
+	isola_channel *ch;
+	struct mq mq;
+	ck_ring_t ring;
+	ck_ring_buffer_t *ring_buf;
+	long per_producer;
+	int producer_cpu;
+};
+
+static void *tp_producer(void *arg)
+{
+	struct tp *t = arg;
+	if (t->producer_cpu >= 0)
+		pin(t->producer_cpu);
+	unsigned char payload[16] = { 1 };
+	for (long i = 0; i < t->per_producer; i++) {
+		if (t->impl == IMPL_RING) {
+			while (!ck_ring_enqueue_spsc(&t->ring, t->ring_buf,
+						     (void *)(intptr_t)(i + 1)))
+				ck_pr_stall();
+			continue;
+		}
+		isola_msg m;
+		isola_msg_init(&m);
+		isola_msg_set_bytes(&m, payload, sizeof(payload));
+		if (t->impl == IMPL_ISOLA)
+			isola_channel_send(t->ch, &m, -1);
+		else
+			mq_send(&t->mq, &m);
+	}
+	return NULL;
+}
+
+/* Messages per second through impl with nprod producers. */
+static double throughput(enum impl impl, int nprod, long total, int same_core)
+{
+	struct tp t = { .impl = impl, .per_producer = total / nprod };
+	size_t cap = 1024;
+	if (impl == IMPL_ISOLA)
+		isola_channel_create(cap, &t.ch);
+	else if (impl == IMPL_MUTEX)
+		mq_init(&t.mq, cap);
+	else {
+		t.ring_buf = calloc(cap, sizeof(ck_ring_buffer_t));
+		ck_ring_init(&t.ring, (unsigned)cap);
+	}
+	int cpus = ncpus();
+	/* consumer on cpu 0, producers on cpu 1 (all of them, for the
+	 * same-core case); with one producer it is the same placement. */
+	(void)same_core;
+	t.producer_cpu = cpus > 1 ? 1 : -1;
+	pin(0);
+	pthread_t th[8];
+	int64_t t0 = now_ns();
+	for (int i = 0; i < nprod; i++)
+		pthread_create(&th[i], NULL, tp_producer, &t);
+	long n = t.per_producer * nprod;
+	for (long i = 0; i < n; i++) {
+		if (impl == IMPL_RING) {
+			void *v;
+			while (!ck_ring_dequeue_spsc(&t.ring, t.ring_buf, &v))
+				ck_pr_stall();
+			continue;
+		}
+		isola_msg m;
+		if (impl == IMPL_ISOLA) {
+			isola_msg_init(&m);
+			isola_channel_recv(t.ch, &m, -1);
+		} else {
+			mq_recv(&t.mq, &m);
+		}
+		isola_msg_clear(&m);
+	}
+	int64_t dt = now_ns() - t0;
+	for (int i = 0; i < nprod; i++)
+		pthread_join(th[i], NULL);
+	if (impl == IMPL_ISOLA)
+		isola_channel_release(t.ch);
+	else if (impl == IMPL_MUTEX)
+		mq_destroy(&t.mq);
+	else
+		free(t.ring_buf);
+	/* unpin the main thread */
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	for (int i = 0; i < cpus; i++)
+		CPU_SET(i, &all);
+	pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+	return (double)n / ((double)dt / 1e9);
+}
+
+/* ---- ping-pong ------------------------------------------------------ */
+struct pp {
+	enum impl impl;
+	isola_channel *a, *b;
+	struct mq qa, qb;
+	ck_ring_t ra, rb;
+	ck_ring_buffer_t *bufa, *bufb;
+	long rounds;
+};
+
+static void *pp_echo(void *arg)
+{
+	struct pp *p = arg;
+	for (long i = 0; i < p->rounds; i++) {
+		if (p->impl == IMPL_RING) {
+			void *v;
+			while (!ck_ring_dequeue_spsc(&p->ra, p->bufa, &v))
+				ck_pr_stall();
+			while (!ck_ring_enqueue_spsc(&p->rb, p->bufb, v))
+				ck_pr_stall();
+			continue;
+		}
+		isola_msg m;
+		isola_msg_init(&m);
+		if (p->impl == IMPL_ISOLA) {
+			isola_channel_recv(p->a, &m, -1);
+			isola_channel_send(p->b, &m, -1);
+		} else {
+			mq_recv(&p->qa, &m);
+			mq_send(&p->qb, &m);
+		}
+	}
+	return NULL;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+	int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+	return (a > b) - (a < b);
+}
+
+/* Median and p99 round trip in ns. */
+static void pingpong(enum impl impl, long rounds, double *median, double *p99)
+{
+	struct pp p = { .impl = impl, .rounds = rounds };
+	if (impl == IMPL_ISOLA) {
+		isola_channel_create(16, &p.a);
+		isola_channel_create(16, &p.b);
+	} else if (impl == IMPL_MUTEX) {
+		mq_init(&p.qa, 16);
+		mq_init(&p.qb, 16);
+	} else {
+		p.bufa = calloc(16, sizeof(ck_ring_buffer_t));
+		p.bufb = calloc(16, sizeof(ck_ring_buffer_t));
+		ck_ring_init(&p.ra, 16);
+		ck_ring_init(&p.rb, 16);
+	}
+	int64_t *lat = malloc(sizeof(int64_t) * (size_t)rounds);
+	pthread_t th;
+	pthread_create(&th, NULL, pp_echo, &p);
+	for (long i = 0; i < rounds; i++) {
+		int64_t t0 = now_ns();
+		if (impl == IMPL_RING) {
+			void *v = (void *)(intptr_t)(i + 1);
+			while (!ck_ring_enqueue_spsc(&p.ra, p.bufa, v))
+				ck_pr_stall();
+			while (!ck_ring_dequeue_spsc(&p.rb, p.bufb, &v))
+				ck_pr_stall();
+		} else {
+			isola_msg m;
+			isola_msg_init(&m);
+			isola_msg_set_bytes(&m, "ping-ping-ping-p", 16);
+			if (impl == IMPL_ISOLA) {
+				isola_channel_send(p.a, &m, -1);
+				isola_channel_recv(p.b, &m, -1);
+			} else {
+				mq_send(&p.qa, &m);
+				mq_recv(&p.qb, &m);
+			}
+			isola_msg_clear(&m);
+		}
+		lat[i] = now_ns() - t0;
+	}
+	pthread_join(th, NULL);
+	qsort(lat, (size_t)rounds, sizeof(int64_t), cmp_i64);
+	*median = (double)lat[rounds / 2];
+	*p99 = (double)lat[rounds * 99 / 100];
+	free(lat);
+	if (impl == IMPL_ISOLA) {
+		isola_channel_release(p.a);
+		isola_channel_release(p.b);
+	} else if (impl == IMPL_MUTEX) {
+		mq_destroy(&p.qa);
+		mq_destroy(&p.qb);
+	} else {
+		free(p.bufa);
+		free(p.bufb);
+	}
+}
+
+/* ---- large payloads: copy vs blob --------------------------------- */
+static void free_buf(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	(void)len;
+	free(data);
+}
+
+/* ns per send+recv of a size-byte payload, copied (blob=0) or as a blob. */
+static double big_payload(size_t size, int blob, int reps)
+{
+	isola_channel *ch;
+	isola_channel_create(4, &ch);
+	unsigned char *src = malloc(size);
+	memset(src, 7, size);
+	isola_blob *b = NULL;
+	if (blob)
+		isola_blob_wrap(src, size, free_buf, NULL, &b);
+	int64_t t0 = now_ns();
+	for (int i = 0; i < reps; i++) {
+		isola_msg m;
+		isola_msg_init(&m);
+		if (blob)
+			isola_msg_attach_blob(&m, b);
+		else
+			isola_msg_set_bytes(&m, src, size);
+		isola_channel_send(ch, &m, -1);
+		isola_channel_recv(ch, &m, -1);
+		isola_msg_clear(&m);
+	}
+	double per = (double)(now_ns() - t0) / reps;
+	if (blob)
+		isola_blob_release(b);
+	else
+		free(src);
+	isola_channel_release(ch);
+	return per;
+}
+
+int main(int argc, char **argv)
+{
+	int json = 0, quick = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--quick") == 0)
+			quick = 1;
+		else {
+			fprintf(stderr, "usage: %s [--json] [--quick]\n", argv[0]);
+			return 2;
+		}
+	}
+	long total = quick ? 200000 : 4000000;
+	long rounds = quick ? 20000 : 200000;
+
+	double tp1[3], tp2[2], med[3], p99[3];
+	for (int i = 0; i < 3; i++)
+		tp1[i] = throughput((enum impl)i, 1, total, 0);
+	for (int i = 0; i < 2; i++)
+		tp2[i] = throughput((enum impl)i, 2, total, 1);
+	for (int i = 0; i < 3; i++)
+		pingpong((enum impl)i, rounds, &med[i], &p99[i]);
+	double copy1k = big_payload(1024, 0, quick ? 2000 : 20000);
+	double blob1k = big_payload(1024, 1, quick ? 2000 : 20000);
+	double copy1m = big_payload(1 << 20, 0, quick ? 100 : 1000);
+	double blob1m = big_payload(1 << 20, 1, quick ? 2000 : 20000);
+
+	if (json) {
+		printf("{\"throughput_1p1c_msg_s\": {\"isola\": %.0f, \"mutex\": %.0f, \"ck_spsc\": %.0f},\n",
+		       tp1[0], tp1[1], tp1[2]);
+		printf(" \"throughput_2p_same_core_msg_s\": {\"isola\": %.0f, \"mutex\": %.0f},\n",
+		       tp2[0], tp2[1]);
+		printf(" \"pingpong_ns\": {\"isola\": [%.0f, %.0f], \"mutex\": [%.0f, %.0f], \"ck_spsc_spin\": [%.0f, %.0f]},\n",
+		       med[0], p99[0], med[1], p99[1], med[2], p99[2]);
+		printf(" \"payload_ns\": {\"copy_1k\": %.0f, \"blob_1k\": %.0f, \"copy_1m\": %.0f, \"blob_1m\": %.0f},\n",
+		       copy1k, blob1k, copy1m, blob1m);
+		printf(" \"ratios\": {\"1p1c_vs_mutex\": %.2f, \"2p_same_core_vs_mutex\": %.2f, \"pingpong_vs_spsc_spin\": %.2f, \"blob_1m_vs_1k\": %.2f}}\n",
+		       tp1[0] / tp1[1], tp2[0] / tp2[1], med[0] / med[2], blob1m / blob1k);
+		return 0;
+	}
+	printf("isola channel benchmark (%d CPUs)\n\n", ncpus());
+	printf("1. 1 producer / 1 consumer, 16-byte messages (M msg/s)\n");
+	for (int i = 0; i < 3; i++)
+		printf("   %-16s %8.2f\n", impl_name[i], tp1[i] / 1e6);
+	printf("   ratio isola/mutex: %.2fx (target >= 2x)\n\n", tp1[0] / tp1[1]);
+	printf("2. 2 producers on one core / 1 consumer (M msg/s)\n");
+	for (int i = 0; i < 2; i++)
+		printf("   %-16s %8.2f\n", impl_name[i], tp2[i] / 1e6);
+	printf("   ratio isola/mutex: %.2fx (target >= 0.5x)\n\n", tp2[0] / tp2[1]);
+	printf("3. ping-pong round trip (us, median / p99)\n");
+	printf("   %-16s %8.2f / %.2f  (blocking recv: spin, then sleep)\n", impl_name[0], med[0] / 1e3, p99[0] / 1e3);
+	printf("   %-16s %8.2f / %.2f\n", impl_name[1], med[1] / 1e3, p99[1] / 1e3);
+	printf("   %-16s %8.2f / %.2f  (both sides spinning)\n", impl_name[2], med[2] / 1e3, p99[2] / 1e3);
+	printf("   ratio isola/spsc: %.2fx (target <= 2x)\n\n", med[0] / med[2]);
+	printf("4. send+recv of a payload (us)\n");
+	printf("   1 KiB copied %8.2f   as blob %8.3f\n", copy1k / 1e3, blob1k / 1e3);
+	printf("   1 MiB copied %8.2f   as blob %8.3f\n", copy1m / 1e3, blob1m / 1e3);
+	printf("   blob 1 MiB / blob 1 KiB: %.2fx (target ~1: independent of size)\n", blob1m / blob1k);
+	return 0;
+}
