@@ -242,6 +242,76 @@ typedef struct isola_channel_stats {
 /* A consistent-enough snapshot of the counters (each read atomically). */
 int isola_channel_stats_get(isola_channel *ch, isola_channel_stats *out);
 
+/* ------------------------------------------------------------------ */
+/* The Python runtime                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct isola_init_options {
+	const char *python_home;        /* NULL: the build's default */
+	const char *const *module_paths; /* prepended to sys.path */
+	size_t n_module_paths;
+} isola_init_options;
+
+/*
+ * Start CPython for a C program that uses isola on its own (opts may be
+ * NULL).  If Python is already running (isola imported from Python, or
+ * an embedder that initialised it), attach to it instead; opts are then
+ * ignored.  Call once, from the thread that will call isola_fini(); it
+ * returns with no Python thread state attached on the calling thread.
+ * Fails with ESTATE (called twice), EPYTHON (CPython failed to start).
+ */
+int isola_init(const isola_init_options *opts);
+
+/* Finalise what isola_init started (nothing if it only attached).  Every
+ * interpreter and pool must be destroyed first (else ESTATE).  Same
+ * thread as isola_init. */
+int isola_fini(void);
+
+/* ------------------------------------------------------------------ */
+/* Interpreters: one isolated sub-interpreter on the calling thread     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An isola_interp is a CPython sub-interpreter with its own GIL and its
+ * own object allocator (PEP 684), bound to the OS thread that created
+ * it: every isola_interp_* call on it must come from that thread, and
+ * that thread must not have another Python thread state attached.
+ * Between calls its GIL is released.
+ */
+typedef struct isola_interp isola_interp;
+
+typedef struct isola_interp_options {
+	const char *const *sys_path; /* extra sys.path entries, prepended */
+	size_t n_sys_path;
+	const char *const *preload; /* modules imported at creation */
+	size_t n_preload;
+	const char *init_source; /* run once after the imports (may be NULL) */
+} isola_interp_options;
+
+/* Create an interpreter on the calling thread (opts may be NULL).  On
+ * failure nothing is left behind; if the Python part of the setup raised
+ * (a preload import, init_source), the error is ISOLA_EPYTHON and its
+ * text is in *error_out when that is non-NULL (free() it).  Fails with
+ * ESTATE (isola_init not called), ENOMEM, EPYTHON. */
+int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
+			char **error_out);
+
+/* Run source as a module body in the interpreter's __main__.  Fails
+ * with EPYTHON (see isola_interp_error), EINVAL. */
+int isola_interp_run(isola_interp *interp, const char *source);
+
+/*
+ * The last Python error of this interpreter, borrowed until the next
+ * call on it: exception type name (module-qualified unless builtin), the
+ * message (str of the exception), and the formatted traceback.  Fails
+ * with ENOTFOUND when the last call succeeded.
+ */
+int isola_interp_error(const isola_interp *interp, const char **type,
+		       const char **message, const char **traceback);
+
+/* Destroy the interpreter (same thread).  NULL is ok. */
+int isola_interp_destroy(isola_interp *interp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,158 @@
+/*
+ * interp.c - one isolated sub-interpreter on the calling thread.
+ *
+ * Creation follows CPython's own _PyXI_NewInterpreter: with no thread
+ * state attached, Py_NewInterpreterFromConfig() makes an interpreter
+ * with its own GIL and obmalloc and leaves its first thread state
+ * attached; we do the setup, then release its GIL.  Each later call
+ * re-attaches on the same thread, and detaches before returning.
+ */
+#include "interp/interp.h"
+
+#include "interp/runtime.h"
+
+#include <stdlib.h>
+
+void isola__interp_enter(isola_interp *in)
+{
+	PyEval_RestoreThread(in->tstate);
+}
+
+void isola__interp_leave(isola_interp *in)
+{
+	in->tstate = PyEval_SaveThread();
+}
+
+static int prepend_sys_path(const isola_interp_options *o)
+{
+	PyObject *path = PySys_GetObject("path"); /* borrowed */
+	if (path == NULL) {
+		PyErr_SetString(PyExc_RuntimeError, "sys.path is missing");
+		return -1;
+	}
+	for (size_t i = o->n_sys_path; i-- > 0;) {
+		PyObject *s = PyUnicode_DecodeFSDefault(o->sys_path[i]);
+		int r = s ? PyList_Insert(path, 0, s) : -1;
+		Py_XDECREF(s);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int run_in_main(const char *source)
+{
+	PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
+	if (main == NULL)
+		return -1;
+	PyObject *globals = PyModule_GetDict(main); /* borrowed */
+	PyObject *r = PyRun_String(source, Py_file_input, globals, globals);
+	Py_XDECREF(r);
+	return r == NULL ? -1 : 0;
+}
+
+/* The Python side of creation: paths, preloads, init source. */
+static int setup(const isola_interp_options *o)
+{
+	if (o == NULL)
+		return 0;
+	if (prepend_sys_path(o) < 0)
+		return -1;
+	for (size_t i = 0; i < o->n_preload; i++) {
+		PyObject *m = PyImport_ImportModule(o->preload[i]);
+		if (m == NULL)
+			return -1;
+		Py_DECREF(m);
+	}
+	if (o->init_source != NULL && run_in_main(o->init_source) < 0)
+		return -1;
+	return 0;
+}
+
+int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
+			char **error_out)
+{
+	if (out == NULL)
+		return ISOLA_EINVAL;
+	if (!isola__runtime_ready())
+		return ISOLA_ESTATE;
+	if (isola__tstate_unchecked() != NULL)
+		return ISOLA_ESTATE; /* this thread is attached elsewhere */
+	isola_interp *in = calloc(1, sizeof(*in));
+	if (in == NULL)
+		return ISOLA_ENOMEM;
+
+	const PyInterpreterConfig config = {
+		.use_main_obmalloc = 0,
+		.allow_fork = 0,
+		.allow_exec = 0,
+		.allow_threads = 1,
+		.allow_daemon_threads = 0,
+		.check_multi_interp_extensions = 1,
+		.gil = PyInterpreterConfig_OWN_GIL,
+	};
+	PyThreadState *ts = NULL;
+	PyStatus st = Py_NewInterpreterFromConfig(&ts, &config);
+	if (PyStatus_Exception(st) || ts == NULL) {
+		if (error_out != NULL)
+			*error_out = isola__strdup(st.err_msg ? st.err_msg
+							      : "interpreter creation failed");
+		free(in);
+		return ISOLA_EPYTHON;
+	}
+	in->tstate = ts;
+	in->istate = PyThreadState_GetInterpreter(ts);
+	in->thread = pthread_self();
+	if (setup(opts) < 0) {
+		isola__error_capture(&in->err);
+		if (error_out != NULL)
+			*error_out = isola__error_format(&in->err);
+		isola__error_clear(&in->err);
+		Py_EndInterpreter(ts);
+		free(in);
+		return ISOLA_EPYTHON;
+	}
+	isola__interp_leave(in);
+	isola__runtime_interp_added();
+	*out = in;
+	return 0;
+}
+
+int isola_interp_run(isola_interp *in, const char *source)
+{
+	if (in == NULL || source == NULL)
+		return ISOLA_EINVAL;
+	isola__interp_enter(in);
+	isola__error_clear(&in->err);
+	int r = run_in_main(source) < 0 ? isola__error_capture(&in->err) : 0;
+	isola__interp_leave(in);
+	return r;
+}
+
+int isola_interp_error(const isola_interp *in, const char **type,
+		       const char **message, const char **traceback)
+{
+	if (in == NULL)
+		return ISOLA_EINVAL;
+	if (in->err.type == NULL)
+		return ISOLA_ENOTFOUND;
+	if (type != NULL)
+		*type = in->err.type;
+	if (message != NULL)
+		*message = in->err.message ? in->err.message : "";
+	if (traceback != NULL)
+		*traceback = in->err.traceback ? in->err.traceback : "";
+	return 0;
+}
+
+int isola_interp_destroy(isola_interp *in)
+{
+	if (in == NULL)
+		return 0;
+	isola__interp_enter(in);
+	Py_EndInterpreter(in->tstate); /* leaves no thread state attached */
+	isola__error_clear(&in->err);
+	free(in);
+	isola__runtime_interp_removed();
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* pycompat.h - the few CPython API differences across 3.12, 3.13, 3.14. */
+#ifndef ISOLA_INTERP_PYCOMPAT_H
+#define ISOLA_INTERP_PYCOMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#error "isola needs CPython 3.12 or newer (per-interpreter GIL, PEP 684)"
+#endif
+
+/* The calling thread's attached thread state, or NULL (never fails). */
+#if PY_VERSION_HEX >= 0x030D0000
+#define isola__tstate_unchecked() PyThreadState_GetUnchecked()
+#else
+#define isola__tstate_unchecked() _PyThreadState_UncheckedGet()
+#endif
+
+#endif

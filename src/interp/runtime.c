@@ -1,0 +1,123 @@
+/*
+ * runtime.c - starting, attaching to and finalising CPython.
+ *
+ * A C program calls isola_init(), which starts CPython (signal handlers
+ * left alone: Ctrl-C stays the C program's business) and releases the
+ * main interpreter's GIL, so the calling thread holds no thread state.
+ * From Python, the isola module attaches to the runtime already running.
+ */
+#include "interp/runtime.h"
+
+#include "common/atomics.h"
+#include "interp/pycompat.h"
+#include "isola.h"
+
+#include <pthread.h>
+
+static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int ready;              /* atomic: 1 once started or attached */
+	int owns;               /* isola_init started CPython */
+	PyThreadState *main_ts; /* main interpreter's state, detached */
+	long live_interps;      /* atomic */
+} rt;
+
+void isola__runtime_attach(void)
+{
+	isola__store_release(&rt.ready, 1);
+}
+
+bool isola__runtime_ready(void)
+{
+	return isola__load_acquire(&rt.ready) != 0;
+}
+
+void isola__runtime_interp_added(void)
+{
+	__atomic_add_fetch(&rt.live_interps, 1, __ATOMIC_RELAXED);
+}
+
+void isola__runtime_interp_removed(void)
+{
+	__atomic_sub_fetch(&rt.live_interps, 1, __ATOMIC_RELAXED);
+}
+
+static int prepend_paths(const isola_init_options *opts)
+{
+	if (opts == NULL || opts->n_module_paths == 0)
+		return 0;
+	PyObject *path = PySys_GetObject("path"); /* borrowed */
+	if (path == NULL)
+		return -1;
+	for (size_t i = opts->n_module_paths; i-- > 0;) {
+		PyObject *s = PyUnicode_DecodeFSDefault(opts->module_paths[i]);
+		if (s == NULL || PyList_Insert(path, 0, s) < 0) {
+			Py_XDECREF(s);
+			return -1;
+		}
+		Py_DECREF(s);
+	}
+	return 0;
+}
+
+int isola_init(const isola_init_options *opts)
+{
+	pthread_mutex_lock(&rt_lock);
+	if (isola__runtime_ready()) {
+		pthread_mutex_unlock(&rt_lock);
+		return ISOLA_ESTATE;
+	}
+	if (Py_IsInitialized()) {
+		/* Someone else runs CPython: attach, change nothing. */
+		rt.owns = 0;
+		isola__runtime_attach();
+		pthread_mutex_unlock(&rt_lock);
+		return 0;
+	}
+	PyConfig config;
+	PyConfig_InitPythonConfig(&config);
+	config.install_signal_handlers = 0;
+	config.parse_argv = 0;
+	PyStatus st = PyStatus_Ok();
+	if (opts != NULL && opts->python_home != NULL)
+		st = PyConfig_SetBytesString(&config, &config.home, opts->python_home);
+	if (!PyStatus_Exception(st))
+		st = Py_InitializeFromConfig(&config);
+	PyConfig_Clear(&config);
+	if (PyStatus_Exception(st)) {
+		pthread_mutex_unlock(&rt_lock);
+		return ISOLA_EPYTHON;
+	}
+	if (prepend_paths(opts) < 0) {
+		PyErr_Clear();
+		Py_FinalizeEx();
+		pthread_mutex_unlock(&rt_lock);
+		return ISOLA_EPYTHON;
+	}
+	rt.owns = 1;
+	rt.main_ts = PyEval_SaveThread(); /* leave the caller detached */
+	isola__runtime_attach();
+	pthread_mutex_unlock(&rt_lock);
+	return 0;
+}
+
+int isola_fini(void)
+{
+	pthread_mutex_lock(&rt_lock);
+	if (!isola__runtime_ready() ||
+	    __atomic_load_n(&rt.live_interps, __ATOMIC_RELAXED) != 0) {
+		pthread_mutex_unlock(&rt_lock);
+		return ISOLA_ESTATE;
+	}
+	int r = 0;
+	if (rt.owns) {
+		PyEval_RestoreThread(rt.main_ts);
+		if (Py_FinalizeEx() < 0)
+			r = ISOLA_EPYTHON;
+		rt.owns = 0;
+		rt.main_ts = NULL;
+	}
+	isola__store_release(&rt.ready, 0);
+	pthread_mutex_unlock(&rt_lock);
+	return r;
+}

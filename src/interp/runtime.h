@@ -1,0 +1,18 @@
+/* runtime.h - the process-wide CPython runtime isola runs in (internal). */
+#ifndef ISOLA_INTERP_RUNTIME_H
+#define ISOLA_INTERP_RUNTIME_H
+
+#include <stdbool.h>
+
+/* Note that CPython is running without isola having started it (isola
+ * imported as an extension module).  Idempotent, any thread. */
+void isola__runtime_attach(void);
+
+/* True once isola_init or isola__runtime_attach has run. */
+bool isola__runtime_ready(void);
+
+/* Count of live interpreters (isola_fini refuses while > 0). */
+void isola__runtime_interp_added(void);
+void isola__runtime_interp_removed(void);
+
+#endif
