@@ -32,13 +32,14 @@ record() {
   printf '  %-44s %4d passed, %d failed\n' "$1" "$2" "$3"
 }
 
-# run_criterion LABEL BINARY [env...]: run a Criterion (or stand-in)
-# binary and count its synthesis line; a run with no such line, or a
-# non-zero exit with no failure counted, counts as one failure.
+# run_criterion LABEL COMMAND...: run a Criterion (or stand-in) test
+# binary (COMMAND may start with env or valgrind) and count its synthesis
+# line; a run with no such line, or a non-zero exit with no failure
+# counted, counts as one failure.
 run_criterion() {
-  local label=$1 bin=$2; shift 2
+  local label=$1; shift
   local out rc
-  out=$(env "$@" "$bin" 2>&1); rc=$?
+  out=$("$@" 2>&1); rc=$?
   local line
   line=$(printf '%s\n' "$out" | grep -E 'Synthesis: Tested: [0-9]+' | tail -1)
   if [ -z "$line" ]; then
