@@ -9,6 +9,7 @@
  */
 #include "interp/interp.h"
 
+#include "interp/module.h"
 #include "interp/runtime.h"
 
 #include <stdlib.h>
@@ -54,6 +55,8 @@ static int run_in_main(const char *source)
 /* The Python side of creation: paths, preloads, init source. */
 static int setup(const isola_interp_options *o)
 {
+	if (isola__module_install() < 0)
+		return -1;
 	if (o == NULL)
 		return 0;
 	if (prepend_sys_path(o) < 0)

@@ -9,6 +9,7 @@
 #include "interp/runtime.h"
 
 #include "common/atomics.h"
+#include "interp/module.h"
 #include "interp/pycompat.h"
 #include "isola.h"
 
@@ -73,6 +74,11 @@ int isola_init(const isola_init_options *opts)
 		isola__runtime_attach();
 		pthread_mutex_unlock(&rt_lock);
 		return 0;
+	}
+	/* `import isola` works in every interpreter of a runtime we start. */
+	if (PyImport_AppendInittab("isola", PyInit_isola) < 0) {
+		pthread_mutex_unlock(&rt_lock);
+		return ISOLA_ENOMEM;
 	}
 	PyConfig config;
 	PyConfig_InitPythonConfig(&config);

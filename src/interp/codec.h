@@ -1,0 +1,50 @@
+/*
+ * codec.h - Python objects to msgpack and back (the wire format is in
+ * docs/wire.md).  Encoding runs in the sending interpreter and decoding
+ * in the receiving one, each with its own GIL held; nothing else ever
+ * sees a PyObject.
+ */
+#ifndef ISOLA_INTERP_CODEC_H
+#define ISOLA_INTERP_CODEC_H
+
+#include "interp/state.h"
+
+typedef struct isola__codec_opts {
+	int allow_pickle;      /* encode/decode the pickle fallback */
+	int allow_refs;        /* blobs and channels as references */
+	size_t blob_threshold; /* bytes-like at least this big travel as blobs */
+	size_t max_size;       /* encoded size limit */
+	int max_depth;         /* nesting limit */
+} isola__codec_opts;
+
+#define ISOLA__BLOB_THRESHOLD_DEFAULT ((size_t)64 * 1024)
+#define ISOLA__MAX_SIZE_DEFAULT ((size_t)1 << 30)
+#define ISOLA__MAX_DEPTH_DEFAULT 512
+
+extern const isola__codec_opts isola__codec_defaults;
+
+/* Encode obj into out (an empty message), attaching blob/channel
+ * references.  0, or -1 with a Python exception set (TypeError for what
+ * cannot travel, naming its type and path; ValueError for limits and
+ * self-referencing containers); out is left empty on failure. */
+int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
+		  isola_msg *out);
+
+/* Decode a message into new objects of the calling interpreter.  NULL
+ * with ValueError (naming the offset and the problem) on bad input. */
+PyObject *isola__decode(isola__state *st, const isola_msg *msg,
+			const isola__codec_opts *o);
+
+/* Decode bare bytes (no references available). */
+PyObject *isola__decode_bytes(isola__state *st, const void *data, size_t len,
+			      const isola__codec_opts *o);
+
+/* Encode to a bytes object (no references: what dumps() returns). */
+PyObject *isola__encode_bytes(isola__state *st, PyObject *obj,
+			      const isola__codec_opts *o);
+
+/* Import datetime / pickle into the state on first use (GIL held). */
+int isola__ensure_datetime(isola__state *st);
+int isola__ensure_pickle(isola__state *st);
+
+#endif

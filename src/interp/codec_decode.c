@@ -1,0 +1,614 @@
+/*
+ * codec_decode.c - msgpack to Python objects (docs/wire.md).
+ *
+ * The first code untrusted bytes reach, so it is a bounds-checked reader
+ * of its own rather than msgpack-c's unpacker: every read is checked
+ * against the end, every length is checked against what is left before
+ * anything is allocated, and every failure is a ValueError naming the
+ * byte offset and the problem.  It never crashes and never leaks: each
+ * object is owned by the container being built as soon as it exists.
+ */
+#include "interp/codec.h"
+
+#include "interp/wire.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct dec {
+	isola__state *st;
+	const isola__codec_opts *o;
+	const isola_msg *msg; /* NULL: no references available */
+	const unsigned char *start, *p, *end;
+	int depth;
+} dec;
+
+static PyObject *dec_obj(dec *d);
+
+/* ValueError("malformed message at offset N: ..."); returns NULL. */
+static PyObject *derr(dec *d, const unsigned char *at, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	PyObject *cause = PyErr_GetRaisedException();
+	PyErr_Format(PyExc_ValueError, "malformed message at offset %zd: %s",
+		     (Py_ssize_t)(at - d->start), what);
+	if (cause != NULL) {
+		PyObject *exc = PyErr_GetRaisedException();
+		PyException_SetCause(exc, cause);
+		PyErr_SetRaisedException(exc);
+	}
+	return NULL;
+}
+
+static size_t left(const dec *d)
+{
+	return (size_t)(d->end - d->p);
+}
+
+static int need(dec *d, size_t n)
+{
+	if (left(d) >= n)
+		return 0;
+	derr(d, d->p, "truncated: %zu more byte(s) needed, %zu left", n, left(d));
+	return -1;
+}
+
+static uint64_t be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Read an n-byte big-endian length/count. */
+static int read_len(dec *d, int n, uint64_t *out)
+{
+	if (need(d, (size_t)n) < 0)
+		return -1;
+	*out = be(d->p, n);
+	d->p += n;
+	return 0;
+}
+
+static PyObject *dec_str(dec *d, const unsigned char *at, uint64_t n)
+{
+	if (n > left(d))
+		return derr(d, at, "str of %llu bytes, but only %zu left",
+			    (unsigned long long)n, left(d));
+	PyObject *s = PyUnicode_DecodeUTF8((const char *)d->p, (Py_ssize_t)n, "strict");
+	if (s == NULL)
+		return derr(d, at, "str is not valid UTF-8");
+	d->p += n;
+	return s;
+}
+
+static PyObject *dec_bin(dec *d, const unsigned char *at, uint64_t n)
+{
+	if (n > left(d))
+		return derr(d, at, "bin of %llu bytes, but only %zu left",
+			    (unsigned long long)n, left(d));
+	PyObject *b = PyBytes_FromStringAndSize((const char *)d->p, (Py_ssize_t)n);
+	d->p += n;
+	return b;
+}
+
+static int enter(dec *d, const unsigned char *at)
+{
+	if (++d->depth > d->o->max_depth) {
+		derr(d, at, "nested deeper than the limit of %d", d->o->max_depth);
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *dec_array(dec *d, const unsigned char *at, uint64_t n)
+{
+	/* every element takes at least one byte */
+	if (n > left(d))
+		return derr(d, at, "array claims %llu elements, but only %zu bytes are left",
+			    (unsigned long long)n, left(d));
+	if (enter(d, at) < 0)
+		return NULL;
+	PyObject *list = PyList_New((Py_ssize_t)n);
+	if (list == NULL)
+		return NULL;
+	for (uint64_t i = 0; i < n; i++) {
+		PyObject *item = dec_obj(d);
+		if (item == NULL) {
+			Py_DECREF(list);
+			return NULL;
+		}
+		PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+	}
+	d->depth--;
+	return list;
+}
+
+static PyObject *dec_map(dec *d, const unsigned char *at, uint64_t n)
+{
+	if (n > left(d) / 2)
+		return derr(d, at, "map claims %llu entries, but only %zu bytes are left",
+			    (unsigned long long)n, left(d));
+	if (enter(d, at) < 0)
+		return NULL;
+	PyObject *dict = PyDict_New();
+	if (dict == NULL)
+		return NULL;
+	for (uint64_t i = 0; i < n; i++) {
+		const unsigned char *kat = d->p;
+		PyObject *k = dec_obj(d);
+		if (k == NULL)
+			goto fail;
+		PyObject *v = dec_obj(d);
+		if (v == NULL) {
+			Py_DECREF(k);
+			goto fail;
+		}
+		int r = PyDict_SetItem(dict, k, v);
+		Py_DECREF(v);
+		if (r < 0) {
+			derr(d, kat, "map key of type %s is not hashable", Py_TYPE(k)->tp_name);
+			Py_DECREF(k);
+			goto fail;
+		}
+		Py_DECREF(k);
+	}
+	d->depth--;
+	return dict;
+fail:
+	Py_DECREF(dict);
+	return NULL;
+}
+
+/* Decode the single msgpack array filling an ext payload exactly. */
+static PyObject *payload_array(dec *d, const unsigned char *at,
+			       const unsigned char *pend, Py_ssize_t want)
+{
+	dec sub = *d;
+	sub.end = pend;
+	const unsigned char *aat = sub.p;
+	PyObject *o = dec_obj(&sub);
+	if (o == NULL)
+		return NULL;
+	if (!PyList_Check(o)) {
+		Py_DECREF(o);
+		return derr(d, aat, "ext payload should be an array");
+	}
+	if (sub.p != pend) {
+		Py_DECREF(o);
+		return derr(d, sub.p, "ext payload has %zd trailing byte(s)",
+			    (Py_ssize_t)(pend - sub.p));
+	}
+	if (want >= 0 && PyList_GET_SIZE(o) != want) {
+		Py_DECREF(o);
+		return derr(d, at, "ext payload should have %zd items", want);
+	}
+	d->p = pend;
+	return o;
+}
+
+/* Call callable(*args, **kw); a failure becomes a decode error. */
+static PyObject *construct(dec *d, const unsigned char *at, PyObject *callable,
+			   PyObject *args, PyObject *kw, const char *what)
+{
+	PyObject *r = args ? PyObject_Call(callable, args, kw) : NULL;
+	if (r == NULL)
+		return derr(d, at, "invalid %s", what);
+	return r;
+}
+
+/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant). */
+static void civil_from_days(long long z, long long *y, unsigned *m, unsigned *dd)
+{
+	z += 719468;
+	long long era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long long yy = (long long)yoe + era * 400;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*dd = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = yy + (*m <= 2);
+}
+
+static PyObject *dec_timestamp(dec *d, const unsigned char *at, const unsigned char *p,
+			       uint64_t n)
+{
+	int64_t secs;
+	uint32_t ns;
+	if (n == 4) {
+		secs = (int64_t)be(p, 4);
+		ns = 0;
+	} else if (n == 8) {
+		uint64_t v = be(p, 8);
+		ns = (uint32_t)(v >> 34);
+		secs = (int64_t)(v & 0x3ffffffffULL);
+	} else if (n == 12) {
+		ns = (uint32_t)be(p, 4);
+		secs = (int64_t)be(p + 4, 8);
+	} else {
+		return derr(d, at, "timestamp ext of %llu bytes (4, 8 or 12 expected)",
+			    (unsigned long long)n);
+	}
+	if (ns > 999999999)
+		return derr(d, at, "timestamp nanoseconds out of range");
+	if (isola__ensure_datetime(d->st) < 0)
+		return NULL;
+	long long days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+	long long rem = secs - days * 86400;
+	long long y;
+	unsigned mo, dd;
+	civil_from_days(days, &y, &mo, &dd);
+	PyObject *args = Py_BuildValue("(LIIIIII)", y, mo, dd, (unsigned)(rem / 3600),
+				       (unsigned)(rem / 60 % 60), (unsigned)(rem % 60),
+				       (unsigned)(ns / 1000));
+	PyObject *kw = Py_BuildValue("{s:O}", "tzinfo", d->st->dt_utc);
+	PyObject *r = construct(d, at, d->st->dt_datetime, args, kw, "timestamp");
+	Py_XDECREF(args);
+	Py_XDECREF(kw);
+	return r;
+}
+
+/* An offset in microseconds (or None) to a tzinfo (or None). */
+static PyObject *make_tz(isola__state *st, PyObject *off)
+{
+	if (off == Py_None)
+		return Py_NewRef(Py_None);
+	PyObject *td_args = PyTuple_New(0);
+	PyObject *td_kw = Py_BuildValue("{s:O}", "microseconds", off);
+	PyObject *td = td_args && td_kw ? PyObject_Call(st->dt_timedelta, td_args, td_kw) : NULL;
+	Py_XDECREF(td_args);
+	Py_XDECREF(td_kw);
+	if (td == NULL)
+		return NULL;
+	PyObject *tz = PyObject_CallOneArg(st->dt_timezone, td);
+	Py_DECREF(td);
+	return tz;
+}
+
+static int all_ints(PyObject *list, Py_ssize_t from, Py_ssize_t to)
+{
+	for (Py_ssize_t i = from; i < to; i++)
+		if (!PyLong_CheckExact(PyList_GET_ITEM(list, i)))
+			return 0;
+	return 1;
+}
+
+static PyObject *dec_datetime_kind(dec *d, const unsigned char *at, int8_t type,
+				   const unsigned char *pend)
+{
+	if (isola__ensure_datetime(d->st) < 0)
+		return NULL;
+	isola__state *st = d->st;
+	Py_ssize_t want = type == ISOLA_EXT_DATETIME ? 9 : type == ISOLA_EXT_TIME ? 6 : 3;
+	PyObject *l = payload_array(d, at, pend, want);
+	if (l == NULL)
+		return NULL;
+	PyObject *r = NULL;
+	Py_ssize_t nint = type == ISOLA_EXT_DATETIME ? 7 : type == ISOLA_EXT_TIME ? 4 : 3;
+	if (!all_ints(l, 0, nint) || (want > 3 && !all_ints(l, want - 1, want)) ||
+	    (want > 3 && PyList_GET_ITEM(l, want - 2) != Py_None &&
+	     !PyLong_CheckExact(PyList_GET_ITEM(l, want - 2)))) {
+		derr(d, at, "date/time fields must be integers");
+		goto done;
+	}
+	if (type == ISOLA_EXT_DATE || type == ISOLA_EXT_TIMEDELTA) {
+		PyObject *args = PyList_AsTuple(l);
+		r = construct(d, at, type == ISOLA_EXT_DATE ? st->dt_date : st->dt_timedelta,
+			      args, NULL, type == ISOLA_EXT_DATE ? "date" : "timedelta");
+		Py_XDECREF(args);
+		goto done;
+	}
+	PyObject *tz = make_tz(st, PyList_GET_ITEM(l, want - 2));
+	if (tz == NULL) {
+		derr(d, at, "invalid UTC offset");
+		goto done;
+	}
+	PyObject *args = PyList_GetSlice(l, 0, nint);
+	PyObject *targs = args ? PyList_AsTuple(args) : NULL;
+	PyObject *kw = Py_BuildValue("{s:O,s:O}", "tzinfo", tz, "fold",
+				     PyList_GET_ITEM(l, want - 1));
+	r = construct(d, at, type == ISOLA_EXT_DATETIME ? st->dt_datetime : st->dt_time,
+		      targs, kw, type == ISOLA_EXT_DATETIME ? "datetime" : "time");
+	Py_XDECREF(args);
+	Py_XDECREF(targs);
+	Py_XDECREF(kw);
+	Py_DECREF(tz);
+done:
+	Py_DECREF(l);
+	return r;
+}
+
+/* Attach the remote traceback as a note, and as .remote_traceback. */
+static void add_remote_traceback(PyObject *exc, PyObject *tb)
+{
+	if (tb == NULL || !PyUnicode_Check(tb))
+		return;
+	PyObject_SetAttrString(exc, "remote_traceback", tb);
+	PyObject *note = PyUnicode_FromFormat("Remote traceback (from another interpreter):\n%U", tb);
+	if (note != NULL) {
+		PyObject *r = PyObject_CallMethod(exc, "add_note", "O", note);
+		Py_XDECREF(r);
+		Py_DECREF(note);
+	}
+	PyErr_Clear();
+}
+
+static PyObject *dec_exception(dec *d, const unsigned char *at, const unsigned char *pend)
+{
+	PyObject *l = payload_array(d, at, pend, 5);
+	if (l == NULL)
+		return NULL;
+	PyObject *mod = PyList_GET_ITEM(l, 0), *qual = PyList_GET_ITEM(l, 1);
+	PyObject *args = PyList_GET_ITEM(l, 2), *msg = PyList_GET_ITEM(l, 3);
+	PyObject *tb = PyList_GET_ITEM(l, 4);
+	PyObject *exc = NULL;
+	if (!PyUnicode_Check(mod) || !PyUnicode_Check(qual) || !PyList_Check(args) ||
+	    !(PyUnicode_Check(msg) || msg == Py_None) ||
+	    !(PyUnicode_Check(tb) || tb == Py_None)) {
+		Py_DECREF(l);
+		return derr(d, at, "exception ext has fields of the wrong types");
+	}
+	PyObject *targs = PyList_AsTuple(args);
+	if (targs == NULL)
+		goto done;
+	if (PyUnicode_CompareWithASCIIString(mod, "builtins") == 0) {
+		PyObject *builtins = PyEval_GetBuiltins(); /* borrowed */
+		PyObject *t = PyDict_GetItemWithError(builtins, qual);
+		if (t != NULL && PyType_Check(t) &&
+		    PyType_IsSubtype((PyTypeObject *)t, (PyTypeObject *)PyExc_BaseException))
+			exc = PyObject_Call(t, targs, NULL);
+		PyErr_Clear();
+	}
+	if (exc == NULL) {
+		/* Not a builtin (or it would not rebuild): RemoteError. */
+		PyObject *name = PyUnicode_CompareWithASCIIString(mod, "builtins") == 0
+					 ? Py_NewRef(qual)
+					 : PyUnicode_FromFormat("%U.%U", mod, qual);
+		PyObject *text = name ? PyUnicode_FromFormat("%U: %S", name, msg) : NULL;
+		exc = text ? PyObject_CallOneArg(d->st->RemoteError, text) : NULL;
+		if (exc != NULL) {
+			PyObject_SetAttrString(exc, "type_name", name);
+			PyObject_SetAttrString(exc, "remote_args", targs);
+			PyObject_SetAttrString(exc, "message", msg);
+		}
+		Py_XDECREF(name);
+		Py_XDECREF(text);
+	}
+	if (exc != NULL)
+		add_remote_traceback(exc, tb);
+done:
+	Py_XDECREF(targs);
+	Py_DECREF(l);
+	return exc;
+}
+
+static PyObject *dec_ref(dec *d, const unsigned char *at, const unsigned char *p,
+			 uint64_t n, int kind)
+{
+	if (n != 1)
+		return derr(d, at, "reference ext of %llu bytes (1 expected)", (unsigned long long)n);
+	if (d->msg == NULL)
+		return derr(d, at, "a blob/channel reference outside a message");
+	size_t index = p[0];
+	int k;
+	void *ptr;
+	if (isola_msg_ref(d->msg, index, &k, &ptr) != 0)
+		return derr(d, at, "reference %zu, but the message carries %u", index,
+			    (unsigned)d->msg->nrefs_);
+	if (k != kind)
+		return derr(d, at, "reference %zu is not a %s", index,
+			    kind == ISOLA_REF_BLOB ? "blob" : "channel");
+	return kind == ISOLA_REF_BLOB ? isola__buffer_wrap(d->st, ptr)
+				      : isola__channel_wrap(d->st, ptr);
+}
+
+static PyObject *dec_ext(dec *d, const unsigned char *at, uint64_t n)
+{
+	if (need(d, 1) < 0)
+		return NULL;
+	int8_t type = (int8_t)*d->p++;
+	if (n > left(d))
+		return derr(d, at, "ext of %llu bytes, but only %zu left",
+			    (unsigned long long)n, left(d));
+	const unsigned char *p = d->p, *pend = d->p + n;
+	PyObject *r = NULL, *l;
+	switch (type) {
+	case ISOLA_EXT_TIMESTAMP:
+		r = dec_timestamp(d, at, p, n);
+		break;
+	case ISOLA_EXT_TUPLE:
+	case ISOLA_EXT_SET:
+	case ISOLA_EXT_FROZENSET:
+		l = payload_array(d, at, pend, -1);
+		if (l == NULL)
+			return NULL;
+		if (type == ISOLA_EXT_TUPLE)
+			r = PyList_AsTuple(l);
+		else
+			r = type == ISOLA_EXT_SET ? PySet_New(l) : PyFrozenSet_New(l);
+		Py_DECREF(l);
+		if (r == NULL)
+			return derr(d, at, "set member is not hashable");
+		return r;
+	case ISOLA_EXT_BIGINT:
+		if (n == 0)
+			return derr(d, at, "empty big int");
+		r = isola__long_from_be_signed(p, (size_t)n);
+		break;
+	case ISOLA_EXT_COMPLEX: {
+		if (n != 16)
+			return derr(d, at, "complex ext of %llu bytes (16 expected)",
+				    (unsigned long long)n);
+		double parts[2];
+		for (int i = 0; i < 2; i++) {
+			uint64_t u = be(p + 8 * i, 8);
+			memcpy(&parts[i], &u, 8);
+		}
+		r = PyComplex_FromDoubles(parts[0], parts[1]);
+		break;
+	}
+	case ISOLA_EXT_BYTEARRAY:
+		r = PyByteArray_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+		break;
+	case ISOLA_EXT_DATETIME:
+	case ISOLA_EXT_DATE:
+	case ISOLA_EXT_TIME:
+	case ISOLA_EXT_TIMEDELTA:
+		return dec_datetime_kind(d, at, type, pend);
+	case ISOLA_EXT_EXCEPTION:
+		return dec_exception(d, at, pend);
+	case ISOLA_EXT_BLOB:
+		r = dec_ref(d, at, p, n, ISOLA_REF_BLOB);
+		break;
+	case ISOLA_EXT_CHANNEL:
+		r = dec_ref(d, at, p, n, ISOLA_REF_CHANNEL);
+		break;
+	case ISOLA_EXT_PICKLE:
+		if (!d->o->allow_pickle)
+			return derr(d, at, "pickled object refused: the pickle fallback "
+					   "is off for this channel/pool");
+		if (isola__ensure_pickle(d->st) < 0)
+			return NULL;
+		{
+			PyObject *b = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+			r = b ? PyObject_CallOneArg(d->st->pickle_loads, b) : NULL;
+			Py_XDECREF(b);
+		}
+		if (r == NULL)
+			return derr(d, at, "pickled object failed to load");
+		break;
+	case ISOLA_EXT_STR_SURROGATES:
+		r = PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "surrogatepass");
+		if (r == NULL)
+			return derr(d, at, "str ext is not valid (surrogatepass) UTF-8");
+		break;
+	default:
+		return derr(d, at, "unknown ext type %d", type);
+	}
+	if (r != NULL)
+		d->p = pend;
+	return r;
+}
+
+static PyObject *dec_obj(dec *d)
+{
+	if (need(d, 1) < 0)
+		return NULL;
+	const unsigned char *at = d->p;
+	unsigned char b = *d->p++;
+	uint64_t n;
+	if (b <= 0x7f)
+		return PyLong_FromLong(b);
+	if (b >= 0xe0)
+		return PyLong_FromLong((int8_t)b);
+	if ((b & 0xe0) == 0xa0)
+		return dec_str(d, at, b & 0x1f);
+	if ((b & 0xf0) == 0x90)
+		return dec_array(d, at, b & 0x0f);
+	if ((b & 0xf0) == 0x80)
+		return dec_map(d, at, b & 0x0f);
+	switch (b) {
+	case 0xc0:
+		Py_RETURN_NONE;
+	case 0xc2:
+		Py_RETURN_FALSE;
+	case 0xc3:
+		Py_RETURN_TRUE;
+	case 0xc4: case 0xc5: case 0xc6:
+		if (read_len(d, 1 << (b - 0xc4), &n) < 0)
+			return NULL;
+		return dec_bin(d, at, n);
+	case 0xc7: case 0xc8: case 0xc9:
+		if (read_len(d, 1 << (b - 0xc7), &n) < 0)
+			return NULL;
+		return dec_ext(d, at, n);
+	case 0xca: {
+		if (need(d, 4) < 0)
+			return NULL;
+		uint32_t u = (uint32_t)be(d->p, 4);
+		float f;
+		memcpy(&f, &u, 4);
+		d->p += 4;
+		return PyFloat_FromDouble(f);
+	}
+	case 0xcb: {
+		if (need(d, 8) < 0)
+			return NULL;
+		uint64_t u = be(d->p, 8);
+		double f;
+		memcpy(&f, &u, 8);
+		d->p += 8;
+		return PyFloat_FromDouble(f);
+	}
+	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+		if (read_len(d, 1 << (b - 0xcc), &n) < 0)
+			return NULL;
+		return PyLong_FromUnsignedLongLong(n);
+	case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+		int w = 1 << (b - 0xd0);
+		if (read_len(d, w, &n) < 0)
+			return NULL;
+		int64_t v = w == 8 ? (int64_t)n : (int64_t)(n << (64 - 8 * w)) >> (64 - 8 * w);
+		return PyLong_FromLongLong(v);
+	}
+	case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+		return dec_ext(d, at, (uint64_t)1 << (b - 0xd4));
+	case 0xd9: case 0xda: case 0xdb:
+		if (read_len(d, 1 << (b - 0xd9), &n) < 0)
+			return NULL;
+		return dec_str(d, at, n);
+	case 0xdc: case 0xdd:
+		if (read_len(d, b == 0xdc ? 2 : 4, &n) < 0)
+			return NULL;
+		return dec_array(d, at, n);
+	case 0xde: case 0xdf:
+		if (read_len(d, b == 0xde ? 2 : 4, &n) < 0)
+			return NULL;
+		return dec_map(d, at, n);
+	default: /* 0xc1 is never used */
+		return derr(d, at, "invalid type byte 0x%02x", b);
+	}
+}
+
+static PyObject *decode(isola__state *st, const void *data, size_t len,
+			const isola_msg *msg, const isola__codec_opts *o)
+{
+	if (st->owner != NULL)
+		isola__owner_drain(st->owner);
+	dec d = { .st = st, .o = o, .msg = msg, .start = data, .p = data,
+		  .end = (const unsigned char *)data + len };
+	if (len > o->max_size) {
+		d.p = d.end;
+		return derr(&d, d.start, "message of %zu bytes passes the limit of %zu",
+			    len, o->max_size);
+	}
+	PyObject *r = dec_obj(&d);
+	if (r != NULL && d.p != d.end) {
+		Py_DECREF(r);
+		return derr(&d, d.p, "%zd trailing byte(s) after the value",
+			    (Py_ssize_t)(d.end - d.p));
+	}
+	return r;
+}
+
+PyObject *isola__decode(isola__state *st, const isola_msg *msg, const isola__codec_opts *o)
+{
+	const void *data;
+	size_t len;
+	isola_msg_bytes(msg, &data, &len);
+	return decode(st, data, len, msg, o);
+}
+
+PyObject *isola__decode_bytes(isola__state *st, const void *data, size_t len,
+			      const isola__codec_opts *o)
+{
+	return decode(st, data, len, NULL, o);
+}

@@ -1,0 +1,866 @@
+/*
+ * codec_encode.c - Python objects to msgpack (docs/wire.md).
+ *
+ * One recursive walk over the object, writing with msgpack-c's packer
+ * into a growable buffer (stack storage first).  Ext types that contain
+ * other objects (tuple, set, exception, ...) are written with a 6-byte
+ * ext32 header whose length is patched once the contents are written, so
+ * nested containers are never copied.  The walk keeps the path of
+ * containers it is in: to detect self-reference, and to name where an
+ * object that cannot travel sits ("args[1]['key']").
+ */
+#include "interp/codec.h"
+
+#include "channels/channel.h"
+#include "interp/wire.h"
+
+#include <msgpack.h>
+#include <string.h>
+
+const isola__codec_opts isola__codec_defaults = {
+	.allow_pickle = 1,
+	.allow_refs = 1,
+	.blob_threshold = ISOLA__BLOB_THRESHOLD_DEFAULT,
+	.max_size = ISOLA__MAX_SIZE_DEFAULT,
+	.max_depth = ISOLA__MAX_DEPTH_DEFAULT,
+};
+
+/* ---- output buffer -------------------------------------------------- */
+
+typedef struct wbuf {
+	char *data;
+	size_t len, cap, max;
+	int heap;      /* data is malloc'd (else it is small[]) */
+	int too_big;   /* a write would have passed max */
+	int no_memory; /* realloc failed */
+	char small[256];
+} wbuf;
+
+static int wbuf_write(void *ctx, const char *src, size_t n)
+{
+	wbuf *b = ctx;
+	if (n > b->max - b->len) {
+		b->too_big = 1;
+		return -1;
+	}
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap * 2;
+		while (cap < b->len + n)
+			cap *= 2;
+		char *d = b->heap ? realloc(b->data, cap) : malloc(cap);
+		if (d == NULL) {
+			b->no_memory = 1;
+			return -1;
+		}
+		if (!b->heap)
+			memcpy(d, b->data, b->len);
+		b->data = d;
+		b->cap = cap;
+		b->heap = 1;
+	}
+	memcpy(b->data + b->len, src, n);
+	b->len += n;
+	return 0;
+}
+
+/* ---- the walk ------------------------------------------------------- */
+
+enum frame_kind { F_INDEX, F_VALUE, F_KEY, F_MEMBER, F_ARG };
+
+struct frame {
+	PyObject *container;
+	enum frame_kind kind;
+	Py_ssize_t index;
+	PyObject *key; /* borrowed, for F_VALUE */
+};
+
+typedef struct enc {
+	isola__state *st;
+	const isola__codec_opts *o;
+	isola_msg *msg; /* receives references (NULL: none allowed) */
+	msgpack_packer pk;
+	wbuf buf;
+	int depth;
+	const char *root; /* name of the top object in paths */
+	struct frame frames[ISOLA__MAX_DEPTH_DEFAULT + 1];
+} enc;
+
+static int enc_obj(enc *e, PyObject *obj);
+
+/* "root[1]['key']" for the current path. */
+static PyObject *path_str(enc *e)
+{
+	PyObject *parts = PyList_New(0);
+	if (parts == NULL)
+		return NULL;
+	PyObject *s = PyUnicode_FromString(e->root);
+	PyList_Append(parts, s);
+	Py_XDECREF(s);
+	for (int i = 0; i < e->depth; i++) {
+		struct frame *f = &e->frames[i];
+		switch (f->kind) {
+		case F_INDEX:
+			s = PyUnicode_FromFormat("[%zd]", f->index);
+			break;
+		case F_VALUE:
+			s = PyUnicode_FromFormat("[%R]", f->key);
+			break;
+		case F_KEY:
+			s = PyUnicode_FromString(".<key>");
+			break;
+		case F_MEMBER:
+			s = PyUnicode_FromString(".<member>");
+			break;
+		case F_ARG:
+			s = PyUnicode_FromFormat(".args[%zd]", f->index);
+			break;
+		}
+		if (s == NULL) {
+			PyErr_Clear();
+			continue;
+		}
+		PyList_Append(parts, s);
+		Py_DECREF(s);
+	}
+	PyObject *empty = PyUnicode_FromString("");
+	PyObject *r = empty ? PyUnicode_Join(empty, parts) : NULL;
+	Py_XDECREF(empty);
+	Py_DECREF(parts);
+	return r;
+}
+
+/* Raise exc_type("<path>: <type> <what>"), chaining any current error. */
+static int fail_at(enc *e, PyObject *exc_type, PyObject *obj, const char *what)
+{
+	PyObject *cause = PyErr_GetRaisedException();
+	PyObject *path = path_str(e);
+	if (path == NULL) {
+		PyErr_Clear();
+		path = PyUnicode_FromString(e->root);
+	}
+	PyErr_Format(exc_type, "%U: %s %s", path, Py_TYPE(obj)->tp_name, what);
+	Py_XDECREF(path);
+	if (cause != NULL) {
+		PyObject *exc = PyErr_GetRaisedException();
+		PyException_SetCause(exc, cause); /* steals cause */
+		PyErr_SetRaisedException(exc);
+	}
+	return -1;
+}
+
+/* A write failed: say why (size limit or memory). */
+static int write_failed(enc *e)
+{
+	if (e->buf.no_memory) {
+		PyErr_NoMemory();
+	} else {
+		PyErr_Format(PyExc_ValueError,
+			     "message too large: the encoding passes the limit of %zu bytes",
+			     e->o->max_size);
+	}
+	return -1;
+}
+
+#define PK(call)                                                              \
+	do {                                                                  \
+		if ((call) != 0)                                              \
+			return write_failed(e);                               \
+	} while (0)
+
+/* Enter a container: check depth and self-reference. */
+static int push(enc *e, PyObject *container, enum frame_kind kind)
+{
+	if (e->depth >= e->o->max_depth || e->depth >= ISOLA__MAX_DEPTH_DEFAULT) {
+		fail_at(e, PyExc_ValueError, container, "nested too deeply");
+		return -1;
+	}
+	for (int i = 0; i < e->depth; i++)
+		if (e->frames[i].container == container)
+			return fail_at(e, PyExc_ValueError, container,
+				       "contains itself (self-referencing container)");
+	struct frame *f = &e->frames[e->depth++];
+	f->container = container;
+	f->kind = kind;
+	f->index = 0;
+	f->key = NULL;
+	return 0;
+}
+
+static void pop(enc *e)
+{
+	e->depth--;
+}
+
+/* Start an ext whose length is patched by ext_end: returns its offset. */
+static int ext_begin(enc *e, int8_t type, size_t *at)
+{
+	char hdr[6] = { (char)0xc9, 0, 0, 0, 0, (char)type };
+	*at = e->buf.len;
+	PK(wbuf_write(&e->buf, hdr, sizeof(hdr)));
+	return 0;
+}
+
+static void ext_end(enc *e, size_t at)
+{
+	uint32_t n = (uint32_t)(e->buf.len - at - 6);
+	unsigned char *p = (unsigned char *)e->buf.data + at + 1;
+	p[0] = (unsigned char)(n >> 24);
+	p[1] = (unsigned char)(n >> 16);
+	p[2] = (unsigned char)(n >> 8);
+	p[3] = (unsigned char)n;
+}
+
+static int enc_sequence_items(enc *e, PyObject *seq, enum frame_kind kind)
+{
+	if (push(e, seq, kind) < 0)
+		return -1;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	if (msgpack_pack_array(&e->pk, (size_t)n) != 0)
+		return write_failed(e);
+	for (Py_ssize_t i = 0; i < n; i++) {
+		/* Re-check the size: encoding may run Python code (pickle). */
+		if (i >= PySequence_Fast_GET_SIZE(seq)) {
+			PyErr_SetString(PyExc_RuntimeError, "list changed size during encoding");
+			return -1;
+		}
+		PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+		e->frames[e->depth - 1].index = i;
+		int r = enc_obj(e, item);
+		Py_DECREF(item);
+		if (r < 0)
+			return -1;
+	}
+	pop(e);
+	return 0;
+}
+
+static int enc_dict(enc *e, PyObject *d)
+{
+	if (push(e, d, F_VALUE) < 0)
+		return -1;
+	if (msgpack_pack_map(&e->pk, (size_t)PyDict_GET_SIZE(d)) != 0)
+		return write_failed(e);
+	Py_ssize_t pos = 0, n = PyDict_GET_SIZE(d), seen = 0;
+	PyObject *k, *v;
+	while (PyDict_Next(d, &pos, &k, &v)) {
+		if (++seen > n || PyDict_GET_SIZE(d) != n) {
+			PyErr_SetString(PyExc_RuntimeError, "dict changed size during encoding");
+			return -1;
+		}
+		Py_INCREF(k);
+		Py_INCREF(v);
+		struct frame *f = &e->frames[e->depth - 1];
+		f->kind = F_KEY;
+		int r = enc_obj(e, k);
+		if (r == 0) {
+			f->kind = F_VALUE;
+			f->key = k;
+			r = enc_obj(e, v);
+		}
+		Py_DECREF(k);
+		Py_DECREF(v);
+		if (r < 0)
+			return -1;
+	}
+	pop(e);
+	return 0;
+}
+
+/* tuple, set, frozenset: an ext holding a msgpack array. */
+static int enc_wrapped_seq(enc *e, PyObject *obj, int8_t type)
+{
+	PyObject *seq = PySequence_Fast(obj, "not iterable");
+	if (seq == NULL)
+		return -1;
+	size_t at;
+	int r = ext_begin(e, type, &at);
+	if (r == 0)
+		r = enc_sequence_items(e, seq, F_MEMBER);
+	if (r == 0)
+		ext_end(e, at);
+	Py_DECREF(seq);
+	return r;
+}
+
+static int enc_bigint(enc *e, PyObject *obj)
+{
+	PyObject *bits = PyObject_CallMethod(obj, "bit_length", NULL);
+	if (bits == NULL)
+		return -1;
+	Py_ssize_t nbits = PyLong_AsSsize_t(bits);
+	Py_DECREF(bits);
+	if (nbits < 0)
+		return -1;
+	Py_ssize_t nbytes = nbits / 8 + 1; /* room for the sign bit */
+	PyObject *args = Py_BuildValue("(ns)", nbytes, "big");
+	PyObject *kw = Py_BuildValue("{s:O}", "signed", Py_True);
+	PyObject *meth = PyObject_GetAttrString(obj, "to_bytes");
+	PyObject *b = (args && kw && meth) ? PyObject_Call(meth, args, kw) : NULL;
+	Py_XDECREF(args);
+	Py_XDECREF(kw);
+	Py_XDECREF(meth);
+	if (b == NULL)
+		return -1;
+	int r = msgpack_pack_ext(&e->pk, (size_t)PyBytes_GET_SIZE(b), ISOLA_EXT_BIGINT);
+	if (r == 0)
+		r = msgpack_pack_ext_body(&e->pk, PyBytes_AS_STRING(b),
+					  (size_t)PyBytes_GET_SIZE(b));
+	Py_DECREF(b);
+	return r != 0 ? write_failed(e) : 0;
+}
+
+static int enc_int(enc *e, PyObject *obj)
+{
+	int overflow;
+	long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	if (!overflow) {
+		PK(msgpack_pack_long_long(&e->pk, v));
+		return 0;
+	}
+	if (overflow > 0) {
+		unsigned long long u = PyLong_AsUnsignedLongLong(obj);
+		if (!(u == (unsigned long long)-1 && PyErr_Occurred())) {
+			PK(msgpack_pack_unsigned_long_long(&e->pk, u));
+			return 0;
+		}
+		PyErr_Clear();
+	}
+	/* Only the ints that need more than 64 bits call into Python. */
+	return enc_bigint(e, obj);
+}
+
+static int enc_str(enc *e, PyObject *obj)
+{
+	Py_ssize_t n;
+	const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
+	if (s != NULL) {
+		PK(msgpack_pack_str_with_body(&e->pk, s, (size_t)n));
+		return 0;
+	}
+	if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+		return -1;
+	/* Lone surrogates are valid in a str but not in UTF-8. */
+	PyErr_Clear();
+	PyObject *b = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
+	if (b == NULL)
+		return -1;
+	int r = msgpack_pack_ext(&e->pk, (size_t)PyBytes_GET_SIZE(b), ISOLA_EXT_STR_SURROGATES);
+	if (r == 0)
+		r = msgpack_pack_ext_body(&e->pk, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+	Py_DECREF(b);
+	return r != 0 ? write_failed(e) : 0;
+}
+
+/* A reference to blob (the message takes its own reference). */
+static int enc_blob_ref(enc *e, PyObject *obj, isola_blob *blob)
+{
+	if (e->msg == NULL || !e->o->allow_refs)
+		return fail_at(e, PyExc_TypeError, obj,
+			       "can only travel through a channel (as a zero-copy reference)");
+	size_t index = e->msg->nrefs_;
+	int r = isola_msg_attach_blob(e->msg, blob);
+	if (r == ISOLA_ELIMIT)
+		return fail_at(e, PyExc_ValueError, obj,
+			       "is one reference too many: a message carries at most 8 blobs/channels");
+	if (r != 0)
+		return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
+	unsigned char idx = (unsigned char)index;
+	PK(msgpack_pack_ext(&e->pk, 1, ISOLA_EXT_BLOB));
+	PK(msgpack_pack_ext_body(&e->pk, &idx, 1));
+	return 0;
+}
+
+/* bytes-like: inline (bin / bytearray ext), or a blob when large. */
+static int enc_bytes_like(enc *e, PyObject *obj, const void *data, size_t len,
+			  int8_t ext_type, int immutable)
+{
+	if (len >= e->o->blob_threshold && e->msg != NULL && e->o->allow_refs) {
+		isola_blob *blob = NULL;
+		int r = immutable ? isola__owner_blob(e->st->owner, obj, data, len, &blob)
+				  : isola_blob_create(data, len, &blob);
+		if (r != 0) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		r = enc_blob_ref(e, obj, blob);
+		isola_blob_release(blob); /* the message holds its own */
+		return r;
+	}
+	if (ext_type == 0) {
+		PK(msgpack_pack_bin_with_body(&e->pk, data, len));
+	} else {
+		PK(msgpack_pack_ext(&e->pk, len, ext_type));
+		PK(msgpack_pack_ext_body(&e->pk, data, len));
+	}
+	return 0;
+}
+
+static int enc_buffer_protocol(enc *e, PyObject *obj)
+{
+	Py_buffer view;
+	if (PyObject_GetBuffer(obj, &view, PyBUF_FULL_RO) < 0)
+		return -1;
+	int r;
+	if (PyBuffer_IsContiguous(&view, 'C')) {
+		r = enc_bytes_like(e, obj, view.buf, (size_t)view.len, 0, 0);
+	} else {
+		void *tmp = PyMem_Malloc((size_t)view.len ? (size_t)view.len : 1);
+		if (tmp == NULL) {
+			PyBuffer_Release(&view);
+			PyErr_NoMemory();
+			return -1;
+		}
+		r = PyBuffer_ToContiguous(tmp, &view, view.len, 'C');
+		if (r == 0)
+			r = enc_bytes_like(e, obj, tmp, (size_t)view.len, 0, 0);
+		PyMem_Free(tmp);
+	}
+	PyBuffer_Release(&view);
+	return r;
+}
+
+static int enc_complex(enc *e, PyObject *obj)
+{
+	unsigned char b[16];
+	double parts[2] = { PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj) };
+	for (int i = 0; i < 2; i++) {
+		uint64_t u;
+		memcpy(&u, &parts[i], 8);
+		for (int j = 0; j < 8; j++)
+			b[i * 8 + j] = (unsigned char)(u >> (56 - 8 * j));
+	}
+	PK(msgpack_pack_ext(&e->pk, 16, ISOLA_EXT_COMPLEX));
+	PK(msgpack_pack_ext_body(&e->pk, b, 16));
+	return 0;
+}
+
+/* Call obj.attr(), or get obj.attr when call == 0, as a C long long. */
+static int get_ll(PyObject *obj, const char *attr, long long *out)
+{
+	PyObject *v = PyObject_GetAttrString(obj, attr);
+	if (v == NULL)
+		return -1;
+	*out = PyLong_AsLongLong(v);
+	Py_DECREF(v);
+	return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* Pack an int list of attributes: [a, b, ...]. */
+static int pack_attrs(enc *e, PyObject *obj, const char *const *attrs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		long long v;
+		if (get_ll(obj, attrs[i], &v) < 0)
+			return -1;
+		PK(msgpack_pack_long_long(&e->pk, v));
+	}
+	return 0;
+}
+
+/* utcoffset() in microseconds, or nil. */
+static int pack_offset(enc *e, PyObject *obj)
+{
+	PyObject *off = PyObject_CallMethod(obj, "utcoffset", NULL);
+	if (off == NULL)
+		return -1;
+	if (off == Py_None) {
+		Py_DECREF(off);
+		PK(msgpack_pack_nil(&e->pk));
+		return 0;
+	}
+	long long d, s, us;
+	int r = get_ll(off, "days", &d) | get_ll(off, "seconds", &s) |
+		get_ll(off, "microseconds", &us);
+	Py_DECREF(off);
+	if (r < 0)
+		return -1;
+	PK(msgpack_pack_long_long(&e->pk, (d * 86400 + s) * 1000000 + us));
+	return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	long long era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+static int enc_datetime_kind(enc *e, PyObject *obj)
+{
+	static const char *const date_f[] = { "year", "month", "day" };
+	static const char *const dt_f[] = { "year", "month", "day", "hour", "minute",
+					    "second", "microsecond" };
+	static const char *const time_f[] = { "hour", "minute", "second", "microsecond" };
+	static const char *const td_f[] = { "days", "seconds", "microseconds" };
+	isola__state *st = e->st;
+	PyObject *t = (PyObject *)Py_TYPE(obj);
+	size_t at;
+	if (t == st->dt_datetime) {
+		PyObject *tz = PyObject_GetAttrString(obj, "tzinfo");
+		if (tz == NULL)
+			return -1;
+		int utc = tz == st->dt_utc;
+		int other_tz = tz != Py_None && !utc &&
+			       Py_TYPE(tz) != (PyTypeObject *)st->dt_timezone;
+		Py_DECREF(tz);
+		if (other_tz)
+			return 1; /* zoneinfo etc.: not exactly representable */
+		if (utc) {
+			/* msgpack timestamp 96: uint32 ns, int64 seconds */
+			long long v[7];
+			for (int i = 0; i < 7; i++)
+				if (get_ll(obj, dt_f[i], &v[i]) < 0)
+					return -1;
+			long long secs = days_from_civil(v[0], (unsigned)v[1], (unsigned)v[2]) * 86400 +
+					 v[3] * 3600 + v[4] * 60 + v[5];
+			uint32_t ns = (uint32_t)(v[6] * 1000);
+			unsigned char b[12];
+			for (int j = 0; j < 4; j++)
+				b[j] = (unsigned char)(ns >> (24 - 8 * j));
+			for (int j = 0; j < 8; j++)
+				b[4 + j] = (unsigned char)((uint64_t)secs >> (56 - 8 * j));
+			PK(msgpack_pack_ext(&e->pk, 12, -1));
+			PK(msgpack_pack_ext_body(&e->pk, b, 12));
+			return 0;
+		}
+		if (ext_begin(e, ISOLA_EXT_DATETIME, &at) < 0)
+			return -1;
+		PK(msgpack_pack_array(&e->pk, 9));
+		if (pack_attrs(e, obj, dt_f, 7) < 0 || pack_offset(e, obj) < 0)
+			return -1;
+		long long fold;
+		if (get_ll(obj, "fold", &fold) < 0)
+			return -1;
+		PK(msgpack_pack_long_long(&e->pk, fold));
+	} else if (t == st->dt_date) {
+		if (ext_begin(e, ISOLA_EXT_DATE, &at) < 0)
+			return -1;
+		PK(msgpack_pack_array(&e->pk, 3));
+		if (pack_attrs(e, obj, date_f, 3) < 0)
+			return -1;
+	} else if (t == st->dt_time) {
+		PyObject *tz = PyObject_GetAttrString(obj, "tzinfo");
+		if (tz == NULL)
+			return -1;
+		int other_tz = tz != Py_None && Py_TYPE(tz) != (PyTypeObject *)st->dt_timezone;
+		Py_DECREF(tz);
+		if (other_tz)
+			return 1;
+		if (ext_begin(e, ISOLA_EXT_TIME, &at) < 0)
+			return -1;
+		PK(msgpack_pack_array(&e->pk, 6));
+		if (pack_attrs(e, obj, time_f, 4) < 0 || pack_offset(e, obj) < 0)
+			return -1;
+		long long fold;
+		if (get_ll(obj, "fold", &fold) < 0)
+			return -1;
+		PK(msgpack_pack_long_long(&e->pk, fold));
+	} else if (t == st->dt_timedelta) {
+		if (ext_begin(e, ISOLA_EXT_TIMEDELTA, &at) < 0)
+			return -1;
+		PK(msgpack_pack_array(&e->pk, 3));
+		if (pack_attrs(e, obj, td_f, 3) < 0)
+			return -1;
+	} else {
+		return 1;
+	}
+	ext_end(e, at);
+	return 0;
+}
+
+static int ensure_datetime(isola__state *st)
+{
+	if (st->datetime_mod != NULL)
+		return 0;
+	PyObject *m = PyImport_ImportModule("datetime");
+	if (m == NULL)
+		return -1;
+	st->dt_datetime = PyObject_GetAttrString(m, "datetime");
+	st->dt_date = PyObject_GetAttrString(m, "date");
+	st->dt_time = PyObject_GetAttrString(m, "time");
+	st->dt_timedelta = PyObject_GetAttrString(m, "timedelta");
+	st->dt_timezone = PyObject_GetAttrString(m, "timezone");
+	st->dt_utc = st->dt_timezone ? PyObject_GetAttrString(st->dt_timezone, "utc") : NULL;
+	if (!st->dt_datetime || !st->dt_date || !st->dt_time || !st->dt_timedelta ||
+	    !st->dt_utc) {
+		Py_DECREF(m);
+		return -1;
+	}
+	st->datetime_mod = m;
+	return 0;
+}
+
+int isola__ensure_datetime(isola__state *st)
+{
+	return ensure_datetime(st);
+}
+
+static int ensure_pickle(isola__state *st)
+{
+	if (st->pickle_dumps != NULL)
+		return 0;
+	PyObject *m = PyImport_ImportModule("pickle");
+	if (m == NULL)
+		return -1;
+	st->pickle_dumps = PyObject_GetAttrString(m, "dumps");
+	st->pickle_loads = PyObject_GetAttrString(m, "loads");
+	Py_DECREF(m);
+	return st->pickle_dumps && st->pickle_loads ? 0 : -1;
+}
+
+int isola__ensure_pickle(isola__state *st)
+{
+	return ensure_pickle(st);
+}
+
+static int enc_pickled(enc *e, PyObject *obj)
+{
+	if (!e->o->allow_pickle)
+		return fail_at(e, PyExc_TypeError, obj,
+			       "cannot be sent: not a msgpack type, and the pickle "
+			       "fallback is off for this channel/pool");
+	if (ensure_pickle(e->st) < 0)
+		return -1;
+	PyObject *b = PyObject_CallFunction(e->st->pickle_dumps, "Oi", obj, 5);
+	if (b == NULL)
+		return fail_at(e, PyExc_TypeError, obj,
+			       "cannot be sent: it is neither a msgpack type nor picklable");
+	int r = msgpack_pack_ext(&e->pk, (size_t)PyBytes_GET_SIZE(b), ISOLA_EXT_PICKLE);
+	if (r == 0)
+		r = msgpack_pack_ext_body(&e->pk, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+	Py_DECREF(b);
+	return r != 0 ? write_failed(e) : 0;
+}
+
+/* Pack a str object, or nil for NULL. */
+static int pack_str_obj(enc *e, PyObject *s)
+{
+	if (s == NULL || !PyUnicode_Check(s)) {
+		PK(msgpack_pack_nil(&e->pk));
+		return 0;
+	}
+	return enc_str(e, s);
+}
+
+/* Exceptions: [module, qualname, args, message, traceback]. */
+static int enc_exception(enc *e, PyObject *exc)
+{
+	PyObject *type = (PyObject *)Py_TYPE(exc);
+	PyObject *mod = PyObject_GetAttrString(type, "__module__");
+	PyObject *qual = PyObject_GetAttrString(type, "__qualname__");
+	PyObject *msg = PyObject_Str(exc);
+	PyObject *args = PyObject_GetAttrString(exc, "args");
+	PyObject *tb_text = NULL;
+	PyObject *tbmod = PyImport_ImportModule("traceback");
+	if (tbmod != NULL) {
+		PyObject *lines = PyObject_CallMethod(tbmod, "format_exception", "O", exc);
+		PyObject *empty = PyUnicode_FromString("");
+		if (lines && empty)
+			tb_text = PyUnicode_Join(empty, lines);
+		Py_XDECREF(lines);
+		Py_XDECREF(empty);
+		Py_DECREF(tbmod);
+	}
+	PyErr_Clear(); /* best effort for everything but args */
+	int r = -1;
+	size_t at;
+	if (ext_begin(e, ISOLA_EXT_EXCEPTION, &at) < 0)
+		goto done;
+	if (msgpack_pack_array(&e->pk, 5) != 0) {
+		write_failed(e);
+		goto done;
+	}
+	if (pack_str_obj(e, mod) < 0 || pack_str_obj(e, qual) < 0)
+		goto done;
+	/* args: each that cannot travel is replaced by its repr */
+	Py_ssize_t n = args && PyTuple_Check(args) ? PyTuple_GET_SIZE(args) : 0;
+	if (push(e, exc, F_ARG) < 0)
+		goto done;
+	if (msgpack_pack_array(&e->pk, (size_t)n) != 0) {
+		write_failed(e);
+		goto done;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *a = PyTuple_GET_ITEM(args, i);
+		e->frames[e->depth - 1].index = i;
+		size_t mark = e->buf.len;
+		uint8_t refs = e->msg ? e->msg->nrefs_ : 0;
+		if (enc_obj(e, a) == 0)
+			continue;
+		PyErr_Clear();
+		e->buf.len = mark; /* roll back, then send repr(arg) */
+		while (e->msg && e->msg->nrefs_ > refs)
+			isola__ref_release(e->msg->refs_[--e->msg->nrefs_]);
+		PyObject *rep = PyObject_Repr(a);
+		int rr = rep ? enc_str(e, rep) : -1;
+		Py_XDECREF(rep);
+		if (rr < 0)
+			goto done;
+	}
+	pop(e);
+	if (pack_str_obj(e, msg) < 0 || pack_str_obj(e, tb_text) < 0)
+		goto done;
+	ext_end(e, at);
+	r = 0;
+done:
+	Py_XDECREF(mod);
+	Py_XDECREF(qual);
+	Py_XDECREF(msg);
+	Py_XDECREF(args);
+	Py_XDECREF(tb_text);
+	return r;
+}
+
+static int enc_obj(enc *e, PyObject *obj)
+{
+	PyTypeObject *t = Py_TYPE(obj);
+	/* Exact builtin types first: the common, fast cases. */
+	if (obj == Py_None) {
+		PK(msgpack_pack_nil(&e->pk));
+		return 0;
+	}
+	if (obj == Py_True) {
+		PK(msgpack_pack_true(&e->pk));
+		return 0;
+	}
+	if (obj == Py_False) {
+		PK(msgpack_pack_false(&e->pk));
+		return 0;
+	}
+	if (t == &PyLong_Type)
+		return enc_int(e, obj);
+	if (t == &PyFloat_Type) {
+		PK(msgpack_pack_double(&e->pk, PyFloat_AS_DOUBLE(obj)));
+		return 0;
+	}
+	if (t == &PyUnicode_Type)
+		return enc_str(e, obj);
+	if (t == &PyBytes_Type)
+		return enc_bytes_like(e, obj, PyBytes_AS_STRING(obj),
+				      (size_t)PyBytes_GET_SIZE(obj), 0, 1);
+	if (t == &PyList_Type)
+		return enc_sequence_items(e, obj, F_INDEX);
+	if (t == &PyDict_Type)
+		return enc_dict(e, obj);
+	if (t == &PyTuple_Type) {
+		size_t at;
+		if (ext_begin(e, ISOLA_EXT_TUPLE, &at) < 0 ||
+		    enc_sequence_items(e, obj, F_INDEX) < 0)
+			return -1;
+		ext_end(e, at);
+		return 0;
+	}
+	if (t == &PyByteArray_Type)
+		return enc_bytes_like(e, obj, PyByteArray_AS_STRING(obj),
+				      (size_t)PyByteArray_GET_SIZE(obj),
+				      ISOLA_EXT_BYTEARRAY, 0);
+	if (t == &PySet_Type || t == &PyFrozenSet_Type) {
+		return enc_wrapped_seq(e, obj, t == &PySet_Type ? ISOLA_EXT_SET
+								 : ISOLA_EXT_FROZENSET);
+	}
+	if (t == &PyComplex_Type)
+		return enc_complex(e, obj);
+	if (t == e->st->buffer_type) {
+		isola__buffer_obj *b = (isola__buffer_obj *)obj;
+		return enc_blob_ref(e, obj, b->blob);
+	}
+	if (t == e->st->channel_type) {
+		if (e->msg == NULL || !e->o->allow_refs)
+			return fail_at(e, PyExc_TypeError, obj,
+				       "can only travel through a channel, not as bytes");
+		size_t index = e->msg->nrefs_;
+		int r = isola_msg_attach_channel(e->msg, ((isola__channel_obj *)obj)->ch);
+		if (r != 0)
+			return fail_at(e, PyExc_ValueError, obj,
+				       "is one reference too many: a message carries at most 8 blobs/channels");
+		unsigned char idx = (unsigned char)index;
+		PK(msgpack_pack_ext(&e->pk, 1, ISOLA_EXT_CHANNEL));
+		PK(msgpack_pack_ext_body(&e->pk, &idx, 1));
+		return 0;
+	}
+	if (strncmp(t->tp_name, "datetime.", 9) == 0) {
+		if (ensure_datetime(e->st) < 0)
+			return -1;
+		int r = enc_datetime_kind(e, obj);
+		if (r <= 0)
+			return r;
+	}
+	if (PyExceptionInstance_Check(obj))
+		return enc_exception(e, obj);
+	if (PyObject_CheckBuffer(obj) && !PyType_IsSubtype(t, &PyBytes_Type) &&
+	    !PyType_IsSubtype(t, &PyByteArray_Type))
+		return enc_buffer_protocol(e, obj);
+	return enc_pickled(e, obj);
+}
+
+static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts *o,
+		       isola_msg *msg, enc *e)
+{
+	e->st = st;
+	e->o = o;
+	e->msg = msg;
+	e->depth = 0;
+	e->root = "obj";
+	e->buf.data = e->buf.small;
+	e->buf.len = 0;
+	e->buf.cap = sizeof(e->buf.small);
+	e->buf.max = o->max_size;
+	e->buf.heap = e->buf.too_big = e->buf.no_memory = 0;
+	msgpack_packer_init(&e->pk, &e->buf, wbuf_write);
+	if (st->owner != NULL)
+		isola__owner_drain(st->owner);
+	return enc_obj(e, obj);
+}
+
+int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
+		  isola_msg *out)
+{
+	enc *e = PyMem_Malloc(sizeof(enc));
+	if (e == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	isola_msg_init(out);
+	int r = encode_into(st, obj, o, out, e);
+	if (r == 0) {
+		if (e->buf.len <= ISOLA_MSG_INLINE) {
+			r = isola_msg_set_bytes(out, e->buf.data, e->buf.len);
+		} else if (e->buf.heap) {
+			r = isola_msg_adopt(out, e->buf.data, e->buf.len);
+			if (r == 0)
+				e->buf.heap = 0; /* the message owns it now */
+		} else {
+			r = isola_msg_set_bytes(out, e->buf.data, e->buf.len);
+		}
+		if (r != 0) {
+			PyErr_NoMemory();
+			r = -1;
+		}
+	}
+	if (e->buf.heap)
+		free(e->buf.data);
+	if (r != 0)
+		isola_msg_clear(out);
+	PyMem_Free(e);
+	return r;
+}
+
+PyObject *isola__encode_bytes(isola__state *st, PyObject *obj, const isola__codec_opts *o)
+{
+	enc *e = PyMem_Malloc(sizeof(enc));
+	if (e == NULL)
+		return PyErr_NoMemory();
+	PyObject *r = NULL;
+	if (encode_into(st, obj, o, NULL, e) == 0)
+		r = PyBytes_FromStringAndSize(e->buf.data, (Py_ssize_t)e->buf.len);
+	if (e->buf.heap)
+		free(e->buf.data);
+	PyMem_Free(e);
+	return r;
+}

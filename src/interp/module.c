@@ -1,0 +1,383 @@
+/*
+ * module.c - the isola Python module: importable in every interpreter,
+ * the main one included.  Multi-phase init with all state per
+ * interpreter (Py_MOD_PER_INTERPRETER_GIL_SUPPORTED): its types and
+ * exceptions are created anew in each interpreter, and it keeps no
+ * global PyObject.
+ */
+#include "interp/module.h"
+
+#include "channels/channel.h"
+#include "interp/codec.h"
+#include "interp/pychannel.h"
+#include "interp/runtime.h"
+
+#define STATE_KEY "isola.module"
+
+static isola__state *mod_state(PyObject *m)
+{
+	return PyModule_GetState(m);
+}
+
+isola__state *isola__state_current(void)
+{
+	PyObject *d = PyInterpreterState_GetDict(PyInterpreterState_Get());
+	if (d == NULL) {
+		PyErr_SetString(PyExc_RuntimeError, "no interpreter dict");
+		return NULL;
+	}
+	PyObject *m = PyDict_GetItemString(d, STATE_KEY); /* borrowed */
+	if (m == NULL) {
+		if (isola__module_install() < 0)
+			return NULL;
+		m = PyDict_GetItemString(d, STATE_KEY);
+		if (m == NULL) {
+			PyErr_SetString(PyExc_RuntimeError, "isola module state missing");
+			return NULL;
+		}
+	}
+	return mod_state(m);
+}
+
+PyObject *isola__raise(isola__state *st, int code, const char *what)
+{
+	switch (code) {
+	case ISOLA_ECLOSED:
+		PyErr_SetString(st->ChannelClosed, "channel is closed");
+		break;
+	case ISOLA_EAGAIN:
+		if (what != NULL && what[0] == 's')
+			PyErr_SetString(st->ChannelFull, "channel is full");
+		else
+			PyErr_SetString(st->ChannelEmpty, "channel is empty");
+		break;
+	case ISOLA_ETIMEDOUT:
+		PyErr_Format(PyExc_TimeoutError, "%s timed out", what ? what : "wait");
+		break;
+	case ISOLA_ENOMEM:
+		PyErr_NoMemory();
+		break;
+	case ISOLA_EINVAL:
+		PyErr_Format(PyExc_ValueError, "%s: %s", what ? what : "isola", isola_strerror(code));
+		break;
+	default:
+		PyErr_Format(PyExc_RuntimeError, "%s: %s (%s)", what ? what : "isola",
+			     isola_strerror(code), isola_err_name(code));
+	}
+	return NULL;
+}
+
+/* ---- functions -------------------------------------------------------- */
+
+static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "channels", "timeout", NULL };
+	PyObject *chans, *timeout = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:select", kwlist, &chans, &timeout))
+		return NULL;
+	int64_t t = isola__timeout_ns(timeout);
+	if (t == -2)
+		return NULL;
+	isola__state *st = mod_state(m);
+	PyObject *seq = PySequence_Fast(chans, "select() takes a sequence of Channels");
+	if (seq == NULL)
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	isola_channel *chs[ISOLA_SELECT_MAX];
+	if (n < 1 || n > ISOLA_SELECT_MAX) {
+		Py_DECREF(seq);
+		PyErr_Format(PyExc_ValueError, "select() takes 1 to %d channels, got %zd",
+			     ISOLA_SELECT_MAX, n);
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *c = PySequence_Fast_GET_ITEM(seq, i);
+		if (Py_TYPE(c) != st->channel_type || ((isola__channel_obj *)c)->ch == NULL) {
+			Py_DECREF(seq);
+			PyErr_Format(PyExc_TypeError, "select(): item %zd is %s, not a Channel", i,
+				     Py_TYPE(c)->tp_name);
+			return NULL;
+		}
+		chs[i] = ((isola__channel_obj *)c)->ch;
+	}
+	isola_msg msg;
+	isola_msg_init(&msg);
+	size_t idx = 0;
+	isola__deadline now;
+	isola__deadline_init(&now, 0);
+	int r = isola__channel_select_until(chs, (size_t)n, &msg, &now, 0, &idx);
+	if (r == ISOLA_EAGAIN && t != 0) {
+		isola__deadline d;
+		isola__deadline_init(&d, t);
+		for (;;) {
+			Py_BEGIN_ALLOW_THREADS
+			r = isola__channel_select_until(chs, (size_t)n, &msg, &d,
+							ISOLA__WAIT_INTERRUPTIBLE, &idx);
+			Py_END_ALLOW_THREADS
+			if (r != ISOLA_EINTR)
+				break;
+			if (PyErr_CheckSignals() < 0) {
+				Py_DECREF(seq);
+				return NULL;
+			}
+		}
+	}
+	if (r != 0) {
+		Py_DECREF(seq);
+		return isola__raise(st, r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r, "select");
+	}
+	PyObject *chan = PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)idx);
+	isola__codec_opts o = isola__codec_defaults;
+	o.allow_pickle = ((isola__channel_obj *)chan)->allow_pickle;
+	PyObject *obj = isola__decode(st, &msg, &o);
+	isola_msg_clear(&msg);
+	PyObject *result = obj ? PyTuple_Pack(2, chan, obj) : NULL;
+	Py_XDECREF(obj);
+	Py_DECREF(seq);
+	return result;
+}
+
+static PyObject *mod_share(PyObject *m, PyObject *obj)
+{
+	isola__state *st = mod_state(m);
+	if (Py_TYPE(obj) == st->buffer_type)
+		return Py_NewRef(obj);
+	isola_blob *blob = NULL;
+	int r;
+	if (PyBytes_CheckExact(obj)) {
+		/* immutable: share its memory, no copy */
+		r = isola__owner_blob(st->owner, obj, PyBytes_AS_STRING(obj),
+				      (size_t)PyBytes_GET_SIZE(obj), &blob);
+	} else if (PyObject_CheckBuffer(obj)) {
+		/* mutable or foreign memory: one copy, then shared */
+		Py_buffer v;
+		if (PyObject_GetBuffer(obj, &v, PyBUF_FULL_RO) < 0)
+			return NULL;
+		if (PyBuffer_IsContiguous(&v, 'C')) {
+			r = isola_blob_create(v.buf, (size_t)v.len, &blob);
+		} else {
+			void *tmp = PyMem_Malloc((size_t)v.len ? (size_t)v.len : 1);
+			r = tmp ? PyBuffer_ToContiguous(tmp, &v, v.len, 'C') : -1;
+			r = r == 0 ? isola_blob_create(tmp, (size_t)v.len, &blob) : ISOLA_ENOMEM;
+			PyMem_Free(tmp);
+		}
+		PyBuffer_Release(&v);
+	} else {
+		return PyErr_Format(PyExc_TypeError,
+				    "share() takes a bytes-like object, not %s",
+				    Py_TYPE(obj)->tp_name);
+	}
+	if (r != 0)
+		return PyErr_NoMemory();
+	PyObject *b = isola__buffer_wrap(st, blob);
+	isola_blob_release(blob);
+	return b;
+}
+
+static int parse_pickle_flag(PyObject *args, PyObject *kw, const char *fmt,
+			     PyObject **obj, isola__codec_opts *o)
+{
+	static char *kwlist[] = { "obj", "allow_pickle", NULL };
+	int allow = 1;
+	*o = isola__codec_defaults;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, obj, &allow))
+		return -1;
+	o->allow_pickle = allow;
+	return 0;
+}
+
+static PyObject *mod_dumps(PyObject *m, PyObject *args, PyObject *kw)
+{
+	PyObject *obj;
+	isola__codec_opts o;
+	if (parse_pickle_flag(args, kw, "O|$p:dumps", &obj, &o) < 0)
+		return NULL;
+	o.allow_refs = 0;
+	return isola__encode_bytes(mod_state(m), obj, &o);
+}
+
+static PyObject *mod_loads(PyObject *m, PyObject *args, PyObject *kw)
+{
+	PyObject *obj;
+	isola__codec_opts o;
+	if (parse_pickle_flag(args, kw, "O|$p:loads", &obj, &o) < 0)
+		return NULL;
+	Py_buffer v;
+	if (PyObject_GetBuffer(obj, &v, PyBUF_SIMPLE) < 0)
+		return NULL;
+	PyObject *r = isola__decode_bytes(mod_state(m), v.buf, (size_t)v.len, &o);
+	PyBuffer_Release(&v);
+	return r;
+}
+
+static PyMethodDef mod_methods[] = {
+	{ "select", (PyCFunction)(void (*)(void))mod_select, METH_VARARGS | METH_KEYWORDS,
+	  "select(channels, timeout=None)\n--\n\nWait until one of up to 64 channels has a "
+	  "message and receive it: returns (channel, obj).  Closed, drained channels are "
+	  "skipped; raises ChannelClosed when all are, TimeoutError on timeout." },
+	{ "share", mod_share, METH_O,
+	  "share(data)\n--\n\nA read-only Buffer over data that travels through channels "
+	  "by reference, never copied.  bytes are shared in place; other bytes-like "
+	  "objects are copied once." },
+	{ "dumps", (PyCFunction)(void (*)(void))mod_dumps, METH_VARARGS | METH_KEYWORDS,
+	  "dumps(obj, *, allow_pickle=True)\n--\n\nEncode obj in isola's msgpack wire "
+	  "format (docs/wire.md)." },
+	{ "loads", (PyCFunction)(void (*)(void))mod_loads, METH_VARARGS | METH_KEYWORDS,
+	  "loads(data, *, allow_pickle=True)\n--\n\nDecode isola's msgpack wire format; "
+	  "raises ValueError naming the offset of any problem." },
+	{ NULL, NULL, 0, NULL },
+};
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *base,
+		   const char *doc)
+{
+	char full[64];
+	snprintf(full, sizeof(full), "isola.%s", name);
+	*slot = PyErr_NewExceptionWithDoc(full, doc, base, NULL);
+	if (*slot == NULL)
+		return -1;
+	return PyModule_AddObjectRef(m, name, *slot);
+}
+
+static int mod_exec(PyObject *m)
+{
+	isola__state *st = mod_state(m);
+	st->channel_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__channel_spec, NULL);
+	st->buffer_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__buffer_spec, NULL);
+	if (st->channel_type == NULL || st->buffer_type == NULL)
+		return -1;
+	if (PyModule_AddType(m, st->channel_type) < 0 || PyModule_AddType(m, st->buffer_type) < 0)
+		return -1;
+	PyObject *base = NULL;
+	if (add_exc(m, &base, "ChannelError", NULL, "Base class of channel errors.") < 0)
+		return -1;
+	int r = add_exc(m, &st->ChannelClosed, "ChannelClosed", base,
+			"The channel is closed (and, for receivers, drained).") |
+		add_exc(m, &st->ChannelFull, "ChannelFull", base,
+			"send_nowait() on a full channel.") |
+		add_exc(m, &st->ChannelEmpty, "ChannelEmpty", base,
+			"recv_nowait() on an empty channel.") |
+		add_exc(m, &st->RemoteError, "RemoteError", NULL,
+			"An exception raised in another interpreter whose type is not a "
+			"builtin: .type_name, .message, .remote_args, .remote_traceback.") |
+		add_exc(m, &st->Cancelled, "Cancelled", PyExc_BaseException,
+			"Raised inside a task's Python code when the task is cancelled or "
+			"times out.");
+	Py_DECREF(base);
+	if (r < 0)
+		return -1;
+	st->owner = isola__owner_new();
+	if (st->owner == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
+	    PyModule_AddIntConstant(m, "BLOB_THRESHOLD", (long)ISOLA__BLOB_THRESHOLD_DEFAULT) < 0)
+		return -1;
+	PyObject *d = PyInterpreterState_GetDict(PyInterpreterState_Get());
+	if (d == NULL || PyDict_SetItemString(d, STATE_KEY, m) < 0)
+		return -1;
+	isola__runtime_attach();
+	return 0;
+}
+
+static int mod_traverse(PyObject *m, visitproc visit, void *arg)
+{
+	isola__state *st = mod_state(m);
+	Py_VISIT(st->channel_type);
+	Py_VISIT(st->buffer_type);
+	Py_VISIT(st->ChannelClosed);
+	Py_VISIT(st->ChannelFull);
+	Py_VISIT(st->ChannelEmpty);
+	Py_VISIT(st->RemoteError);
+	Py_VISIT(st->Cancelled);
+	Py_VISIT(st->datetime_mod);
+	Py_VISIT(st->pickle_dumps);
+	Py_VISIT(st->pickle_loads);
+	return 0;
+}
+
+static int mod_clear(PyObject *m)
+{
+	isola__state *st = mod_state(m);
+	Py_CLEAR(st->channel_type);
+	Py_CLEAR(st->buffer_type);
+	Py_CLEAR(st->ChannelClosed);
+	Py_CLEAR(st->ChannelFull);
+	Py_CLEAR(st->ChannelEmpty);
+	Py_CLEAR(st->RemoteError);
+	Py_CLEAR(st->Cancelled);
+	Py_CLEAR(st->datetime_mod);
+	Py_CLEAR(st->dt_datetime);
+	Py_CLEAR(st->dt_date);
+	Py_CLEAR(st->dt_time);
+	Py_CLEAR(st->dt_timedelta);
+	Py_CLEAR(st->dt_timezone);
+	Py_CLEAR(st->dt_utc);
+	Py_CLEAR(st->pickle_dumps);
+	Py_CLEAR(st->pickle_loads);
+	return 0;
+}
+
+static void mod_free(void *m)
+{
+	mod_clear(m);
+	isola__state *st = mod_state(m);
+	isola__owner_retire(st->owner);
+	st->owner = NULL;
+}
+
+static PyModuleDef_Slot mod_slots[] = {
+	{ Py_mod_exec, mod_exec },
+	{ Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED },
+#if PY_VERSION_HEX >= 0x030D0000
+	{ Py_mod_gil, Py_MOD_GIL_USED },
+#endif
+	{ 0, NULL },
+};
+
+PyModuleDef isola__module_def = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "isola",
+	.m_doc = "isola: run Python on every core, one isolated sub-interpreter per "
+		 "thread, connected by lock-free channels.",
+	.m_size = sizeof(isola__state),
+	.m_methods = mod_methods,
+	.m_slots = mod_slots,
+	.m_traverse = mod_traverse,
+	.m_clear = mod_clear,
+	.m_free = mod_free,
+};
+
+PyMODINIT_FUNC PyInit_isola(void)
+{
+	return PyModuleDef_Init(&isola__module_def);
+}
+
+int isola__module_install(void)
+{
+	PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+	PyObject *have = PyDict_GetItemString(modules, "isola");
+	if (have != NULL)
+		return 0;
+	PyObject *machinery = PyImport_ImportModule("importlib.machinery");
+	PyObject *spec = machinery ? PyObject_CallMethod(machinery, "ModuleSpec", "sO",
+							 "isola", Py_None)
+				   : NULL;
+	Py_XDECREF(machinery);
+	if (spec == NULL)
+		return -1;
+	PyObject *m = PyModule_FromDefAndSpec(&isola__module_def, spec);
+	Py_DECREF(spec);
+	if (m == NULL)
+		return -1;
+	if (PyModule_ExecDef(m, &isola__module_def) < 0 ||
+	    PyDict_SetItemString(modules, "isola", m) < 0) {
+		Py_DECREF(m);
+		return -1;
+	}
+	Py_DECREF(m);
+	return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * pybuffer.c - isola.Buffer: a read-only, zero-copy view of a blob.
+ *
+ * What large bytes-like values and isola.share()d data arrive as.  It
+ * supports the buffer protocol (memoryview(b), bytes(b), numpy-free
+ * slicing through memoryview), len(), == with any bytes-like object, and
+ * keeps its blob alive as long as it or any view of it lives.  Sending
+ * a Buffer sends the same blob again, without copying.
+ */
+#include "interp/pychannel.h"
+
+#include <string.h>
+
+PyObject *isola__buffer_wrap(isola__state *st, isola_blob *blob)
+{
+	isola__buffer_obj *b = PyObject_New(isola__buffer_obj, st->buffer_type);
+	if (b == NULL)
+		return NULL;
+	isola_blob_retain(blob);
+	b->blob = blob;
+	size_t len;
+	isola_blob_data(blob, &b->data, &len);
+	b->len = (Py_ssize_t)len;
+	return (PyObject *)b;
+}
+
+static void buf_dealloc(PyObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	isola_blob_release(((isola__buffer_obj *)self)->blob);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+static int buf_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+	isola__buffer_obj *b = (isola__buffer_obj *)self;
+	return PyBuffer_FillInfo(view, self, (void *)b->data, b->len, 1, flags);
+}
+
+static Py_ssize_t buf_len(PyObject *self)
+{
+	return ((isola__buffer_obj *)self)->len;
+}
+
+static PyObject *buf_tobytes(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	isola__buffer_obj *b = (isola__buffer_obj *)self;
+	return PyBytes_FromStringAndSize(b->data, b->len);
+}
+
+static PyObject *buf_repr(PyObject *self)
+{
+	return PyUnicode_FromFormat("<isola.Buffer %zd bytes>", ((isola__buffer_obj *)self)->len);
+}
+
+static PyObject *buf_richcompare(PyObject *a, PyObject *other, int op)
+{
+	if ((op != Py_EQ && op != Py_NE) || !PyObject_CheckBuffer(other))
+		Py_RETURN_NOTIMPLEMENTED;
+	Py_buffer v;
+	if (PyObject_GetBuffer(other, &v, PyBUF_SIMPLE) < 0) {
+		PyErr_Clear();
+		Py_RETURN_NOTIMPLEMENTED;
+	}
+	isola__buffer_obj *b = (isola__buffer_obj *)a;
+	int eq = v.len == b->len && memcmp(v.buf, b->data, (size_t)b->len) == 0;
+	PyBuffer_Release(&v);
+	return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+static PyMethodDef buf_methods[] = {
+	{ "tobytes", buf_tobytes, METH_NOARGS,
+	  "tobytes()\n--\n\nA bytes copy of the data." },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyType_Slot buf_slots[] = {
+	{ Py_tp_doc, "A read-only, zero-copy view of shared bytes (see isola.share).  "
+		     "Supports the buffer protocol: memoryview(buf), bytes(buf)." },
+	{ Py_tp_dealloc, buf_dealloc },
+	{ Py_tp_methods, buf_methods },
+	{ Py_tp_repr, buf_repr },
+	{ Py_tp_richcompare, buf_richcompare },
+	{ Py_bf_getbuffer, buf_getbuffer },
+	{ Py_sq_length, buf_len },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__buffer_spec = {
+	.name = "isola.Buffer",
+	.basicsize = sizeof(isola__buffer_obj),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = buf_slots,
+};

@@ -1,0 +1,337 @@
+/*
+ * pychannel.c - isola.Channel: a Python face on an isola_channel.
+ *
+ * Any interpreter may hold a Channel for the same isola_channel (it
+ * travels between interpreters as a reference).  Every blocking call
+ * tries once with the GIL held (the common, uncontended case costs no
+ * GIL release), then waits with the GIL released, waking for signals so
+ * Ctrl-C works in the main interpreter.
+ */
+#include "interp/pychannel.h"
+
+#include "channels/channel.h"
+#include "interp/codec.h"
+
+/* Python timeout (None or seconds >= 0) to ns (-1 forever); -2 on error. */
+int64_t isola__timeout_ns(PyObject *timeout)
+{
+	if (timeout == NULL || timeout == Py_None)
+		return -1;
+	double s = PyFloat_AsDouble(timeout);
+	if (s == -1.0 && PyErr_Occurred())
+		return -2;
+	if (!(s >= 0)) {
+		PyErr_SetString(PyExc_ValueError, "timeout must be None or a number >= 0");
+		return -2;
+	}
+	if (s > 1e9) /* ~31 years: forever */
+		return -1;
+	return (int64_t)(s * 1e9 + 0.5);
+}
+
+int isola__channel_wait_op(isola_channel *ch, isola_msg *msg, int64_t timeout_ns,
+			   int is_send)
+{
+	int r = is_send ? isola__channel_try_send(ch, msg) : isola__channel_try_recv(ch, msg);
+	if (r != ISOLA_EAGAIN || timeout_ns == 0)
+		return r;
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	for (;;) {
+		Py_BEGIN_ALLOW_THREADS
+		r = is_send ? isola__channel_send_until(ch, msg, &d, ISOLA__WAIT_INTERRUPTIBLE)
+			    : isola__channel_recv_until(ch, msg, &d, ISOLA__WAIT_INTERRUPTIBLE);
+		Py_END_ALLOW_THREADS
+		if (r != ISOLA_EINTR)
+			return r;
+		/* Run signal handlers (main interpreter, main thread); a
+		 * KeyboardInterrupt ends the wait, anything else resumes it. */
+		if (PyErr_CheckSignals() < 0)
+			return ISOLA__PYERR;
+	}
+}
+
+static isola__state *chan_state(PyObject *self)
+{
+	return PyType_GetModuleState(Py_TYPE(self));
+}
+
+static int chan_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "capacity", "allow_pickle", NULL };
+	Py_ssize_t capacity = 1024;
+	int allow_pickle = 1;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|n$p:Channel", kwlist, &capacity,
+					 &allow_pickle))
+		return -1;
+	if (capacity < 1 || (size_t)capacity > ISOLA_CHANNEL_MAX_CAPACITY) {
+		PyErr_Format(PyExc_ValueError, "capacity must be between 1 and %u",
+			     ISOLA_CHANNEL_MAX_CAPACITY);
+		return -1;
+	}
+	isola__channel_obj *c = (isola__channel_obj *)self;
+	isola_channel *ch;
+	if (isola_channel_create((size_t)capacity, &ch) != 0) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	isola_channel_release(c->ch);
+	c->ch = ch;
+	c->allow_pickle = allow_pickle;
+	return 0;
+}
+
+static void chan_dealloc(PyObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	isola_channel_release(((isola__channel_obj *)self)->ch);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+PyObject *isola__channel_wrap(isola__state *st, isola_channel *ch)
+{
+	isola__channel_obj *c = PyObject_New(isola__channel_obj, st->channel_type);
+	if (c == NULL)
+		return NULL;
+	isola_channel_retain(ch);
+	c->ch = ch;
+	c->allow_pickle = 1;
+	return (PyObject *)c;
+}
+
+static isola_channel *need_ch(PyObject *self)
+{
+	isola_channel *ch = ((isola__channel_obj *)self)->ch;
+	if (ch == NULL)
+		PyErr_SetString(PyExc_ValueError, "Channel.__init__ was not called");
+	return ch;
+}
+
+static isola__codec_opts opts_for(PyObject *self)
+{
+	isola__codec_opts o = isola__codec_defaults;
+	o.allow_pickle = ((isola__channel_obj *)self)->allow_pickle;
+	return o;
+}
+
+static PyObject *do_send(PyObject *self, PyObject *obj, int64_t timeout_ns, int nowait)
+{
+	isola_channel *ch = need_ch(self);
+	if (ch == NULL)
+		return NULL;
+	isola__state *st = chan_state(self);
+	isola__codec_opts o = opts_for(self);
+	isola_msg msg;
+	if (isola__encode(st, obj, &o, &msg) < 0)
+		return NULL;
+	int r = isola__channel_wait_op(ch, &msg, nowait ? 0 : timeout_ns, 1);
+	if (r == 0)
+		Py_RETURN_NONE;
+	isola_msg_clear(&msg); /* undelivered: drop its payload and refs */
+	if (r == ISOLA__PYERR)
+		return NULL;
+	if (r == ISOLA_EAGAIN && !nowait)
+		r = ISOLA_ETIMEDOUT; /* timeout=0 on a full channel */
+	return isola__raise(st, r, "send");
+}
+
+static PyObject *do_recv(PyObject *self, int64_t timeout_ns, int nowait)
+{
+	isola_channel *ch = need_ch(self);
+	if (ch == NULL)
+		return NULL;
+	isola__state *st = chan_state(self);
+	isola_msg msg;
+	isola_msg_init(&msg);
+	int r = isola__channel_wait_op(ch, &msg, nowait ? 0 : timeout_ns, 0);
+	if (r == ISOLA__PYERR)
+		return NULL;
+	if (r != 0) {
+		if (r == ISOLA_EAGAIN && !nowait)
+			r = ISOLA_ETIMEDOUT;
+		return isola__raise(st, r, "recv");
+	}
+	isola__codec_opts o = opts_for(self);
+	PyObject *obj = isola__decode(st, &msg, &o);
+	isola_msg_clear(&msg);
+	return obj;
+}
+
+static PyObject *chan_send(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "obj", "timeout", NULL };
+	PyObject *obj, *timeout = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:send", kwlist, &obj, &timeout))
+		return NULL;
+	int64_t t = isola__timeout_ns(timeout);
+	return t == -2 ? NULL : do_send(self, obj, t, 0);
+}
+
+static PyObject *chan_recv(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	PyObject *timeout = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwlist, &timeout))
+		return NULL;
+	int64_t t = isola__timeout_ns(timeout);
+	return t == -2 ? NULL : do_recv(self, t, 0);
+}
+
+static PyObject *chan_send_nowait(PyObject *self, PyObject *obj)
+{
+	return do_send(self, obj, 0, 1);
+}
+
+static PyObject *chan_recv_nowait(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return do_recv(self, 0, 1);
+}
+
+static PyObject *chan_close(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	isola_channel *ch = need_ch(self);
+	if (ch == NULL)
+		return NULL;
+	isola_channel_close(ch);
+	Py_RETURN_NONE;
+}
+
+static PyObject *chan_stats(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	isola_channel *ch = need_ch(self);
+	if (ch == NULL)
+		return NULL;
+	isola_channel_stats s;
+	isola_channel_stats_get(ch, &s);
+	return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "capacity",
+			     (unsigned long long)s.capacity, "sent", (unsigned long long)s.sent,
+			     "received", (unsigned long long)s.received, "depth",
+			     (unsigned long long)s.depth, "peak_depth",
+			     (unsigned long long)s.peak_depth, "full_waits",
+			     (unsigned long long)s.full_waits, "closed",
+			     s.closed ? Py_True : Py_False);
+}
+
+static Py_ssize_t chan_len(PyObject *self)
+{
+	isola_channel *ch = need_ch(self);
+	if (ch == NULL)
+		return -1;
+	isola_channel_stats s;
+	isola_channel_stats_get(ch, &s);
+	return (Py_ssize_t)s.depth;
+}
+
+static PyObject *chan_iternext(PyObject *self)
+{
+	PyObject *r = do_recv(self, -1, 0);
+	if (r == NULL && PyErr_ExceptionMatches(chan_state(self)->ChannelClosed))
+		PyErr_Clear(); /* NULL without an error: StopIteration */
+	return r;
+}
+
+static PyObject *chan_get_capacity(PyObject *self, void *c)
+{
+	(void)c;
+	isola_channel *ch = need_ch(self);
+	if (ch == NULL)
+		return NULL;
+	isola_channel_stats s;
+	isola_channel_stats_get(ch, &s);
+	return PyLong_FromUnsignedLongLong(s.capacity);
+}
+
+static PyObject *chan_get_closed(PyObject *self, void *c)
+{
+	(void)c;
+	isola_channel *ch = need_ch(self);
+	if (ch == NULL)
+		return NULL;
+	isola_channel_stats s;
+	isola_channel_stats_get(ch, &s);
+	return PyBool_FromLong(s.closed);
+}
+
+static PyObject *chan_repr(PyObject *self)
+{
+	isola_channel *ch = ((isola__channel_obj *)self)->ch;
+	if (ch == NULL)
+		return PyUnicode_FromString("<isola.Channel (uninitialised)>");
+	isola_channel_stats s;
+	isola_channel_stats_get(ch, &s);
+	return PyUnicode_FromFormat("<isola.Channel %p depth=%llu/%llu%s>", (void *)ch,
+				    (unsigned long long)s.depth,
+				    (unsigned long long)s.capacity, s.closed ? " closed" : "");
+}
+
+/* Two Channel objects are equal when they are the same channel, even in
+ * different interpreters. */
+static PyObject *chan_richcompare(PyObject *a, PyObject *b, int op)
+{
+	if (Py_TYPE(a) != Py_TYPE(b) || (op != Py_EQ && op != Py_NE))
+		Py_RETURN_NOTIMPLEMENTED;
+	int same = ((isola__channel_obj *)a)->ch == ((isola__channel_obj *)b)->ch;
+	return PyBool_FromLong(op == Py_EQ ? same : !same);
+}
+
+static Py_hash_t chan_hash(PyObject *self)
+{
+	return Py_HashPointer(((isola__channel_obj *)self)->ch);
+}
+
+static PyMethodDef chan_methods[] = {
+	{ "send", (PyCFunction)(void (*)(void))chan_send, METH_VARARGS | METH_KEYWORDS,
+	  "send(obj, timeout=None)\n--\n\nSend obj; wait while the channel is full, up to "
+	  "timeout seconds (None: forever).  Raises ChannelClosed, TimeoutError." },
+	{ "recv", (PyCFunction)(void (*)(void))chan_recv, METH_VARARGS | METH_KEYWORDS,
+	  "recv(timeout=None)\n--\n\nReceive the oldest message; wait while the channel is "
+	  "empty, up to timeout seconds.  Raises ChannelClosed once closed and drained, "
+	  "TimeoutError." },
+	{ "send_nowait", chan_send_nowait, METH_O,
+	  "send_nowait(obj)\n--\n\nSend without waiting; raises ChannelFull." },
+	{ "recv_nowait", chan_recv_nowait, METH_NOARGS,
+	  "recv_nowait()\n--\n\nReceive without waiting; raises ChannelEmpty." },
+	{ "close", chan_close, METH_NOARGS,
+	  "close()\n--\n\nNo more sends; receivers drain what is queued, then get "
+	  "ChannelClosed.  Wakes every waiter." },
+	{ "stats", chan_stats, METH_NOARGS,
+	  "stats()\n--\n\nCounters: capacity, sent, received, depth, peak_depth, "
+	  "full_waits, closed." },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyGetSetDef chan_getset[] = {
+	{ "capacity", chan_get_capacity, NULL, "Maximum number of queued messages.", NULL },
+	{ "closed", chan_get_closed, NULL, "True once close() was called.", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyType_Slot chan_slots[] = {
+	{ Py_tp_doc, "Channel(capacity=1024, *, allow_pickle=True)\n--\n\n"
+		     "A bounded, lock-free, multi-producer multi-consumer channel between "
+		     "interpreters.  Channels can be sent through channels and passed to "
+		     "tasks.  Iterating receives until the channel is closed." },
+	{ Py_tp_init, chan_init },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_dealloc, chan_dealloc },
+	{ Py_tp_methods, chan_methods },
+	{ Py_tp_getset, chan_getset },
+	{ Py_tp_iter, PyObject_SelfIter },
+	{ Py_tp_iternext, chan_iternext },
+	{ Py_tp_repr, chan_repr },
+	{ Py_tp_richcompare, chan_richcompare },
+	{ Py_tp_hash, chan_hash },
+	{ Py_sq_length, chan_len },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__channel_spec = {
+	.name = "isola.Channel",
+	.basicsize = sizeof(isola__channel_obj),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+	.slots = chan_slots,
+};

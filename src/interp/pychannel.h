@@ -1,0 +1,22 @@
+/* pychannel.h - isola.Channel and the blocking helpers it shares. */
+#ifndef ISOLA_INTERP_PYCHANNEL_H
+#define ISOLA_INTERP_PYCHANNEL_H
+
+#include "interp/state.h"
+
+/* A Python exception is set (returned in place of an ISOLA_E* code). */
+#define ISOLA__PYERR (-1000)
+
+extern PyType_Spec isola__channel_spec;
+extern PyType_Spec isola__buffer_spec;
+
+/* None -> -1 (forever), seconds >= 0 -> ns; -2 with an exception set. */
+int64_t isola__timeout_ns(PyObject *timeout);
+
+/* Send or receive with the GIL held for the first try and released for
+ * the wait; signal handlers run on EINTR.  Returns 0, an ISOLA_E* code,
+ * or ISOLA__PYERR. */
+int isola__channel_wait_op(isola_channel *ch, isola_msg *msg, int64_t timeout_ns,
+			   int is_send);
+
+#endif

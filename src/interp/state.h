@@ -1,0 +1,51 @@
+/*
+ * state.h - the isola module's per-interpreter state (no global PyObject
+ * anywhere: each interpreter has its own types, exceptions and caches).
+ */
+#ifndef ISOLA_INTERP_STATE_H
+#define ISOLA_INTERP_STATE_H
+
+#include "interp/pycompat.h"
+#include "interp/release.h"
+#include "isola.h"
+
+typedef struct isola__state {
+	PyTypeObject *channel_type;
+	PyTypeObject *buffer_type;
+	PyObject *ChannelClosed, *ChannelFull, *ChannelEmpty;
+	PyObject *RemoteError, *Cancelled;
+	/* Imported on first use (NULL until then). */
+	PyObject *datetime_mod;
+	PyObject *dt_datetime, *dt_date, *dt_time, *dt_timedelta, *dt_timezone;
+	PyObject *dt_utc;
+	PyObject *pickle_dumps, *pickle_loads;
+	isola__owner *owner; /* release queue for zero-copy blobs */
+} isola__state;
+
+/* isola.Channel instances. */
+typedef struct {
+	PyObject_HEAD
+	isola_channel *ch;
+	int allow_pickle;
+} isola__channel_obj;
+
+/* isola.Buffer instances: a read-only view of a blob, keeping it alive. */
+typedef struct {
+	PyObject_HEAD
+	isola_blob *blob;
+	const void *data;
+	Py_ssize_t len;
+} isola__buffer_obj;
+
+/* The calling interpreter's isola state, importing the module if needed.
+ * GIL held.  NULL with an exception set on failure. */
+isola__state *isola__state_current(void);
+
+/* New Channel / Buffer objects; each takes a new reference to ch / blob. */
+PyObject *isola__channel_wrap(isola__state *st, isola_channel *ch);
+PyObject *isola__buffer_wrap(isola__state *st, isola_blob *blob);
+
+/* Raise the Python exception for an ISOLA_E* code (returns NULL). */
+PyObject *isola__raise(isola__state *st, int code, const char *what);
+
+#endif
