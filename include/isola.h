@@ -309,6 +309,20 @@ int isola_interp_run(isola_interp *interp, const char *source);
 int isola_interp_error(const isola_interp *interp, const char **type,
 		       const char **message, const char **traceback);
 
+/*
+ * Call target, "package.module:qualname" (imported on first use), with
+ * the arguments in args: a msgpack array (positional) or map (keyword
+ * arguments) in the wire format of docs/wire.md, whose attached blobs and
+ * channels arrive as isola.Buffer and isola.Channel objects.  args may be
+ * NULL for no arguments; it stays the caller's.  On success the return
+ * value is encoded into *result (overwritten; the caller owns it and
+ * clears it).  Fails with EINVAL, ENOTFOUND (no such module/attribute;
+ * detail in isola_interp_error), EPYTHON (it raised, or the arguments or
+ * result could not be converted: isola_interp_error).
+ */
+int isola_interp_call(isola_interp *interp, const char *target,
+		      const isola_msg *args, isola_msg *result);
+
 /* Destroy the interpreter (same thread).  NULL is ok. */
 int isola_interp_destroy(isola_interp *interp);
 

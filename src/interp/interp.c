@@ -9,10 +9,12 @@
  */
 #include "interp/interp.h"
 
+#include "interp/codec.h"
 #include "interp/module.h"
 #include "interp/runtime.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void isola__interp_enter(isola_interp *in)
 {
@@ -146,6 +148,94 @@ int isola_interp_error(const isola_interp *in, const char **type,
 	if (traceback != NULL)
 		*traceback = in->err.traceback ? in->err.traceback : "";
 	return 0;
+}
+
+/* Resolve "pkg.mod:qual.name" to a new reference; NULL with an error. */
+PyObject *isola__resolve_target(const char *target)
+{
+	const char *colon = strchr(target, ':');
+	if (colon == NULL || colon == target || colon[1] == '\0') {
+		PyErr_Format(PyExc_ValueError,
+			     "bad target '%s': expected \"package.module:qualname\"", target);
+		return NULL;
+	}
+	PyObject *modname = PyUnicode_FromStringAndSize(target, colon - target);
+	PyObject *obj = modname ? PyImport_Import(modname) : NULL;
+	Py_XDECREF(modname);
+	const char *p = colon + 1;
+	while (obj != NULL && *p != '\0') {
+		const char *dot = strchr(p, '.');
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		PyObject *name = PyUnicode_FromStringAndSize(p, (Py_ssize_t)n);
+		PyObject *next = name ? PyObject_GetAttr(obj, name) : NULL;
+		Py_XDECREF(name);
+		Py_DECREF(obj);
+		obj = next;
+		p += n + (dot != NULL);
+	}
+	return obj;
+}
+
+/* Call fn with decoded args (list: positional, dict: keywords). */
+PyObject *isola__call_decoded(PyObject *fn, PyObject *args)
+{
+	if (args == NULL || args == Py_None)
+		return PyObject_CallNoArgs(fn);
+	if (PyList_Check(args) || PyTuple_Check(args)) {
+		PyObject *t = PySequence_Tuple(args);
+		PyObject *r = t ? PyObject_Call(fn, t, NULL) : NULL;
+		Py_XDECREF(t);
+		return r;
+	}
+	if (PyDict_Check(args)) {
+		PyObject *t = PyTuple_New(0);
+		PyObject *r = t ? PyObject_Call(fn, t, args) : NULL;
+		Py_XDECREF(t);
+		return r;
+	}
+	PyErr_Format(PyExc_TypeError, "call arguments must be an array or a map, not %s",
+		     Py_TYPE(args)->tp_name);
+	return NULL;
+}
+
+int isola_interp_call(isola_interp *in, const char *target, const isola_msg *args,
+		      isola_msg *result)
+{
+	if (in == NULL || target == NULL || result == NULL)
+		return ISOLA_EINVAL;
+	isola__interp_enter(in);
+	isola__error_clear(&in->err);
+	int r = 0;
+	PyObject *fn = NULL, *a = NULL, *ret = NULL;
+	isola__state *st = isola__state_current();
+	if (st == NULL)
+		goto pyerr;
+	fn = isola__resolve_target(target);
+	if (fn == NULL) {
+		r = PyErr_ExceptionMatches(PyExc_ImportError) ||
+				    PyErr_ExceptionMatches(PyExc_AttributeError)
+			    ? ISOLA_ENOTFOUND
+			    : ISOLA_EPYTHON;
+		isola__error_capture(&in->err);
+		goto out;
+	}
+	if (args != NULL) {
+		a = isola__decode(st, args, &isola__codec_defaults);
+		if (a == NULL)
+			goto pyerr;
+	}
+	ret = isola__call_decoded(fn, a);
+	if (ret == NULL || isola__encode(st, ret, &isola__codec_defaults, result) < 0)
+		goto pyerr;
+	goto out;
+pyerr:
+	r = isola__error_capture(&in->err);
+out:
+	Py_XDECREF(fn);
+	Py_XDECREF(a);
+	Py_XDECREF(ret);
+	isola__interp_leave(in);
+	return r;
 }
 
 int isola_interp_destroy(isola_interp *in)

@@ -18,4 +18,10 @@ struct isola_interp {
 void isola__interp_enter(isola_interp *in);
 void isola__interp_leave(isola_interp *in);
 
+/* "pkg.mod:qual" to an object (new ref), or NULL with an error set. */
+PyObject *isola__resolve_target(const char *target);
+
+/* fn(*args) for a list/tuple, fn(**args) for a dict, fn() for NULL. */
+PyObject *isola__call_decoded(PyObject *fn, PyObject *args);
+
 #endif

@@ -43,6 +43,52 @@ static Py_ssize_t buf_len(PyObject *self)
 	return ((isola__buffer_obj *)self)->len;
 }
 
+/* buf[i] -> int, buf[a:b:c] -> bytes (a copy, as for bytes). */
+static PyObject *buf_subscript(PyObject *self, PyObject *key)
+{
+	isola__buffer_obj *b = (isola__buffer_obj *)self;
+	const unsigned char *data = b->data;
+	if (PyIndex_Check(key)) {
+		Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+		if (i == -1 && PyErr_Occurred())
+			return NULL;
+		if (i < 0)
+			i += b->len;
+		if (i < 0 || i >= b->len) {
+			PyErr_SetString(PyExc_IndexError, "Buffer index out of range");
+			return NULL;
+		}
+		return PyLong_FromLong(data[i]);
+	}
+	if (PySlice_Check(key)) {
+		Py_ssize_t start, stop, step;
+		if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+			return NULL;
+		Py_ssize_t n = PySlice_AdjustIndices(b->len, &start, &stop, step);
+		if (step == 1)
+			return PyBytes_FromStringAndSize((const char *)data + start, n);
+		PyObject *r = PyBytes_FromStringAndSize(NULL, n);
+		if (r == NULL)
+			return NULL;
+		char *out = PyBytes_AS_STRING(r);
+		for (Py_ssize_t k = 0, i = start; k < n; k++, i += step)
+			out[k] = (char)data[i];
+		return r;
+	}
+	return PyErr_Format(PyExc_TypeError, "Buffer indices must be integers or slices, not %s",
+			    Py_TYPE(key)->tp_name);
+}
+
+static PyObject *buf_item(PyObject *self, Py_ssize_t i)
+{
+	isola__buffer_obj *b = (isola__buffer_obj *)self;
+	if (i < 0 || i >= b->len) {
+		PyErr_SetString(PyExc_IndexError, "Buffer index out of range");
+		return NULL;
+	}
+	return PyLong_FromLong(((const unsigned char *)b->data)[i]);
+}
+
 static PyObject *buf_tobytes(PyObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -85,6 +131,9 @@ static PyType_Slot buf_slots[] = {
 	{ Py_tp_richcompare, buf_richcompare },
 	{ Py_bf_getbuffer, buf_getbuffer },
 	{ Py_sq_length, buf_len },
+	{ Py_sq_item, buf_item },
+	{ Py_mp_length, buf_len },
+	{ Py_mp_subscript, buf_subscript },
 	{ 0, NULL },
 };
 
