@@ -323,6 +323,24 @@ int isola_interp_error(const isola_interp *interp, const char **type,
 int isola_interp_call(isola_interp *interp, const char *target,
 		      const isola_msg *args, isola_msg *result);
 
+/*
+ * The codec, for C code that runs inside an interpreter (an extension
+ * function, or code between PyEval_RestoreThread/PyEval_SaveThread): the
+ * calling thread must hold that interpreter's GIL.  pyobj is a PyObject*.
+ *
+ * isola_encode: encode pyobj (borrowed) into *out (overwritten; the
+ * caller owns it on success, it is left empty on failure).  Fails with
+ * ETYPE (cannot travel), ETOOBIG (size limit), EINVAL (nesting or
+ * self-reference), ENOMEM, EPYTHON; a Python exception is then set, as
+ * for any failing CPython call, naming the path and the problem.
+ *
+ * isola_decode: decode msg (borrowed) into a new reference in *pyobj.
+ * Fails with EDECODE (malformed: the exception names the offset),
+ * ENOMEM, EPYTHON; the Python exception is then set.
+ */
+int isola_encode(void *pyobj, isola_msg *out);
+int isola_decode(const isola_msg *msg, void **pyobj);
+
 /* Destroy the interpreter (same thread).  NULL is ok. */
 int isola_interp_destroy(isola_interp *interp);
 

@@ -23,10 +23,11 @@ typedef struct isola__codec_opts {
 
 extern const isola__codec_opts isola__codec_defaults;
 
-/* Encode obj into out (an empty message), attaching blob/channel
- * references.  0, or -1 with a Python exception set (TypeError for what
- * cannot travel, naming its type and path; ValueError for limits and
- * self-referencing containers); out is left empty on failure. */
+/* Encode obj into out (overwritten), attaching blob/channel references.
+ * 0, or a negative ISOLA_E* code with a Python exception set: ETYPE
+ * (TypeError: cannot travel, naming its type and path), ETOOBIG / EINVAL
+ * (ValueError: size limit / nesting or self-reference), ENOMEM, EPYTHON
+ * (whatever Python code it ran raised).  out is left empty on failure. */
 int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 		  isola_msg *out);
 

@@ -82,6 +82,7 @@ typedef struct enc {
 	wbuf buf;
 	int depth;
 	const char *root; /* name of the top object in paths */
+	int code;         /* ISOLA_E* of the failure, when known */
 	struct frame frames[ISOLA__MAX_DEPTH_DEFAULT + 1];
 } enc;
 
@@ -132,6 +133,9 @@ static PyObject *path_str(enc *e)
 /* Raise exc_type("<path>: <type> <what>"), chaining any current error. */
 static int fail_at(enc *e, PyObject *exc_type, PyObject *obj, const char *what)
 {
+	e->code = exc_type == PyExc_TypeError ? ISOLA_ETYPE
+		  : exc_type == PyExc_MemoryError ? ISOLA_ENOMEM
+						   : ISOLA_EINVAL;
 	PyObject *cause = PyErr_GetRaisedException();
 	PyObject *path = path_str(e);
 	if (path == NULL) {
@@ -152,8 +156,10 @@ static int fail_at(enc *e, PyObject *exc_type, PyObject *obj, const char *what)
 static int write_failed(enc *e)
 {
 	if (e->buf.no_memory) {
+		e->code = ISOLA_ENOMEM;
 		PyErr_NoMemory();
 	} else {
+		e->code = ISOLA_ETOOBIG;
 		PyErr_Format(PyExc_ValueError,
 			     "message too large: the encoding passes the limit of %zu bytes",
 			     e->o->max_size);
@@ -807,6 +813,7 @@ static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts 
 	e->msg = msg;
 	e->depth = 0;
 	e->root = "obj";
+	e->code = ISOLA_EPYTHON;
 	e->buf.data = e->buf.small;
 	e->buf.len = 0;
 	e->buf.cap = sizeof(e->buf.small);
@@ -840,13 +847,16 @@ int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 		}
 		if (r != 0) {
 			PyErr_NoMemory();
+			e->code = ISOLA_ENOMEM;
 			r = -1;
 		}
 	}
 	if (e->buf.heap)
 		free(e->buf.data);
-	if (r != 0)
+	if (r != 0) {
 		isola_msg_clear(out);
+		r = e->code;
+	}
 	PyMem_Free(e);
 	return r;
 }
