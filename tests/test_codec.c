@@ -121,7 +121,7 @@ Test(codec, error_codes)
 			   PyUnicode_AsUTF8(s));
 	Py_DECREF(s);
 	Py_DECREF(exc);
-	isola_msg_set_bytes(&m, "Í", 4); /* uint16 cut short */
+	isola_msg_set_bytes(&m, "\x92\x01\xcd\x01", 4); /* uint16 cut short */
 	cr_assert_eq(isola_decode(&m, &out), ISOLA_EDECODE);
 	exc = PyErr_GetRaisedException();
 	s = PyObject_Str(exc);
