@@ -58,8 +58,27 @@ static int need(dec *d, size_t n)
 	return -1;
 }
 
-static uint64_t be(const unsigned char *p, int n)
+static inline uint64_t be(const unsigned char *p, int n)
 {
+	switch (n) {
+	case 1:
+		return p[0];
+	case 2: {
+		uint16_t v;
+		memcpy(&v, p, 2);
+		return __builtin_bswap16(v);
+	}
+	case 4: {
+		uint32_t v;
+		memcpy(&v, p, 4);
+		return __builtin_bswap32(v);
+	}
+	case 8: {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		return __builtin_bswap64(v);
+	}
+	}
 	uint64_t v = 0;
 	for (int i = 0; i < n; i++)
 		v = (v << 8) | p[i];

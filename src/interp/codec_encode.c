@@ -167,6 +167,30 @@ static int write_failed(enc *e)
 	return -1;
 }
 
+/* Append n bytes without going through the packer's callback (hot path). */
+static inline int put(enc *e, const void *src, size_t n)
+{
+	wbuf *b = &e->buf;
+	if (b->cap - b->len >= n && b->max - b->len >= n) {
+		memcpy(b->data + b->len, src, n);
+		b->len += n;
+		return 0;
+	}
+	return wbuf_write(b, src, n) == 0 ? 0 : write_failed(e);
+}
+
+/* float 64, big-endian, written directly. */
+static inline int put_double(enc *e, double d)
+{
+	unsigned char b[9];
+	uint64_t u;
+	memcpy(&u, &d, 8);
+	u = __builtin_bswap64(u);
+	b[0] = 0xcb;
+	memcpy(b + 1, &u, 8);
+	return put(e, b, 9);
+}
+
 #define PK(call)                                                              \
 	do {                                                                  \
 		if ((call) != 0)                                              \
@@ -229,7 +253,13 @@ static int enc_sequence_items(enc *e, PyObject *seq, enum frame_kind kind)
 			PyErr_SetString(PyExc_RuntimeError, "list changed size during encoding");
 			return -1;
 		}
-		PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+		PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+		if (PyFloat_CheckExact(item)) { /* runs no Python code: no ref */
+			if (put_double(e, PyFloat_AS_DOUBLE(item)) < 0)
+				return -1;
+			continue;
+		}
+		Py_INCREF(item);
 		e->frames[e->depth - 1].index = i;
 		int r = enc_obj(e, item);
 		Py_DECREF(item);
@@ -741,10 +771,8 @@ static int enc_obj(enc *e, PyObject *obj)
 	}
 	if (t == &PyLong_Type)
 		return enc_int(e, obj);
-	if (t == &PyFloat_Type) {
-		PK(msgpack_pack_double(&e->pk, PyFloat_AS_DOUBLE(obj)));
-		return 0;
-	}
+	if (t == &PyFloat_Type)
+		return put_double(e, PyFloat_AS_DOUBLE(obj));
 	if (t == &PyUnicode_Type)
 		return enc_str(e, obj);
 	if (t == &PyBytes_Type)
