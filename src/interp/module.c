@@ -174,15 +174,24 @@ static PyObject *mod_share(PyObject *m, PyObject *obj)
 	return b;
 }
 
-static int parse_pickle_flag(PyObject *args, PyObject *kw, const char *fmt,
-			     PyObject **obj, isola__codec_opts *o)
+/* obj, *, allow_pickle=True, max_size=1 GiB, max_depth=512 */
+static int parse_codec_args(PyObject *args, PyObject *kw, const char *fmt,
+			    PyObject **obj, isola__codec_opts *o)
 {
-	static char *kwlist[] = { "obj", "allow_pickle", NULL };
-	int allow = 1;
+	static char *kwlist[] = { "obj", "allow_pickle", "max_size", "max_depth", NULL };
+	int allow = 1, depth = ISOLA__MAX_DEPTH_DEFAULT;
+	Py_ssize_t size = (Py_ssize_t)ISOLA__MAX_SIZE_DEFAULT;
 	*o = isola__codec_defaults;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, obj, &allow))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, obj, &allow, &size, &depth))
 		return -1;
+	if (size < 1 || depth < 1 || depth > ISOLA__MAX_DEPTH_DEFAULT) {
+		PyErr_Format(PyExc_ValueError, "max_size must be >= 1 and max_depth 1..%d",
+			     ISOLA__MAX_DEPTH_DEFAULT);
+		return -1;
+	}
 	o->allow_pickle = allow;
+	o->max_size = (size_t)size;
+	o->max_depth = depth;
 	return 0;
 }
 
@@ -190,7 +199,7 @@ static PyObject *mod_dumps(PyObject *m, PyObject *args, PyObject *kw)
 {
 	PyObject *obj;
 	isola__codec_opts o;
-	if (parse_pickle_flag(args, kw, "O|$p:dumps", &obj, &o) < 0)
+	if (parse_codec_args(args, kw, "O|$pni:dumps", &obj, &o) < 0)
 		return NULL;
 	o.allow_refs = 0;
 	return isola__encode_bytes(mod_state(m), obj, &o);
@@ -200,7 +209,7 @@ static PyObject *mod_loads(PyObject *m, PyObject *args, PyObject *kw)
 {
 	PyObject *obj;
 	isola__codec_opts o;
-	if (parse_pickle_flag(args, kw, "O|$p:loads", &obj, &o) < 0)
+	if (parse_codec_args(args, kw, "O|$pni:loads", &obj, &o) < 0)
 		return NULL;
 	Py_buffer v;
 	if (PyObject_GetBuffer(obj, &v, PyBUF_SIMPLE) < 0)
@@ -220,11 +229,12 @@ static PyMethodDef mod_methods[] = {
 	  "by reference, never copied.  bytes are shared in place; other bytes-like "
 	  "objects are copied once." },
 	{ "dumps", (PyCFunction)(void (*)(void))mod_dumps, METH_VARARGS | METH_KEYWORDS,
-	  "dumps(obj, *, allow_pickle=True)\n--\n\nEncode obj in isola's msgpack wire "
-	  "format (docs/wire.md)." },
+	  "dumps(obj, *, allow_pickle=True, max_size=2**30, max_depth=512)\n--\n\n"
+	  "Encode obj in isola's msgpack wire format (docs/wire.md)." },
 	{ "loads", (PyCFunction)(void (*)(void))mod_loads, METH_VARARGS | METH_KEYWORDS,
-	  "loads(data, *, allow_pickle=True)\n--\n\nDecode isola's msgpack wire format; "
-	  "raises ValueError naming the offset of any problem." },
+	  "loads(data, *, allow_pickle=True, max_size=2**30, max_depth=512)\n--\n\n"
+	  "Decode isola's msgpack wire format; raises ValueError naming the offset "
+	  "of any problem." },
 	{ NULL, NULL, 0, NULL },
 };
 

@@ -171,6 +171,26 @@ class Limits(unittest.TestCase):
             ok = [ok]
         self.assertEqual(isola.loads(isola.dumps(ok)), ok)
 
+    def test_size_limit(self):
+        with self.assertRaises(ValueError) as cm:
+            isola.dumps([b"x" * 600, b"y" * 600], max_size=1000)
+        self.assertIn("too large", str(cm.exception))
+        data = isola.dumps(b"x" * 600)
+        self.assertEqual(isola.loads(data, max_size=1000), b"x" * 600)
+        with self.assertRaises(ValueError) as cm:
+            isola.loads(data, max_size=100)
+        self.assertIn("passes the limit", str(cm.exception))
+
+    def test_custom_depth_limit(self):
+        v = [[[[1]]]]
+        self.assertEqual(isola.loads(isola.dumps(v, max_depth=4), max_depth=4), v)
+        with self.assertRaises(ValueError):
+            isola.dumps(v, max_depth=3)
+        with self.assertRaises(ValueError):
+            isola.loads(isola.dumps(v), max_depth=3)
+        with self.assertRaises(ValueError):
+            isola.dumps(v, max_depth=0)
+
     def test_decode_depth_limit(self):
         data = b"\x91" * 1000 + b"\xc0"
         with self.assertRaises(ValueError) as cm:
