@@ -344,6 +344,193 @@ int isola_decode(const isola_msg *msg, void **pyobj);
 /* Destroy the interpreter (same thread).  NULL is ok. */
 int isola_interp_destroy(isola_interp *interp);
 
+/* ------------------------------------------------------------------ */
+/* Futures                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The outcome of a task: refcounted, any thread.  A future is done once
+ * it has a result, an error, or was cancelled; it never changes after.
+ */
+typedef struct isola_future isola_future;
+
+enum isola_future_state {
+	ISOLA_FUTURE_PENDING = 0, /* queued */
+	ISOLA_FUTURE_RUNNING = 1,
+	ISOLA_FUTURE_DONE = 2,      /* returned a value */
+	ISOLA_FUTURE_FAILED = 3,    /* raised (or its result could not travel) */
+	ISOLA_FUTURE_CANCELLED = 4, /* cancelled, or timed out */
+};
+
+int isola_future_retain(isola_future *f);
+int isola_future_release(isola_future *f); /* NULL is ok */
+
+/* Wait until done: 0, or ETIMEDOUT (timeout_ns as for channels). */
+int isola_future_wait(isola_future *f, int64_t timeout_ns);
+
+/* The current isola_future_state in *state (never blocks). */
+int isola_future_state(isola_future *f, int *state);
+
+/*
+ * The outcome, once done (else EAGAIN).  0: *result receives a copy of
+ * the encoded return value (msgpack + references; the caller owns it).
+ * EPYTHON: the task raised; *result (if not NULL) receives the encoded
+ * exception (ext 11, docs/wire.md) and isola_future_error() has its
+ * text.  ECANCELED: cancelled.  ETIMEDOUT: the task's own timeout hit.
+ * ECLOSED: the pool shut down before it ran.  result may be NULL.
+ */
+int isola_future_result(isola_future *f, isola_msg *result);
+
+/* Error text of a failed/cancelled future, borrowed while f is held.
+ * ENOTFOUND if it did not fail. */
+int isola_future_error(isola_future *f, const char **type, const char **message,
+		       const char **traceback);
+
+/*
+ * Cancel.  A queued task is cancelled at once (0).  A running task is
+ * interrupted at its next bytecode boundary by isola.Cancelled raised in
+ * its own interpreter (0; the future then ends ECANCELED unless the code
+ * swallowed it and returned).  ESTATE if already done.
+ */
+int isola_future_cancel(isola_future *f);
+
+/* Call cb(f, arg) once f is done: at once on this thread if it already
+ * is, else on the thread that completes it (a worker: keep cb short and
+ * never block in it).  Fails with ENOMEM (cb will not run). */
+typedef void (*isola_future_cb)(isola_future *f, void *arg);
+int isola_future_on_done(isola_future *f, isola_future_cb cb, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Pools: N workers, each an OS thread hosting one sub-interpreter       */
+/* ------------------------------------------------------------------ */
+
+typedef struct isola_pool isola_pool;
+
+typedef struct isola_pool_options {
+	int workers;                /* <= 0: the number of online CPUs */
+	isola_interp_options setup; /* per worker: sys.path, preload, init */
+	int no_pickle;              /* refuse the pickle fallback (untrusted) */
+} isola_pool_options;
+
+/*
+ * Start a pool (opts may be NULL): the workers create their interpreters
+ * in parallel, and this returns once all are ready.  isola_init() first.
+ * If any worker's setup fails, everything started is torn down, the
+ * error is EPYTHON and its text goes to *error_out (free() it) when
+ * error_out is not NULL.  Fails with ESTATE, ENOMEM, ESYS, EPYTHON.
+ * Pool functions may be called from any thread, except destroy.
+ */
+int isola_pool_create(const isola_pool_options *opts, isola_pool **out,
+		      char **error_out);
+
+/*
+ * Submit a call of target ("package.module:qualname") with args (see
+ * isola_interp_call; NULL: no arguments).  The pool takes args' contents
+ * on success (args is left empty) and leaves them on failure.
+ * timeout_ns > 0 interrupts the task once it has run that long (its
+ * future ends ETIMEDOUT); <= 0: no limit.  *out: a new future the caller
+ * releases.  Fails with ECLOSED (shutting down), EINVAL, ENOMEM.
+ */
+int isola_pool_submit(isola_pool *pool, const char *target, isola_msg *args,
+		      int64_t timeout_ns, isola_future **out);
+
+/*
+ * Map target over n argument sets (each an array or map, as for submit),
+ * in chunks of chunksize calls (0: n / (4 * workers), at least 1).  The
+ * pool takes the contents of every argsets[i] on success.  out[k] (the
+ * caller provides ceil(n / chunksize) slots; *n_chunks says how many are
+ * used) gets one future per chunk whose result is the array of that
+ * chunk's return values, in order; a chunk fails at its first exception.
+ * References: at most 8 per chunk in all.
+ */
+int isola_pool_map(isola_pool *pool, const char *target, isola_msg *argsets,
+		   size_t n, size_t chunksize, isola_future **out, size_t *n_chunks);
+
+/* Run source on every worker (e.g. to set a global); waits.  EPYTHON
+ * with the first error's text in *error_out (free() it). */
+int isola_pool_run(isola_pool *pool, const char *source, char **error_out);
+
+/*
+ * Stop accepting work.  cancel_pending = 0: finish everything queued;
+ * 1: cancel what is queued (futures end ECANCELED) and interrupt what
+ * runs.  Waits up to timeout_ns for the workers to go idle (ETIMEDOUT).
+ * Calling it again is fine.
+ */
+int isola_pool_shutdown(isola_pool *pool, int cancel_pending, int64_t timeout_ns);
+
+/* Shut down (cancelling pending work), join every worker, free the pool.
+ * Futures stay valid until released.  Not from a worker; NULL is ok. */
+int isola_pool_destroy(isola_pool *pool);
+
+typedef struct isola_worker_stats {
+	uint64_t tasks_run;  /* tasks and actor messages handled */
+	uint64_t busy_ns;    /* time spent running them */
+	uint64_t queue_depth; /* its private (actor) queue */
+	int actors;          /* actors living on it */
+} isola_worker_stats;
+
+/* Number of workers. */
+int isola_pool_size(isola_pool *pool, size_t *n);
+
+/* Stats of worker i (any thread, lock-free reads); shared_depth (may be
+ * NULL) gets the depth of the shared task queue. */
+int isola_pool_worker_stats(isola_pool *pool, size_t i, isola_worker_stats *out,
+			    uint64_t *shared_depth);
+
+/* ------------------------------------------------------------------ */
+/* Actors                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An actor is an instance of a Python class living on one worker; its
+ * methods run there in the order they were sent, one at a time.  It is
+ * named by an id passed by value: using a dead actor's id returns
+ * ECLOSED, never touches freed memory.
+ *
+ * Supervision: when a method raises, its caller gets the error and the
+ * actor lives on, unless the instance has __isola_restart__(exc): that
+ * hook runs, and if it raises the actor has crashed.  When the
+ * constructor fails, the actor crashes, or it is killed, the policy
+ * applies: stop, or restart (construct again with the original
+ * arguments) up to max_restarts times within window_ns.  Each stop or
+ * restart sends {"actor": id, "event": "stopped"|"restarted",
+ * "reason": str} to the pool's monitor channel.
+ */
+typedef struct isola_actor {
+	uint64_t id;
+} isola_actor;
+
+typedef struct isola_actor_options {
+	int restart;         /* 0: stop on crash; 1: restart */
+	int max_restarts;    /* within window_ns (default 3) */
+	int64_t window_ns;   /* default 5 s */
+	int worker;          /* < 0: the least loaded */
+} isola_actor_options;
+
+/* Spawn target ("module:Class") with args (the pool takes their contents
+ * on success).  The constructor runs on the worker; its failure is
+ * reported through the monitor and later calls (ECLOSED once stopped). */
+int isola_actor_spawn(isola_pool *pool, const char *target, isola_msg *args,
+		      const isola_actor_options *opts, isola_actor *out);
+
+/* Call method with args; *out: a future for the result.  send: the same
+ * without a future (errors are counted, not reported).  ECLOSED: dead. */
+int isola_actor_call(isola_pool *pool, isola_actor a, const char *method,
+		     isola_msg *args, isola_future **out);
+int isola_actor_send(isola_pool *pool, isola_actor a, const char *method,
+		     isola_msg *args);
+
+/* Kill: what is queued for it fails with ECLOSED; the policy applies
+ * (a restarting actor comes back).  ECLOSED if already dead. */
+int isola_actor_kill(isola_pool *pool, isola_actor a);
+
+/* Mailbox depth (messages not yet handled) and liveness. */
+int isola_actor_stats(isola_pool *pool, isola_actor a, uint64_t *mailbox_depth,
+		      int *alive);
+
+/* The monitor channel (a new handle: release it). */
+int isola_pool_monitor(isola_pool *pool, isola_channel **out);
+
 #ifdef __cplusplus
 }
 #endif

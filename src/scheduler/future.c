@@ -1,0 +1,242 @@
+/* future.c - futures: completion, waiting, callbacks, cancel (future.h). */
+#include "scheduler/future.h"
+
+#include "common/atomics.h"
+#include "scheduler/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+isola_future *isola__future_new(struct isola_pool *pool)
+{
+	isola_future *f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return NULL;
+	f->refs = 1;
+	f->state = ISOLA_FUTURE_PENDING;
+	ck_ec32_init(&f->done_ec, 0);
+	pthread_mutex_init(&f->lock, NULL);
+	f->pool = pool;
+	return f;
+}
+
+int isola_future_retain(isola_future *f)
+{
+	if (f == NULL)
+		return ISOLA_EINVAL;
+	isola__ref_inc(&f->refs);
+	return 0;
+}
+
+int isola_future_release(isola_future *f)
+{
+	if (f == NULL)
+		return 0;
+	if (!isola__ref_dec_is_last(&f->refs))
+		return 0;
+	isola_msg_clear(&f->result);
+	isola__error_clear(&f->err);
+	for (struct callback *c = f->callbacks, *n; c != NULL; c = n) {
+		n = c->next;
+		free(c);
+	}
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	return 0;
+}
+
+static bool is_done(int state)
+{
+	return state >= ISOLA_FUTURE_DONE;
+}
+
+bool isola__future_start(isola_future *f)
+{
+	int expect = ISOLA_FUTURE_PENDING;
+	return isola__cas_acq_rel(&f->state, &expect, ISOLA_FUTURE_RUNNING);
+}
+
+/* Fill the outcome of a future this thread has claimed (state -1), then
+ * publish it, wake waiters and run callbacks. */
+static void finish(isola_future *f, int status, isola_msg *result, isola__error *err)
+{
+	int final = status == 0 ? ISOLA_FUTURE_DONE
+		    : (status == ISOLA_ECANCELED || status == ISOLA_ETIMEDOUT ||
+		       status == ISOLA_ECLOSED)
+			    ? ISOLA_FUTURE_CANCELLED
+			    : ISOLA_FUTURE_FAILED;
+	f->status = status;
+	if (result != NULL) {
+		isola_msg_clear(&f->result);
+		f->result = *result;
+		isola_msg_init(result);
+	}
+	if (err != NULL) {
+		f->err = *err;
+		memset(err, 0, sizeof(*err));
+	}
+	/* Release: the outcome above is visible to whoever sees the state. */
+	isola__store_release(&f->state, final);
+	ck_ec32_inc(&f->done_ec, &isola__ec_mode);
+	pthread_mutex_lock(&f->lock);
+	struct callback *cbs = f->callbacks;
+	f->callbacks = NULL;
+	pthread_mutex_unlock(&f->lock);
+	/* callbacks were pushed at the head: run them in registration order */
+	struct callback *rev = NULL;
+	while (cbs != NULL) {
+		struct callback *n = cbs->next;
+		cbs->next = rev;
+		rev = cbs;
+		cbs = n;
+	}
+	while (rev != NULL) {
+		struct callback *n = rev->next;
+		rev->cb(f, rev->arg);
+		free(rev);
+		rev = n;
+	}
+}
+
+bool isola__future_complete(isola_future *f, int status, isola_msg *result,
+			    isola__error *err)
+{
+	/* Claim the right to complete (state -1): only one thread wins. */
+	int cur = isola__load_acquire(&f->state);
+	for (;;) {
+		if (is_done(cur) || cur == -1)
+			return false;
+		if (isola__cas_acq_rel(&f->state, &cur, -1))
+			break;
+	}
+	finish(f, status, result, err);
+	return true;
+}
+
+int isola_future_state(isola_future *f, int *state)
+{
+	if (f == NULL || state == NULL)
+		return ISOLA_EINVAL;
+	int s = isola__load_acquire(&f->state);
+	*state = s == -1 ? ISOLA_FUTURE_RUNNING : s;
+	return 0;
+}
+
+static int ready_done(void *arg)
+{
+	isola_future *f = arg;
+	return is_done(isola__load_acquire(&f->state)) ? 0 : ISOLA_EAGAIN;
+}
+
+int isola_future_wait(isola_future *f, int64_t timeout_ns)
+{
+	if (f == NULL)
+		return ISOLA_EINVAL;
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	int r = isola__wait(&f->done_ec, ready_done, f, &d, 0);
+	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
+}
+
+int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flags)
+{
+	int r = isola__wait(&f->done_ec, ready_done, f, d, flags);
+	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
+}
+
+/* A copy of msg: the same bytes, new references to the same objects. */
+static int msg_copy(isola_msg *dst, const isola_msg *src)
+{
+	const void *p;
+	size_t len;
+	isola_msg_init(dst);
+	isola_msg_bytes(src, &p, &len);
+	int r = isola_msg_set_bytes(dst, p, len);
+	for (size_t i = 0; r == 0 && i < src->nrefs_; i++) {
+		int kind;
+		void *ptr;
+		isola_msg_ref(src, i, &kind, &ptr);
+		r = kind == ISOLA_REF_BLOB ? isola_msg_attach_blob(dst, ptr)
+					   : isola_msg_attach_channel(dst, ptr);
+	}
+	if (r != 0)
+		isola_msg_clear(dst);
+	return r;
+}
+
+int isola_future_result(isola_future *f, isola_msg *result)
+{
+	if (f == NULL)
+		return ISOLA_EINVAL;
+	if (!is_done(isola__load_acquire(&f->state)))
+		return ISOLA_EAGAIN;
+	if (result != NULL) {
+		int r = msg_copy(result, &f->result);
+		if (r != 0)
+			return r;
+	}
+	return f->status;
+}
+
+int isola_future_error(isola_future *f, const char **type, const char **message,
+		       const char **traceback)
+{
+	if (f == NULL)
+		return ISOLA_EINVAL;
+	if (!is_done(isola__load_acquire(&f->state)) || f->status == 0 || f->err.type == NULL)
+		return ISOLA_ENOTFOUND;
+	if (type)
+		*type = f->err.type;
+	if (message)
+		*message = f->err.message ? f->err.message : "";
+	if (traceback)
+		*traceback = f->err.traceback ? f->err.traceback : "";
+	return 0;
+}
+
+int isola_future_cancel(isola_future *f)
+{
+	if (f == NULL)
+		return ISOLA_EINVAL;
+	int s = ISOLA_FUTURE_PENDING;
+	if (isola__cas_acq_rel(&f->state, &s, -1)) {
+		/* Still queued: complete it; the worker will skip it. */
+		isola__error e = { 0 };
+		e.type = isola__strdup("isola.Cancelled");
+		e.message = isola__strdup("cancelled before it ran");
+		finish(f, ISOLA_ECANCELED, NULL, &e);
+		return 0;
+	}
+	if (s == ISOLA_FUTURE_RUNNING || s == -1) {
+		int none = INTERRUPT_NONE;
+		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
+		if (f->pool != NULL)
+			isola__pool_interrupt_requested(f->pool);
+		return 0;
+	}
+	return ISOLA_ESTATE;
+}
+
+int isola_future_on_done(isola_future *f, isola_future_cb cb, void *arg)
+{
+	if (f == NULL || cb == NULL)
+		return ISOLA_EINVAL;
+	struct callback *c = malloc(sizeof(*c));
+	if (c == NULL)
+		return ISOLA_ENOMEM;
+	c->cb = cb;
+	c->arg = arg;
+	pthread_mutex_lock(&f->lock);
+	/* Checked under the lock: complete() takes the list under it after
+	 * publishing the state, so a callback is either taken or run here. */
+	if (!is_done(isola__load_acquire(&f->state))) {
+		c->next = f->callbacks;
+		f->callbacks = c;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	free(c);
+	cb(f, arg);
+	return 0;
+}

@@ -1,0 +1,115 @@
+/*
+ * interrupt.c - the watchdog: interrupting running tasks.
+ *
+ * How a running task is interrupted, on CPython 3.12 to 3.14 alike: the
+ * watchdog thread makes a thread state of its own in the worker's
+ * interpreter and attaches it (PyEval_RestoreThread), which takes that
+ * interpreter's GIL: the worker's eval loop hands it over at its next
+ * switch-interval check (5 ms by default).  Holding it, the watchdog
+ * checks that the task it means is still the one running (the worker
+ * publishes and clears it under the same GIL), and if so calls
+ * PyThreadState_SetAsyncExc(worker thread, isola.Cancelled) with the
+ * worker interpreter's own Cancelled class.  The worker raises it at its
+ * next bytecode boundary.  After every task the worker clears any
+ * pending async exception under its GIL, so an interrupt that comes too
+ * late is dropped instead of hitting the next task.  Code blocked in C
+ * (time.sleep, a socket read) is interrupted only when it returns.
+ */
+#include "scheduler/pool.h"
+
+#include "common/atomics.h"
+#include "interp/state.h"
+
+#include <signal.h>
+
+void isola__watchdog_wake(struct isola_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void isola__pool_interrupt_requested(struct isola_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->interrupt_pending == 0)
+		p->interrupt_pending = 1;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Under worker w's GIL: raise Cancelled in its thread if its running task
+ * asked for it (or all = 1, or its deadline expired). */
+static void interrupt_worker(struct worker *w, int all, int64_t now)
+{
+	pthread_mutex_lock(&w->attach_lock);
+	PyThreadState *ts = w->interp ? PyThreadState_New(w->interp->istate) : NULL;
+	if (ts == NULL) {
+		pthread_mutex_unlock(&w->attach_lock);
+		return;
+	}
+	PyEval_RestoreThread(ts);
+	isola_future *f = isola__load_acquire(&w->current);
+	if (f != NULL && !f->injected) {
+		int64_t dl = isola__load_acquire(&w->current_deadline);
+		int none = INTERRUPT_NONE;
+		if (all)
+			isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
+		else if (dl != 0 && now >= dl)
+			isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_TIMEOUT);
+		if (isola__load_acquire(&f->interrupt) != INTERRUPT_NONE) {
+			isola__state *st = isola__state_current();
+			if (st != NULL) {
+				PyThreadState_SetAsyncExc(w->thread_ident, st->Cancelled);
+				f->injected = 1;
+			} else {
+				PyErr_Clear();
+			}
+		}
+	}
+	PyThreadState_Clear(ts);
+	PyThreadState_DeleteCurrent(); /* releases the GIL */
+	pthread_mutex_unlock(&w->attach_lock);
+}
+
+void *isola__watchdog_main(void *arg)
+{
+	struct isola_pool *p = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&p->lock);
+	while (!p->watchdog_stop) {
+		int pending = p->interrupt_pending;
+		if (pending != 2)
+			p->interrupt_pending = 0;
+		int64_t now = isola__now_ns(), next = 0;
+		pthread_mutex_unlock(&p->lock);
+		for (int i = 0; i < p->n; i++) {
+			struct worker *w = &p->workers[i];
+			if (isola__load_acquire(&w->current) == NULL)
+				continue;
+			int64_t dl = isola__load_acquire(&w->current_deadline);
+			if (pending || (dl != 0 && now >= dl))
+				interrupt_worker(w, pending == 2, now);
+			else if (dl != 0 && (next == 0 || dl < next))
+				next = dl;
+		}
+		pthread_mutex_lock(&p->lock);
+		if (p->watchdog_stop || p->interrupt_pending == 1)
+			continue;
+		if (p->interrupt_pending == 2) {
+			/* shutting down: look again soon for tasks that start */
+			next = isola__now_ns() + 10 * 1000000;
+		}
+		if (next == 0) {
+			pthread_cond_wait(&p->cond, &p->lock);
+		} else {
+			struct timespec ts = { .tv_sec = next / 1000000000,
+					       .tv_nsec = next % 1000000000 };
+			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}

@@ -1,0 +1,423 @@
+/*
+ * pool.c - pool lifecycle, submitting work, stats (design in pool.h).
+ */
+#include "scheduler/pool.h"
+
+#include "common/atomics.h"
+#include "channels/channel.h"
+#include "interp/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SHARED_QUEUE 65536 /* tasks; submit waits (backpressure) when full */
+#define PRIVATE_QUEUE 4096 /* actor messages per worker */
+#define MONITOR_QUEUE 1024
+
+struct task *isola__task_new(enum task_kind kind, const char *target)
+{
+	struct task *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	t->kind = kind;
+	t->target = target ? isola__strdup(target) : NULL;
+	if (target != NULL && t->target == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void isola__task_free(struct task *t)
+{
+	if (t == NULL)
+		return;
+	isola_msg_clear(&t->args);
+	for (size_t i = 0; i < t->chunk.n; i++)
+		isola_msg_clear(&t->chunk.items[i]);
+	free(t->chunk.items);
+	isola_future_release(t->future);
+	free(t->target);
+	free(t);
+}
+
+int isola__task_enqueue(isola_channel *q, struct task *t)
+{
+	isola_msg m;
+	isola_msg_init(&m);
+	isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */
+	return isola_channel_send(q, &m, -1);
+}
+
+/* ---- setup options, deep-copied ------------------------------------ */
+
+static const char **copy_strings(const char *const *src, size_t n, struct isola_pool *p,
+				 size_t *k)
+{
+	if (n == 0)
+		return NULL;
+	const char **dst = calloc(n, sizeof(char *));
+	if (dst == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		char *s = isola__strdup(src[i]);
+		p->setup_strings[(*k)++] = s;
+		dst[i] = s;
+	}
+	return dst;
+}
+
+static int copy_setup(struct isola_pool *p, const isola_interp_options *o)
+{
+	if (o == NULL)
+		return 0;
+	size_t total = o->n_sys_path + o->n_preload + 1;
+	p->setup_strings = calloc(total + 1, sizeof(char *));
+	if (p->setup_strings == NULL)
+		return ISOLA_ENOMEM;
+	size_t k = 0;
+	p->setup.sys_path = copy_strings(o->sys_path, o->n_sys_path, p, &k);
+	p->setup.n_sys_path = o->n_sys_path;
+	p->setup.preload = copy_strings(o->preload, o->n_preload, p, &k);
+	p->setup.n_preload = o->n_preload;
+	if (o->init_source != NULL) {
+		char *s = isola__strdup(o->init_source);
+		p->setup_strings[k++] = s;
+		p->setup.init_source = s;
+	}
+	return 0;
+}
+
+static void free_setup(struct isola_pool *p)
+{
+	if (p->setup_strings != NULL)
+		for (char **s = p->setup_strings; *s != NULL; s++)
+			free(*s);
+	free(p->setup_strings);
+	free((void *)p->setup.sys_path);
+	free((void *)p->setup.preload);
+}
+
+/* ---- lifecycle ------------------------------------------------------ */
+
+static void close_queues(struct isola_pool *p)
+{
+	isola_channel_close(p->shared_q);
+	for (int i = 0; i < p->n; i++)
+		isola_channel_close(p->workers[i].private_q);
+}
+
+static void free_pool(struct isola_pool *p)
+{
+	/* Whatever is still queued holds task pointers: free them. */
+	isola_channel *qs[1];
+	for (int i = -1; i < p->n; i++) {
+		qs[0] = i < 0 ? p->shared_q : p->workers[i].private_q;
+		if (qs[0] == NULL)
+			continue;
+		isola_msg m;
+		isola_msg_init(&m);
+		while (isola_channel_recv(qs[0], &m, 0) == 0) {
+			struct task *t;
+			const void *d;
+			size_t len;
+			isola_msg_bytes(&m, &d, &len);
+			memcpy(&t, d, sizeof(t));
+			isola_msg_clear(&m);
+			if (t->future != NULL)
+				isola__future_complete(t->future, ISOLA_ECLOSED, NULL, NULL);
+			isola__task_free(t);
+		}
+		isola_channel_release(qs[0]);
+	}
+	isola__actor_free_all(p);
+	isola_channel_release(p->monitor);
+	for (int i = 0; p->workers != NULL && i < p->n; i++)
+		pthread_mutex_destroy(&p->workers[i].attach_lock);
+	free(p->workers);
+	free(p->start_error);
+	free_setup(p);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **error_out)
+{
+	if (out == NULL)
+		return ISOLA_EINVAL;
+	if (!isola__runtime_ready())
+		return ISOLA_ESTATE;
+	struct isola_pool *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return ISOLA_ENOMEM;
+	int n = opts && opts->workers > 0 ? opts->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	p->n = n;
+	p->no_pickle = opts ? opts->no_pickle : 0;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	ck_ec32_init(&p->exit_ec, 0);
+	p->workers = calloc((size_t)n, sizeof(struct worker));
+	int r = p->workers ? copy_setup(p, opts ? &opts->setup : NULL) : ISOLA_ENOMEM;
+	if (r == 0)
+		r = isola_channel_create(SHARED_QUEUE, &p->shared_q);
+	if (r == 0)
+		r = isola_channel_create(MONITOR_QUEUE, &p->monitor);
+	for (int i = 0; r == 0 && i < n; i++) {
+		p->workers[i].pool = p;
+		p->workers[i].index = i;
+		pthread_mutex_init(&p->workers[i].attach_lock, NULL);
+		r = isola_channel_create(PRIVATE_QUEUE, &p->workers[i].private_q);
+	}
+	if (r != 0) {
+		p->n = p->workers ? n : 0;
+		free_pool(p);
+		return r;
+	}
+	/* Start every worker at once: interpreters are created in parallel. */
+	int launched = 0;
+	for (; launched < n; launched++)
+		if (pthread_create(&p->workers[launched].thread, NULL, isola__worker_main,
+				   &p->workers[launched]) != 0)
+			break;
+	if (launched < n) {
+		/* Those started wait for all n to report: report the rest. */
+		pthread_mutex_lock(&p->lock);
+		p->failed += n - launched;
+		if (p->start_error == NULL)
+			p->start_error = isola__strdup("could not start a worker thread");
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_lock(&p->lock);
+	while (p->started + p->failed < n)
+		pthread_cond_wait(&p->cond, &p->lock);
+	int failed = p->failed;
+	pthread_mutex_unlock(&p->lock);
+	if (failed == 0 && pthread_create(&p->watchdog, NULL, isola__watchdog_main, p) != 0)
+		failed = -1;
+	if (failed != 0) {
+		isola__store_release(&p->closing, 2);
+		close_queues(p);
+		for (int i = 0; i < launched; i++)
+			pthread_join(p->workers[i].thread, NULL);
+		if (error_out != NULL)
+			*error_out = isola__strdup(p->start_error ? p->start_error : "watchdog");
+		r = failed > 0 && launched == n ? ISOLA_EPYTHON : ISOLA_ESYS;
+		free_pool(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+int isola_pool_shutdown(isola_pool *p, int cancel_pending, int64_t timeout_ns)
+{
+	if (p == NULL)
+		return ISOLA_EINVAL;
+	int want = cancel_pending ? 2 : 1, cur = isola__load_acquire(&p->closing);
+	while (cur < want && !isola__cas_acq_rel(&p->closing, &cur, want))
+		;
+	close_queues(p);
+	if (cancel_pending) {
+		/* The watchdog raises Cancelled in every running task. */
+		pthread_mutex_lock(&p->lock);
+		p->interrupt_pending = 2;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	for (;;) {
+		uint32_t snap = ck_ec32_value(&p->exit_ec);
+		if (__atomic_load_n(&p->exited, __ATOMIC_ACQUIRE) >= p->n)
+			return 0;
+		if (isola__deadline_passed(&d))
+			return ISOLA_ETIMEDOUT;
+		ck_ec32_wait(&p->exit_ec, &isola__ec_mode, snap, d.forever ? NULL : &d.at);
+	}
+}
+
+int isola_pool_destroy(isola_pool *p)
+{
+	if (p == NULL)
+		return 0;
+	isola_pool_shutdown(p, 1, -1);
+	for (int i = 0; i < p->n; i++)
+		pthread_join(p->workers[i].thread, NULL);
+	pthread_mutex_lock(&p->lock);
+	p->watchdog_stop = 1;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->watchdog, NULL);
+	free_pool(p);
+	return 0;
+}
+
+/* ---- work ----------------------------------------------------------- */
+
+int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
+		      int64_t timeout_ns, isola_future **out)
+{
+	if (p == NULL || target == NULL || out == NULL || strchr(target, ':') == NULL)
+		return ISOLA_EINVAL;
+	if (isola__load_acquire(&p->closing))
+		return ISOLA_ECLOSED;
+	struct task *t = isola__task_new(TASK_CALL, target);
+	isola_future *f = t ? isola__future_new(p) : NULL;
+	if (f == NULL) {
+		isola__task_free(t);
+		return ISOLA_ENOMEM;
+	}
+	isola_msg_init(&t->args);
+	if (args != NULL)
+		isola__msg_move(&t->args, args);
+	t->timeout_ns = timeout_ns;
+	t->future = f;
+	isola_future_retain(f); /* the caller's reference */
+	int r = isola__task_enqueue(p->shared_q, t);
+	if (r != 0) {
+		if (args != NULL)
+			isola__msg_move(args, &t->args); /* give them back */
+		isola_future_release(f);
+		isola__task_free(t);
+		return r;
+	}
+	*out = f;
+	return 0;
+}
+
+int isola_pool_map(isola_pool *p, const char *target, isola_msg *argsets, size_t n,
+		   size_t chunksize, isola_future **out, size_t *n_chunks)
+{
+	if (p == NULL || target == NULL || (argsets == NULL && n > 0) || out == NULL ||
+	    n_chunks == NULL || strchr(target, ':') == NULL)
+		return ISOLA_EINVAL;
+	if (isola__load_acquire(&p->closing))
+		return ISOLA_ECLOSED;
+	if (chunksize == 0) {
+		chunksize = n / (4 * (size_t)p->n);
+		if (chunksize == 0)
+			chunksize = 1;
+	}
+	size_t k = 0;
+	for (size_t start = 0; start < n; start += chunksize, k++) {
+		size_t m = n - start < chunksize ? n - start : chunksize;
+		struct task *t = isola__task_new(TASK_CHUNK, target);
+		isola_future *f = t ? isola__future_new(p) : NULL;
+		isola_msg *items = f ? calloc(m, sizeof(isola_msg)) : NULL;
+		if (items == NULL) {
+			free(items);
+			if (f)
+				isola_future_release(f);
+			isola__task_free(t);
+			goto fail;
+		}
+		for (size_t i = 0; i < m; i++)
+			isola__msg_move(&items[i], &argsets[start + i]);
+		t->chunk.items = items;
+		t->chunk.n = m;
+		t->future = f;
+		isola_future_retain(f);
+		if (isola__task_enqueue(p->shared_q, t) != 0) {
+			for (size_t i = 0; i < m; i++)
+				isola__msg_move(&argsets[start + i], &items[i]);
+			isola_future_release(f);
+			isola__task_free(t);
+			goto fail;
+		}
+		out[k] = f;
+	}
+	*n_chunks = k;
+	return 0;
+fail:
+	/* Chunks already queued run; their futures are the caller's. */
+	*n_chunks = k;
+	return isola__load_acquire(&p->closing) ? ISOLA_ECLOSED : ISOLA_ENOMEM;
+}
+
+int isola_pool_run(isola_pool *p, const char *source, char **error_out)
+{
+	if (p == NULL || source == NULL)
+		return ISOLA_EINVAL;
+	isola_future **fs = calloc((size_t)p->n, sizeof(*fs));
+	if (fs == NULL)
+		return ISOLA_ENOMEM;
+	int r = 0;
+	for (int i = 0; i < p->n && r == 0; i++) {
+		struct task *t = isola__task_new(TASK_RUN, source);
+		fs[i] = t ? isola__future_new(p) : NULL;
+		if (fs[i] == NULL) {
+			isola__task_free(t);
+			r = ISOLA_ENOMEM;
+			break;
+		}
+		t->future = fs[i];
+		isola_future_retain(fs[i]);
+		r = isola__task_enqueue(p->workers[i].private_q, t);
+		if (r != 0)
+			isola__task_free(t);
+	}
+	for (int i = 0; i < p->n && fs[i] != NULL; i++) {
+		isola_future_wait(fs[i], -1);
+		int s = isola_future_result(fs[i], NULL);
+		if (s != 0 && r == 0) {
+			r = s;
+			const char *type, *msg, *tb;
+			if (error_out != NULL && isola_future_error(fs[i], &type, &msg, &tb) == 0) {
+				size_t len = strlen(type) + strlen(msg) + strlen(tb) + 4;
+				*error_out = malloc(len);
+				if (*error_out)
+					snprintf(*error_out, len, "%s: %s\n%s", type, msg, tb);
+			}
+		}
+		isola_future_release(fs[i]);
+	}
+	free(fs);
+	return r;
+}
+
+/* ---- stats ------------------------------------------------------------ */
+
+int isola_pool_size(isola_pool *p, size_t *n)
+{
+	if (p == NULL || n == NULL)
+		return ISOLA_EINVAL;
+	*n = (size_t)p->n;
+	return 0;
+}
+
+int isola_pool_worker_stats(isola_pool *p, size_t i, isola_worker_stats *out,
+			    uint64_t *shared_depth)
+{
+	if (p == NULL || out == NULL || i >= (size_t)p->n)
+		return ISOLA_EINVAL;
+	struct worker *w = &p->workers[i];
+	isola_channel_stats st;
+	isola_channel_stats_get(w->private_q, &st);
+	out->tasks_run = isola__load_relaxed(&w->tasks_run);
+	out->busy_ns = isola__load_relaxed(&w->busy_ns);
+	out->queue_depth = st.depth;
+	out->actors = isola__load_relaxed(&w->n_actors);
+	if (shared_depth != NULL) {
+		isola_channel_stats_get(p->shared_q, &st);
+		*shared_depth = st.depth;
+	}
+	return 0;
+}
+
+int isola_pool_monitor(isola_pool *p, isola_channel **out)
+{
+	if (p == NULL || out == NULL)
+		return ISOLA_EINVAL;
+	isola_channel_retain(p->monitor);
+	*out = p->monitor;
+	return 0;
+}

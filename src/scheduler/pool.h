@@ -1,0 +1,120 @@
+/*
+ * pool.h - pools, workers and tasks (internal).
+ *
+ * Work distribution: one shared task channel that every worker selects
+ * on, plus a private channel per worker for the actors living on it.
+ * Whoever is free takes the next task, so uneven tasks balance without
+ * stealing; idle workers park in select (after a short spin).  Tasks
+ * travel as pointers inside 8-byte inline messages.
+ *
+ * Cancelling and timing out running tasks is the watchdog's job
+ * (interrupt.c): it takes the worker interpreter's GIL through a thread
+ * state of its own and raises isola.Cancelled in the worker's thread.
+ */
+#ifndef ISOLA_SCHEDULER_POOL_H
+#define ISOLA_SCHEDULER_POOL_H
+
+#include "isola.h"
+
+#include "interp/interp.h"
+#include "scheduler/future.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct argset {
+	isola_msg *items; /* one message per call (TASK_CHUNK) */
+	size_t n;
+};
+
+enum task_kind {
+	TASK_CALL,        /* target(*args) */
+	TASK_CHUNK,       /* target over a list of argument sets */
+	TASK_RUN,         /* exec source (pool_run) */
+	TASK_ACTOR_NEW,   /* construct an actor */
+	TASK_ACTOR_CALL,  /* a method call (future may be NULL: send) */
+	TASK_ACTOR_KILL,  /* drop the instance, apply the policy */
+};
+
+struct task {
+	enum task_kind kind;
+	char *target;      /* "mod:qual", a method name, or source */
+	isola_msg args;
+	struct argset chunk;  /* TASK_CHUNK */
+	isola_future *future; /* may be NULL (actor send) */
+	uint64_t epoch;       /* actor messages: the actor's kill epoch */
+	int64_t timeout_ns;   /* <= 0: none */
+	uint64_t actor_id;
+};
+
+struct worker {
+	struct isola_pool *pool;
+	int index;
+	pthread_t thread;
+	isola_interp *interp;
+	unsigned long thread_ident; /* for PyThreadState_SetAsyncExc */
+	isola_channel *private_q;   /* actor messages */
+	PyObject *targets;          /* target -> callable cache (its interp) */
+	PyObject *actors;           /* actor id -> instance (its interp) */
+	/* The running task, for the watchdog: written with the GIL held. */
+	isola_future *current;      /* atomic */
+	int64_t current_deadline;   /* atomic: ns, 0 = none */
+	/* Held by the watchdog while attached to this interpreter, and by
+	 * the worker (detached) while destroying it. */
+	pthread_mutex_t attach_lock;
+	/* Stats (relaxed atomics). */
+	uint64_t tasks_run, busy_ns;
+	int n_actors;
+};
+
+struct actor_slot; /* actor.c */
+
+struct isola_pool {
+	int n;
+	struct worker *workers;
+	isola_channel *shared_q;
+	isola_channel *monitor;
+	isola_interp_options setup;
+	char **setup_strings; /* owned copies behind setup */
+	int no_pickle;
+	int closing;          /* atomic: shutdown started */
+	/* start-up */
+	pthread_mutex_t lock; /* guards start-up fields, actors */
+	pthread_cond_t cond;
+	int started, failed;
+	char *start_error;
+	int exited;              /* atomic: workers that left their loop */
+	struct ck_ec32 exit_ec;
+	/* watchdog */
+	pthread_t watchdog;
+	int watchdog_stop;
+	int interrupt_pending; /* atomic hint */
+	/* actors */
+	struct actor_slot *actors;
+	size_t n_actor_slots;
+};
+
+/* Ask the watchdog to look for interrupt requests now. */
+void isola__pool_interrupt_requested(struct isola_pool *pool);
+
+/* Watchdog thread body and task interruption (interrupt.c). */
+void *isola__watchdog_main(void *arg);
+void isola__watchdog_wake(struct isola_pool *pool);
+
+/* Worker thread body (worker.c). */
+void *isola__worker_main(void *arg);
+
+/* Tasks (pool.c): enqueue on a channel, free. */
+struct task *isola__task_new(enum task_kind kind, const char *target);
+void isola__task_free(struct task *t);
+int isola__task_enqueue(isola_channel *q, struct task *t);
+
+/* Actors (actor.c), run by the worker with its GIL held. */
+void isola__actor_run(struct worker *w, struct task *t);
+void isola__actor_free_all(struct isola_pool *pool);
+void isola__actor_message_done(struct isola_pool *pool, uint64_t id);
+
+/* Complete a future with the current Python exception (GIL held). */
+void isola__complete_with_exception(struct worker *w, isola_future *f);
+
+#endif

@@ -1,0 +1,248 @@
+/*
+ * worker.c - a worker: one OS thread, one sub-interpreter, a loop that
+ * takes tasks from its private queue and the pool's shared queue.
+ */
+#include "scheduler/pool.h"
+
+#include "common/atomics.h"
+#include "channels/channel.h"
+#include "interp/codec.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static isola__codec_opts codec_opts(struct isola_pool *p)
+{
+	isola__codec_opts o = isola__codec_defaults;
+	o.allow_pickle = !p->no_pickle;
+	return o;
+}
+
+/* target -> callable, cached per worker (a dict of its interpreter). */
+static PyObject *resolve_cached(struct worker *w, const char *target)
+{
+	PyObject *key = PyUnicode_FromString(target);
+	if (key == NULL)
+		return NULL;
+	PyObject *fn = PyDict_GetItemWithError(w->targets, key);
+	if (fn != NULL) {
+		Py_DECREF(key);
+		return Py_NewRef(fn);
+	}
+	if (PyErr_Occurred() || (fn = isola__resolve_target(target)) == NULL) {
+		Py_DECREF(key);
+		return NULL;
+	}
+	PyDict_SetItem(w->targets, key, fn);
+	Py_DECREF(key);
+	return fn;
+}
+
+void isola__complete_with_exception(struct worker *w, isola_future *f)
+{
+	if (f == NULL) {
+		PyErr_Clear(); /* actor send: nobody to tell */
+		return;
+	}
+	PyObject *exc = PyErr_GetRaisedException();
+	isola__state *st = isola__state_current();
+	int status = ISOLA_EPYTHON;
+	int why = isola__load_acquire(&f->interrupt);
+	if (st != NULL && why != INTERRUPT_NONE && PyObject_IsInstance(exc, st->Cancelled) == 1)
+		status = why == INTERRUPT_TIMEOUT ? ISOLA_ETIMEDOUT : ISOLA_ECANCELED;
+	PyErr_Clear();
+	isola_msg res;
+	isola_msg_init(&res);
+	if (st != NULL) {
+		isola__codec_opts o = codec_opts(w->pool);
+		if (isola__encode(st, exc, &o, &res) < 0)
+			PyErr_Clear();
+	}
+	isola__error err = { 0 };
+	PyErr_SetRaisedException(exc);
+	isola__error_capture(&err);
+	isola__future_complete(f, status, &res, &err);
+	isola_msg_clear(&res);
+	isola__error_clear(&err);
+}
+
+/* Run one call/chunk/source task; the GIL is held.  0 or -1 (error set). */
+static int run_python(struct worker *w, struct task *t, isola_msg *result)
+{
+	isola__state *st = isola__state_current();
+	if (st == NULL)
+		return -1;
+	isola__codec_opts o = codec_opts(w->pool);
+	if (t->kind == TASK_RUN) {
+		PyObject *main = PyImport_AddModule("__main__");
+		PyObject *g = main ? PyModule_GetDict(main) : NULL;
+		PyObject *r = g ? PyRun_String(t->target, Py_file_input, g, g) : NULL;
+		if (r == NULL)
+			return -1;
+		Py_DECREF(r);
+		return isola__encode(st, Py_None, &o, result) < 0 ? -1 : 0;
+	}
+	PyObject *fn = resolve_cached(w, t->target);
+	if (fn == NULL)
+		return -1;
+	PyObject *ret = NULL;
+	if (t->kind == TASK_CALL) {
+		PyObject *args = t->args.len_ || t->args.nrefs_ ? isola__decode(st, &t->args, &o) : NULL;
+		if (args != NULL || !PyErr_Occurred())
+			ret = isola__call_decoded(fn, args);
+		Py_XDECREF(args);
+	} else { /* TASK_CHUNK: a list of the results, in order */
+		ret = PyList_New((Py_ssize_t)t->chunk.n);
+		for (size_t i = 0; ret != NULL && i < t->chunk.n; i++) {
+			PyObject *args = isola__decode(st, &t->chunk.items[i], &o);
+			PyObject *r = args ? isola__call_decoded(fn, args) : NULL;
+			Py_XDECREF(args);
+			if (r == NULL) {
+				Py_CLEAR(ret);
+				break;
+			}
+			PyList_SET_ITEM(ret, (Py_ssize_t)i, r);
+		}
+	}
+	Py_DECREF(fn);
+	if (ret == NULL)
+		return -1;
+	int r = isola__encode(st, ret, &o, result);
+	Py_DECREF(ret);
+	return r < 0 ? -1 : 0;
+}
+
+static void run_task(struct worker *w, struct task *t)
+{
+	struct isola_pool *p = w->pool;
+	if (isola__load_acquire(&p->closing) == 2 && t->kind != TASK_ACTOR_KILL) {
+		/* immediate shutdown: cancel what is still queued */
+		if (t->future != NULL) {
+			isola__error e = { isola__strdup("isola.Cancelled"),
+					   isola__strdup("the pool shut down before it ran"), NULL };
+			isola__future_complete(t->future, ISOLA_ECANCELED, NULL, &e);
+			isola__error_clear(&e);
+		}
+		if (t->kind == TASK_ACTOR_CALL)
+			isola__actor_message_done(p, t->actor_id);
+		isola__task_free(t);
+		return;
+	}
+	int is_actor = t->kind == TASK_ACTOR_NEW || t->kind == TASK_ACTOR_CALL ||
+		       t->kind == TASK_ACTOR_KILL;
+	if (t->future != NULL && !isola__future_start(t->future)) {
+		if (t->kind == TASK_ACTOR_CALL)
+			isola__actor_message_done(p, t->actor_id);
+		isola__task_free(t); /* cancelled while queued */
+		return;
+	}
+	int64_t t0 = isola__now_ns();
+	isola__interp_enter(w->interp);
+	/* Published under the GIL: the watchdog checks them under it too. */
+	isola__store_release(&w->current, t->future);
+	if (t->timeout_ns > 0) {
+		isola__store_release(&w->current_deadline, t0 + t->timeout_ns);
+		isola__watchdog_wake(p);
+	}
+	if (is_actor) {
+		isola__actor_run(w, t);
+	} else {
+		isola_msg result;
+		isola_msg_init(&result);
+		if (run_python(w, t, &result) == 0)
+			isola__future_complete(t->future, 0, &result, NULL);
+		else
+			isola__complete_with_exception(w, t->future);
+		isola_msg_clear(&result);
+	}
+	isola__store_release(&w->current, NULL);
+	isola__store_release(&w->current_deadline, 0);
+	/* An interrupt that arrived as the task ended must not hit the next. */
+	PyThreadState_SetAsyncExc(w->thread_ident, NULL);
+	isola__interp_leave(w->interp);
+	isola__add_relaxed(&w->tasks_run, 1);
+	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
+	isola__task_free(t);
+}
+
+/* Create the interpreter and report to isola_pool_create; false if the
+ * pool is not to run (this or another worker failed). */
+static bool start(struct worker *w)
+{
+	struct isola_pool *p = w->pool;
+	char *err = NULL;
+	isola_interp *in = NULL;
+	int r = isola_interp_create(&p->setup, &in, &err);
+	pthread_mutex_lock(&w->attach_lock);
+	w->interp = in;
+	pthread_mutex_unlock(&w->attach_lock);
+	if (r == 0) {
+		isola__interp_enter(w->interp);
+		w->targets = PyDict_New();
+		w->actors = PyDict_New();
+		w->thread_ident = PyThread_get_thread_ident();
+		isola__interp_leave(w->interp);
+	}
+	pthread_mutex_lock(&p->lock);
+	if (r == 0) {
+		p->started++;
+	} else {
+		p->failed++;
+		if (p->start_error == NULL)
+			p->start_error = err ? err : isola__strdup(isola_strerror(r));
+		else
+			free(err);
+	}
+	pthread_cond_broadcast(&p->cond);
+	while (p->started + p->failed < p->n)
+		pthread_cond_wait(&p->cond, &p->lock);
+	bool run = p->failed == 0;
+	pthread_mutex_unlock(&p->lock);
+	return r == 0 && run;
+}
+
+void *isola__worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct isola_pool *p = w->pool;
+	/* Signals belong to the application's main thread (Ctrl-C). */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (start(w)) {
+		isola_channel *queues[2] = { w->private_q, p->shared_q };
+		isola__deadline forever;
+		isola__deadline_init(&forever, -1);
+		for (;;) {
+			isola_msg m;
+			isola_msg_init(&m);
+			size_t idx;
+			int r = isola__channel_select_until(queues, 2, &m, &forever, 0, &idx);
+			if (r == ISOLA_ECLOSED)
+				break; /* both closed and drained */
+			if (r != 0)
+				continue;
+			struct task *t;
+			const void *data;
+			size_t len;
+			isola_msg_bytes(&m, &data, &len);
+			memcpy(&t, data, sizeof(t));
+			isola_msg_clear(&m);
+			run_task(w, t);
+		}
+	}
+	pthread_mutex_lock(&w->attach_lock); /* the watchdog is not attached */
+	if (w->interp != NULL) {
+		isola__interp_enter(w->interp);
+		Py_CLEAR(w->targets);
+		Py_CLEAR(w->actors);
+		isola__interp_leave(w->interp);
+		isola_interp_destroy(w->interp);
+		w->interp = NULL;
+	}
+	pthread_mutex_unlock(&w->attach_lock);
+	__atomic_add_fetch(&p->exited, 1, __ATOMIC_ACQ_REL);
+	ck_ec32_inc(&p->exit_ec, &isola__ec_mode);
+	return NULL;
+}
