@@ -215,20 +215,23 @@ static int post(isola_pool *p, isola_actor a, enum task_kind kind, const char *m
 	pthread_mutex_unlock(&p->lock);
 	if (args != NULL)
 		isola__msg_move(&t->args, args);
-	if (out != NULL)
-		isola_future_retain(t->future);
+	/* Once enqueued, t belongs to the worker (it may be freed at once):
+	 * keep what we hand back in locals. */
+	isola_future *f = t->future;
+	if (f != NULL)
+		isola_future_retain(f);
 	int r = isola__task_enqueue(p->workers[w].private_q, t);
 	if (r != 0) {
 		if (args != NULL)
 			isola__msg_move(args, &t->args);
-		if (out != NULL)
-			isola_future_release(t->future);
+		if (f != NULL)
+			isola_future_release(f);
 		isola__actor_message_done(p, a.id);
 		isola__task_free(t);
 		return r;
 	}
 	if (out != NULL)
-		*out = t->future;
+		*out = f;
 	return 0;
 }
 

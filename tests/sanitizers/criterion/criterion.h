@@ -1,23 +1,35 @@
 /*
- * A minimal in-process stand-in for Criterion, used ONLY for the
- * ThreadSanitizer build: Criterion's sandbox cannot start under TSan
- * (Snaipe/Criterion#274, "Could not initialize inheritable arena").
- * The tests compile unchanged against it; it runs them one after the
- * other in this process and prints Criterion's synthesis line.
+ * A minimal stand-in for Criterion, used ONLY for the ThreadSanitizer
+ * build: Criterion's sandbox cannot start under TSan (Snaipe/Criterion
+ * #274, "Could not initialize inheritable arena").  The tests compile
+ * unchanged against it.  Like Criterion, it runs each test in a forked
+ * child (suite init, test, suite fini) and prints the synthesis line.
  */
 #ifndef ISOLA_TSAN_CRITERION_SHIM_H
 #define ISOLA_TSAN_CRITERION_SHIM_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct shim_test {
 	const char *suite, *name;
 	void (*fn)(void);
 	struct shim_test *next;
 };
+struct shim_suite {
+	const char *name;
+	void (*init)(void);
+	void (*fini)(void);
+	int timeout;
+	struct shim_suite *next;
+};
 static struct shim_test *shim_tests, **shim_tail = &shim_tests;
+static struct shim_suite *shim_suites;
+
 static void shim_register(struct shim_test *t)
 {
 	*shim_tail = t;
@@ -34,6 +46,14 @@ static void shim_fail(const char *file, int line, const char *expr)
 	__attribute__((constructor)) static void id##_reg(void)               \
 	{                                                                     \
 		shim_register(&id##_t);                                       \
+	}
+
+#define TestSuite(suite, ...)                                                 \
+	static struct shim_suite suite##_shim_suite = { .name = #suite, __VA_ARGS__ }; \
+	__attribute__((constructor)) static void suite##_shim_suite_reg(void) \
+	{                                                                     \
+		suite##_shim_suite.next = shim_suites;                        \
+		shim_suites = &suite##_shim_suite;                            \
 	}
 
 #define Test(suite, name, ...)                                                \
@@ -56,16 +76,49 @@ static void shim_fail(const char *file, int line, const char *expr)
 #define cr_assert_not_null(a, ...) cr_assert((a) != NULL)
 #define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0)
 #define cr_assert_str_neq(a, b, ...) cr_assert(strcmp((a), (b)) != 0)
+#define cr_assert_float_eq(a, b, eps, ...) cr_assert(fabs((double)(a) - (double)(b)) <= (eps))
+#define cr_log_info(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
+#define cr_skip_test(...)                                                     \
+	do {                                                                  \
+		fprintf(stderr, "[SKIP] " __VA_ARGS__);                       \
+		fputc('\n', stderr);                                          \
+		exit(0);                                                      \
+	} while (0)
+
+static struct shim_suite *shim_find_suite(const char *name)
+{
+	for (struct shim_suite *s = shim_suites; s != NULL; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
 
 int main(void)
 {
-	int n = 0;
+	int n = 0, passed = 0;
 	for (struct shim_test *t = shim_tests; t != NULL; t = t->next, n++) {
 		fprintf(stderr, "[RUN ] %s::%s\n", t->suite, t->name);
-		t->fn();
+		fflush(stderr);
+		pid_t pid = fork();
+		if (pid == 0) {
+			struct shim_suite *s = shim_find_suite(t->suite);
+			if (s && s->init)
+				s->init();
+			t->fn();
+			if (s && s->fini)
+				s->fini();
+			fflush(NULL);
+			_exit(0);
+		}
+		int status = 0;
+		waitpid(pid, &status, 0);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			passed++;
+		else
+			fprintf(stderr, "[FAIL] %s::%s (status %d)\n", t->suite, t->name, status);
 	}
-	fprintf(stderr, "[====] Synthesis: Tested: %d | Passing: %d | Failing: 0 | Crashing: 0\n",
-		n, n);
-	return 0;
+	fprintf(stderr, "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d | Crashing: 0\n",
+		n, passed, n - passed);
+	return passed == n ? 0 : 1;
 }
 #endif
