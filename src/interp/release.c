@@ -5,16 +5,24 @@
 
 #include <stdlib.h>
 
-struct isola__owner {
-	ck_stack_t queue; /* struct pending, via .entry */
-	uint64_t refs;    /* atomic: the interpreter + outstanding blobs */
-	int alive;        /* atomic: 0 once the interpreter retired */
+/*
+ * The queue is an intrusive LIFO: any thread pushes with a release CAS
+ * on head (Treiber); the owner takes the whole list at once with an
+ * acquire exchange, so there is no ABA and no per-item pop.  (The same
+ * shape as ck_stack's push_upmc/batch_pop_upmc, written with C11-model
+ * atomics so that ThreadSanitizer can check the ordering; see
+ * common/atomics.h.)
+ */
+struct pending {
+	struct pending *next;
+	struct isola__owner *owner;
+	PyObject *obj;
 };
 
-struct pending {
-	ck_stack_entry_t entry; /* first: the stack links through it */
-	isola__owner *owner;
-	PyObject *obj;
+struct isola__owner {
+	struct pending *head; /* atomic: pushed, not yet drained */
+	uint64_t refs;        /* atomic: the interpreter + outstanding blobs */
+	int alive;            /* atomic: 0 once the interpreter retired */
 };
 
 isola__owner *isola__owner_new(void)
@@ -22,7 +30,7 @@ isola__owner *isola__owner_new(void)
 	isola__owner *o = calloc(1, sizeof(*o));
 	if (o == NULL)
 		return NULL;
-	ck_stack_init(&o->queue);
+	o->head = NULL;
 	o->refs = 1;
 	o->alive = 1;
 	return o;
@@ -36,17 +44,16 @@ static void owner_unref(isola__owner *o)
 
 void isola__owner_drain(isola__owner *o)
 {
-	if (CK_STACK_ISEMPTY(&o->queue))
+	if (isola__load_relaxed(&o->head) == NULL)
 		return;
-	/* ck_stack's batch pop takes the whole list in one atomic exchange:
-	 * no ABA, any number of concurrent pushers. */
-	ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&o->queue);
-	while (e != NULL) {
-		ck_stack_entry_t *next = e->next;
-		struct pending *p = (struct pending *)e;
+	/* Acquire: pairs with the pushers' release CAS, so each node's
+	 * fields are visible. */
+	struct pending *p = __atomic_exchange_n(&o->head, NULL, __ATOMIC_ACQUIRE);
+	while (p != NULL) {
+		struct pending *next = p->next;
 		Py_DECREF(p->obj);
 		free(p);
-		e = next;
+		p = next;
 	}
 }
 
@@ -73,7 +80,11 @@ static void release_to_owner(void *ctx, void *data, size_t len)
 	struct pending *p = ctx;
 	isola__owner *o = p->owner;
 	if (isola__load_acquire(&o->alive)) {
-		ck_stack_push_upmc(&o->queue, &p->entry);
+		/* Release: p's fields are written before it is reachable. */
+		p->next = isola__load_relaxed(&o->head);
+		while (!__atomic_compare_exchange_n(&o->head, &p->next, p, false,
+						    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+			;
 	} else {
 		free(p); /* leak p->obj: its interpreter is gone */
 	}

@@ -4,7 +4,7 @@
  * A zero-copy blob can wrap memory owned by a Python object (the data of
  * a bytes object).  The blob may be released last by any thread, which
  * must not touch that object.  So its free function pushes the object
- * onto its owner's release queue (a Concurrency Kit lock-free stack),
+ * onto its owner's release queue (a lock-free intrusive stack),
  * and the owning interpreter drains the queue, holding its own GIL, on
  * its next codec call and when it shuts down.
  *
@@ -19,7 +19,6 @@
 #include "interp/pycompat.h"
 #include "isola.h"
 
-#include <ck_stack.h>
 
 typedef struct isola__owner isola__owner;
 

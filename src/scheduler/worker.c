@@ -138,6 +138,9 @@ static void run_task(struct worker *w, struct task *t)
 		return;
 	}
 	int64_t t0 = isola__now_ns();
+	/* Counted when taken, before its future completes, so a caller that
+	 * saw every result also sees every task counted. */
+	isola__add_relaxed(&w->tasks_run, 1);
 	isola__interp_enter(w->interp);
 	/* Published under the GIL: the watchdog checks them under it too. */
 	isola__store_release(&w->current, t->future);
@@ -161,7 +164,6 @@ static void run_task(struct worker *w, struct task *t)
 	/* An interrupt that arrived as the task ended must not hit the next. */
 	PyThreadState_SetAsyncExc(w->thread_ident, NULL);
 	isola__interp_leave(w->interp);
-	isola__add_relaxed(&w->tasks_run, 1);
 	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
 	isola__task_free(t);
 }
