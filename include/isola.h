@@ -311,8 +311,9 @@ int isola_interp_error(const isola_interp *interp, const char **type,
 
 /*
  * Call target, "package.module:qualname" (imported on first use), with
- * the arguments in args: a msgpack array (positional) or map (keyword
- * arguments) in the wire format of docs/wire.md, whose attached blobs and
+ * the arguments in args: a msgpack array (positional), a map (keyword
+ * arguments), or a tuple ext (docs/wire.md) of [array, map] for both, in
+ * the wire format of docs/wire.md, whose attached blobs and
  * channels arrive as isola.Buffer and isola.Channel objects.  args may be
  * NULL for no arguments; it stays the caller's.  On success the return
  * value is encoded into *result (overwritten; the caller owns it and

@@ -11,6 +11,7 @@
 
 #include "interp/codec.h"
 #include "interp/module.h"
+#include "interp/state.h"
 #include "interp/runtime.h"
 
 #include <stdlib.h>
@@ -160,7 +161,12 @@ PyObject *isola__resolve_target(const char *target)
 		return NULL;
 	}
 	PyObject *modname = PyUnicode_FromStringAndSize(target, colon - target);
-	PyObject *obj = modname ? PyImport_Import(modname) : NULL;
+	PyObject *obj = NULL;
+	if (modname != NULL && PyUnicode_CompareWithASCIIString(modname, "__main__") == 0 &&
+	    PyInterpreterState_Get() != PyInterpreterState_Main())
+		obj = isola__import_main_script(); /* a worker: the caller's script */
+	else if (modname != NULL)
+		obj = PyImport_Import(modname);
 	Py_XDECREF(modname);
 	const char *p = colon + 1;
 	while (obj != NULL && *p != '\0') {
@@ -176,12 +182,20 @@ PyObject *isola__resolve_target(const char *target)
 	return obj;
 }
 
-/* Call fn with decoded args (list: positional, dict: keywords). */
+/* Call fn with decoded args: a list (positional), a dict (keywords), or
+ * a 2-tuple (list, dict) for both. */
 PyObject *isola__call_decoded(PyObject *fn, PyObject *args)
 {
 	if (args == NULL || args == Py_None)
 		return PyObject_CallNoArgs(fn);
-	if (PyList_Check(args) || PyTuple_Check(args)) {
+	if (PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 2 &&
+	    PyList_Check(PyTuple_GET_ITEM(args, 0)) && PyDict_Check(PyTuple_GET_ITEM(args, 1))) {
+		PyObject *t = PySequence_Tuple(PyTuple_GET_ITEM(args, 0));
+		PyObject *r = t ? PyObject_Call(fn, t, PyTuple_GET_ITEM(args, 1)) : NULL;
+		Py_XDECREF(t);
+		return r;
+	}
+	if (PyList_Check(args)) {
 		PyObject *t = PySequence_Tuple(args);
 		PyObject *r = t ? PyObject_Call(fn, t, NULL) : NULL;
 		Py_XDECREF(t);
@@ -193,8 +207,8 @@ PyObject *isola__call_decoded(PyObject *fn, PyObject *args)
 		Py_XDECREF(t);
 		return r;
 	}
-	PyErr_Format(PyExc_TypeError, "call arguments must be an array or a map, not %s",
-		     Py_TYPE(args)->tp_name);
+	PyErr_Format(PyExc_TypeError, "call arguments must be a list, a dict or a "
+				      "(list, dict) tuple, not %s", Py_TYPE(args)->tp_name);
 	return NULL;
 }
 

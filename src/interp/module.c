@@ -11,6 +11,7 @@
 #include "interp/codec.h"
 #include "interp/pychannel.h"
 #include "interp/runtime.h"
+#include "front_py.h" /* generated: isola__front_source */
 
 #define STATE_KEY "isola.module"
 
@@ -235,6 +236,9 @@ static PyMethodDef mod_methods[] = {
 	  "loads(data, *, allow_pickle=True, max_size=2**30, max_depth=512)\n--\n\n"
 	  "Decode isola's msgpack wire format; raises ValueError naming the offset "
 	  "of any problem." },
+	{ "_set_main_path", isola__set_main_path, METH_O,
+	  "_set_main_path(path)\n--\n\nWorkers: where to import the caller's __main__ "
+	  "script from (private)." },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -258,7 +262,12 @@ static int mod_exec(PyObject *m)
 	st->buffer_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__buffer_spec, NULL);
 	if (st->channel_type == NULL || st->buffer_type == NULL)
 		return -1;
-	if (PyModule_AddType(m, st->channel_type) < 0 || PyModule_AddType(m, st->buffer_type) < 0)
+	st->pool_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__pool_spec, NULL);
+	st->cfuture_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__cfuture_spec, NULL);
+	if (st->pool_type == NULL || st->cfuture_type == NULL)
+		return -1;
+	if (PyModule_AddType(m, st->channel_type) < 0 || PyModule_AddType(m, st->buffer_type) < 0 ||
+	    PyModule_AddType(m, st->pool_type) < 0 || PyModule_AddType(m, st->cfuture_type) < 0)
 		return -1;
 	PyObject *base = NULL;
 	if (add_exc(m, &base, "ChannelError", NULL, "Base class of channel errors.") < 0)
@@ -290,6 +299,13 @@ static int mod_exec(PyObject *m)
 	if (d == NULL || PyDict_SetItemString(d, STATE_KEY, m) < 0)
 		return -1;
 	isola__runtime_attach();
+	/* The Python front (front.py, embedded at build time). */
+	PyObject *code = Py_CompileString(isola__front_source, "isola/front.py", Py_file_input);
+	PyObject *ran = code ? PyEval_EvalCode(code, PyModule_GetDict(m), PyModule_GetDict(m)) : NULL;
+	Py_XDECREF(code);
+	if (ran == NULL)
+		return -1;
+	Py_DECREF(ran);
 	return 0;
 }
 
@@ -306,6 +322,9 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->datetime_mod);
 	Py_VISIT(st->pickle_dumps);
 	Py_VISIT(st->pickle_loads);
+	Py_VISIT(st->pool_type);
+	Py_VISIT(st->cfuture_type);
+	Py_VISIT(st->main_path);
 	return 0;
 }
 
@@ -328,6 +347,9 @@ static int mod_clear(PyObject *m)
 	Py_CLEAR(st->dt_utc);
 	Py_CLEAR(st->pickle_dumps);
 	Py_CLEAR(st->pickle_loads);
+	Py_CLEAR(st->pool_type);
+	Py_CLEAR(st->cfuture_type);
+	Py_CLEAR(st->main_path);
 	return 0;
 }
 

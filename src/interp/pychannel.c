@@ -332,6 +332,7 @@ static PyType_Slot chan_slots[] = {
 PyType_Spec isola__channel_spec = {
 	.name = "isola.Channel",
 	.basicsize = sizeof(isola__channel_obj),
-	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+	/* mutable: front.py adds recv_async/send_async */
+	.flags = Py_TPFLAGS_DEFAULT,
 	.slots = chan_slots,
 };

@@ -9,6 +9,10 @@
 
 extern PyType_Spec isola__channel_spec;
 extern PyType_Spec isola__buffer_spec;
+extern PyType_Spec isola__pool_spec;
+extern PyType_Spec isola__cfuture_spec;
+
+PyObject *isola__set_main_path(PyObject *m, PyObject *path);
 
 /* None -> -1 (forever), seconds >= 0 -> ns; -2 with an exception set. */
 int64_t isola__timeout_ns(PyObject *timeout);

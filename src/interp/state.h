@@ -20,7 +20,15 @@ typedef struct isola__state {
 	PyObject *dt_utc;
 	PyObject *pickle_dumps, *pickle_loads;
 	isola__owner *owner; /* release queue for zero-copy blobs */
+	PyObject *main_path;  /* workers: the caller's __main__ script, or NULL */
+	int importing_main;   /* importing it now (a Pool made then: no guard) */
+	PyTypeObject *pool_type, *cfuture_type;
 } isola__state;
+
+/* In a worker: import the caller's __main__ script by path as
+ * "__isola_main__" (once), so that its functions can be found without
+ * running its `if __name__ == "__main__":` block.  New reference. */
+PyObject *isola__import_main_script(void);
 
 /* isola.Channel instances. */
 typedef struct {

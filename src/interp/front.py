@@ -1,0 +1,486 @@
+"""isola's Python front: Pool, Future, Executor and actors.
+
+This file is compiled into the isola extension module and run in its
+namespace when the module is imported, in every interpreter.  The
+channels, select, share and the exceptions come from the C part.
+
+Functions and classes are sent by reference ("module:qualname") and
+looked up in the worker, never pickled as code.
+"""
+import concurrent.futures as _cf
+import os as _os
+import sys as _sys
+import threading as _threading
+import types as _types
+import weakref as _weakref
+
+_DEFAULT_RESTART_WINDOW = 5.0
+
+
+def _target_of(fn):
+    """"module:qualname" for fn; a TypeError that says what to do otherwise."""
+    if isinstance(fn, str):
+        if ":" not in fn:
+            raise ValueError(f"target {fn!r} should look like 'package.module:qualname'")
+        return fn
+    if isinstance(fn, _types.MethodType):
+        raise TypeError(
+            f"{fn!r} is a bound method: isola sends functions by reference and cannot "
+            "send the object it is bound to; use an actor (pool.spawn) or a module-level function")
+    mod = getattr(fn, "__module__", None)
+    qual = getattr(fn, "__qualname__", None)
+    if not isinstance(mod, str) or not isinstance(qual, str):
+        raise TypeError(f"{fn!r} has no module and qualified name: isola can only send "
+                        "module-level functions and classes (by reference)")
+    if "<lambda>" in qual:
+        raise TypeError(
+            f"{qual} is a lambda: isola sends functions by reference (module + name), and a "
+            "lambda has no name to look up in another interpreter; define it with def at the "
+            "top level of a module")
+    if "<locals>" in qual:
+        raise TypeError(
+            f"{qual} is defined inside a function (a closure): another interpreter cannot "
+            "find it by name; define it at the top level of a module and pass what it "
+            "uses as arguments")
+    return f"{mod}:{qual}"
+
+
+class Future(_cf.Future):
+    """A concurrent.futures.Future for a task in an isola Pool.
+
+    Works with concurrent.futures.wait / as_completed and asyncio.wrap_future,
+    and can be awaited.  cancel() also reaches a task that is already running:
+    isola.Cancelled is raised inside it at its next bytecode boundary.
+    """
+
+    def __init__(self, cfut):
+        super().__init__()
+        self._cfut = cfut
+
+    def cancel(self):
+        if self.done():
+            return self.cancelled()
+        self._cfut.cancel()  # queued: dropped now; running: interrupted
+        return super().cancel()
+
+    def running(self):
+        return not self.done() and self._cfut.state() == 1
+
+    def __await__(self):
+        import asyncio
+        return asyncio.wrap_future(self).__await__()
+
+
+def _complete(fut, outcome):
+    kind, value = outcome
+    try:
+        if fut.cancelled():
+            fut.set_running_or_notify_cancel()  # wake waiters of the cancel
+        elif kind == "ok":
+            fut.set_result(value)
+        elif kind == "error":
+            fut.set_exception(value)
+        elif kind == "cancelled":
+            super(Future, fut).cancel()
+            fut.set_running_or_notify_cancel()
+        elif kind == "timeout":
+            fut.set_exception(TimeoutError("the task ran past its timeout and was interrupted"))
+        else:
+            fut.set_exception(RuntimeError("the pool shut down before the task ran"))
+    except _cf.InvalidStateError:
+        pass  # cancelled by the caller meanwhile
+
+
+class _Completions:
+    """Tokens of completed C futures -> concurrent.futures results.
+
+    A dispatcher thread in the caller's interpreter receives the tokens that
+    workers post when tasks finish; workers never touch this interpreter.
+    """
+
+    def __init__(self, done_channel):
+        self._lock = _threading.Lock()
+        self._waiting = {}  # token -> Future
+        self._early = set()  # tokens that finished before they were registered
+        self._thread = _threading.Thread(target=self._run, args=(done_channel,),
+                                         name="isola-completions", daemon=False)
+        self._thread.start()
+
+    def register(self, cfut):
+        fut = Future(cfut)
+        with self._lock:
+            early = cfut.token in self._early
+            if early:
+                self._early.discard(cfut.token)
+            else:
+                self._waiting[cfut.token] = fut
+        if early:
+            _complete(fut, cfut.outcome())
+        return fut
+
+    def _run(self, done_channel):
+        for token in done_channel:  # ends when the pool closes the channel
+            with self._lock:
+                fut = self._waiting.pop(token, None)
+                if fut is None:
+                    self._early.add(token)
+                    continue
+            try:
+                _complete(fut, fut._cfut.outcome())
+            except BaseException as exc:  # never let the dispatcher die
+                try:
+                    fut.set_exception(exc)
+                except _cf.InvalidStateError:
+                    pass
+
+    def join(self, timeout=None):
+        self._thread.join(timeout)
+
+
+_live_pools = _weakref.WeakSet()
+
+
+def _shutdown_all():
+    for pool in list(_live_pools):
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except Exception:
+            pass
+
+
+if hasattr(_threading, "_register_atexit"):  # before threads are joined at exit
+    _threading._register_atexit(_shutdown_all)
+
+
+class Pool:
+    """A pool of workers, each an OS thread hosting its own sub-interpreter.
+
+    Pool(workers=None, preload=(), init=None, path=(), *, allow_pickle=True)
+
+    workers: number of interpreters (default: the number of CPUs).
+    preload: modules every worker imports at start.
+    init: source code every worker runs at start (after preload).
+    path: extra sys.path entries for the workers (the caller's sys.path is
+        passed on too, so the workers find the same modules).
+    allow_pickle: accept the pickle fallback for arguments and results
+        (turn it off for untrusted peers).
+
+    Use it as a context manager: leaving the block shuts it down (cancelling
+    queued work if the block raised, e.g. on Ctrl-C).
+    """
+
+    def __init__(self, workers=None, preload=(), init=None, path=(), *, allow_pickle=True):
+        main = _sys.modules.get("__main__")
+        main_file = getattr(main, "__file__", None)
+        paths = [_os.fspath(p) for p in path]
+        for p in _sys.path:
+            if p and p not in paths:
+                paths.append(p)
+        if main_file:
+            script_dir = _os.path.dirname(_os.path.abspath(main_file))
+            if script_dir not in paths:
+                paths.insert(0, script_dir)
+        init_src = ""
+        if main_file:
+            init_src += f"import isola\nisola._set_main_path({_os.path.abspath(main_file)!r})\n"
+        if init:
+            init_src += init
+        self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle)
+        self._closed = False
+        self._completions = _Completions(self._c.done_channel())
+        _live_pools.add(self)
+
+    # -- tasks -------------------------------------------------------------
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Run fn(*args, **kwargs) on a worker; returns a Future."""
+        return self.apply(fn, args, kwargs)
+
+    def apply(self, fn, args=(), kwargs=None, *, timeout=None):
+        """Like submit, with a per-task timeout in seconds: a task that runs
+        longer is interrupted (isola.Cancelled inside it) and its Future
+        raises TimeoutError."""
+        self._check_open()
+        cfut = self._c.submit(_target_of(fn), args, kwargs or None, timeout)
+        return self._completions.register(cfut)
+
+    def _chunks(self, fn, iterables, chunksize):
+        target = _target_of(fn)
+        argsets = [tuple(a) for a in zip(*iterables)]
+        if not chunksize:
+            chunksize = max(1, len(argsets) // (4 * self.size))
+        futures = []
+        try:
+            for i in range(0, len(argsets), chunksize):
+                futures.append(self._completions.register(
+                    self._c.map_chunk(target, argsets[i:i + chunksize])))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        return futures
+
+    def map(self, fn, *iterables, chunksize=None, timeout=None):
+        """Like the builtin map, in parallel: an iterator over fn(*args) for
+        each args of zip(*iterables), in order.  Work is sent in chunks
+        (default: about 4 per worker).  If iteration stops early (an
+        exception, Ctrl-C), what is still queued is cancelled."""
+        self._check_open()
+        futures = self._chunks(fn, iterables, chunksize)
+        return self._results_in_order(futures, timeout)
+
+    def _results_in_order(self, futures, timeout):
+        import time
+        end = None if timeout is None else time.monotonic() + timeout
+        try:
+            for f in futures:
+                left = None if end is None else max(0.0, end - time.monotonic())
+                yield from f.result(left)
+        finally:
+            for f in futures:
+                f.cancel()  # no-op for finished ones
+
+    def imap_unordered(self, fn, iterable, chunksize=1):
+        """fn(x) for each x, yielded as they finish (any order)."""
+        self._check_open()
+        futures = self._chunks(fn, (iterable,), chunksize)
+        try:
+            for f in _cf.as_completed(futures):
+                yield from f.result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+    def run(self, source):
+        """Run source code on every worker (e.g. to set a global); waits."""
+        self._check_open()
+        self._c.run(source)
+
+    # -- actors ------------------------------------------------------------
+
+    def spawn(self, cls, /, *args, restart=False, max_restarts=3,
+              restart_window=_DEFAULT_RESTART_WINDOW, **kwargs):
+        """Create cls(*args, **kwargs) on one worker and return a proxy.
+
+        Its methods run there one at a time, in the order they were called:
+        proxy.method(...) returns a Future; proxy.send_message("method", ...)
+        is fire and forget.  When a method raises, the caller gets the error
+        and the actor lives on (unless its __isola_restart__(exc) hook raises).
+        restart=True: when the constructor or that hook fails, or the actor
+        is killed, build it again with the same arguments, up to max_restarts
+        times within restart_window seconds; else (or past that) it stops.
+        pool.monitor() reports each stop and restart.
+        """
+        self._check_open()
+        aid = self._c.spawn(_target_of(cls), args, kwargs or None, bool(restart),
+                            int(max_restarts), float(restart_window))
+        return ActorProxy(self, aid, getattr(cls, "__qualname__", str(cls)))
+
+    def monitor(self):
+        """A Channel of {"actor": id, "event": "stopped"|"restarted", "reason": str}."""
+        return self._c.monitor()
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def size(self):
+        """Number of workers."""
+        return self._c.size
+
+    def stats(self):
+        """Per worker: tasks_run, busy_seconds, queue_depth, actors; and
+        queued: tasks waiting in the shared queue."""
+        return self._c.stats()
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        """Stop accepting work.  cancel_futures: cancel what is queued and
+        interrupt what runs; else let it finish.  wait: block until the
+        workers are gone."""
+        if self._closed and not wait:
+            return
+        first = not self._closed
+        self._closed = True
+        self._c.shutdown(bool(cancel_futures), bool(wait))
+        if wait:
+            self._completions.join()
+        if first:
+            _live_pools.discard(self)
+
+    def _check_open(self):
+        if self._closed:
+            raise RuntimeError("cannot use a Pool after shutdown()")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        return False
+
+    def __repr__(self):
+        state = "closed" if self._closed else f"{self.size} workers"
+        return f"<isola.Pool {state}>"
+
+
+class ActorProxy:
+    """A handle on an actor: proxy.method(...) -> Future, in order."""
+
+    def __init__(self, pool, actor_id, name):
+        self._pool = pool
+        self._id = actor_id
+        self._name = name
+
+    @property
+    def id(self):
+        return self._id
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        pool, aid = self._pool, self._id
+
+        def method(*args, **kwargs):
+            cfut = pool._c.call(aid, name, args, kwargs or None, True)
+            return pool._completions.register(cfut)
+
+        method.__name__ = name
+        return method
+
+    def send_message(self, method, /, *args, **kwargs):
+        """Call method without waiting for (or seeing) its result."""
+        self._pool._c.call(self._id, method, args, kwargs or None, False)
+
+    def kill(self):
+        """Kill the actor: queued calls fail; its restart policy applies."""
+        self._pool._c.kill(self._id)
+
+    def stats(self):
+        """{"mailbox_depth": n, "alive": bool}"""
+        return self._pool._c.actor_stats(self._id)
+
+    def __repr__(self):
+        return f"<isola actor {self._name} #{self._id & 0xffffffff}>"
+
+
+class Executor(_cf.Executor):
+    """A concurrent.futures.Executor running on an isola Pool, so code
+    written for executors (loop.run_in_executor, ...) takes it unchanged."""
+
+    def __init__(self, max_workers=None, **pool_options):
+        self._pool = Pool(max_workers, **pool_options)
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        return self._pool.map(fn, *iterables, chunksize=chunksize, timeout=timeout)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+# -- asyncio on channels ------------------------------------------------------
+
+class _AsyncWaiter:
+    """One thread per interpreter that waits, with select, for every channel
+    some coroutine is receiving from: no thread per waiter."""
+
+    def __init__(self):
+        self._lock = _threading.Lock()
+        self._pending = []  # (channel, loop, future)
+        self._wake = Channel(1)
+        self._stopping = False
+        # Not a daemon (sub-interpreters allow none): stopped at exit.
+        self._thread = _threading.Thread(target=self._run, name="isola-async")
+        self._thread.start()
+        if hasattr(_threading, "_register_atexit"):
+            _threading._register_atexit(self.stop)
+
+    def stop(self):
+        self._stopping = True
+        try:
+            self._wake.send_nowait(None)
+        except ChannelFull:
+            pass
+
+    def add(self, ch, loop, fut):
+        with self._lock:
+            self._pending.append((ch, loop, fut))
+        try:
+            self._wake.send_nowait(None)
+        except ChannelFull:
+            pass
+
+    def _run(self):
+        while True:
+            with self._lock:
+                self._pending = [p for p in self._pending if not p[2].done()]
+                chans = [self._wake]
+                for ch, _, _ in self._pending:
+                    if ch not in chans and len(chans) < 64:
+                        chans.append(ch)
+            try:
+                ch, obj = select(chans)
+            except ChannelClosed:
+                return
+            if ch == self._wake:
+                if self._stopping:
+                    return
+                continue
+            with self._lock:
+                waiter = next((p for p in self._pending if p[0] == ch and not p[2].done()), None)
+                if waiter is not None:
+                    self._pending.remove(waiter)
+            if waiter is None:
+                ch.send(obj)  # nobody wants it any more: give it back, not lose it
+                continue
+            _, loop, fut = waiter
+            loop.call_soon_threadsafe(_resolve, fut, ch, obj)
+
+
+def _resolve(fut, ch, obj):
+    if fut.done():  # cancelled meanwhile: hand the message back
+        try:
+            ch.send_nowait(obj)
+        except Exception:
+            pass
+    else:
+        fut.set_result(obj)
+
+
+_async_waiter = None
+_async_lock = _threading.Lock()
+
+
+async def _recv_async(self):
+    """await ch.recv_async(): receive without blocking the event loop."""
+    try:
+        return self.recv_nowait()
+    except ChannelEmpty:
+        pass
+    import asyncio
+    global _async_waiter
+    with _async_lock:
+        if _async_waiter is None:
+            _async_waiter = _AsyncWaiter()
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    _async_waiter.add(self, loop, fut)
+    return await fut
+
+
+async def _send_async(self, obj):
+    """await ch.send_async(obj): send, waiting (without blocking the event
+    loop) while the channel is full."""
+    import asyncio
+    delay = 0.0005
+    while True:
+        try:
+            return self.send_nowait(obj)
+        except ChannelFull:
+            await asyncio.sleep(delay)  # full: back off, then try again
+            delay = min(delay * 2, 0.05)
+
+
+Channel.recv_async = _recv_async
+Channel.send_async = _send_async

@@ -1,0 +1,682 @@
+/*
+ * pypool.c - isola._Pool and isola._Future: the C side of the Python
+ * front (front.py builds Pool, Future, Executor and actors on them).
+ *
+ * Completion: every submitted future gets a token; when the C future is
+ * done, a callback running on the worker thread sends the token to the
+ * pool's completion channel (never touching the caller's interpreter).
+ * A dispatcher thread in the caller's interpreter receives tokens and
+ * completes the concurrent.futures.Future objects.
+ */
+#include "interp/pychannel.h"
+
+#include "channels/channel.h"
+#include "interp/codec.h"
+#include "interp/module.h"
+#include "interp/pyerror.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	PyObject_HEAD
+	isola_pool *pool;
+	isola_channel *done; /* completion tokens */
+	int allow_pickle;
+	uint64_t next_token;
+} pool_obj;
+
+typedef struct {
+	PyObject_HEAD
+	isola_future *f;
+	uint64_t token;
+	int allow_pickle;
+} cfuture_obj;
+
+struct done_arg {
+	isola_channel *ch;
+	uint64_t token;
+};
+
+/* On the completing thread: post the token (plain msgpack uint64). */
+static void post_token(isola_future *f, void *arg)
+{
+	(void)f;
+	struct done_arg *d = arg;
+	unsigned char b[9] = { 0xcf };
+	for (int i = 0; i < 8; i++)
+		b[1 + i] = (unsigned char)(d->token >> (56 - 8 * i));
+	isola_msg m;
+	isola_msg_init(&m);
+	isola_msg_set_bytes(&m, b, sizeof(b));
+	if (isola_channel_send(d->ch, &m, -1) != 0)
+		isola_msg_clear(&m); /* closed: nobody is listening any more */
+	isola_channel_release(d->ch);
+	free(d);
+}
+
+static isola__state *state_of(PyObject *self)
+{
+	return PyType_GetModuleState(Py_TYPE(self));
+}
+
+PyObject *isola__import_main_script(void)
+{
+	PyObject *mods = PyImport_GetModuleDict();
+	PyObject *have = PyDict_GetItemString(mods, "__isola_main__");
+	if (have != NULL)
+		return Py_NewRef(have);
+	isola__state *st = isola__state_current();
+	if (st == NULL)
+		return NULL;
+	if (st->main_path == NULL) {
+		PyErr_SetString(PyExc_ImportError,
+				"a function of __main__ was sent, but this interpreter does not "
+				"know the script's path (interactive session or -c?): define it "
+				"in an importable module");
+		return NULL;
+	}
+	PyObject *util = PyImport_ImportModule("importlib.util");
+	PyObject *spec = util ? PyObject_CallMethod(util, "spec_from_file_location", "sO",
+						    "__isola_main__", st->main_path)
+			      : NULL;
+	PyObject *mod = spec ? PyObject_CallMethod(util, "module_from_spec", "O", spec) : NULL;
+	PyObject *loader = spec ? PyObject_GetAttrString(spec, "loader") : NULL;
+	PyObject *r = NULL;
+	if (mod != NULL && loader != NULL && PyDict_SetItemString(mods, "__isola_main__", mod) == 0) {
+		st->importing_main = 1;
+		r = PyObject_CallMethod(loader, "exec_module", "O", mod);
+		st->importing_main = 0;
+		if (r == NULL)
+			PyDict_DelItemString(mods, "__isola_main__");
+	}
+	Py_XDECREF(util);
+	Py_XDECREF(spec);
+	Py_XDECREF(loader);
+	if (r == NULL) {
+		Py_XDECREF(mod);
+		return NULL;
+	}
+	Py_DECREF(r);
+	return mod;
+}
+
+/* ---- _Pool -------------------------------------------------------------- */
+
+static void free_strings(const char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((void *)v[i]);
+	free(v);
+}
+
+/* A sequence of str to a malloc'd array of malloc'd UTF-8 copies. */
+static int strings(PyObject *seq, const char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (seq == NULL || seq == Py_None)
+		return 0;
+	PyObject *fast = PySequence_Fast(seq, "expected a sequence of str");
+	if (fast == NULL)
+		return -1;
+	Py_ssize_t k = PySequence_Fast_GET_SIZE(fast);
+	const char **v = calloc((size_t)k + 1, sizeof(char *));
+	for (Py_ssize_t i = 0; v && i < k; i++) {
+		PyObject *o = PySequence_Fast_GET_ITEM(fast, i);
+		PyObject *s = PyOS_FSPath(o);
+		const char *u = s ? PyUnicode_AsUTF8(s) : NULL;
+		v[i] = u ? isola__strdup(u) : NULL;
+		Py_XDECREF(s);
+		if (v[i] == NULL) {
+			free_strings(v, (size_t)i);
+			Py_DECREF(fast);
+			if (!PyErr_Occurred())
+				PyErr_NoMemory();
+			return -1;
+		}
+	}
+	Py_DECREF(fast);
+	if (v == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	*out = v;
+	*n = (size_t)k;
+	return 0;
+}
+
+static int pool_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "workers", "path", "preload", "init", "allow_pickle", NULL };
+	int workers = 0, allow_pickle = 1;
+	PyObject *path = NULL, *preload = NULL;
+	const char *init = NULL;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iOOzp:_Pool", kwlist, &workers, &path,
+					 &preload, &init, &allow_pickle))
+		return -1;
+	pool_obj *p = (pool_obj *)self;
+	isola__state *st = state_of(self);
+	if (p->pool != NULL) {
+		PyErr_SetString(PyExc_RuntimeError, "_Pool initialised twice");
+		return -1;
+	}
+	if (st->importing_main) {
+		PyErr_SetString(PyExc_RuntimeError,
+				"isola: the main script made a Pool while a worker imported it to "
+				"find a function: put the code that starts the pool under "
+				"`if __name__ == \"__main__\":` (as with multiprocessing's spawn)");
+		return -1;
+	}
+	isola_pool_options o = { .workers = workers, .no_pickle = !allow_pickle };
+	const char **paths = NULL, **mods = NULL;
+	size_t npaths = 0, nmods = 0;
+	if (strings(path, &paths, &npaths) < 0 || strings(preload, &mods, &nmods) < 0) {
+		free_strings(paths, npaths);
+		return -1;
+	}
+	o.setup.sys_path = paths;
+	o.setup.n_sys_path = npaths;
+	o.setup.preload = mods;
+	o.setup.n_preload = nmods;
+	o.setup.init_source = init;
+	char *err = NULL;
+	int r;
+	isola_pool *pool = NULL;
+	Py_BEGIN_ALLOW_THREADS
+	r = isola_pool_create(&o, &pool, &err);
+	Py_END_ALLOW_THREADS
+	free_strings(paths, npaths);
+	free_strings(mods, nmods);
+	if (r != 0) {
+		PyErr_Format(r == ISOLA_EPYTHON ? PyExc_RuntimeError : PyExc_OSError,
+			     "isola: starting the pool failed: %s", err ? err : isola_strerror(r));
+		free(err);
+		return -1;
+	}
+	if (isola_channel_create(1 << 16, &p->done) != 0) {
+		isola_pool_destroy(pool);
+		PyErr_NoMemory();
+		return -1;
+	}
+	p->pool = pool;
+	p->allow_pickle = allow_pickle;
+	return 0;
+}
+
+static void pool_dealloc(PyObject *self)
+{
+	pool_obj *p = (pool_obj *)self;
+	PyTypeObject *tp = Py_TYPE(self);
+	if (p->pool != NULL) {
+		isola_pool *pool = p->pool;
+		p->pool = NULL;
+		Py_BEGIN_ALLOW_THREADS
+		isola_pool_destroy(pool);
+		Py_END_ALLOW_THREADS
+	}
+	if (p->done != NULL) {
+		isola_channel_close(p->done);
+		isola_channel_release(p->done);
+	}
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+static isola_pool *need_pool(pool_obj *p)
+{
+	if (p->pool == NULL)
+		PyErr_SetString(PyExc_RuntimeError, "the pool is shut down");
+	return p->pool;
+}
+
+static PyObject *wrap_future(pool_obj *p, isola_future *f)
+{
+	isola__state *st = state_of((PyObject *)p);
+	cfuture_obj *c = PyObject_New(cfuture_obj, st->cfuture_type);
+	if (c == NULL) {
+		isola_future_cancel(f);
+		isola_future_release(f);
+		return NULL;
+	}
+	c->f = f;
+	c->token = ++p->next_token;
+	c->allow_pickle = p->allow_pickle;
+	struct done_arg *d = malloc(sizeof(*d));
+	if (d == NULL) {
+		Py_DECREF(c);
+		return PyErr_NoMemory();
+	}
+	d->ch = p->done;
+	d->token = c->token;
+	isola_channel_retain(p->done);
+	if (isola_future_on_done(f, post_token, d) != 0) {
+		isola_channel_release(p->done);
+		free(d);
+		Py_DECREF(c);
+		return PyErr_NoMemory();
+	}
+	return (PyObject *)c;
+}
+
+/* Encode (args, kwargs) for a call: [args] alone when there are no
+ * keywords, else the (list, dict) tuple. */
+static int encode_call_args(pool_obj *p, PyObject *args, PyObject *kwargs, isola_msg *out)
+{
+	isola__state *st = state_of((PyObject *)p);
+	isola__codec_opts o = isola__codec_defaults;
+	o.allow_pickle = p->allow_pickle;
+	PyObject *list = PySequence_List(args);
+	if (list == NULL)
+		return -1;
+	PyObject *payload = list;
+	if (kwargs != NULL && kwargs != Py_None && PyDict_Size(kwargs) > 0)
+		payload = PyTuple_Pack(2, list, kwargs);
+	else
+		Py_INCREF(payload);
+	Py_DECREF(list);
+	if (payload == NULL)
+		return -1;
+	int r = isola__encode(st, payload, &o, out);
+	Py_DECREF(payload);
+	return r < 0 ? -1 : 0;
+}
+
+static PyObject *raise_code(pool_obj *p, int r, const char *what)
+{
+	if (r == ISOLA_ECLOSED)
+		return PyErr_Format(PyExc_RuntimeError, "cannot %s after the pool shut down", what);
+	return isola__raise(state_of((PyObject *)p), r, what);
+}
+
+/* submit(target, args, kwargs, timeout) -> _Future */
+static PyObject *pool_submit(PyObject *self, PyObject *args)
+{
+	pool_obj *p = (pool_obj *)self;
+	const char *target;
+	PyObject *a, *kw, *timeout;
+	if (!PyArg_ParseTuple(args, "sOOO:submit", &target, &a, &kw, &timeout))
+		return NULL;
+	int64_t t = isola__timeout_ns(timeout);
+	if (t == -2 || need_pool(p) == NULL)
+		return NULL;
+	isola_msg m;
+	if (encode_call_args(p, a, kw, &m) < 0)
+		return NULL;
+	isola_future *f;
+	int r = isola_pool_submit(p->pool, target, &m, t > 0 ? t : 0, &f);
+	if (r != 0) {
+		isola_msg_clear(&m);
+		return raise_code(p, r, "submit");
+	}
+	return wrap_future(p, f);
+}
+
+/* map_chunk(target, [args tuples...]) -> _Future of a list of results */
+static PyObject *pool_map_chunk(PyObject *self, PyObject *args)
+{
+	pool_obj *p = (pool_obj *)self;
+	const char *target;
+	PyObject *items;
+	if (!PyArg_ParseTuple(args, "sO:map_chunk", &target, &items))
+		return NULL;
+	if (need_pool(p) == NULL)
+		return NULL;
+	PyObject *fast = PySequence_Fast(items, "map_chunk takes a sequence");
+	if (fast == NULL)
+		return NULL;
+	size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
+	isola_msg *sets = calloc(n ? n : 1, sizeof(isola_msg));
+	size_t done = 0;
+	int r = sets ? 0 : ISOLA_ENOMEM;
+	for (; r == 0 && done < n; done++)
+		if (encode_call_args(p, PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)done), NULL,
+				     &sets[done]) < 0)
+			r = ISOLA__PYERR;
+	Py_DECREF(fast);
+	isola_future *f = NULL;
+	size_t k = 0;
+	if (r == 0) {
+		r = isola_pool_map(p->pool, target, sets, n, n ? n : 1, &f, &k);
+		if (r == 0 && k == 0) { /* nothing to do: an empty result */
+			free(sets);
+			return PyList_New(0);
+		}
+	}
+	for (size_t i = 0; i < done; i++)
+		isola_msg_clear(&sets[i]);
+	free(sets);
+	if (r == ISOLA__PYERR)
+		return NULL;
+	if (r != 0)
+		return raise_code(p, r, "map");
+	return wrap_future(p, f);
+}
+
+/* spawn(target, args, kwargs, restart, max_restarts, window_s) -> id */
+static PyObject *pool_spawn(PyObject *self, PyObject *args)
+{
+	pool_obj *p = (pool_obj *)self;
+	const char *target;
+	PyObject *a, *kw;
+	int restart, max_restarts;
+	double window;
+	if (!PyArg_ParseTuple(args, "sOOpid:spawn", &target, &a, &kw, &restart, &max_restarts,
+			      &window))
+		return NULL;
+	if (need_pool(p) == NULL)
+		return NULL;
+	isola_msg m;
+	if (encode_call_args(p, a, kw, &m) < 0)
+		return NULL;
+	isola_actor_options o = { .restart = restart, .max_restarts = max_restarts,
+				  .window_ns = (int64_t)(window * 1e9), .worker = -1 };
+	isola_actor act;
+	int r = isola_actor_spawn(p->pool, target, &m, &o, &act);
+	if (r != 0) {
+		isola_msg_clear(&m);
+		return raise_code(p, r, "spawn");
+	}
+	return PyLong_FromUnsignedLongLong(act.id);
+}
+
+/* call(id, method, args, kwargs, want_future) -> _Future or None */
+static PyObject *pool_actor_call(PyObject *self, PyObject *args)
+{
+	pool_obj *p = (pool_obj *)self;
+	unsigned long long id;
+	const char *method;
+	PyObject *a, *kw;
+	int want;
+	if (!PyArg_ParseTuple(args, "KsOOp:call", &id, &method, &a, &kw, &want))
+		return NULL;
+	if (need_pool(p) == NULL)
+		return NULL;
+	isola_msg m;
+	if (encode_call_args(p, a, kw, &m) < 0)
+		return NULL;
+	isola_actor act = { id };
+	isola_future *f = NULL;
+	int r = want ? isola_actor_call(p->pool, act, method, &m, &f)
+		     : isola_actor_send(p->pool, act, method, &m);
+	if (r != 0) {
+		isola_msg_clear(&m);
+		if (r == ISOLA_ECLOSED)
+			return PyErr_Format(state_of(self)->ChannelClosed,
+					    "actor %llu is dead (stopped or killed)", id);
+		return raise_code(p, r, "call");
+	}
+	if (!want)
+		Py_RETURN_NONE;
+	return wrap_future(p, f);
+}
+
+static PyObject *pool_kill(PyObject *self, PyObject *arg)
+{
+	pool_obj *p = (pool_obj *)self;
+	unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+	if (PyErr_Occurred() || need_pool(p) == NULL)
+		return NULL;
+	isola_actor act = { id };
+	int r = isola_actor_kill(p->pool, act);
+	if (r == ISOLA_ECLOSED)
+		return PyErr_Format(state_of(self)->ChannelClosed, "actor %llu is dead", id);
+	if (r != 0)
+		return raise_code(p, r, "kill");
+	Py_RETURN_NONE;
+}
+
+static PyObject *pool_actor_stats(PyObject *self, PyObject *arg)
+{
+	pool_obj *p = (pool_obj *)self;
+	unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+	if (PyErr_Occurred() || need_pool(p) == NULL)
+		return NULL;
+	isola_actor act = { id };
+	uint64_t depth = 0;
+	int alive = 0;
+	isola_actor_stats(p->pool, act, &depth, &alive);
+	return Py_BuildValue("{s:K,s:O}", "mailbox_depth", (unsigned long long)depth, "alive",
+			     alive ? Py_True : Py_False);
+}
+
+static PyObject *pool_monitor(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	pool_obj *p = (pool_obj *)self;
+	if (need_pool(p) == NULL)
+		return NULL;
+	isola_channel *ch;
+	isola_pool_monitor(p->pool, &ch);
+	PyObject *r = isola__channel_wrap(state_of(self), ch);
+	isola_channel_release(ch);
+	return r;
+}
+
+static PyObject *pool_done_channel(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	pool_obj *p = (pool_obj *)self;
+	return isola__channel_wrap(state_of(self), p->done);
+}
+
+static PyObject *pool_run(PyObject *self, PyObject *arg)
+{
+	pool_obj *p = (pool_obj *)self;
+	const char *src = PyUnicode_AsUTF8(arg);
+	if (src == NULL || need_pool(p) == NULL)
+		return NULL;
+	char *err = NULL;
+	int r;
+	Py_BEGIN_ALLOW_THREADS
+	r = isola_pool_run(p->pool, src, &err);
+	Py_END_ALLOW_THREADS
+	if (r != 0) {
+		PyErr_Format(PyExc_RuntimeError, "run() failed on a worker: %s",
+			     err ? err : isola_strerror(r));
+		free(err);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+/* shutdown(cancel, wait): stop the pool; with wait, join and free it. */
+static PyObject *pool_shutdown(PyObject *self, PyObject *args)
+{
+	pool_obj *p = (pool_obj *)self;
+	int cancel, wait;
+	if (!PyArg_ParseTuple(args, "pp:shutdown", &cancel, &wait))
+		return NULL;
+	if (p->pool == NULL)
+		Py_RETURN_NONE;
+	isola_pool *pool = p->pool;
+	Py_BEGIN_ALLOW_THREADS
+	isola_pool_shutdown(pool, cancel, wait ? -1 : 0);
+	Py_END_ALLOW_THREADS
+	if (wait) {
+		p->pool = NULL;
+		Py_BEGIN_ALLOW_THREADS
+		isola_pool_destroy(pool);
+		Py_END_ALLOW_THREADS
+		isola_channel_close(p->done); /* every callback has run */
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *pool_stats(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	pool_obj *p = (pool_obj *)self;
+	if (need_pool(p) == NULL)
+		return NULL;
+	size_t n;
+	isola_pool_size(p->pool, &n);
+	PyObject *list = PyList_New((Py_ssize_t)n);
+	uint64_t shared = 0;
+	for (size_t i = 0; list && i < n; i++) {
+		isola_worker_stats s;
+		isola_pool_worker_stats(p->pool, i, &s, &shared);
+		PyObject *d = Py_BuildValue("{s:K,s:d,s:K,s:i}", "tasks_run",
+					    (unsigned long long)s.tasks_run, "busy_seconds",
+					    (double)s.busy_ns / 1e9, "queue_depth",
+					    (unsigned long long)s.queue_depth, "actors", s.actors);
+		if (d == NULL) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+	}
+	if (list == NULL)
+		return NULL;
+	PyObject *r = Py_BuildValue("{s:N,s:K}", "workers", list, "queued", (unsigned long long)shared);
+	return r;
+}
+
+static PyObject *pool_size(PyObject *self, void *c)
+{
+	(void)c;
+	pool_obj *p = (pool_obj *)self;
+	if (need_pool(p) == NULL)
+		return NULL;
+	size_t n;
+	isola_pool_size(p->pool, &n);
+	return PyLong_FromSize_t(n);
+}
+
+static PyMethodDef pool_methods[] = {
+	{ "submit", pool_submit, METH_VARARGS, NULL },
+	{ "map_chunk", pool_map_chunk, METH_VARARGS, NULL },
+	{ "spawn", pool_spawn, METH_VARARGS, NULL },
+	{ "call", pool_actor_call, METH_VARARGS, NULL },
+	{ "kill", pool_kill, METH_O, NULL },
+	{ "actor_stats", pool_actor_stats, METH_O, NULL },
+	{ "monitor", pool_monitor, METH_NOARGS, NULL },
+	{ "done_channel", pool_done_channel, METH_NOARGS, NULL },
+	{ "run", pool_run, METH_O, NULL },
+	{ "shutdown", pool_shutdown, METH_VARARGS, NULL },
+	{ "stats", pool_stats, METH_NOARGS, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyGetSetDef pool_getset[] = {
+	{ "size", pool_size, NULL, NULL, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyType_Slot pool_slots[] = {
+	{ Py_tp_doc, "The C pool under isola.Pool (private)." },
+	{ Py_tp_init, pool_init },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_dealloc, pool_dealloc },
+	{ Py_tp_methods, pool_methods },
+	{ Py_tp_getset, pool_getset },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__pool_spec = {
+	.name = "isola._Pool",
+	.basicsize = sizeof(pool_obj),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+	.slots = pool_slots,
+};
+
+/* ---- _Future ------------------------------------------------------------ */
+
+static void cfut_dealloc(PyObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	isola_future_release(((cfuture_obj *)self)->f);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+/* outcome() -> ("ok", value) | ("error", exception) | ("cancelled", None)
+ * | ("timeout", None) | ("closed", None) | ("pending", None) */
+static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	cfuture_obj *c = (cfuture_obj *)self;
+	isola_msg m;
+	isola_msg_init(&m);
+	int r = isola_future_result(c->f, &m);
+	const char *kind = r == 0 ? "ok" : r == ISOLA_EPYTHON ? "error"
+				   : r == ISOLA_ECANCELED ? "cancelled"
+				   : r == ISOLA_ETIMEDOUT ? "timeout"
+				   : r == ISOLA_EAGAIN	  ? "pending"
+							  : "closed";
+	PyObject *value = NULL;
+	if (r == 0 || r == ISOLA_EPYTHON) {
+		isola__codec_opts o = isola__codec_defaults;
+		o.allow_pickle = c->allow_pickle;
+		value = isola__decode(state_of(self), &m, &o);
+		if (value == NULL && r == ISOLA_EPYTHON) {
+			/* the error text, if the exception itself did not travel */
+			PyErr_Clear();
+			const char *type = "", *msg = "", *tb = "";
+			isola_future_error(c->f, &type, &msg, &tb);
+			value = PyObject_CallFunction(state_of(self)->RemoteError, "s",
+						      type);
+		}
+	} else {
+		value = Py_NewRef(Py_None);
+	}
+	isola_msg_clear(&m);
+	if (value == NULL)
+		return NULL;
+	return Py_BuildValue("(sN)", kind, value);
+}
+
+static PyObject *cfut_cancel(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return PyBool_FromLong(isola_future_cancel(((cfuture_obj *)self)->f) == 0);
+}
+
+static PyObject *cfut_state(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	int s;
+	isola_future_state(((cfuture_obj *)self)->f, &s);
+	return PyLong_FromLong(s);
+}
+
+static PyObject *cfut_token(PyObject *self, void *c)
+{
+	(void)c;
+	return PyLong_FromUnsignedLongLong(((cfuture_obj *)self)->token);
+}
+
+static PyMethodDef cfut_methods[] = {
+	{ "outcome", cfut_outcome, METH_NOARGS, NULL },
+	{ "cancel", cfut_cancel, METH_NOARGS, NULL },
+	{ "state", cfut_state, METH_NOARGS, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyGetSetDef cfut_getset[] = {
+	{ "token", cfut_token, NULL, NULL, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyType_Slot cfut_slots[] = {
+	{ Py_tp_doc, "A C future (private)." },
+	{ Py_tp_dealloc, cfut_dealloc },
+	{ Py_tp_methods, cfut_methods },
+	{ Py_tp_getset, cfut_getset },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__cfuture_spec = {
+	.name = "isola._Future",
+	.basicsize = sizeof(cfuture_obj),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = cfut_slots,
+};
+
+/* _set_main_path(path): where workers find the caller's __main__. */
+PyObject *isola__set_main_path(PyObject *m, PyObject *path)
+{
+	isola__state *st = PyModule_GetState(m);
+	Py_XSETREF(st->main_path, Py_NewRef(path));
+	Py_RETURN_NONE;
+}

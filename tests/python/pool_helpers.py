@@ -1,0 +1,63 @@
+"""Module-level functions and classes the pool tests send to workers."""
+import time
+
+import isola
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0, *, c=0):
+    return a + b + c
+
+
+def spin_forever():
+    while True:
+        pass
+
+
+def sleep(s):
+    time.sleep(s)
+    return s
+
+
+def fail(msg):
+    raise ValueError(msg)
+
+
+class CustomError(Exception):
+    pass
+
+
+def fail_custom(msg):
+    raise CustomError(msg)
+
+
+def send_to(ch, n):
+    for i in range(n):
+        ch.send(i)
+    ch.close()
+    return n
+
+
+def where():
+    import sys
+    return getattr(sys, "_isola_worker_tag", None)
+
+
+class Counter:
+    def __init__(self, start=0):
+        self.total = start
+
+    def add(self, n):
+        self.total += n
+        return self.total
+
+    def get(self):
+        return self.total
+
+
+class Broken:
+    def __init__(self):
+        raise RuntimeError("cannot start")
