@@ -1,8 +1,10 @@
 """isola's Python front: Pool, Future, Executor and actors.
 
 This file is compiled into the isola extension module and run in its
-namespace when the module is imported, in every interpreter.  The
-channels, select, share and the exceptions come from the C part.
+namespace the first time one of its names is used (module __getattr__,
+or Channel.recv_async/send_async), in whichever interpreter: workers that
+never use it never pay for it.  The channels, select, share and the
+exceptions come from the C part.
 
 Functions and classes are sent by reference ("module:qualname") and
 looked up in the worker, never pickled as code.
@@ -17,8 +19,25 @@ import weakref as _weakref
 _DEFAULT_RESTART_WINDOW = 5.0
 
 
+_target_cache = {}
+
+
 def _target_of(fn):
     """"module:qualname" for fn; a TypeError that says what to do otherwise."""
+    try:
+        return _target_cache[fn]  # functions and classes are hashable
+    except (KeyError, TypeError):
+        pass
+    target = _target_of_uncached(fn)
+    if len(_target_cache) < 4096:
+        try:
+            _target_cache[fn] = target
+        except TypeError:
+            pass
+    return target
+
+
+def _target_of_uncached(fn):
     if isinstance(fn, str):
         if ":" not in fn:
             raise ValueError(f"target {fn!r} should look like 'package.module:qualname'")
@@ -66,12 +85,32 @@ class Future(_cf.Future):
     def running(self):
         return not self.done() and self._cfut.state() == 1
 
+    def _wait_inline(self, timeout):
+        # Wait on the C future directly (GIL released) and complete this
+        # Future here, instead of waiting for the dispatcher thread: a
+        # synchronous call then costs no thread hop.
+        if not self.done() and self._cfut.wait(timeout):
+            _complete(self, self._cfut.outcome())
+
+    def result(self, timeout=None):
+        self._wait_inline(timeout)
+        return super().result(0 if self.done() else timeout)
+
+    def exception(self, timeout=None):
+        self._wait_inline(timeout)
+        return super().exception(0 if self.done() else timeout)
+
     def __await__(self):
         import asyncio
         return asyncio.wrap_future(self).__await__()
 
 
 def _complete(fut, outcome):
+    # Called by the dispatcher and by an inline waiter: only the first acts.
+    with fut._condition:
+        if getattr(fut, "_isola_completed", False):
+            return
+        fut._isola_completed = True
     kind, value = outcome
     try:
         if fut.cancelled():
@@ -87,7 +126,7 @@ def _complete(fut, outcome):
             fut.set_exception(TimeoutError("the task ran past its timeout and was interrupted"))
         else:
             fut.set_exception(RuntimeError("the pool shut down before the task ran"))
-    except _cf.InvalidStateError:
+    except (_cf.InvalidStateError, RuntimeError):
         pass  # cancelled by the caller meanwhile
 
 
@@ -481,6 +520,3 @@ async def _send_async(self, obj):
             await asyncio.sleep(delay)  # full: back off, then try again
             delay = min(delay * 2, 0.05)
 
-
-Channel.recv_async = _recv_async
-Channel.send_async = _send_async

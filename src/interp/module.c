@@ -11,6 +11,7 @@
 #include "interp/codec.h"
 #include "interp/pychannel.h"
 #include "interp/runtime.h"
+#include <string.h>
 #include "front_py.h" /* generated: isola__front_source */
 
 #define STATE_KEY "isola.module"
@@ -220,6 +221,8 @@ static PyObject *mod_loads(PyObject *m, PyObject *args, PyObject *kw)
 	return r;
 }
 
+static PyObject *mod_getattr(PyObject *m, PyObject *name);
+
 static PyMethodDef mod_methods[] = {
 	{ "select", (PyCFunction)(void (*)(void))mod_select, METH_VARARGS | METH_KEYWORDS,
 	  "select(channels, timeout=None)\n--\n\nWait until one of up to 64 channels has a "
@@ -236,6 +239,7 @@ static PyMethodDef mod_methods[] = {
 	  "loads(data, *, allow_pickle=True, max_size=2**30, max_depth=512)\n--\n\n"
 	  "Decode isola's msgpack wire format; raises ValueError naming the offset "
 	  "of any problem." },
+	{ "__getattr__", mod_getattr, METH_O, NULL },
 	{ "_set_main_path", isola__set_main_path, METH_O,
 	  "_set_main_path(path)\n--\n\nWorkers: where to import the caller's __main__ "
 	  "script from (private)." },
@@ -299,14 +303,43 @@ static int mod_exec(PyObject *m)
 	if (d == NULL || PyDict_SetItemString(d, STATE_KEY, m) < 0)
 		return -1;
 	isola__runtime_attach();
-	/* The Python front (front.py, embedded at build time). */
+	return 0;
+}
+
+/* Run front.py in the module's namespace, once per interpreter. */
+int isola__front_load(PyObject *m)
+{
+	isola__state *st = mod_state(m);
+	if (st->front_loaded)
+		return 0;
+	st->front_loaded = 1;
 	PyObject *code = Py_CompileString(isola__front_source, "isola/front.py", Py_file_input);
 	PyObject *ran = code ? PyEval_EvalCode(code, PyModule_GetDict(m), PyModule_GetDict(m)) : NULL;
 	Py_XDECREF(code);
-	if (ran == NULL)
+	if (ran == NULL) {
+		st->front_loaded = 0;
 		return -1;
+	}
 	Py_DECREF(ran);
 	return 0;
+}
+
+/* PEP 562: the front's names load it on first use. */
+static PyObject *mod_getattr(PyObject *m, PyObject *name)
+{
+	static const char *const front_names[] = { "Pool", "Executor", "Future", "ActorProxy",
+						   "_recv_async", "_send_async", NULL };
+	const char *n = PyUnicode_AsUTF8(name);
+	if (n == NULL)
+		return NULL;
+	for (int i = 0; front_names[i] != NULL; i++) {
+		if (strcmp(n, front_names[i]) == 0 && !mod_state(m)->front_loaded) {
+			if (isola__front_load(m) < 0)
+				return NULL;
+			return PyObject_GetAttr(m, name);
+		}
+	}
+	return PyErr_Format(PyExc_AttributeError, "module 'isola' has no attribute '%U'", name);
 }
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg)

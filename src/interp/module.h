@@ -13,4 +13,7 @@ PyMODINIT_FUNC PyInit_isola(void);
  * put it in sys.modules.  No-op if already imported.  0 or -1 (error set). */
 int isola__module_install(void);
 
+/* Run front.py (Pool, Executor, ...) in the module, once. 0 or -1. */
+int isola__front_load(PyObject *module);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "channels/channel.h"
 #include "interp/codec.h"
+#include "interp/module.h"
 
 /* Python timeout (None or seconds >= 0) to ns (-1 forever); -2 on error. */
 int64_t isola__timeout_ns(PyObject *timeout)
@@ -283,7 +284,39 @@ static Py_hash_t chan_hash(PyObject *self)
 	return Py_HashPointer(((isola__channel_obj *)self)->ch);
 }
 
+/* recv_async()/send_async(obj): coroutines from front.py (loaded now). */
+static PyObject *chan_front_call(PyObject *self, const char *fn, PyObject *arg)
+{
+	PyObject *m = PyType_GetModule(Py_TYPE(self));
+	if (m == NULL || isola__front_load(m) < 0)
+		return NULL;
+	PyObject *f = PyObject_GetAttrString(m, fn);
+	if (f == NULL)
+		return NULL;
+	PyObject *r = arg ? PyObject_CallFunctionObjArgs(f, self, arg, NULL)
+			  : PyObject_CallOneArg(f, self);
+	Py_DECREF(f);
+	return r;
+}
+
+static PyObject *chan_recv_async(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return chan_front_call(self, "_recv_async", NULL);
+}
+
+static PyObject *chan_send_async(PyObject *self, PyObject *obj)
+{
+	return chan_front_call(self, "_send_async", obj);
+}
+
 static PyMethodDef chan_methods[] = {
+	{ "recv_async", chan_recv_async, METH_NOARGS,
+	  "recv_async()\n--\n\nA coroutine: await it to receive without blocking the "
+	  "event loop (one helper thread per interpreter waits for all such receivers)." },
+	{ "send_async", chan_send_async, METH_O,
+	  "send_async(obj)\n--\n\nA coroutine: await it to send, waiting without "
+	  "blocking the event loop while the channel is full." },
 	{ "send", (PyCFunction)(void (*)(void))chan_send, METH_VARARGS | METH_KEYWORDS,
 	  "send(obj, timeout=None)\n--\n\nSend obj; wait while the channel is full, up to "
 	  "timeout seconds (None: forever).  Raises ChannelClosed, TimeoutError." },
@@ -332,7 +365,6 @@ static PyType_Slot chan_slots[] = {
 PyType_Spec isola__channel_spec = {
 	.name = "isola.Channel",
 	.basicsize = sizeof(isola__channel_obj),
-	/* mutable: front.py adds recv_async/send_async */
-	.flags = Py_TPFLAGS_DEFAULT,
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
 	.slots = chan_slots,
 };

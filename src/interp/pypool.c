@@ -14,6 +14,7 @@
 #include "interp/codec.h"
 #include "interp/module.h"
 #include "interp/pyerror.h"
+#include "scheduler/future.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,30 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(sN)", kind, value);
 }
 
+/* wait(timeout=None) -> True if done: waits on the C future itself, GIL
+ * released (spin, then sleep; Ctrl-C works), with no thread hop. */
+static PyObject *cfut_wait(PyObject *self, PyObject *args)
+{
+	PyObject *timeout = Py_None;
+	if (!PyArg_ParseTuple(args, "|O:wait", &timeout))
+		return NULL;
+	int64_t t = isola__timeout_ns(timeout);
+	if (t == -2)
+		return NULL;
+	isola__deadline d;
+	isola__deadline_init(&d, t);
+	for (;;) {
+		int r;
+		Py_BEGIN_ALLOW_THREADS
+		r = isola__future_wait_flags(((cfuture_obj *)self)->f, &d, ISOLA__WAIT_INTERRUPTIBLE);
+		Py_END_ALLOW_THREADS
+		if (r != ISOLA_EINTR)
+			return PyBool_FromLong(r == 0);
+		if (PyErr_CheckSignals() < 0)
+			return NULL;
+	}
+}
+
 static PyObject *cfut_cancel(PyObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -649,6 +674,7 @@ static PyObject *cfut_token(PyObject *self, void *c)
 static PyMethodDef cfut_methods[] = {
 	{ "outcome", cfut_outcome, METH_NOARGS, NULL },
 	{ "cancel", cfut_cancel, METH_NOARGS, NULL },
+	{ "wait", cfut_wait, METH_VARARGS, NULL },
 	{ "state", cfut_state, METH_NOARGS, NULL },
 	{ NULL, NULL, 0, NULL },
 };

@@ -49,4 +49,7 @@ bool isola__future_start(isola_future *f);
 bool isola__future_complete(isola_future *f, int status, isola_msg *result,
 			    isola__error *err);
 
+/* isola_future_wait with an explicit deadline and isola__wait flags. */
+int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flags);
+
 #endif
