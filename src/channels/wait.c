@@ -133,15 +133,26 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 	/* Spin: re-check the condition itself (one pause apart: a pause
 	 * is ~40-140 cycles, and a reply may be that close), reading the
 	 * clock only every 64 rounds. */
-	int64_t spin_until = isola__now_ns() + isola__spin_ns;
+	int64_t start = isola__now_ns(), spin_until = start + isola__spin_ns;
+	int yielding = 0;
 	for (unsigned i = 1;; i++) {
-		ck_pr_stall();
+		/* First ~2 us: pause between checks.  Then yield the CPU between
+		 * checks: with more runnable threads than cores (the common
+		 * case for isola), a spinner must not starve the very thread
+		 * that is about to produce what it waits for. */
+		if (yielding)
+			sched_yield();
+		else
+			ck_pr_stall();
 		r = ready(arg);
 		if (r != ISOLA_EAGAIN)
 			return r;
-		if ((i & 63) == 0 && (isola__now_ns() >= spin_until ||
-				      isola__deadline_passed(deadline)))
-			break;
+		if (yielding || (i & 63) == 0) {
+			int64_t now = isola__now_ns();
+			if (now >= spin_until || isola__deadline_passed(deadline))
+				break;
+			yielding = now - start >= 2000;
+		}
 	}
 
 	struct wait_ctx ctx = { .deadline = deadline, .flags = flags };

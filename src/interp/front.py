@@ -72,9 +72,10 @@ class Future(_cf.Future):
     isola.Cancelled is raised inside it at its next bytecode boundary.
     """
 
-    def __init__(self, cfut):
+    def __init__(self, cfut, completions=None):
         super().__init__()
         self._cfut = cfut
+        self._completions = completions
 
     def cancel(self):
         if self.done():
@@ -89,8 +90,13 @@ class Future(_cf.Future):
         # Wait on the C future directly (GIL released) and complete this
         # Future here, instead of waiting for the dispatcher thread: a
         # synchronous call then costs no thread hop.
-        if not self.done() and self._cfut.wait(timeout):
+        if self.done():
+            return
+        r = self._cfut.wait(timeout)
+        if r:
             _complete(self, self._cfut.outcome())
+            if r == 2 and self._completions is not None:
+                self._completions.forget(self._cfut.token)  # never posted
 
     def result(self, timeout=None):
         self._wait_inline(timeout)
@@ -145,8 +151,12 @@ class _Completions:
                                          name="isola-completions", daemon=False)
         self._thread.start()
 
+    def forget(self, token):
+        with self._lock:
+            self._waiting.pop(token, None)
+
     def register(self, cfut):
-        fut = Future(cfut)
+        fut = Future(cfut, self)
         with self._lock:
             early = cfut.token in self._early
             if early:

@@ -42,8 +42,16 @@ struct done_arg {
 /* On the completing thread: post the token (plain msgpack uint64). */
 static void post_token(isola_future *f, void *arg)
 {
-	(void)f;
 	struct done_arg *d = arg;
+	/* A caller waiting on it inline completes it itself: do not wake the
+	 * dispatcher (a GIL hand-off costs a futex wake-up). */
+	int waiting = 1;
+	if (__atomic_compare_exchange_n(&f->inline_waiter, &waiting, 2, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		isola_channel_release(d->ch);
+		free(d);
+		return;
+	}
 	unsigned char b[9] = { 0xcf };
 	for (int i = 0; i < 8; i++)
 		b[1 + i] = (unsigned char)(d->token >> (56 - 8 * i));
@@ -627,8 +635,10 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(sN)", kind, value);
 }
 
-/* wait(timeout=None) -> True if done: waits on the C future itself, GIL
- * released (spin, then sleep; Ctrl-C works), with no thread hop. */
+/* wait(timeout=None) -> 0 not done, 1 done (its token was or will be
+ * posted), 2 done and its token was not posted (the caller completes it).
+ * Waits on the C future itself, GIL released (spin, then sleep; Ctrl-C
+ * works), with no thread hop. */
 static PyObject *cfut_wait(PyObject *self, PyObject *args)
 {
 	PyObject *timeout = Py_None;
@@ -637,18 +647,39 @@ static PyObject *cfut_wait(PyObject *self, PyObject *args)
 	int64_t t = isola__timeout_ns(timeout);
 	if (t == -2)
 		return NULL;
+	isola_future *f = ((cfuture_obj *)self)->f;
 	isola__deadline d;
 	isola__deadline_init(&d, t);
+	int zero = 0;
+	__atomic_compare_exchange_n(&f->inline_waiter, &zero, 1, false, __ATOMIC_ACQ_REL,
+				    __ATOMIC_ACQUIRE);
+	int r;
 	for (;;) {
-		int r;
 		Py_BEGIN_ALLOW_THREADS
-		r = isola__future_wait_flags(((cfuture_obj *)self)->f, &d, ISOLA__WAIT_INTERRUPTIBLE);
+		r = isola__future_wait_flags(f, &d, ISOLA__WAIT_INTERRUPTIBLE);
 		Py_END_ALLOW_THREADS
 		if (r != ISOLA_EINTR)
-			return PyBool_FromLong(r == 0);
-		if (PyErr_CheckSignals() < 0)
-			return NULL;
+			break;
+		if (PyErr_CheckSignals() < 0) {
+			r = ISOLA__PYERR;
+			break;
+		}
 	}
+	/* Leave: if the completion saw us (2), its token was not posted. */
+	int one = 1;
+	int suppressed = !__atomic_compare_exchange_n(&f->inline_waiter, &one, 0, false,
+						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+			 one == 2;
+	if (suppressed)
+		__atomic_store_n(&f->inline_waiter, 0, __ATOMIC_RELEASE);
+	if (r == ISOLA__PYERR) {
+		if (suppressed) { /* done, but we are raising: post it after all */
+			PyObject *exc = PyErr_GetRaisedException();
+			PyErr_SetRaisedException(exc);
+		}
+		return NULL;
+	}
+	return PyLong_FromLong(r != 0 ? 0 : suppressed ? 2 : 1);
 }
 
 static PyObject *cfut_cancel(PyObject *self, PyObject *unused)

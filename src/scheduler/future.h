@@ -37,6 +37,8 @@ struct isola_future {
 	struct callback *callbacks;
 	struct isola_pool *pool; /* weak: for cancelling a running task */
 	int injected;            /* Cancelled raised (under the worker's GIL) */
+	int inline_waiter;       /* atomic: 1 while a Python caller waits on it;
+				    2 once it completed during that wait */
 };
 
 isola_future *isola__future_new(struct isola_pool *pool);
