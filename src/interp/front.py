@@ -530,3 +530,55 @@ async def _send_async(self, obj):
             await asyncio.sleep(delay)  # full: back off, then try again
             delay = min(delay * 2, 0.05)
 
+
+
+# -- the command line's worker side (isola map) ---------------------------
+
+def _cli_check(target):
+    """Raise a clear error unless target resolves to a callable."""
+    mod, _, qual = target.partition(":")
+    import importlib
+    obj = importlib.import_module(mod)
+    for part in qual.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AttributeError(f"module {mod!r} has no attribute {qual!r}") from None
+    if not callable(obj):
+        raise TypeError(f"{target} is not callable")
+    return True
+
+
+_cli_fns = {}
+
+
+def _cli_apply_chunk(target, first, lines, plain):
+    """Call target on each input line (JSON, or plain text when plain);
+    per line: [True, json_text] or [False, type, message].  Never raises
+    for one bad line, so the rest of the chunk still runs."""
+    import json
+    fn = _cli_fns.get(target)
+    if fn is None:
+        mod, _, qual = target.partition(":")
+        import importlib
+        fn = importlib.import_module(mod)
+        for part in qual.split("."):
+            fn = getattr(fn, part)
+        _cli_fns[target] = fn
+    out = []
+    for k, line in enumerate(lines):
+        if plain:
+            arg = line
+        else:
+            try:
+                arg = json.loads(line)
+            except ValueError as exc:
+                out.append([False, "ValueError", f"bad JSON on line {first + k + 1}: {exc}"])
+                continue
+        try:
+            out.append([True, json.dumps(fn(arg))])
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, Cancelled)):
+                raise
+            out.append([False, type(exc).__name__, str(exc)])
+    return out

@@ -162,7 +162,9 @@ PyObject *isola__resolve_target(const char *target)
 	}
 	PyObject *modname = PyUnicode_FromStringAndSize(target, colon - target);
 	PyObject *obj = NULL;
-	if (modname != NULL && PyUnicode_CompareWithASCIIString(modname, "__main__") == 0 &&
+	if (modname != NULL &&
+	    (PyUnicode_CompareWithASCIIString(modname, "__main__") == 0 ||
+	     PyUnicode_CompareWithASCIIString(modname, "__isola_main__") == 0) &&
 	    PyInterpreterState_Get() != PyInterpreterState_Main())
 		obj = isola__import_main_script(); /* a worker: the caller's script */
 	else if (modname != NULL)

@@ -328,7 +328,8 @@ int isola__front_load(PyObject *m)
 static PyObject *mod_getattr(PyObject *m, PyObject *name)
 {
 	static const char *const front_names[] = { "Pool", "Executor", "Future", "ActorProxy",
-						   "_recv_async", "_send_async", NULL };
+						   "_recv_async", "_send_async", "_cli_check",
+						   "_cli_apply_chunk", NULL };
 	const char *n = PyUnicode_AsUTF8(name);
 	if (n == NULL)
 		return NULL;

@@ -1,0 +1,162 @@
+"""End-to-end tests of the `isola` command line and the demos (run as
+subprocesses; ISOLA_BUILD_DIR names the build directory)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+BUILD = os.environ.get("ISOLA_BUILD_DIR")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+IN_SUB = getattr(sys, "_isola_subinterpreter", False)
+
+TOOLS = """
+def double(x):
+    return 2 * x
+
+def fragile(x):
+    if x % 3 == 0:
+        raise ValueError(f"no multiples of three: {x}")
+    return x
+
+def shout(s):
+    return s.upper() + "!"
+"""
+
+
+@unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+class Cli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        with open(os.path.join(cls.tmp.name, "tools.py"), "w") as f:
+            f.write(TOOLS)
+        cls.isola = os.path.join(BUILD, "cli", "isola")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_isola(self, *args, input=None):
+        return subprocess.run([self.isola, *args], input=input, capture_output=True, text=True,
+                              cwd=self.tmp.name, timeout=120)
+
+    def test_ordered_with_j1_and_j4(self):
+        data = "".join(f"{i}\n" for i in range(500))
+        for j in ("1", "4"):
+            r = self.run_isola("map", "tools:double", "-j", j, "--ordered", "--chunk", "7", input=data)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual([json.loads(l) for l in r.stdout.splitlines()], [2 * i for i in range(500)])
+            self.assertIn("500 items, 0 errors", r.stderr)
+
+    def test_unordered_has_indices(self):
+        data = "".join(f"{i}\n" for i in range(100))
+        r = self.run_isola("map", "tools:double", "-j", "2", "--chunk", "3", input=data)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        recs = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(sorted(x["index"] for x in recs), list(range(100)))
+        self.assertTrue(all(x["result"] == 2 * x["index"] for x in recs))
+
+    def test_errors_per_line_and_exit_code(self):
+        r = self.run_isola("map", "tools:fragile", "--ordered", input="1\n3\n4\n{bad\n6\n")
+        self.assertEqual(r.returncode, 1)
+        lines = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(len(lines), 5, "one line per input, the run goes on")
+        self.assertEqual(lines[0], 1)
+        self.assertEqual(lines[1]["index"], 1)
+        self.assertEqual(lines[1]["error"], "ValueError")
+        self.assertIn("multiples of three", lines[1]["message"])
+        self.assertIn("bad JSON on line 4", lines[3]["message"])
+        self.assertIn("3 errors", r.stderr)
+
+    def test_lines_mode_and_files(self):
+        inp = os.path.join(self.tmp.name, "in.txt")
+        out = os.path.join(self.tmp.name, "out.jsonl")
+        with open(inp, "w") as f:
+            f.write("hello\nworld\n")
+        r = self.run_isola("map", "tools:shout", "--lines", "--ordered", "--in", inp, "--out", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            self.assertEqual([json.loads(l) for l in f], ["HELLO!", "WORLD!"])
+
+    def test_setup_errors(self):
+        r = self.run_isola("map", "no_such_module_zz:f", input="1\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("No module named 'no_such_module_zz'", r.stderr)
+        r = self.run_isola("map", "tools:nope", input="1\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("has no attribute 'nope'", r.stderr)
+        r = self.run_isola("map", "justaname", input="1\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("expected MODULE:FUNC", r.stderr)
+        r = self.run_isola("map", "tools:double", "--in", "/no/such/file")
+        self.assertEqual(r.returncode, 2)
+        r = self.run_isola("frobnicate")
+        self.assertEqual(r.returncode, 2)
+
+    def test_help(self):
+        for cmd in (["--help"], ["map", "--help"], ["run", "--help"], ["bench", "--help"]):
+            r = self.run_isola(*cmd)
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("usage:", r.stdout)
+        self.assertIn("example", self.run_isola("map", "--help").stdout)
+
+    def test_run_script_main(self):
+        script = os.path.join(self.tmp.name, "job.py")
+        with open(script, "w") as f:
+            f.write("import sys\n\ndef square(x):\n    return x * x\n\n"
+                    "def main(pool):\n    print(sum(pool.map(square, range(10))), sys.argv[1:])\n"
+                    "    return 3\n\nif __name__ == '__main__':\n    raise SystemExit('guard ran')\n")
+        r = self.run_isola("run", script, "-j", "2", "extra")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout.strip(), "285 ['extra']")
+        bad = os.path.join(self.tmp.name, "nomain.py")
+        with open(bad, "w") as f:
+            f.write("x = 1\n")
+        r = self.run_isola("run", bad)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("has no main(pool)", r.stderr)
+
+
+@unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+class Demos(unittest.TestCase):
+    def run_demo(self, name, *args):
+        env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "src"))
+        return subprocess.run([sys.executable, os.path.join(ROOT, "demos", name), *args],
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    def test_stdlib_ast(self):
+        r = self.run_demo("stdlib_ast.py")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Most common node types", r.stdout)
+        self.assertIn("Largest functions", r.stdout)
+        self.assertIn("speed-up", r.stdout)
+
+    def test_actor_pipeline_shows_backpressure(self):
+        r = self.run_demo("actor_pipeline.py")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("sum of squares of 0..399 = 21253400", r.stdout)
+        self.assertIn("peak depth 8/8", r.stdout)
+
+    def test_pingpong(self):
+        r = self.run_demo("pingpong.py")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("isola channels", r.stdout)
+
+    def test_embed_pool(self):
+        r = subprocess.run([os.path.join(BUILD, "demos", "embed_pool")], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("math.gcd(1071, 462)        = 21", r.stdout)
+        self.assertIn("[10, 20, 35, 56, 84]", r.stdout)
+
+    def test_smoke_parallel(self):
+        r = subprocess.run([os.path.join(BUILD, "demos", "smoke_parallel"), "2"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("parallel speed-up", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
