@@ -506,7 +506,7 @@ static int pack_offset(enc *e, PyObject *obj)
 		PK(msgpack_pack_nil(&e->pk));
 		return 0;
 	}
-	long long d, s, us;
+	long long d = 0, s = 0, us = 0;
 	int r = get_ll(off, "days", &d) | get_ll(off, "seconds", &s) |
 		get_ll(off, "microseconds", &us);
 	Py_DECREF(off);
