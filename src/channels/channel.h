@@ -75,6 +75,9 @@ struct isola_channel {
 /* Move src's contents into dst (which is overwritten); src ends empty. */
 void isola__msg_move(isola_msg *dst, isola_msg *src);
 void isola__ref_retain(uintptr_t ref);
+/* dst (overwritten) = a copy of src: the same bytes, new references to
+ * the same blobs/channels.  0 or ISOLA_ENOMEM (dst left empty). */
+int isola__msg_copy(isola_msg *dst, const isola_msg *src);
 void isola__ref_release(uintptr_t ref);
 
 /* One non-blocking attempt: 0, ISOLA_EAGAIN or ISOLA_ECLOSED. */

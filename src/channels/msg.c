@@ -160,3 +160,17 @@ void isola__msg_move(isola_msg *dst, isola_msg *src)
 	src->nrefs_ = 0;
 	src->heap_ = 0;
 }
+
+int isola__msg_copy(isola_msg *dst, const isola_msg *src)
+{
+	const void *p = src->heap_ ? src->u_.heap : src->u_.inline_;
+	isola_msg_init(dst);
+	int r = isola_msg_set_bytes(dst, p, src->len_);
+	for (unsigned i = 0; r == 0 && i < src->nrefs_; i++) {
+		isola__ref_retain(src->refs_[i]);
+		dst->refs_[dst->nrefs_++] = src->refs_[i];
+	}
+	if (r != 0)
+		isola_msg_clear(dst);
+	return r;
+}

@@ -7,18 +7,6 @@
 
 #if PY_VERSION_HEX < 0x030C0000
 #error "isola needs CPython 3.12 or newer (per-interpreter GIL, PEP 684)"
-#if PY_VERSION_HEX < 0x030D0000
-#define Py_HashPointer _Py_HashPointer
-#endif
-
-/* A signed big-endian two's complement integer of n bytes. */
-#if PY_VERSION_HEX >= 0x030D0000
-#define isola__long_from_be_signed(p, n)                                      \
-	PyLong_FromNativeBytes((p), (n), Py_ASNATIVEBYTES_BIG_ENDIAN)
-#else
-#define isola__long_from_be_signed(p, n) _PyLong_FromByteArray((p), (n), 0, 1)
-#endif
-
 #endif
 
 /* The calling thread's attached thread state, or NULL (never fails). */
@@ -26,18 +14,6 @@
 #define isola__tstate_unchecked() PyThreadState_GetUnchecked()
 #else
 #define isola__tstate_unchecked() _PyThreadState_UncheckedGet()
-#if PY_VERSION_HEX < 0x030D0000
-#define Py_HashPointer _Py_HashPointer
-#endif
-
-/* A signed big-endian two's complement integer of n bytes. */
-#if PY_VERSION_HEX >= 0x030D0000
-#define isola__long_from_be_signed(p, n)                                      \
-	PyLong_FromNativeBytes((p), (n), Py_ASNATIVEBYTES_BIG_ENDIAN)
-#else
-#define isola__long_from_be_signed(p, n) _PyLong_FromByteArray((p), (n), 0, 1)
-#endif
-
 #endif
 
 #if PY_VERSION_HEX < 0x030D0000

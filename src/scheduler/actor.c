@@ -52,26 +52,6 @@ static struct actor_slot *lookup(struct isola_pool *p, uint64_t id)
 	return s->generation == gen && s->alive ? s : NULL;
 }
 
-/* A copy of a message (same bytes, new references). */
-static int copy_msg(isola_msg *dst, const isola_msg *src)
-{
-	const void *d;
-	size_t len;
-	isola_msg_init(dst);
-	isola_msg_bytes(src, &d, &len);
-	int r = isola_msg_set_bytes(dst, d, len);
-	for (size_t i = 0; r == 0 && i < src->nrefs_; i++) {
-		int kind;
-		void *ptr;
-		isola_msg_ref(src, i, &kind, &ptr);
-		r = kind == ISOLA_REF_BLOB ? isola_msg_attach_blob(dst, ptr)
-					   : isola_msg_attach_channel(dst, ptr);
-	}
-	if (r != 0)
-		isola_msg_clear(dst);
-	return r;
-}
-
 /* {"actor": id, "event": event, "reason": reason} to the monitor. */
 static void monitor(struct isola_pool *p, uint64_t id, const char *event, const char *reason)
 {
@@ -156,7 +136,7 @@ int isola_actor_spawn(isola_pool *p, const char *target, isola_msg *args,
 	isola_msg_init(&s->ctor_args);
 	if (args != NULL)
 		isola__msg_move(&s->ctor_args, args);
-	int r = s->target ? copy_msg(&t->args, &s->ctor_args) : ISOLA_ENOMEM;
+	int r = s->target ? isola__msg_copy(&t->args, &s->ctor_args) : ISOLA_ENOMEM;
 	uint64_t id = make_id((uint32_t)index, s->generation);
 	t->actor_id = id;
 	t->epoch = s->epoch;
@@ -310,14 +290,20 @@ static bool may_restart(struct actor_slot *s)
 	return true;
 }
 
-/* Stop the actor for good (pool lock taken here). */
-static void stop(struct worker *w, uint64_t id, const char *reason)
+/* Drop the instance from its worker (GIL held). */
+static void forget_instance(struct worker *w, uint64_t id)
 {
-	struct isola_pool *p = w->pool;
 	PyObject *key = actor_key(id);
 	if (key != NULL && PyDict_DelItem(w->actors, key) < 0)
 		PyErr_Clear();
 	Py_XDECREF(key);
+}
+
+/* Stop the actor for good (pool lock taken here). */
+static void stop(struct worker *w, uint64_t id, const char *reason)
+{
+	struct isola_pool *p = w->pool;
+	forget_instance(w, id);
 	pthread_mutex_lock(&p->lock);
 	struct actor_slot *s = lookup(p, id);
 	if (s != NULL) {
@@ -356,7 +342,7 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 		struct actor_slot *s = lookup(p, id);
 		isola_msg args;
 		char *target = s ? isola__strdup(s->target) : NULL;
-		int ok = s && target && copy_msg(&args, &s->ctor_args) == 0;
+		int ok = s && target && isola__msg_copy(&args, &s->ctor_args) == 0;
 		pthread_mutex_unlock(&p->lock);
 		if (!ok) {
 			free(target);
@@ -400,10 +386,7 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 static void crashed(struct worker *w, uint64_t id, const char *reason)
 {
 	struct isola_pool *p = w->pool;
-	PyObject *key = actor_key(id);
-	if (key != NULL && PyDict_DelItem(w->actors, key) < 0)
-		PyErr_Clear();
-	Py_XDECREF(key);
+	forget_instance(w, id);
 	pthread_mutex_lock(&p->lock);
 	struct actor_slot *s = lookup(p, id);
 	bool again = s != NULL && may_restart(s);

@@ -1,6 +1,7 @@
 /* future.c - futures: completion, waiting, callbacks, cancel (future.h). */
 #include "scheduler/future.h"
 
+#include "channels/channel.h"
 #include "common/atomics.h"
 #include "scheduler/pool.h"
 
@@ -144,26 +145,6 @@ int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flag
 	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
 }
 
-/* A copy of msg: the same bytes, new references to the same objects. */
-static int msg_copy(isola_msg *dst, const isola_msg *src)
-{
-	const void *p;
-	size_t len;
-	isola_msg_init(dst);
-	isola_msg_bytes(src, &p, &len);
-	int r = isola_msg_set_bytes(dst, p, len);
-	for (size_t i = 0; r == 0 && i < src->nrefs_; i++) {
-		int kind;
-		void *ptr;
-		isola_msg_ref(src, i, &kind, &ptr);
-		r = kind == ISOLA_REF_BLOB ? isola_msg_attach_blob(dst, ptr)
-					   : isola_msg_attach_channel(dst, ptr);
-	}
-	if (r != 0)
-		isola_msg_clear(dst);
-	return r;
-}
-
 int isola_future_result(isola_future *f, isola_msg *result)
 {
 	if (f == NULL)
@@ -171,7 +152,7 @@ int isola_future_result(isola_future *f, isola_msg *result)
 	if (!is_done(isola__load_acquire(&f->state)))
 		return ISOLA_EAGAIN;
 	if (result != NULL) {
-		int r = msg_copy(result, &f->result);
+		int r = isola__msg_copy(result, &f->result);
 		if (r != 0)
 			return r;
 	}
