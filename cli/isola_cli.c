@@ -17,6 +17,9 @@
 #ifndef ISOLA_BENCH_DIR
 #define ISOLA_BENCH_DIR "bench"
 #endif
+#ifndef ISOLA_PYMOD_DIR /* where the isola module was built */
+#define ISOLA_PYMOD_DIR ""
+#endif
 
 static const char *usage_top =
 	"usage: isola COMMAND [options]\n"
@@ -578,27 +581,31 @@ static int cmd_bench(int argc, char **argv)
 			die_usage(usage_bench, "unknown option %s", argv[i]);
 		}
 	}
-	char lit[4096], src[8192];
+	char lit[4096], src[16384];
 	py_literal(lit, sizeof(lit), dir);
+	/* Each benchmark runs as its own process of the matching Python (they
+	 * start process pools, which need a real interpreter executable). */
+	char mod_lit[4096];
+	py_literal(mod_lit, sizeof(mod_lit), ISOLA_PYMOD_DIR);
 	snprintf(src, sizeof(src),
-		 "import multiprocessing, os, runpy, shutil, sys\n"
+		 "import os, shutil, subprocess, sys\n"
 		 "exe = shutil.which(f'python{sys.version_info[0]}.{sys.version_info[1]}')\n"
-		 "if exe:  # child processes run Python, not this program\n"
-		 "    sys.executable = exe\n"
-		 "    multiprocessing.set_executable(exe)\n"
+		 "if not exe:\n"
+		 "    raise SystemExit('isola bench: python%%d.%%d not found' %% sys.version_info[:2])\n"
 		 "d = os.path.abspath(%s)\n"
-		 "sys.path.insert(0, d)\n"
-		 "import __main__\n"
+		 "env = dict(os.environ)\n"
+		 "env['PYTHONPATH'] = os.pathsep.join([%s, d, env.get('PYTHONPATH', '')])\n"
+		 "status = 0\n"
 		 "for name in ('bench_codec.py', 'bench_interp.py', 'bench_pool.py'):\n"
 		 "    path = os.path.join(d, name)\n"
 		 "    if not os.path.exists(path):\n"
 		 "        raise SystemExit(f'isola bench: {path} not found (use --dir)')\n"
 		 "    print(f'== {name}', flush=True)\n"
-		 "    sys.argv = [path] + (['--quick'] if %d else [])\n"
-		 "    __main__.__file__ = path\n"
-		 "    runpy.run_path(path, run_name='__main__')\n"
-		 "    print(flush=True)\n",
-		 lit, quick);
+		 "    r = subprocess.run([exe, path] + (['--quick'] if %d else []), env=env)\n"
+		 "    status = status or r.returncode\n"
+		 "    print(flush=True)\n"
+		 "raise SystemExit(status)\n",
+		 lit, mod_lit, quick);
 	return run_python_main(src);
 }
 
