@@ -18,6 +18,15 @@ import weakref as _weakref
 
 _DEFAULT_RESTART_WINDOW = 5.0
 
+# concurrent.futures.Future.__init__ makes a threading.Condition per
+# future (~7 us, most of a trivial task's cost here).  Futures of one pool
+# share one instead: waiters re-check their own future's state, so a
+# shared condition only adds harmless wake-ups.  Used only if the base
+# class sets exactly the fields we set (true for 3.8-3.14).
+_FUTURE_FIELDS = {"_condition", "_state", "_result", "_exception", "_waiters",
+                  "_done_callbacks"}
+_SHARE_CONDITION = set(vars(_cf.Future())) == _FUTURE_FIELDS
+
 
 _target_cache = {}
 
@@ -72,8 +81,16 @@ class Future(_cf.Future):
     isola.Cancelled is raised inside it at its next bytecode boundary.
     """
 
-    def __init__(self, cfut, completions=None):
-        super().__init__()
+    def __init__(self, cfut, completions=None, condition=None):
+        if condition is not None and _SHARE_CONDITION:
+            self._condition = condition
+            self._state = "PENDING"
+            self._result = None
+            self._exception = None
+            self._waiters = []
+            self._done_callbacks = []
+        else:
+            super().__init__()
         self._cfut = cfut
         self._completions = completions
 
@@ -145,6 +162,7 @@ class _Completions:
 
     def __init__(self, done_channel):
         self._lock = _threading.Lock()
+        self._condition = _threading.Condition()  # shared by this pool's futures
         self._waiting = {}  # token -> Future
         self._early = set()  # tokens that finished before they were registered
         self._thread = _threading.Thread(target=self._run, args=(done_channel,),
@@ -156,7 +174,7 @@ class _Completions:
             self._waiting.pop(token, None)
 
     def register(self, cfut):
-        fut = Future(cfut, self)
+        fut = Future(cfut, self, self._condition)
         with self._lock:
             early = cfut.token in self._early
             if early:
