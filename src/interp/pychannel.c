@@ -203,11 +203,9 @@ static PyObject *chan_close(PyObject *self, PyObject *unused)
 static PyObject *chan_stats(PyObject *self, PyObject *unused)
 {
 	(void)unused;
-	isola_channel *ch = need_ch(self);
-	if (ch == NULL)
-		return NULL;
 	isola_channel_stats s;
-	isola_channel_stats_get(ch, &s);
+	if (get_stats(self, &s) < 0)
+		return NULL;
 	return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "capacity",
 			     (unsigned long long)s.capacity, "sent", (unsigned long long)s.sent,
 			     "received", (unsigned long long)s.received, "depth",
@@ -217,14 +215,20 @@ static PyObject *chan_stats(PyObject *self, PyObject *unused)
 			     s.closed ? Py_True : Py_False);
 }
 
-static Py_ssize_t chan_len(PyObject *self)
+/* The channel's counters; -1 (error set) if __init__ was not called. */
+static int get_stats(PyObject *self, isola_channel_stats *s)
 {
 	isola_channel *ch = need_ch(self);
 	if (ch == NULL)
 		return -1;
+	isola_channel_stats_get(ch, s);
+	return 0;
+}
+
+static Py_ssize_t chan_len(PyObject *self)
+{
 	isola_channel_stats s;
-	isola_channel_stats_get(ch, &s);
-	return (Py_ssize_t)s.depth;
+	return get_stats(self, &s) < 0 ? -1 : (Py_ssize_t)s.depth;
 }
 
 static PyObject *chan_iternext(PyObject *self)
@@ -238,23 +242,15 @@ static PyObject *chan_iternext(PyObject *self)
 static PyObject *chan_get_capacity(PyObject *self, void *c)
 {
 	(void)c;
-	isola_channel *ch = need_ch(self);
-	if (ch == NULL)
-		return NULL;
 	isola_channel_stats s;
-	isola_channel_stats_get(ch, &s);
-	return PyLong_FromUnsignedLongLong(s.capacity);
+	return get_stats(self, &s) < 0 ? NULL : PyLong_FromUnsignedLongLong(s.capacity);
 }
 
 static PyObject *chan_get_closed(PyObject *self, void *c)
 {
 	(void)c;
-	isola_channel *ch = need_ch(self);
-	if (ch == NULL)
-		return NULL;
 	isola_channel_stats s;
-	isola_channel_stats_get(ch, &s);
-	return PyBool_FromLong(s.closed);
+	return get_stats(self, &s) < 0 ? NULL : PyBool_FromLong(s.closed);
 }
 
 static PyObject *chan_repr(PyObject *self)
