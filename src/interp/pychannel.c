@@ -109,6 +109,8 @@ static isola_channel *need_ch(PyObject *self)
 	return ch;
 }
 
+static int get_stats(PyObject *self, isola_channel_stats *s);
+
 static isola__codec_opts opts_for(PyObject *self)
 {
 	isola__codec_opts o = isola__codec_defaults;
