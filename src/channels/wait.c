@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 int64_t isola__spin_ns = 20000;
+_Thread_local int64_t isola__spin_ns_local;
+_Thread_local int isola__last_wait_slept;
 
 /* Per-wait state, reached from ck_ec's callbacks through wait_state->data. */
 struct wait_ctx {
@@ -127,13 +129,15 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 		const isola__deadline *deadline, int flags)
 {
 	int r = ready(arg);
+	isola__last_wait_slept = 0;
 	if (r != ISOLA_EAGAIN || deadline->now)
 		return r;
 
 	/* Spin: re-check the condition itself (one pause apart: a pause
 	 * is ~40-140 cycles, and a reply may be that close), reading the
 	 * clock only every 64 rounds. */
-	int64_t start = isola__now_ns(), spin_until = start + isola__spin_ns;
+	int64_t budget = isola__spin_ns_local ? isola__spin_ns_local : isola__spin_ns;
+	int64_t start = isola__now_ns(), spin_until = start + budget;
 	int yielding = 0;
 	for (unsigned i = 1;; i++) {
 		/* First ~2 us: pause between checks.  Then yield the CPU between
@@ -155,6 +159,7 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 		}
 	}
 
+	isola__last_wait_slept = 1;
 	struct wait_ctx ctx = { .deadline = deadline, .flags = flags };
 	const struct timespec *dl = deadline->forever ? NULL : &deadline->at;
 	for (;;) {

@@ -43,6 +43,12 @@ enum {
  * so a reply already on its way is worth a short spin. */
 extern int64_t isola__spin_ns;
 
+/* Per thread: a spin budget overriding isola__spin_ns when non-zero, and
+ * whether this thread's last isola__wait had to sleep.  Pool workers use
+ * them to spin longer while work keeps arriving (adaptive spinning). */
+extern _Thread_local int64_t isola__spin_ns_local;
+extern _Thread_local int isola__last_wait_slept;
+
 /*
  * Poll ready(arg) until it returns a value != ISOLA_EAGAIN, sleeping on
  * ec between polls.  Returns that value, ISOLA_EAGAIN if the deadline is
