@@ -102,6 +102,29 @@ class Cli(unittest.TestCase):
             self.assertIn("usage:", r.stdout)
         self.assertIn("example", self.run_isola("map", "--help").stdout)
 
+    def test_progress_bar_on_a_terminal(self):
+        import shutil
+        if shutil.which("script") is None:
+            self.skipTest("no `script` to give isola a terminal")
+        inp = os.path.join(self.tmp.name, "many.txt")
+        with open(inp, "w") as f:
+            f.write("".join(f"{i}\n" for i in range(2000)))
+        out = os.path.join(self.tmp.name, "many.jsonl")
+        cmd = f"{self.isola} map tools:double --in {inp} --out {out} --chunk 10"
+        r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                           cwd=self.tmp.name, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("2000/2000", r.stdout)  # the bar, drawn on the terminal
+        self.assertIn("ETA", r.stdout)
+        self.assertIn("/s", r.stdout)
+        with open(out) as f:
+            self.assertEqual(len(f.readlines()), 2000)
+
+    def test_bench_reports_a_missing_directory(self):
+        r = self.run_isola("bench", "--quick", "--dir", "/no/such/dir")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not found", r.stderr)
+
     def test_run_script_main(self):
         script = os.path.join(self.tmp.name, "job.py")
         with open(script, "w") as f:
