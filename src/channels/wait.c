@@ -138,6 +138,11 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 	 * clock only every 64 rounds. */
 	int64_t budget = isola__spin_ns_local ? isola__spin_ns_local : isola__spin_ns;
 	int64_t start = isola__now_ns(), spin_until = start + budget;
+	if (!deadline->forever) { /* never spin past the caller's deadline */
+		int64_t dl = (int64_t)deadline->at.tv_sec * 1000000000 + deadline->at.tv_nsec;
+		if (dl < spin_until)
+			spin_until = dl;
+	}
 	int yielding = 0;
 	for (unsigned i = 1;; i++) {
 		/* First ~2 us: pause between checks.  Then yield the CPU between
@@ -153,7 +158,7 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 			return r;
 		if (yielding || (i & 63) == 0) {
 			int64_t now = isola__now_ns();
-			if (now >= spin_until || isola__deadline_passed(deadline))
+			if (now >= spin_until)
 				break;
 			yielding = now - start >= 2000;
 		}

@@ -83,7 +83,12 @@ typedef struct enc {
 	int depth;
 	const char *root; /* name of the top object in paths */
 	int code;         /* ISOLA_E* of the failure, when known */
-	struct frame frames[ISOLA__MAX_DEPTH_DEFAULT + 1];
+	/* The path of containers being encoded: inline for the usual shallow
+	 * objects, on the heap only past 16 levels, so an encode allocates
+	 * nothing of its own (the encoder lives on the caller's stack). */
+	struct frame *frames;
+	int frames_cap;
+	struct frame inline_frames[16];
 } enc;
 
 static int enc_obj(enc *e, PyObject *obj);
@@ -208,6 +213,20 @@ static int push(enc *e, PyObject *container, enum frame_kind kind)
 		if (e->frames[i].container == container)
 			return fail_at(e, PyExc_ValueError, container,
 				       "contains itself (self-referencing container)");
+	if (e->depth == e->frames_cap) {
+		int cap = e->frames_cap * 2;
+		struct frame *grown = PyMem_Malloc((size_t)cap * sizeof(struct frame));
+		if (grown == NULL) {
+			e->code = ISOLA_ENOMEM;
+			PyErr_NoMemory();
+			return -1;
+		}
+		memcpy(grown, e->frames, (size_t)e->depth * sizeof(struct frame));
+		if (e->frames != e->inline_frames)
+			PyMem_Free(e->frames);
+		e->frames = grown;
+		e->frames_cap = cap;
+	}
 	struct frame *f = &e->frames[e->depth++];
 	f->container = container;
 	f->kind = kind;
@@ -840,6 +859,8 @@ static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts 
 	e->o = o;
 	e->msg = msg;
 	e->depth = 0;
+	e->frames = e->inline_frames;
+	e->frames_cap = (int)(sizeof(e->inline_frames) / sizeof(e->inline_frames[0]));
 	e->root = "obj";
 	e->code = ISOLA_EPYTHON;
 	e->buf.data = e->buf.small;
@@ -853,14 +874,19 @@ static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts 
 	return enc_obj(e, obj);
 }
 
+/* Free what an encode may have allocated (output buffer, deep frames). */
+static void encode_done(enc *e)
+{
+	if (e->buf.heap)
+		free(e->buf.data);
+	if (e->frames != e->inline_frames)
+		PyMem_Free(e->frames);
+}
+
 int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 		  isola_msg *out)
 {
-	enc *e = PyMem_Malloc(sizeof(enc));
-	if (e == NULL) {
-		PyErr_NoMemory();
-		return -1;
-	}
+	enc stack_enc, *e = &stack_enc;
 	isola_msg_init(out);
 	int r = encode_into(st, obj, o, out, e);
 	if (r == 0) {
@@ -879,26 +905,20 @@ int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 			r = -1;
 		}
 	}
-	if (e->buf.heap)
-		free(e->buf.data);
+	encode_done(e);
 	if (r != 0) {
 		isola_msg_clear(out);
 		r = e->code;
 	}
-	PyMem_Free(e);
 	return r;
 }
 
 PyObject *isola__encode_bytes(isola__state *st, PyObject *obj, const isola__codec_opts *o)
 {
-	enc *e = PyMem_Malloc(sizeof(enc));
-	if (e == NULL)
-		return PyErr_NoMemory();
+	enc stack_enc, *e = &stack_enc;
 	PyObject *r = NULL;
 	if (encode_into(st, obj, o, NULL, e) == 0)
 		r = PyBytes_FromStringAndSize(e->buf.data, (Py_ssize_t)e->buf.len);
-	if (e->buf.heap)
-		free(e->buf.data);
-	PyMem_Free(e);
+	encode_done(e);
 	return r;
 }

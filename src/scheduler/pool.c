@@ -370,13 +370,8 @@ int isola_pool_run(isola_pool *p, const char *source, char **error_out)
 		int s = isola_future_result(fs[i], NULL);
 		if (s != 0 && r == 0) {
 			r = s;
-			const char *type, *msg, *tb;
-			if (error_out != NULL && isola_future_error(fs[i], &type, &msg, &tb) == 0) {
-				size_t len = strlen(type) + strlen(msg) + strlen(tb) + 4;
-				*error_out = malloc(len);
-				if (*error_out)
-					snprintf(*error_out, len, "%s: %s\n%s", type, msg, tb);
-			}
+			if (error_out != NULL && fs[i]->err.type != NULL)
+				*error_out = isola__error_format(&fs[i]->err);
 		}
 		isola_future_release(fs[i]);
 	}
