@@ -199,6 +199,143 @@ Test(stress, close_while_many_block, .timeout = 30)
 	isola_channel_release(empty);
 }
 
+/* Receivers sleeping on one channel: a sender wakes one of them per
+ * message, so each message must reach a distinct sleeper, and every
+ * sleeper must get one (a wake-up given to a receiver that is already
+ * awake, and lost, would leave one asleep forever). */
+Test(stress, each_message_wakes_a_sleeper, .timeout = 30)
+{
+	isola_channel *ch;
+	cr_assert_eq(isola_channel_create(64, &ch), 0);
+	enum { N = 8 };
+	struct blocked b[N];
+	pthread_t t[N];
+	for (int i = 0; i < N; i++) {
+		b[i] = (struct blocked){ ch, 0, 1 };
+		pthread_create(&t[i], NULL, block_on, &b[i]);
+	}
+	struct timespec ts = { 0, 50 * 1000000 }; /* past the spin: asleep */
+	nanosleep(&ts, NULL);
+	for (int i = 0; i < N; i++) { /* back to back: no time to re-arm */
+		isola_msg m;
+		isola_msg_init(&m);
+		isola_msg_set_bytes(&m, "w", 1);
+		cr_assert_eq(isola_channel_send(ch, &m, 0), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(b[i].result, 0, "receiver %d: %s", i, isola_err_name(b[i].result));
+	}
+	isola_channel_stats st;
+	isola_channel_stats_get(ch, &st);
+	cr_assert_eq(st.received, N);
+	isola_channel_release(ch);
+}
+
+/* Mixed receivers on channels a and b: blocking recv on a, select on
+ * {a, b} with and without short timeouts (a select woken for one
+ * channel may leave with the other's message, or time out: the wake-up
+ * must be passed on).  Producers pace their sends so receivers keep
+ * falling asleep.  Every message arrives exactly once. */
+struct mixed {
+	isola_channel *a, *b;
+	int kind; /* 0: recv a, 1: select a+b, 2: select a+b, 30 us timeouts */
+	long got;
+	long *received;   /* atomic, shared */
+	int *senders_done; /* atomic: kind 2 leaves then */
+};
+
+static void *mixed_receiver(void *arg)
+{
+	struct mixed *m = arg;
+	isola_channel *both[2] = { m->a, m->b };
+	for (;;) {
+		isola_msg msg;
+		isola_msg_init(&msg);
+		size_t idx;
+		int r = m->kind == 0   ? isola_channel_recv(m->a, &msg, -1)
+			: m->kind == 1 ? isola_channel_select(both, 2, &msg, -1, &idx)
+				       : isola_channel_select(both, 2, &msg, 30000, &idx);
+		if (r == ISOLA_ETIMEDOUT) {
+			/* Leave the rest to the blocking receivers: they alone
+			 * must drain what is left, so a lost wake-up shows. */
+			if (__atomic_load_n(m->senders_done, __ATOMIC_ACQUIRE))
+				break;
+			continue;
+		}
+		if (r != 0)
+			break; /* closed and drained */
+		isola_msg_clear(&msg);
+		m->got++;
+		__atomic_add_fetch(m->received, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+enum { PER_SENDER = 50 }; /* short rounds: each end is a chance to strand */
+
+static void *paced_sender(void *arg)
+{
+	isola_channel *ch = arg;
+	for (int i = 0; i < PER_SENDER; i++) {
+		isola_msg msg;
+		isola_msg_init(&msg);
+		isola_msg_set_bytes(&msg, "p", 1);
+		if (isola_channel_send(ch, &msg, -1) != 0)
+			break;
+		if (i % 8 == 0) { /* let receivers fall asleep now and then */
+			struct timespec ts = { 0, (i % 3) * 100000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void mixed_round(void)
+{
+	isola_channel *a, *b;
+	cr_assert_eq(isola_channel_create(16, &a), 0);
+	cr_assert_eq(isola_channel_create(16, &b), 0);
+	long received = 0;
+	int senders_done = 0;
+	enum { R = 6, S = 4 };
+	struct mixed m[R];
+	pthread_t rt[R], st[S];
+	for (int i = 0; i < R; i++) {
+		m[i] = (struct mixed){ a, b, i % 3, 0, &received, &senders_done };
+		pthread_create(&rt[i], NULL, mixed_receiver, &m[i]);
+	}
+	for (int i = 0; i < S; i++)
+		pthread_create(&st[i], NULL, paced_sender, i % 2 ? b : a);
+	for (int i = 0; i < S; i++)
+		pthread_join(st[i], NULL);
+	__atomic_store_n(&senders_done, 1, __ATOMIC_RELEASE);
+	/* All sent: every message must be taken while the receivers still
+	 * run (a stranded one would stay queued with its receivers asleep). */
+	for (int waited = 0; __atomic_load_n(&received, __ATOMIC_RELAXED) < S * PER_SENDER; waited++) {
+		cr_assert_lt(waited, 5000, "stranded: %ld of %d received",
+			     __atomic_load_n(&received, __ATOMIC_RELAXED), S * PER_SENDER);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	isola_channel_close(a);
+	isola_channel_close(b);
+	long total = 0;
+	for (int i = 0; i < R; i++) {
+		pthread_join(rt[i], NULL);
+		total += m[i].got;
+	}
+	cr_assert_eq(total, S * PER_SENDER);
+	isola_channel_release(a);
+	isola_channel_release(b);
+}
+
+Test(stress, wake_ups_pass_between_select_and_recv, .timeout = 120)
+{
+	for (int round = 0; round < 80; round++)
+		mixed_round();
+}
+
 struct blob_relay {
 	isola_channel *ch;
 	int count;

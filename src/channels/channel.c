@@ -23,15 +23,11 @@ int isola_channel_create(size_t capacity, isola_channel **out)
 	if (ch == NULL)
 		return ISOLA_ENOMEM;
 	memset(ch, 0, sizeof(*ch));
-	ch->cells = isola__aligned_alloc(ISOLA__CACHELINE,
-					 cap * sizeof(struct isola__cell));
+	/* Zeroed: every cell free for its first position, message empty. */
+	ch->cells = isola__zalloc_pages(cap * sizeof(struct isola__cell));
 	if (ch->cells == NULL) {
 		isola__free(ch);
 		return ISOLA_ENOMEM;
-	}
-	for (size_t i = 0; i < cap; i++) {
-		ch->cells[i].seq = 2 * i; /* cell i is free for position i */
-		isola_msg_init(&ch->cells[i].msg);
 	}
 	ch->mask = cap - 1;
 	ch->refs = 1;
@@ -56,11 +52,11 @@ static void drain_and_free(isola_channel *ch)
 	uint64_t end = ch->enq_pos & ~ISOLA__CLOSED_BIT;
 	for (uint64_t pos = ch->deq_pos; pos != end; pos++) {
 		struct isola__cell *cell = &ch->cells[pos & ch->mask];
-		if (cell->seq == 2 * pos + 1)
+		if (cell->seq == isola__turn(ch, pos) + 1)
 			isola_msg_clear(&cell->msg);
 	}
 	pthread_mutex_destroy(&ch->watch_lock);
-	isola__free(ch->cells);
+	isola__free_pages(ch->cells, (ch->mask + 1) * sizeof(struct isola__cell));
 	isola__free(ch);
 }
 
@@ -105,7 +101,7 @@ int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
 		/* Acquire: the last consumer of this cell finished reading
 		 * it (then released seq) before we overwrite it. */
 		uint64_t seq = isola__load_acquire(&cell->seq);
-		int64_t dif = (int64_t)(seq - 2 * pos);
+		int64_t dif = (int64_t)(seq - isola__turn(ch, pos));
 		if (dif == 0) {
 			/* Claim pos.  On failure pos is reloaded, closed bit
 			 * included, so a close makes us stop. */
@@ -120,13 +116,12 @@ int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
 	isola__msg_move(&cell->msg, msg);
 	/* Release: the message is written before the consumer can see
 	 * seq == 2*pos + 1 and read it. */
-	isola__store_release(&cell->seq, 2 * pos + 1);
+	isola__store_release(&cell->seq, isola__turn(ch, pos) + 1);
 	/* A locked increment, so also a full barrier: the seq store above
-	 * is visible before we read nwatch below (select registers, then
-	 * re-checks; one of us sees the other). */
+	 * is visible before we look for receivers to wake (a receiver
+	 * registers, then re-checks; one of us sees the other). */
 	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
-	if (isola__load_relaxed(&ch->nwatch) != 0)
-		isola__channel_notify_watchers(ch);
+	isola__channel_wake_receiver(ch);
 	note_depth(ch, pos + 1);
 	return 0;
 }
@@ -140,7 +135,7 @@ int isola__channel_try_recv(isola_channel *ch, isola_msg *out)
 		/* Acquire: pairs with the producer's release of seq, so the
 		 * message is visible once seq says the cell is full. */
 		uint64_t seq = isola__load_acquire(&cell->seq);
-		int64_t dif = (int64_t)(seq - (2 * pos + 1));
+		int64_t dif = (int64_t)(seq - (isola__turn(ch, pos) + 1));
 		if (dif == 0) {
 			if (isola__cas_acq_rel(&ch->deq_pos, &pos, pos + 1))
 				break;
@@ -161,7 +156,7 @@ int isola__channel_try_recv(isola_channel *ch, isola_msg *out)
 	isola__msg_move(out, &cell->msg);
 	/* Release: our reads of the cell complete before the producer of
 	 * the next lap sees it free and overwrites it. */
-	isola__store_release(&cell->seq, 2 * (pos + ch->mask + 1));
+	isola__store_release(&cell->seq, isola__turn(ch, pos + ch->mask + 1));
 	/* Full barrier (locked increment); wakes a sender waiting for room. */
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
 	return 0;
@@ -178,12 +173,6 @@ static int ready_send(void *arg)
 	return isola__channel_try_send(op->ch, op->msg);
 }
 
-static int ready_recv(void *arg)
-{
-	struct op *op = arg;
-	return isola__channel_try_recv(op->ch, op->msg);
-}
-
 int isola__channel_send_until(isola_channel *ch, isola_msg *msg,
 			      const isola__deadline *d, int flags)
 {
@@ -198,8 +187,8 @@ int isola__channel_send_until(isola_channel *ch, isola_msg *msg,
 int isola__channel_recv_until(isola_channel *ch, isola_msg *out,
 			      const isola__deadline *d, int flags)
 {
-	struct op op = { ch, out };
-	return isola__wait(&ch->not_empty, ready_recv, &op, d, flags);
+	size_t idx;
+	return isola__channel_select_until(&ch, 1, out, d, flags, &idx);
 }
 
 int isola_channel_send(isola_channel *ch, isola_msg *msg, int64_t timeout_ns)
@@ -232,8 +221,7 @@ int isola_channel_close(isola_channel *ch)
 	isola__store_release(&ch->closed, 1);
 	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
-	if (isola__load_relaxed(&ch->nwatch) != 0)
-		isola__channel_notify_watchers(ch);
+	isola__channel_wake_all_receivers(ch);
 	return 0;
 }
 

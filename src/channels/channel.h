@@ -7,7 +7,11 @@
  * the consumer when seq == 2*pos + 1; the consumer then sets seq to
  * 2*(pos + capacity), handing the cell to the producer of the next lap.
  * (Vyukov counts in whole steps, which cannot tell "full, lap k" from
- * "free, lap k+1" when the capacity is 1; half steps can.)
+ * "free, lap k+1" when the capacity is 1; half steps can.)  The cell
+ * stores seq - 2*(pos & mask), i.e. seq relative to its own index
+ * (isola__turn), so a new channel's cells are all zero: they come from
+ * zeroed pages the kernel maps only when first used, and a big channel
+ * costs nothing until it fills.
  * Producers never wait for each other (unlike ck_ring's MPMC mode, a
  * producer preempted between claiming and filling a cell delays only
  * the consumer of that cell), which is what keeps throughput up when
@@ -41,6 +45,7 @@ struct isola__cell {
 /* A select() in progress, registered on each channel it watches. */
 struct isola__watcher {
 	struct ck_ec32 *ec; /* the select's event count, bumped on change */
+	int *notified;      /* atomic: the select's "a sender woke me" flag */
 	struct isola__watcher *next;
 	struct isola__watcher *prev;
 };
@@ -53,8 +58,11 @@ struct isola_channel {
 	/* Consumers' line. */
 	uint64_t deq_pos; /* atomic: next position to take */
 	char pad1[ISOLA__CACHELINE - sizeof(uint64_t)];
-	/* Sleeping: receivers sleep on not_empty (bumped by every send and
-	 * by close), senders on not_full (bumped by every recv and close). */
+	/* not_empty is bumped by every send and by close: its locked
+	 * increment is the sender's full barrier before it looks for
+	 * receivers to wake (receivers sleep on their select's own event
+	 * count, see select.c).  Senders sleep on not_full (bumped by every
+	 * recv and close). */
 	struct ck_ec32 not_empty;
 	char pad2[ISOLA__CACHELINE - sizeof(struct ck_ec32)];
 	struct ck_ec32 not_full;
@@ -64,13 +72,21 @@ struct isola_channel {
 	uint64_t refs;       /* atomic: handles, including those in messages */
 	uint64_t peak_depth; /* atomic */
 	uint64_t full_waits; /* atomic */
-	uint32_t nwatch;     /* atomic: watchers registered (select) */
+	uint32_t nwatch;     /* atomic: watchers registered (sleeping selects) */
+	uint32_t nspin;      /* atomic: receivers spinning on this channel */
 	uint32_t closed;     /* atomic: set after CLOSED_BIT; read-mostly, so
 				empty receivers need not touch enq_pos */
 	pthread_mutex_t watch_lock; /* guards watchers */
 	struct isola__watcher *watchers;
 	struct isola__cell *cells;
 };
+
+/* The stored seq value of "cell free for position pos" (add 1: "full
+ * for position pos"): see the top of this file. */
+static inline uint64_t isola__turn(const isola_channel *ch, uint64_t pos)
+{
+	return 2 * (pos & ~ch->mask);
+}
 
 /* Move src's contents into dst (which is overwritten); src ends empty. */
 void isola__msg_move(isola_msg *dst, isola_msg *src);
@@ -94,7 +110,15 @@ int isola__channel_select_until(isola_channel *const *chans, size_t n,
 				isola_msg *out, const isola__deadline *d,
 				int flags, size_t *index);
 
-/* Wake select() watchers of ch (slow path, only when nwatch > 0). */
-void isola__channel_notify_watchers(isola_channel *ch);
+/* After publishing a message (and a full barrier): wake one sleeping
+ * receiver of ch, unless none sleeps or one spins (select.c). */
+void isola__channel_wake_receiver(isola_channel *ch);
+/* A receiver spinning on ch (or about to) holds it with add: senders
+ * then wake no sleeper.  drop passes on the wake-up a sender may have
+ * skipped meanwhile, if a message is waiting. */
+void isola__channel_spinner_add(isola_channel *ch);
+void isola__channel_spinner_drop(isola_channel *ch);
+/* After closing ch: wake every sleeping receiver. */
+void isola__channel_wake_all_receivers(isola_channel *ch);
 
 #endif

@@ -1,15 +1,32 @@
 /*
- * select.c - receive from whichever of several channels is ready first.
+ * select.c - receive from whichever of several channels is ready first;
+ * every blocking receive goes through here (a receive is a select of one).
  *
- * A waiting select registers one node per channel on that channel's
- * watcher list and sleeps on its own event count.  Senders and close()
- * bump the event count of every registered watcher, but only look at
- * the list when nwatch != 0, so channels nobody selects on pay one
- * relaxed load per send.  Ordering: select increments nwatch (a locked
- * instruction, a full barrier) and then re-checks every channel; a
- * sender publishes its message, runs a locked increment, then reads
- * nwatch.  Either the select sees the message or the sender sees the
- * watcher (Dekker), so no wake-up is lost.
+ * A receiver first spins, counted in each channel's nspin, then
+ * registers one node per channel on that channel's watcher list and
+ * sleeps on its own event count.  A sender wakes ONE sleeping receiver,
+ * and none while a receiver spins on the channel (the spinner will take
+ * the message): a pool of parked workers does not stampede on every
+ * task, and a busy one makes no system call per task.
+ *
+ * Wake-one needs two rules so that no message is left behind while a
+ * receiver sleeps:
+ *  - A sender picks a node whose select is not already notified (the
+ *    select's `notified` flag, claimed with a CAS), so two messages
+ *    wake two receivers.  A sleeping select clears its flag before
+ *    every re-check of its channels.
+ *  - A receiver that spun or slept may leave with another channel's
+ *    message, or with none (timeout), after a sender counted on it; so
+ *    whenever it leaves the slow path it passes the baton: a channel
+ *    it watched that still holds a message and has sleepers, and no
+ *    spinner, gets one of them woken.
+ * Ordering (Dekker, both sides): a sender publishes the message, then
+ * runs a locked increment (a full barrier), then reads nwatch and
+ * nspin; a receiver changes nwatch/nspin with seq_cst RMWs (locked
+ * instructions) before it re-checks the channels.  So either the
+ * receiver sees the message or the sender sees the receiver.  Likewise
+ * a sender's CAS of `notified` and the select's seq_cst clear of it,
+ * each followed by the other side's check.
  */
 #include "channels/channel.h"
 
@@ -22,15 +39,41 @@ struct select_op {
 	isola_msg *out;
 	size_t *index;
 	struct ck_ec32 ec;
+	int notified; /* atomic: a sender chose to wake this select */
 	struct isola__watcher nodes[ISOLA_SELECT_MAX];
 };
 
-void isola__channel_notify_watchers(isola_channel *ch)
+/* Wake one registered select not already notified; with all = true (on
+ * close), every one. */
+static void notify(isola_channel *ch, bool all)
 {
 	pthread_mutex_lock(&ch->watch_lock);
-	for (struct isola__watcher *w = ch->watchers; w != NULL; w = w->next)
-		ck_ec32_inc(w->ec, &isola__ec_mode);
+	for (struct isola__watcher *w = ch->watchers; w != NULL; w = w->next) {
+		int expect = 0;
+		/* seq_cst: pairs with the select's clear before it re-checks
+		 * (see the top of this file). */
+		bool mine = __atomic_compare_exchange_n(w->notified, &expect, 1, false,
+							__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		if (mine || all)
+			ck_ec32_inc(w->ec, &isola__ec_mode);
+		if (mine && !all)
+			break;
+	}
 	pthread_mutex_unlock(&ch->watch_lock);
+}
+
+void isola__channel_wake_receiver(isola_channel *ch)
+{
+	/* seq_cst loads: after the caller's full barrier (see the top). */
+	if (__atomic_load_n(&ch->nwatch, __ATOMIC_SEQ_CST) != 0 &&
+	    __atomic_load_n(&ch->nspin, __ATOMIC_SEQ_CST) == 0)
+		notify(ch, false);
+}
+
+void isola__channel_wake_all_receivers(isola_channel *ch)
+{
+	if (__atomic_load_n(&ch->nwatch, __ATOMIC_SEQ_CST) != 0)
+		notify(ch, true);
 }
 
 static void watch(isola_channel *ch, struct isola__watcher *node)
@@ -60,6 +103,21 @@ static void unwatch(isola_channel *ch, struct isola__watcher *node)
 	__atomic_sub_fetch(&ch->nwatch, 1, __ATOMIC_RELAXED);
 }
 
+/* A message is waiting at the consumers' position (a hint). */
+static bool has_message(isola_channel *ch)
+{
+	uint64_t pos = isola__load_acquire(&ch->deq_pos);
+	return isola__load_acquire(&ch->cells[pos & ch->mask].seq) == isola__turn(ch, pos) + 1;
+}
+
+/* Leaving the slow path: hand on any wake-up we may have absorbed. */
+static void pass_baton(const struct select_op *op)
+{
+	for (size_t i = 0; i < op->n; i++)
+		if (has_message(op->chans[i]))
+			isola__channel_wake_receiver(op->chans[i]);
+}
+
 /* One pass over the channels from a rotating start. */
 static int try_all(void *arg)
 {
@@ -77,6 +135,31 @@ static int try_all(void *arg)
 			closed++;
 	}
 	return closed == op->n ? ISOLA_ECLOSED : ISOLA_EAGAIN;
+}
+
+/* The sleeping select's check: clear `notified` first, so a sender
+ * that finds it clear wakes us, and one that found it set published
+ * its message before our check below. */
+static int rearm_and_try_all(void *arg)
+{
+	struct select_op *op = arg;
+	__atomic_store_n(&op->notified, 0, __ATOMIC_SEQ_CST);
+	return try_all(op);
+}
+
+void isola__channel_spinner_add(isola_channel *ch)
+{
+	/* seq_cst RMW: a full barrier before the checks that follow. */
+	__atomic_add_fetch(&ch->nspin, 1, __ATOMIC_SEQ_CST);
+}
+
+void isola__channel_spinner_drop(isola_channel *ch)
+{
+	/* seq_cst RMW, then the check: a sender that saw us spinning and
+	 * woke nobody published before this; hand its wake-up on. */
+	__atomic_sub_fetch(&ch->nspin, 1, __ATOMIC_SEQ_CST);
+	if (has_message(ch))
+		isola__channel_wake_receiver(ch);
 }
 
 static _Thread_local size_t select_rotation;
@@ -100,14 +183,28 @@ int isola__channel_select_until(isola_channel *const *chans, size_t n,
 	if (r != ISOLA_EAGAIN || d->now)
 		return r;
 
+	if (!(flags & ISOLA__WAIT_NO_SPIN)) {
+		/* Spin before registering: senders take a channel's watcher
+		 * lock only when a receiver may sleep. */
+		for (size_t i = 0; i < n; i++)
+			isola__channel_spinner_add(chans[i]);
+		r = isola__spin(try_all, &op, d);
+		for (size_t i = 0; i < n; i++)
+			isola__channel_spinner_drop(chans[i]);
+		if (r != ISOLA_EAGAIN || (flags & ISOLA__WAIT_SPIN_ONLY))
+			return r;
+	}
+
 	ck_ec32_init(&op.ec, 0);
 	for (size_t i = 0; i < n; i++) {
 		op.nodes[i].ec = &op.ec;
+		op.nodes[i].notified = &op.notified;
 		watch(chans[i], &op.nodes[i]);
 	}
-	r = isola__wait(&op.ec, try_all, &op, d, flags);
+	r = isola__wait(&op.ec, rearm_and_try_all, &op, d, flags | ISOLA__WAIT_NO_SPIN);
 	for (size_t i = 0; i < n; i++)
 		unwatch(chans[i], &op.nodes[i]);
+	pass_baton(&op);
 	return r;
 }
 

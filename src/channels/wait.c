@@ -125,8 +125,7 @@ static int wait_pred(const struct ck_ec_wait_state *st, struct timespec *partial
 	return 0;
 }
 
-int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
-		const isola__deadline *deadline, int flags)
+int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline)
 {
 	int r = ready(arg);
 	isola__last_wait_slept = 0;
@@ -159,9 +158,20 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 		if (yielding || (i & 63) == 0) {
 			int64_t now = isola__now_ns();
 			if (now >= spin_until)
-				break;
+				return ISOLA_EAGAIN;
 			yielding = now - start >= 2000;
 		}
+	}
+}
+
+int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
+		const isola__deadline *deadline, int flags)
+{
+	int r;
+	if (!(flags & ISOLA__WAIT_NO_SPIN)) {
+		r = isola__spin(ready, arg, deadline);
+		if (r != ISOLA_EAGAIN || deadline->now)
+			return r;
 	}
 
 	isola__last_wait_slept = 1;

@@ -36,6 +36,10 @@ enum {
 	/* Return ISOLA_EINTR when a signal interrupts the sleep (the Python
 	 * front uses it to run signal handlers, e.g. Ctrl-C). */
 	ISOLA__WAIT_INTERRUPTIBLE = 1,
+	/* Sleep at once: the caller has spun already (isola__spin). */
+	ISOLA__WAIT_NO_SPIN = 2,
+	/* Spin, then return ISOLA_EAGAIN instead of sleeping (select only). */
+	ISOLA__WAIT_SPIN_ONLY = 4,
 };
 
 /* Spin budget before sleeping, in ns.  A parked thread takes ~70 us to
@@ -58,5 +62,13 @@ extern _Thread_local int isola__last_wait_slept;
  */
 int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 		const isola__deadline *deadline, int flags);
+
+/*
+ * The spin phase of isola__wait alone: poll ready(arg) for up to the spin
+ * budget (never past the deadline).  Returns ready()'s value, or
+ * ISOLA_EAGAIN when the budget ran out.  Lets a caller spin before it
+ * pays for registering as a sleeper (select's watcher lists).
+ */
+int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline);
 
 #endif

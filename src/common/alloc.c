@@ -3,6 +3,8 @@
 
 #include "common/atomics.h"
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 /* Countdown to the failing allocation; 0 = never fail.  Relaxed atomics:
  * tests set it while no other allocation is meant to race. */
@@ -55,4 +57,31 @@ void *isola__aligned_alloc(size_t align, size_t n)
 	if (should_fail() || posix_memalign(&p, align, n ? n : 1) != 0)
 		return NULL;
 	return p;
+}
+
+/* Below this, malloc's own zeroing is cheaper than a mapping. */
+#define PAGES_MIN ((size_t)64 * 1024)
+
+void *isola__zalloc_pages(size_t n)
+{
+	if (n < PAGES_MIN) {
+		void *p = isola__aligned_alloc(64, n);
+		if (p != NULL)
+			memset(p, 0, n);
+		return p;
+	}
+	if (should_fail())
+		return NULL;
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void isola__free_pages(void *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	if (n < PAGES_MIN)
+		isola__free(p);
+	else
+		munmap(p, n);
 }

@@ -16,6 +16,13 @@ void isola__free(void *p);
  * isola__free. */
 void *isola__aligned_alloc(size_t align, size_t n);
 
+/* n zeroed bytes, 64-byte aligned.  Big blocks are fresh pages that
+ * the kernel maps (zeroed) only when first touched, so an unused part
+ * costs no memory and no page faults.  Free with isola__free_pages and
+ * the same n. */
+void *isola__zalloc_pages(size_t n);
+void isola__free_pages(void *p, size_t n);
+
 /* Make the allocation n calls from now fail (n = 1: the next one), and
  * every one after it while persist is set.  n = 0 turns failures off.
  * For tests; any thread. */

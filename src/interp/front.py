@@ -73,6 +73,19 @@ def _target_of_uncached(fn):
     return f"{mod}:{qual}"
 
 
+class _Waiters(list):
+    """A Future's _waiters: concurrent.futures.wait() and as_completed()
+    append to it; that is when the Future needs notifying."""
+
+    __slots__ = ("_fut",)
+
+    def append(self, waiter):
+        list.append(self, waiter)
+        fut = self._fut()  # a weak reference: no cycle, freed at once
+        if fut is not None:
+            fut._listen()
+
+
 class Future(_cf.Future):
     """A concurrent.futures.Future for a task in an isola Pool.
 
@@ -81,18 +94,53 @@ class Future(_cf.Future):
     isola.Cancelled is raised inside it at its next bytecode boundary.
     """
 
+    # result() waits on the C future and completes this Future on the
+    # caller's thread.  Only a listener (a callback, wait(), as_completed,
+    # asyncio) makes the pool post a completion for the dispatcher thread:
+    # a synchronous call then costs no thread hop and no GIL hand-off.
+
     def __init__(self, cfut, completions=None, condition=None):
         if condition is not None and _SHARE_CONDITION:
             self._condition = condition
             self._state = "PENDING"
             self._result = None
             self._exception = None
-            self._waiters = []
             self._done_callbacks = []
         else:
             super().__init__()
+        self._waiters = _Waiters()
+        self._waiters._fut = _weakref.ref(self)
         self._cfut = cfut
         self._completions = completions
+        self._isola_completed = False
+        self._isola_listened = False
+
+    def _poll(self):
+        # Complete from the C future if it is done (any thread).
+        if not self._isola_completed and self._cfut.state() >= 2:
+            _complete(self, self._cfut.outcome())
+
+    def _listen(self):
+        # Something other than result() waits: have the completion posted
+        # to the dispatcher (or complete now if it is done already).
+        if self._isola_listened or self._isola_completed:
+            return
+        self._isola_listened = True
+        comp = self._completions
+        if comp is not None and comp.watch(self):
+            return
+        self._poll()
+
+    def add_done_callback(self, fn):
+        self._listen()
+        super().add_done_callback(fn)
+
+    def done(self):
+        self._poll()
+        return super().done()
+
+    def running(self):
+        return not self.done() and self._cfut.state() == 1
 
     def cancel(self):
         if self.done():
@@ -100,20 +148,9 @@ class Future(_cf.Future):
         self._cfut.cancel()  # queued: dropped now; running: interrupted
         return super().cancel()
 
-    def running(self):
-        return not self.done() and self._cfut.state() == 1
-
     def _wait_inline(self, timeout):
-        # Wait on the C future directly (GIL released) and complete this
-        # Future here, instead of waiting for the dispatcher thread: a
-        # synchronous call then costs no thread hop.
-        if self.done():
-            return
-        r = self._cfut.wait(timeout)
-        if r:
+        if not self._isola_completed and self._cfut.wait(timeout):
             _complete(self, self._cfut.outcome())
-            if r == 2 and self._completions is not None:
-                self._completions.forget(self._cfut.token)  # never posted
 
     def result(self, timeout=None):
         self._wait_inline(timeout)
@@ -131,7 +168,7 @@ class Future(_cf.Future):
 def _complete(fut, outcome):
     # Called by the dispatcher and by an inline waiter: only the first acts.
     with fut._condition:
-        if getattr(fut, "_isola_completed", False):
+        if fut._isola_completed:
             return
         fut._isola_completed = True
     kind, value = outcome
@@ -154,44 +191,38 @@ def _complete(fut, outcome):
 
 
 class _Completions:
-    """Tokens of completed C futures -> concurrent.futures results.
-
-    A dispatcher thread in the caller's interpreter receives the tokens that
-    workers post when tasks finish; workers never touch this interpreter.
-    """
+    """Completions posted for Futures that have listeners (Future._listen)
+    -> those Futures, completed by a dispatcher thread in the caller's
+    interpreter; workers never touch this interpreter."""
 
     def __init__(self, done_channel):
         self._lock = _threading.Lock()
         self._condition = _threading.Condition()  # shared by this pool's futures
-        self._waiting = {}  # token -> Future
-        self._early = set()  # tokens that finished before they were registered
+        self._waiting = {}  # token -> Future, for posted completions
         self._thread = _threading.Thread(target=self._run, args=(done_channel,),
                                          name="isola-completions", daemon=False)
         self._thread.start()
 
-    def forget(self, token):
+    def register(self, cfut):
+        return Future(cfut, self, self._condition)
+
+    def watch(self, fut):
+        """True if fut's completion will be posted; False if it is done."""
+        token = fut._cfut.token
+        with self._lock:
+            self._waiting[token] = fut
+        if fut._cfut.notify():
+            return True
         with self._lock:
             self._waiting.pop(token, None)
-
-    def register(self, cfut):
-        fut = Future(cfut, self, self._condition)
-        with self._lock:
-            early = cfut.token in self._early
-            if early:
-                self._early.discard(cfut.token)
-            else:
-                self._waiting[cfut.token] = fut
-        if early:
-            _complete(fut, cfut.outcome())
-        return fut
+        return False
 
     def _run(self, done_channel):
         for token in done_channel:  # ends when the pool closes the channel
             with self._lock:
                 fut = self._waiting.pop(token, None)
-                if fut is None:
-                    self._early.add(token)
-                    continue
+            if fut is None:
+                continue
             try:
                 _complete(fut, fut._cfut.outcome())
             except BaseException as exc:  # never let the dispatcher die
@@ -199,6 +230,7 @@ class _Completions:
                     fut.set_exception(exc)
                 except _cf.InvalidStateError:
                     pass
+            del fut  # do not keep the last one alive until the next
 
     def join(self, timeout=None):
         self._thread.join(timeout)

@@ -2,11 +2,15 @@
  * pypool.c - isola._Pool and isola._Future: the C side of the Python
  * front (front.py builds Pool, Future, Executor and actors on them).
  *
- * Completion: every submitted future gets a token; when the C future is
- * done, a callback running on the worker thread sends the token to the
- * pool's completion channel (never touching the caller's interpreter).
- * A dispatcher thread in the caller's interpreter receives tokens and
- * completes the concurrent.futures.Future objects.
+ * Completion: a caller that waits for a result (Future.result()) waits
+ * on the C future itself and completes the Python Future on its own
+ * thread.  Only when something else listens (callbacks, wait(),
+ * as_completed, asyncio) does the front ask for a notification
+ * (_Future.notify()): then a callback on the worker thread sends the
+ * future's token to the pool's completion channel (never touching the
+ * caller's interpreter), and a dispatcher thread in the caller's
+ * interpreter completes the Future.  A synchronous call thus costs no
+ * thread hop and no GIL hand-off.
  */
 #include "interp/pychannel.h"
 
@@ -32,6 +36,7 @@ typedef struct {
 	isola_future *f;
 	uint64_t token;
 	int allow_pickle;
+	isola_channel *done; /* the pool's completion channel */
 } cfuture_obj;
 
 struct done_arg {
@@ -42,16 +47,8 @@ struct done_arg {
 /* On the completing thread: post the token (plain msgpack uint64). */
 static void post_token(isola_future *f, void *arg)
 {
+	(void)f;
 	struct done_arg *d = arg;
-	/* A caller waiting on it inline completes it itself: do not wake the
-	 * dispatcher (a GIL hand-off costs a futex wake-up). */
-	int waiting = 1;
-	if (__atomic_compare_exchange_n(&f->inline_waiter, &waiting, 2, false,
-					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		isola_channel_release(d->ch);
-		free(d);
-		return;
-	}
 	unsigned char b[9] = { 0xcf };
 	for (int i = 0; i < 8; i++)
 		b[1 + i] = (unsigned char)(d->token >> (56 - 8 * i));
@@ -251,20 +248,8 @@ static PyObject *wrap_future(pool_obj *p, isola_future *f)
 	c->f = f;
 	c->token = ++p->next_token;
 	c->allow_pickle = p->allow_pickle;
-	struct done_arg *d = malloc(sizeof(*d));
-	if (d == NULL) {
-		Py_DECREF(c);
-		return PyErr_NoMemory();
-	}
-	d->ch = p->done;
-	d->token = c->token;
+	c->done = p->done;
 	isola_channel_retain(p->done);
-	if (isola_future_on_done(f, post_token, d) != 0) {
-		isola_channel_release(p->done);
-		free(d);
-		Py_DECREF(c);
-		return PyErr_NoMemory();
-	}
 	return (PyObject *)c;
 }
 
@@ -595,6 +580,7 @@ static void cfut_dealloc(PyObject *self)
 {
 	PyTypeObject *tp = Py_TYPE(self);
 	isola_future_release(((cfuture_obj *)self)->f);
+	isola_channel_release(((cfuture_obj *)self)->done);
 	tp->tp_free(self);
 	Py_DECREF(tp);
 }
@@ -635,10 +621,8 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(sN)", kind, value);
 }
 
-/* wait(timeout=None) -> 0 not done, 1 done (its token was or will be
- * posted), 2 done and its token was not posted (the caller completes it).
- * Waits on the C future itself, GIL released (spin, then sleep; Ctrl-C
- * works), with no thread hop. */
+/* wait(timeout=None) -> True once done, False on timeout.  Waits on the
+ * C future itself, GIL released (spin, then sleep; Ctrl-C works). */
 static PyObject *cfut_wait(PyObject *self, PyObject *args)
 {
 	PyObject *timeout = Py_None;
@@ -650,9 +634,6 @@ static PyObject *cfut_wait(PyObject *self, PyObject *args)
 	isola_future *f = ((cfuture_obj *)self)->f;
 	isola__deadline d;
 	isola__deadline_init(&d, t);
-	int zero = 0;
-	__atomic_compare_exchange_n(&f->inline_waiter, &zero, 1, false, __ATOMIC_ACQ_REL,
-				    __ATOMIC_ACQUIRE);
 	int r;
 	for (;;) {
 		Py_BEGIN_ALLOW_THREADS
@@ -660,26 +641,33 @@ static PyObject *cfut_wait(PyObject *self, PyObject *args)
 		Py_END_ALLOW_THREADS
 		if (r != ISOLA_EINTR)
 			break;
-		if (PyErr_CheckSignals() < 0) {
-			r = ISOLA__PYERR;
-			break;
-		}
+		if (PyErr_CheckSignals() < 0)
+			return NULL;
 	}
-	/* Leave: if the completion saw us (2), its token was not posted. */
-	int one = 1;
-	int suppressed = !__atomic_compare_exchange_n(&f->inline_waiter, &one, 0, false,
-						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
-			 one == 2;
-	if (suppressed)
-		__atomic_store_n(&f->inline_waiter, 0, __ATOMIC_RELEASE);
-	if (r == ISOLA__PYERR) {
-		if (suppressed) { /* done, but we are raising: post it after all */
-			PyObject *exc = PyErr_GetRaisedException();
-			PyErr_SetRaisedException(exc);
-		}
-		return NULL;
+	return PyBool_FromLong(r == 0);
+}
+
+/* notify() -> True: the token will be posted to the completion channel
+ * when the future is done; False: it is done already (nothing posted,
+ * the caller completes it).  Call once. */
+static PyObject *cfut_notify(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	cfuture_obj *c = (cfuture_obj *)self;
+	struct done_arg *d = malloc(sizeof(*d));
+	if (d == NULL)
+		return PyErr_NoMemory();
+	d->ch = c->done;
+	d->token = c->token;
+	isola_channel_retain(c->done);
+	int r = isola__future_on_done_pending(c->f, post_token, d);
+	if (r != 0) {
+		isola_channel_release(c->done);
+		free(d);
+		if (r != ISOLA_ESTATE)
+			return PyErr_NoMemory();
 	}
-	return PyLong_FromLong(r != 0 ? 0 : suppressed ? 2 : 1);
+	return PyBool_FromLong(r == 0);
 }
 
 static PyObject *cfut_cancel(PyObject *self, PyObject *unused)
@@ -706,6 +694,7 @@ static PyMethodDef cfut_methods[] = {
 	{ "outcome", cfut_outcome, METH_NOARGS, NULL },
 	{ "cancel", cfut_cancel, METH_NOARGS, NULL },
 	{ "wait", cfut_wait, METH_VARARGS, NULL },
+	{ "notify", cfut_notify, METH_NOARGS, NULL },
 	{ "state", cfut_state, METH_NOARGS, NULL },
 	{ NULL, NULL, 0, NULL },
 };

@@ -198,7 +198,7 @@ int isola_future_cancel(isola_future *f)
 	return ISOLA_ESTATE;
 }
 
-int isola_future_on_done(isola_future *f, isola_future_cb cb, void *arg)
+static int add_callback(isola_future *f, isola_future_cb cb, void *arg, bool run_if_done)
 {
 	if (f == NULL || cb == NULL)
 		return ISOLA_EINVAL;
@@ -218,6 +218,18 @@ int isola_future_on_done(isola_future *f, isola_future_cb cb, void *arg)
 	}
 	pthread_mutex_unlock(&f->lock);
 	free(c);
+	if (!run_if_done)
+		return ISOLA_ESTATE;
 	cb(f, arg);
 	return 0;
+}
+
+int isola_future_on_done(isola_future *f, isola_future_cb cb, void *arg)
+{
+	return add_callback(f, cb, arg, true);
+}
+
+int isola__future_on_done_pending(isola_future *f, isola_future_cb cb, void *arg)
+{
+	return add_callback(f, cb, arg, false);
 }

@@ -37,11 +37,13 @@ struct isola_future {
 	struct callback *callbacks;
 	struct isola_pool *pool; /* weak: for cancelling a running task */
 	int injected;            /* Cancelled raised (under the worker's GIL) */
-	int inline_waiter;       /* atomic: 1 while a Python caller waits on it;
-				    2 once it completed during that wait */
 };
 
 isola_future *isola__future_new(struct isola_pool *pool);
+
+/* Like isola_future_on_done, but if f is already done, cb is not run:
+ * returns ISOLA_ESTATE instead (the caller takes over). */
+int isola__future_on_done_pending(isola_future *f, isola_future_cb cb, void *arg);
 
 /* PENDING -> RUNNING; false if it was cancelled meanwhile. */
 bool isola__future_start(isola_future *f);

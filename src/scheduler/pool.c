@@ -17,15 +17,13 @@
 
 struct task *isola__task_new(enum task_kind kind, const char *target)
 {
-	struct task *t = calloc(1, sizeof(*t));
+	size_t len = target ? strlen(target) + 1 : 0;
+	struct task *t = calloc(1, sizeof(*t) + len);
 	if (t == NULL)
 		return NULL;
 	t->kind = kind;
-	t->target = target ? isola__strdup(target) : NULL;
-	if (target != NULL && t->target == NULL) {
-		free(t);
-		return NULL;
-	}
+	if (target != NULL)
+		t->target = memcpy(t->target_buf, target, len);
 	return t;
 }
 
@@ -38,7 +36,6 @@ void isola__task_free(struct task *t)
 		isola_msg_clear(&t->chunk.items[i]);
 	free(t->chunk.items);
 	isola_future_release(t->future);
-	free(t->target);
 	free(t);
 }
 
@@ -157,6 +154,8 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		n = 1;
 	p->n = n;
 	p->no_pickle = opts ? opts->no_pickle : 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	p->max_spinners = cpus >= 4 ? (int)(cpus / 2) : 1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

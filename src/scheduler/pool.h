@@ -38,13 +38,14 @@ enum task_kind {
 
 struct task {
 	enum task_kind kind;
-	char *target;      /* "mod:qual", a method name, or source */
+	char *target;      /* "mod:qual", a method name, or source: target_buf */
 	isola_msg args;
 	struct argset chunk;  /* TASK_CHUNK */
 	isola_future *future; /* may be NULL (actor send) */
 	uint64_t epoch;       /* actor messages: the actor's kill epoch */
 	int64_t timeout_ns;   /* <= 0: none */
 	uint64_t actor_id;
+	char target_buf[]; /* one allocation with the task */
 };
 
 struct worker {
@@ -64,6 +65,7 @@ struct worker {
 	pthread_mutex_t attach_lock;
 	/* Stats (relaxed atomics). */
 	uint64_t tasks_run, busy_ns;
+	bool spinning; /* worker thread only: holds a spinner role (worker.c) */
 	int n_actors;
 };
 
@@ -84,6 +86,10 @@ struct isola_pool {
 	int started, failed;
 	char *start_error;
 	int exited;              /* atomic: workers that left their loop */
+	/* Idle workers allowed to spin at once (the rest park at once), and
+	 * how many do (atomic).  More spinners than spare cores would take
+	 * CPU from the threads that submit and run work. */
+	int max_spinners, spinners;
 	struct ck_ec32 exit_ec;
 	/* watchdog */
 	pthread_t watchdog;

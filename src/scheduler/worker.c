@@ -113,6 +113,40 @@ static int run_python(struct worker *w, struct task *t, isola_msg *result)
 	return r < 0 ? -1 : 0;
 }
 
+/*
+ * Spinning idle workers.  At most p->max_spinners idle workers spin (the
+ * others park at once: more spinners than spare cores would take CPU
+ * from the threads that submit and run work).  A spinner holds its
+ * queues (isola__channel_spinner_add), so a sender wakes no parked
+ * worker for a task the spinner is about to take.  A worker claims the
+ * role just before it completes a task's future, because the caller's
+ * next task often follows at once.
+ */
+static bool spinner_begin(struct worker *w)
+{
+	struct isola_pool *p = w->pool;
+	/* Relaxed: the count only limits how many spin; no data depends on
+	 * it, and an occasional extra or missing spinner is harmless. */
+	int cur = __atomic_load_n(&p->spinners, __ATOMIC_RELAXED);
+	for (;;) {
+		if (cur >= p->max_spinners)
+			return false;
+		if (__atomic_compare_exchange_n(&p->spinners, &cur, cur + 1, true,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			break;
+	}
+	isola__channel_spinner_add(w->private_q);
+	isola__channel_spinner_add(p->shared_q);
+	return true;
+}
+
+static void spinner_end(struct worker *w)
+{
+	isola__channel_spinner_drop(w->private_q);
+	isola__channel_spinner_drop(w->pool->shared_q);
+	__atomic_sub_fetch(&w->pool->spinners, 1, __ATOMIC_RELAXED); /* as above */
+}
+
 static void run_task(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
@@ -148,15 +182,25 @@ static void run_task(struct worker *w, struct task *t)
 		isola__store_release(&w->current_deadline, t0 + t->timeout_ns);
 		isola__watchdog_wake(p);
 	}
+	isola_future *f = NULL;
 	if (is_actor) {
 		isola__actor_run(w, t);
 	} else {
 		isola_msg result;
 		isola_msg_init(&result);
-		if (run_python(w, t, &result) == 0)
-			isola__future_complete(t->future, 0, &result, NULL);
+		bool ok = run_python(w, t, &result) == 0;
+		/* Free the task before the caller wakes: it is likely to
+		 * allocate the next one at once, from the same malloc arena. */
+		f = t->future;
+		t->future = NULL;
+		isola__task_free(t);
+		t = NULL;
+		if (!w->spinning)
+			w->spinning = spinner_begin(w);
+		if (ok)
+			isola__future_complete(f, 0, &result, NULL);
 		else
-			isola__complete_with_exception(w, t->future);
+			isola__complete_with_exception(w, f);
 		isola_msg_clear(&result);
 	}
 	isola__store_release(&w->current, NULL);
@@ -166,6 +210,7 @@ static void run_task(struct worker *w, struct task *t)
 	isola__interp_leave(w->interp);
 	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
 	isola__task_free(t);
+	isola_future_release(f);
 }
 
 /* Create the interpreter and report to isola_pool_create; false if the
@@ -218,16 +263,30 @@ void *isola__worker_main(void *arg)
 		isola__deadline_init(&forever, -1);
 		/* Adaptive spinning: while tasks keep arriving during the spin,
 		 * spin longer (a parked thread takes ~70 us to wake); once one
-		 * had to sleep, spin less.  An idle worker still parks. */
+		 * had to sleep, spin less.  At most p->max_spinners idle
+		 * workers spin; the others park at once. */
 		isola__spin_ns_local = isola__spin_ns;
 		for (;;) {
 			isola_msg m;
 			isola_msg_init(&m);
 			size_t idx;
-			int r = isola__channel_select_until(queues, 2, &m, &forever, 0, &idx);
+			int r = ISOLA_EAGAIN;
+			if (w->spinning || spinner_begin(w)) {
+				r = isola__channel_select_until(queues, 2, &m, &forever,
+								ISOLA__WAIT_SPIN_ONLY, &idx);
+				spinner_end(w);
+				w->spinning = false;
+			}
+			bool slept = false;
+			if (r == ISOLA_EAGAIN) {
+				isola__last_wait_slept = 0;
+				r = isola__channel_select_until(queues, 2, &m, &forever,
+								ISOLA__WAIT_NO_SPIN, &idx);
+				slept = isola__last_wait_slept;
+			}
 			if (r == ISOLA_ECLOSED)
 				break; /* both closed and drained */
-			if (isola__last_wait_slept)
+			if (slept)
 				isola__spin_ns_local = isola__spin_ns_local / 2 > 20000
 							       ? isola__spin_ns_local / 2 : 20000;
 			else

@@ -69,6 +69,66 @@ class PoolTasks(unittest.TestCase):
         self.assertEqual(sorted(f.result() for f in cf.as_completed(fs)), [i * i for i in range(10)])
         self.assertIsInstance(fs[0], cf.Future)
 
+    def test_futures_complete_without_result(self):
+        # Only result() waits inline; everything else must still see the
+        # outcome: polling done(), callbacks added before or after the task
+        # ends, wait() on futures that ended unobserved.
+        import threading
+        import weakref
+        f = self.pool.submit(h.square, 5)
+        deadline = time.monotonic() + 30
+        while not f.done() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.assertTrue(f.done())
+        self.assertEqual(f._result, 25, "done() completed the Future itself")
+
+        got = threading.Event()
+        seen = []
+        g = self.pool.submit(h.sleep, 0.05)
+        g.add_done_callback(lambda fut: (seen.append(fut._result), got.set()))
+        self.assertTrue(got.wait(30), "callback added while running fires")
+        self.assertEqual(seen, [0.05])
+
+        k = self.pool.submit(h.square, 6)
+        time.sleep(0.05)  # ends unobserved
+        late = []
+        k.add_done_callback(lambda fut: late.append(fut.result()))
+        self.assertEqual(late, [36], "callback added after the end runs at once")
+
+        fs = [self.pool.submit(h.square, i) for i in range(5)]
+        time.sleep(0.05)
+        done, pending = cf.wait(fs, timeout=30, return_when=cf.FIRST_COMPLETED)
+        self.assertTrue(done)
+        done, pending = cf.wait(fs, timeout=30)
+        self.assertEqual(len(done), 5)
+        slow = self.pool.submit(h.sleep, 0.1)
+        self.assertEqual([x.result() for x in cf.as_completed([slow], timeout=30)], [0.1])
+
+        # No reference cycle: a finished Future is freed without the GC.
+        import gc
+        gc.disable()
+        try:
+            for use in (lambda fut: fut.result(), lambda fut: cf.wait([fut], timeout=30)):
+                fut = self.pool.submit(h.square, 1)
+                use(fut)
+                r = weakref.ref(fut)
+                del fut
+                deadline = time.monotonic() + 30  # the dispatcher may hold it a moment
+                while r() is not None and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                self.assertIsNone(r())
+        finally:
+            gc.enable()
+
+    def test_running_state(self):
+        f = self.pool.submit(h.sleep, 0.3)
+        deadline = time.monotonic() + 30
+        while not f.running() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.assertTrue(f.running())
+        self.assertEqual(f.result(), 0.3)
+        self.assertFalse(f.running())
+
     def test_not_sendable_by_reference(self):
         with self.assertRaises(TypeError) as cm:
             self.pool.submit(lambda: 1)
