@@ -55,9 +55,12 @@ struct isola_channel {
 	uint64_t enq_pos;  /* atomic: next position to claim | CLOSED_BIT */
 	uint64_t deq_seen; /* atomic hint: a recent deq_pos, for peak_depth */
 	char pad0[ISOLA__CACHELINE - 2 * sizeof(uint64_t)];
-	/* Consumers' line. */
+	/* Consumers' line.  nspin lives here, not with nwatch: receivers
+	 * change it on every wait, and senders read it only while someone
+	 * sleeps, so it must not share the line every send reads. */
 	uint64_t deq_pos; /* atomic: next position to take */
-	char pad1[ISOLA__CACHELINE - sizeof(uint64_t)];
+	uint32_t nspin;   /* atomic: receivers spinning on this channel */
+	char pad1[ISOLA__CACHELINE - sizeof(uint64_t) - sizeof(uint32_t)];
 	/* not_empty is bumped by every send and by close: its locked
 	 * increment is the sender's full barrier before it looks for
 	 * receivers to wake (receivers sleep on their select's own event
@@ -73,7 +76,6 @@ struct isola_channel {
 	uint64_t peak_depth; /* atomic */
 	uint64_t full_waits; /* atomic */
 	uint32_t nwatch;     /* atomic: watchers registered (sleeping selects) */
-	uint32_t nspin;      /* atomic: receivers spinning on this channel */
 	uint32_t closed;     /* atomic: set after CLOSED_BIT; read-mostly, so
 				empty receivers need not touch enq_pos */
 	pthread_mutex_t watch_lock; /* guards watchers */

@@ -186,11 +186,19 @@ int isola__channel_select_until(isola_channel *const *chans, size_t n,
 	if (!(flags & ISOLA__WAIT_NO_SPIN)) {
 		/* Spin before registering: senders take a channel's watcher
 		 * lock only when a receiver may sleep. */
+		/* Counted as a spinner only where someone sleeps: elsewhere
+		 * there is no wake-up to save, and not counting is always
+		 * safe (at worst a sleeper is woken for nothing). */
+		uint64_t counted = 0;
 		for (size_t i = 0; i < n; i++)
-			isola__channel_spinner_add(chans[i]);
+			if (__atomic_load_n(&chans[i]->nwatch, __ATOMIC_RELAXED) != 0) {
+				isola__channel_spinner_add(chans[i]);
+				counted |= (uint64_t)1 << i;
+			}
 		r = isola__spin(try_all, &op, d);
 		for (size_t i = 0; i < n; i++)
-			isola__channel_spinner_drop(chans[i]);
+			if (counted & ((uint64_t)1 << i))
+				isola__channel_spinner_drop(chans[i]);
 		if (r != ISOLA_EAGAIN || (flags & ISOLA__WAIT_SPIN_ONLY))
 			return r;
 	}

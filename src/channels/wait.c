@@ -125,6 +125,9 @@ static int wait_pred(const struct ck_ec_wait_state *st, struct timespec *partial
 	return 0;
 }
 
+/* Per thread: this thread's last yield gave the CPU away (see below). */
+static _Thread_local int yield_at_once;
+
 int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline)
 {
 	int r = ready(arg);
@@ -142,24 +145,39 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 		if (dl < spin_until)
 			spin_until = dl;
 	}
-	int yielding = 0;
+	/* First ~2 us: pause between checks.  Then yield the CPU between
+	 * checks: with more runnable threads than cores (the common case
+	 * for isola), a spinner must not starve the very thread that is
+	 * about to produce what it waits for.  A yield that took long gave
+	 * the CPU to another thread: we share a CPU with someone, likely
+	 * the very thread we wait for (two spinners the scheduler put on
+	 * one core).  Then pausing first only delays it: the next spin of
+	 * this thread yields at once, until a yield comes back quickly
+	 * (a round trip between two threads on one core: 15 -> 10 us).
+	 * After three such yields in one wait, stop spinning: there is no
+	 * CPU to spare. */
+	int yielding = yield_at_once, gave_away = 0;
+	int64_t last = start;
 	for (unsigned i = 1;; i++) {
-		/* First ~2 us: pause between checks.  Then yield the CPU between
-		 * checks: with more runnable threads than cores (the common
-		 * case for isola), a spinner must not starve the very thread
-		 * that is about to produce what it waits for. */
 		if (yielding)
 			sched_yield();
 		else
 			ck_pr_stall();
 		r = ready(arg);
-		if (r != ISOLA_EAGAIN)
-			return r;
 		if (yielding || (i & 63) == 0) {
 			int64_t now = isola__now_ns();
-			if (now >= spin_until)
+			if (yielding) {
+				yield_at_once = now - last > 5000;
+				gave_away += yield_at_once;
+			}
+			last = now;
+			if (r != ISOLA_EAGAIN)
+				return r;
+			if (now >= spin_until || gave_away >= 3)
 				return ISOLA_EAGAIN;
-			yielding = now - start >= 2000;
+			yielding = yielding || now - start >= 2000;
+		} else if (r != ISOLA_EAGAIN) {
+			return r;
 		}
 	}
 }
