@@ -153,10 +153,8 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	 * the very thread we wait for (two spinners the scheduler put on
 	 * one core).  Then pausing first only delays it: the next spin of
 	 * this thread yields at once, until a yield comes back quickly
-	 * (a round trip between two threads on one core: 15 -> 10 us).
-	 * After three such yields in one wait, stop spinning: there is no
-	 * CPU to spare. */
-	int yielding = yield_at_once, gave_away = 0;
+	 * (a round trip between two threads on one core: 15 -> 10 us). */
+	int yielding = yield_at_once;
 	int64_t last = start;
 	for (unsigned i = 1;; i++) {
 		if (yielding)
@@ -166,14 +164,12 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 		r = ready(arg);
 		if (yielding || (i & 63) == 0) {
 			int64_t now = isola__now_ns();
-			if (yielding) {
+			if (yielding)
 				yield_at_once = now - last > 5000;
-				gave_away += yield_at_once;
-			}
 			last = now;
 			if (r != ISOLA_EAGAIN)
 				return r;
-			if (now >= spin_until || gave_away >= 3)
+			if (now >= spin_until)
 				return ISOLA_EAGAIN;
 			yielding = yielding || now - start >= 2000;
 		} else if (r != ISOLA_EAGAIN) {
