@@ -187,6 +187,9 @@ int isola__channel_send_until(isola_channel *ch, isola_msg *msg,
 int isola__channel_recv_until(isola_channel *ch, isola_msg *out,
 			      const isola__deadline *d, int flags)
 {
+	int r = isola__channel_try_recv(ch, out);
+	if (r != ISOLA_EAGAIN || d->now)
+		return r;
 	size_t idx;
 	return isola__channel_select_until(&ch, 1, out, d, flags, &idx);
 }

@@ -40,7 +40,7 @@ struct select_op {
 	size_t *index;
 	struct ck_ec32 ec;
 	int notified; /* atomic: a sender chose to wake this select */
-	struct isola__watcher nodes[ISOLA_SELECT_MAX];
+	struct isola__watcher *nodes; /* n of them, registered while asleep */
 };
 
 /* Wake one registered select not already notified; with all = true (on
@@ -175,9 +175,12 @@ int isola__channel_select_until(isola_channel *const *chans, size_t n,
 		if (chans[i] == NULL)
 			return ISOLA_EINVAL;
 
+	/* The nodes stay uninitialised until needed: a receive that finds
+	 * a message must not pay for clearing 64 of them. */
+	struct isola__watcher nodes[ISOLA_SELECT_MAX];
 	struct select_op op = {
 		.chans = chans, .n = n, .out = out, .index = index,
-		.start = select_rotation++ % n,
+		.start = n > 1 ? select_rotation++ % n : 0, .nodes = nodes,
 	};
 	int r = try_all(&op);
 	if (r != ISOLA_EAGAIN || d->now)
