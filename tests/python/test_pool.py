@@ -14,6 +14,16 @@ import pool_helpers as h
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
 
 
+def wait_until(predicate, timeout=30):
+    """Poll predicate() until it is true (True) or timeout passes (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 @unittest.skipIf(IN_SUB, "pools are made from the main interpreter here")
 class PoolTasks(unittest.TestCase):
     @classmethod
@@ -76,10 +86,7 @@ class PoolTasks(unittest.TestCase):
         import threading
         import weakref
         f = self.pool.submit(h.square, 5)
-        deadline = time.monotonic() + 30
-        while not f.done() and time.monotonic() < deadline:
-            time.sleep(0.001)
-        self.assertTrue(f.done())
+        self.assertTrue(wait_until(f.done))
         self.assertEqual(f._result, 25, "done() completed the Future itself")
 
         got = threading.Event()
@@ -113,19 +120,14 @@ class PoolTasks(unittest.TestCase):
                 use(fut)
                 r = weakref.ref(fut)
                 del fut
-                deadline = time.monotonic() + 30  # the dispatcher may hold it a moment
-                while r() is not None and time.monotonic() < deadline:
-                    time.sleep(0.001)
-                self.assertIsNone(r())
+                # the dispatcher may hold it a moment
+                self.assertTrue(wait_until(lambda: r() is None))
         finally:
             gc.enable()
 
     def test_running_state(self):
         f = self.pool.submit(h.sleep, 0.3)
-        deadline = time.monotonic() + 30
-        while not f.running() and time.monotonic() < deadline:
-            time.sleep(0.001)
-        self.assertTrue(f.running())
+        self.assertTrue(wait_until(f.running))
         self.assertEqual(f.result(), 0.3)
         self.assertFalse(f.running())
 
