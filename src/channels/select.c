@@ -2,7 +2,8 @@
  * select.c - receive from whichever of several channels is ready first;
  * every blocking receive goes through here (a receive is a select of one).
  *
- * A receiver first spins, counted in each channel's nspin, then
+ * A receiver first spins, counted in the nspin of each channel where
+ * someone sleeps (elsewhere there is no wake-up to save), then
  * registers one node per channel on that channel's watcher list and
  * sleeps on its own event count.  A sender wakes ONE sleeping receiver,
  * and none while a receiver spins on the channel (the spinner will take
