@@ -31,7 +31,6 @@ int isola_channel_create(size_t capacity, isola_channel **out)
 	}
 	ch->mask = cap - 1;
 	ch->refs = 1;
-	ck_ec32_init(&ch->not_empty, 0);
 	ck_ec32_init(&ch->not_full, 0);
 	pthread_mutex_init(&ch->watch_lock, NULL);
 	*out = ch; /* shared later through a synchronising hand-off */
@@ -117,10 +116,10 @@ int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
 	/* Release: the message is written before the consumer can see
 	 * seq == 2*pos + 1 and read it. */
 	isola__store_release(&cell->seq, isola__turn(ch, pos) + 1);
-	/* A locked increment, so also a full barrier: the seq store above
-	 * is visible before we look for receivers to wake (a receiver
-	 * registers, then re-checks; one of us sees the other). */
-	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
+	/* Full barrier: the seq store above is visible before we look for
+	 * receivers to wake (a receiver registers, then re-checks; one of
+	 * us sees the other). */
+	__atomic_add_fetch(&ch->publishes, 1, __ATOMIC_SEQ_CST);
 	isola__channel_wake_receiver(ch);
 	note_depth(ch, pos + 1);
 	return 0;
@@ -222,7 +221,7 @@ int isola_channel_close(isola_channel *ch)
 	/* Release: a receiver that sees closed also sees CLOSED_BIT.  One
 	 * that misses it is woken by the increments below and looks again. */
 	isola__store_release(&ch->closed, 1);
-	ck_ec32_inc(&ch->not_empty, &isola__ec_mode);
+	__atomic_add_fetch(&ch->publishes, 1, __ATOMIC_SEQ_CST); /* as in send */
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
 	isola__channel_wake_all_receivers(ch);
 	return 0;

@@ -61,13 +61,14 @@ struct isola_channel {
 	uint64_t deq_pos; /* atomic: next position to take */
 	uint32_t nspin;   /* atomic: receivers spinning on this channel */
 	char pad1[ISOLA__CACHELINE - sizeof(uint64_t) - sizeof(uint32_t)];
-	/* not_empty is bumped by every send and by close: its locked
-	 * increment is the sender's full barrier before it looks for
+	/* Bumped by every send and by close with a seq_cst RMW (a locked
+	 * instruction): the full barrier between publishing and looking for
 	 * receivers to wake (receivers sleep on their select's own event
-	 * count, see select.c).  Senders sleep on not_full (bumped by every
-	 * recv and close). */
-	struct ck_ec32 not_empty;
-	char pad2[ISOLA__CACHELINE - sizeof(struct ck_ec32)];
+	 * count, see select.c).  A counter of its own, on its own line, so
+	 * the barrier touches nothing anyone else reads. */
+	uint32_t publishes;
+	char pad2[ISOLA__CACHELINE - sizeof(uint32_t)];
+	/* Senders sleep on not_full (bumped by every recv and close). */
 	struct ck_ec32 not_full;
 	char pad3[ISOLA__CACHELINE - sizeof(struct ck_ec32)];
 	/* Cold fields. */
