@@ -451,13 +451,18 @@ int isola_pool_map(isola_pool *pool, const char *target, isola_msg *argsets,
  * with the first error's text in *error_out (free() it). */
 int isola_pool_run(isola_pool *pool, const char *source, char **error_out);
 
+/* isola_pool_shutdown's how: 0 finishes everything queued. */
+#define ISOLA_SHUTDOWN_CANCEL 1    /* cancel what is queued (futures end ECANCELED) */
+#define ISOLA_SHUTDOWN_INTERRUPT 2 /* also interrupt what runs (isola.Cancelled) */
+
 /*
- * Stop accepting work.  cancel_pending = 0: finish everything queued;
- * 1: cancel what is queued (futures end ECANCELED) and interrupt what
- * runs.  Waits up to timeout_ns for the workers to go idle (ETIMEDOUT).
- * Calling it again is fine.
+ * Stop accepting work.  how: 0, or ISOLA_SHUTDOWN_CANCEL, optionally |
+ * ISOLA_SHUTDOWN_INTERRUPT (EINVAL for other bits).  With CANCEL, the
+ * queued tasks' futures are cancelled before this returns.  Waits up to
+ * timeout_ns (0: not at all, < 0: forever) for every worker to leave
+ * (ETIMEDOUT).  Calling it again is fine (the stronger how wins).
  */
-int isola_pool_shutdown(isola_pool *pool, int cancel_pending, int64_t timeout_ns);
+int isola_pool_shutdown(isola_pool *pool, int how, int64_t timeout_ns);
 
 /* Shut down (cancelling pending work), join every worker, free the pool.
  * Futures stay valid until released.  Not from a worker; NULL is ok. */

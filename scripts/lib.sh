@@ -14,6 +14,12 @@ pythons() {
   done
 }
 
+# python_bin VERSION: the interpreter the build for VERSION was made
+# against (Debian's, found by pkg-config), not a pyenv shim on PATH.
+python_bin() {
+  if [ -x "/usr/bin/python$1" ]; then echo "/usr/bin/python$1"; else echo "python$1"; fi
+}
+
 # configure_build DIR [meson options...]: set up (once) and build DIR.
 configure_build() {
   local dir=$1; shift

@@ -360,39 +360,139 @@ static void add_remote_traceback(PyObject *exc, PyObject *tb)
 	PyErr_Clear();
 }
 
+/* The exception class module:qualname names, or NULL (no error set).
+ * A module not imported yet is imported only when the pickle fallback
+ * is allowed (a trusted peer): otherwise a message could make this
+ * interpreter import any module on its path. */
+static PyObject *exception_class(dec *d, PyObject *mod, PyObject *qual)
+{
+	PyObject *obj = NULL;
+	if (PyUnicode_CompareWithASCIIString(mod, "builtins") == 0) {
+		obj = PyDict_GetItemWithError(PyEval_GetBuiltins(), qual);
+		Py_XINCREF(obj);
+	} else {
+		PyObject *mods = PyImport_GetModuleDict(); /* borrowed */
+		obj = PyDict_GetItemWithError(mods, mod);
+		Py_XINCREF(obj);
+		if (obj == NULL && !PyErr_Occurred() && d->o->allow_pickle)
+			obj = PyImport_Import(mod);
+		/* qualname: attribute by attribute ("Outer.Inner") */
+		PyObject *dot = obj ? PyUnicode_FromString(".") : NULL;
+		PyObject *parts = dot ? PyUnicode_Split(qual, dot, -1) : NULL;
+		Py_XDECREF(dot);
+		for (Py_ssize_t i = 0; obj != NULL && parts != NULL && i < PyList_GET_SIZE(parts); i++)
+			Py_SETREF(obj, PyObject_GetAttr(obj, PyList_GET_ITEM(parts, i)));
+		Py_XDECREF(parts);
+	}
+	PyErr_Clear();
+	if (obj != NULL && !(PyType_Check(obj) && PyType_IsSubtype((PyTypeObject *)obj,
+							     (PyTypeObject *)PyExc_BaseException)))
+		Py_CLEAR(obj);
+	return obj;
+}
+
+/* cls(*args), or, if its constructor takes other arguments (as
+ * json.JSONDecodeError's does), an instance made without calling it,
+ * with .args set; attrs (the sender's __dict__, notes included) are set
+ * on it either way.  NULL with no error set if it cannot be made. */
+static PyObject *rebuild_exception(PyObject *cls, PyObject *args, PyObject *attrs)
+{
+	PyObject *exc = PyObject_Call(cls, args, NULL);
+	if (exc == NULL || !PyExceptionInstance_Check(exc)) {
+		PyErr_Clear();
+		Py_XDECREF(exc);
+		PyTypeObject *t = (PyTypeObject *)cls;
+		exc = t->tp_new ? t->tp_new(t, args, NULL) : NULL;
+		if (exc != NULL && PyObject_SetAttrString(exc, "args", args) < 0)
+			Py_CLEAR(exc);
+	}
+	if (exc != NULL && PyDict_Check(attrs)) {
+		PyObject *k, *v;
+		Py_ssize_t pos = 0;
+		while (PyDict_Next(attrs, &pos, &k, &v))
+			if (PyObject_SetAttr(exc, k, v) < 0)
+				PyErr_Clear(); /* a read-only property: skip it */
+	}
+	PyErr_Clear();
+	return exc;
+}
+
+/* RemoteError, or a subclass of it and of the builtin base the sender
+ * named (so that `except ValueError` still catches it), cached per
+ * interpreter. */
+static PyObject *remote_error_class(dec *d, PyObject *base)
+{
+	PyObject *cls = NULL;
+	if (base != NULL && PyUnicode_Check(base) &&
+	    PyUnicode_CompareWithASCIIString(base, "Exception") != 0 &&
+	    PyUnicode_CompareWithASCIIString(base, "BaseException") != 0) {
+		if (d->st->remote_error_classes == NULL)
+			d->st->remote_error_classes = PyDict_New();
+		PyObject *cache = d->st->remote_error_classes;
+		cls = cache ? PyDict_GetItemWithError(cache, base) : NULL;
+		if (cls != NULL)
+			return Py_NewRef(cls);
+		PyObject *b = cache ? PyDict_GetItemWithError(PyEval_GetBuiltins(), base) : NULL;
+		if (b != NULL && PyType_Check(b) &&
+		    PyType_IsSubtype((PyTypeObject *)b, (PyTypeObject *)PyExc_Exception)) {
+			PyObject *name = PyUnicode_FromFormat("isola.RemoteError[%U]", base);
+			const char *n = name ? PyUnicode_AsUTF8(name) : NULL;
+			PyObject *bases = n ? PyTuple_Pack(2, d->st->RemoteError, b) : NULL;
+			cls = bases ? PyErr_NewException(n, bases, NULL) : NULL;
+			if (cls != NULL && PyDict_SetItem(cache, base, cls) < 0)
+				Py_CLEAR(cls);
+			Py_XDECREF(bases);
+			Py_XDECREF(name);
+		}
+		PyErr_Clear();
+	}
+	return cls != NULL ? cls : Py_NewRef(d->st->RemoteError);
+}
+
+/* [module, qualname, args, message, traceback(, builtin base, attrs)]:
+ * the real class when this interpreter has it (builtins always; others
+ * if imported, or importable with the pickle fallback allowed), else
+ * RemoteError (a subclass of the builtin base when it is known). */
 static PyObject *dec_exception(dec *d, const unsigned char *at, const unsigned char *pend)
 {
-	PyObject *l = payload_array(d, at, pend, 5);
+	PyObject *l = payload_array(d, at, pend, -1);
 	if (l == NULL)
 		return NULL;
+	Py_ssize_t n = PyList_GET_SIZE(l);
+	if (n != 5 && n != 7) {
+		Py_DECREF(l);
+		return derr(d, at, "exception ext should have 5 or 7 items, not %zd", n);
+	}
 	PyObject *mod = PyList_GET_ITEM(l, 0), *qual = PyList_GET_ITEM(l, 1);
 	PyObject *args = PyList_GET_ITEM(l, 2), *msg = PyList_GET_ITEM(l, 3);
 	PyObject *tb = PyList_GET_ITEM(l, 4);
+	PyObject *base = n == 7 ? PyList_GET_ITEM(l, 5) : Py_None;
+	PyObject *attrs = n == 7 ? PyList_GET_ITEM(l, 6) : Py_None;
 	PyObject *exc = NULL;
 	if (!PyUnicode_Check(mod) || !PyUnicode_Check(qual) || !PyList_Check(args) ||
 	    !(PyUnicode_Check(msg) || msg == Py_None) ||
-	    !(PyUnicode_Check(tb) || tb == Py_None)) {
+	    !(PyUnicode_Check(tb) || tb == Py_None) ||
+	    !(PyUnicode_Check(base) || base == Py_None) ||
+	    !(PyDict_Check(attrs) || attrs == Py_None)) {
 		Py_DECREF(l);
 		return derr(d, at, "exception ext has fields of the wrong types");
 	}
 	PyObject *targs = PyList_AsTuple(args);
 	if (targs == NULL)
 		goto done;
-	if (PyUnicode_CompareWithASCIIString(mod, "builtins") == 0) {
-		PyObject *builtins = PyEval_GetBuiltins(); /* borrowed */
-		PyObject *t = PyDict_GetItemWithError(builtins, qual);
-		if (t != NULL && PyType_Check(t) &&
-		    PyType_IsSubtype((PyTypeObject *)t, (PyTypeObject *)PyExc_BaseException))
-			exc = PyObject_Call(t, targs, NULL);
-		PyErr_Clear();
+	PyObject *cls = exception_class(d, mod, qual);
+	if (cls != NULL) {
+		exc = rebuild_exception(cls, targs, attrs);
+		Py_DECREF(cls);
 	}
 	if (exc == NULL) {
-		/* Not a builtin (or it would not rebuild): RemoteError. */
 		PyObject *name = PyUnicode_CompareWithASCIIString(mod, "builtins") == 0
 					 ? Py_NewRef(qual)
 					 : PyUnicode_FromFormat("%U.%U", mod, qual);
 		PyObject *text = name ? PyUnicode_FromFormat("%U: %S", name, msg) : NULL;
-		exc = text ? PyObject_CallOneArg(d->st->RemoteError, text) : NULL;
+		PyObject *rcls = text ? remote_error_class(d, base) : NULL;
+		exc = rcls ? PyObject_CallOneArg(rcls, text) : NULL;
+		Py_XDECREF(rcls);
 		if (exc != NULL) {
 			PyObject_SetAttrString(exc, "type_name", name);
 			PyObject_SetAttrString(exc, "remote_args", targs);

@@ -703,14 +703,87 @@ static int pack_str_obj(enc *e, PyObject *s)
 	return enc_str(e, s);
 }
 
-/* Exceptions: [module, qualname, args, message, traceback]. */
+/* Encode obj, or, if it cannot travel, its repr() in its place: the
+ * buffer, the references and the path are rolled back to where they
+ * were.  An interrupt (KeyboardInterrupt, Cancelled: not an Exception)
+ * is not swallowed. */
+static int enc_or_repr(enc *e, PyObject *obj)
+{
+	size_t mark = e->buf.len;
+	int depth = e->depth;
+	uint8_t refs = e->msg ? e->msg->nrefs_ : 0;
+	if (enc_obj(e, obj) == 0)
+		return 0;
+	if (!PyErr_ExceptionMatches(PyExc_Exception))
+		return -1;
+	PyErr_Clear();
+	e->buf.len = mark;
+	e->depth = depth; /* frames pushed by the failed walk */
+	while (e->msg && e->msg->nrefs_ > refs)
+		isola__ref_release(e->msg->refs_[--e->msg->nrefs_]);
+	PyObject *rep = PyObject_Repr(obj);
+	int r = rep ? enc_str(e, rep) : -1;
+	Py_XDECREF(rep);
+	return r;
+}
+
+/* The name of the nearest builtin exception class in type's MRO. */
+static PyObject *builtin_base_name(PyTypeObject *type)
+{
+	PyObject *mro = type->tp_mro;
+	for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
+		PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+		if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE) && strchr(t->tp_name, '.') == NULL)
+			return PyUnicode_FromString(t->tp_name);
+	}
+	return PyUnicode_FromString("Exception");
+}
+
+/* The instance attributes (its __dict__, __notes__ included), values that
+ * cannot travel as their repr(); nil when there are none. */
+static int enc_exc_attrs(enc *e, PyObject *exc)
+{
+	PyObject *dict = PyObject_GenericGetDict(exc, NULL);
+	if (dict == NULL) {
+		PyErr_Clear();
+		PK(msgpack_pack_nil(&e->pk));
+		return 0;
+	}
+	/* A snapshot: the encoder calls Python code (repr) between items. */
+	PyObject *items = PyDict_Items(dict);
+	Py_DECREF(dict);
+	if (items == NULL)
+		return -1;
+	Py_ssize_t n = 0, len = PyList_GET_SIZE(items);
+	for (Py_ssize_t i = 0; i < len; i++)
+		n += PyUnicode_Check(PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0));
+	int r = 0;
+	if (n == 0)
+		r = msgpack_pack_nil(&e->pk) == 0 ? 0 : (write_failed(e), -1);
+	else if (msgpack_pack_map(&e->pk, (size_t)n) != 0)
+		r = (write_failed(e), -1);
+	for (Py_ssize_t i = 0; r == 0 && n > 0 && i < len; i++) {
+		PyObject *kv = PyList_GET_ITEM(items, i);
+		PyObject *k = PyTuple_GET_ITEM(kv, 0);
+		if (!PyUnicode_Check(k))
+			continue;
+		if (enc_str(e, k) < 0 || enc_or_repr(e, PyTuple_GET_ITEM(kv, 1)) < 0)
+			r = -1;
+	}
+	Py_DECREF(items);
+	return r;
+}
+
+/* Exceptions: [module, qualname, args, message, traceback, builtin base,
+ * attributes] (docs/wire.md). */
 static int enc_exception(enc *e, PyObject *exc)
 {
-	PyObject *type = (PyObject *)Py_TYPE(exc);
-	PyObject *mod = PyObject_GetAttrString(type, "__module__");
-	PyObject *qual = PyObject_GetAttrString(type, "__qualname__");
+	PyTypeObject *type = Py_TYPE(exc);
+	PyObject *mod = PyObject_GetAttrString((PyObject *)type, "__module__");
+	PyObject *qual = PyObject_GetAttrString((PyObject *)type, "__qualname__");
 	PyObject *msg = PyObject_Str(exc);
 	PyObject *args = PyObject_GetAttrString(exc, "args");
+	PyObject *base = (type->tp_flags & Py_TPFLAGS_HEAPTYPE) ? builtin_base_name(type) : NULL;
 	PyObject *tb_text = NULL;
 	PyObject *tbmod = PyImport_ImportModule("traceback");
 	if (tbmod != NULL) {
@@ -722,12 +795,15 @@ static int enc_exception(enc *e, PyObject *exc)
 		Py_XDECREF(empty);
 		Py_DECREF(tbmod);
 	}
-	PyErr_Clear(); /* best effort for everything but args */
 	int r = -1;
+	/* Best effort for everything but args; an interrupt still stops. */
+	if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception))
+		goto done;
+	PyErr_Clear();
 	size_t at;
 	if (ext_begin(e, ISOLA_EXT_EXCEPTION, &at) < 0)
 		goto done;
-	if (msgpack_pack_array(&e->pk, 5) != 0) {
+	if (msgpack_pack_array(&e->pk, 7) != 0) {
 		write_failed(e);
 		goto done;
 	}
@@ -742,25 +818,14 @@ static int enc_exception(enc *e, PyObject *exc)
 		goto done;
 	}
 	for (Py_ssize_t i = 0; i < n; i++) {
-		PyObject *a = PyTuple_GET_ITEM(args, i);
 		e->frames[e->depth - 1].index = i;
-		size_t mark = e->buf.len;
-		uint8_t refs = e->msg ? e->msg->nrefs_ : 0;
-		if (enc_obj(e, a) == 0)
-			continue;
-		PyErr_Clear();
-		e->buf.len = mark; /* roll back, then send repr(arg) */
-		while (e->msg && e->msg->nrefs_ > refs)
-			isola__ref_release(e->msg->refs_[--e->msg->nrefs_]);
-		PyObject *rep = PyObject_Repr(a);
-		int rr = rep ? enc_str(e, rep) : -1;
-		Py_XDECREF(rep);
-		if (rr < 0)
+		if (enc_or_repr(e, PyTuple_GET_ITEM(args, i)) < 0)
 			goto done;
 	}
-	pop(e);
-	if (pack_str_obj(e, msg) < 0 || pack_str_obj(e, tb_text) < 0)
+	if (pack_str_obj(e, msg) < 0 || pack_str_obj(e, tb_text) < 0 || pack_str_obj(e, base) < 0 ||
+	    enc_exc_attrs(e, exc) < 0)
 		goto done;
+	pop(e);
 	ext_end(e, at);
 	r = 0;
 done:
@@ -768,6 +833,7 @@ done:
 	Py_XDECREF(qual);
 	Py_XDECREF(msg);
 	Py_XDECREF(args);
+	Py_XDECREF(base);
 	Py_XDECREF(tb_text);
 	return r;
 }

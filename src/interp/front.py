@@ -9,7 +9,9 @@ exceptions come from the C part.
 Functions and classes are sent by reference ("module:qualname") and
 looked up in the worker, never pickled as code.
 """
+import collections as _collections
 import concurrent.futures as _cf
+import itertools as _itertools
 import os as _os
 import sys as _sys
 import threading as _threading
@@ -89,11 +91,15 @@ class _Waiters(list):
 class Future(_cf.Future):
     """A concurrent.futures.Future for a task in an isola Pool.
 
-    Works with concurrent.futures.wait / as_completed and asyncio.wrap_future,
-    and can be awaited.  cancel() also reaches a task that is already running:
-    isola.Cancelled is raised inside it at its next bytecode boundary.
+    Keeps the concurrent.futures contract: cancel() cancels a task that
+    has not started and returns False once it runs.  Works with wait /
+    as_completed and asyncio.wrap_future, and can be awaited.  isola's
+    extra: interrupt() also stops a running task (isola.Cancelled is
+    raised inside it at its next bytecode boundary).
     """
 
+    # The task's state lives in the C future; this object mirrors it for
+    # the stdlib's wait()/as_completed(), which read _state directly.
     # result() waits on the C future and completes this Future on the
     # caller's thread.  Only a listener (a callback, wait(), as_completed,
     # asyncio) makes the pool post a completion for the dispatcher thread:
@@ -117,7 +123,7 @@ class Future(_cf.Future):
 
     def _poll(self):
         # Complete from the C future if it is done (any thread).
-        if not self._isola_completed and self._cfut.state() >= 2:
+        if not self._isola_completed and self._cfut.state() >= _C_DONE:
             _complete(self, self._cfut.outcome())
 
     def _listen(self):
@@ -139,30 +145,60 @@ class Future(_cf.Future):
         self._poll()
         return super().done()
 
+    def cancelled(self):
+        self._poll()
+        return super().cancelled()
+
     def running(self):
-        return not self.done() and self._cfut.state() == 1
+        return not self.done() and self._cfut.state() == _C_RUNNING
 
     def cancel(self):
-        if self.done():
-            return self.cancelled()
-        self._cfut.cancel()  # queued: dropped now; running: interrupted
-        return super().cancel()
+        """Cancel the task if it has not started: True if it is (now)
+        cancelled, False if it runs or has finished."""
+        self._cfut.cancel(False)  # only a queued task; never interrupts
+        self._poll()
+        return super().cancelled()
+
+    def interrupt(self):
+        """isola's extra: cancel the task, also if it is running (then
+        isola.Cancelled is raised inside it at its next bytecode boundary;
+        code blocked in a C call sees it when the call returns).  True if
+        the request was made, False if the task had already finished.  The
+        Future ends cancelled unless the task catches Cancelled and
+        returns (then it has that result)."""
+        ok = self._cfut.cancel(True)
+        self._poll()
+        return ok
 
     def _wait_inline(self, timeout):
-        if not self._isola_completed and self._cfut.wait(timeout):
-            _complete(self, self._cfut.outcome())
+        # True once the C future is done (this Future then completes at
+        # once, or the dispatcher is completing it); False on timeout.
+        if self._isola_completed:
+            return True
+        if timeout is not None and timeout < 0:
+            timeout = 0
+        if not self._cfut.wait(timeout):
+            return False
+        _complete(self, self._cfut.outcome())
+        return True
 
     def result(self, timeout=None):
-        self._wait_inline(timeout)
-        return super().result(0 if self.done() else timeout)
+        if not self._wait_inline(timeout):
+            raise TimeoutError()
+        return super().result(timeout)
 
     def exception(self, timeout=None):
-        self._wait_inline(timeout)
-        return super().exception(0 if self.done() else timeout)
+        if not self._wait_inline(timeout):
+            raise TimeoutError()
+        return super().exception(timeout)
 
     def __await__(self):
         import asyncio
         return asyncio.wrap_future(self).__await__()
+
+
+# _Future.state() values (isola_future_state in isola.h).
+_C_PENDING, _C_RUNNING, _C_DONE = 0, 1, 2
 
 
 def _complete(fut, outcome):
@@ -172,22 +208,21 @@ def _complete(fut, outcome):
             return
         fut._isola_completed = True
     kind, value = outcome
+    base = _cf.Future
     try:
-        if fut.cancelled():
-            fut.set_running_or_notify_cancel()  # wake waiters of the cancel
-        elif kind == "ok":
-            fut.set_result(value)
+        if kind == "ok":
+            base.set_result(fut, value)
         elif kind == "error":
-            fut.set_exception(value)
+            base.set_exception(fut, value)
         elif kind == "cancelled":
-            super(Future, fut).cancel()
-            fut.set_running_or_notify_cancel()
+            base.cancel(fut)
+            base.set_running_or_notify_cancel(fut)  # wake wait()/as_completed()
         elif kind == "timeout":
-            fut.set_exception(TimeoutError("the task ran past its timeout and was interrupted"))
+            base.set_exception(fut, TimeoutError("the task ran past its timeout and was interrupted"))
         else:
-            fut.set_exception(RuntimeError("the pool shut down before the task ran"))
-    except (_cf.InvalidStateError, RuntimeError):
-        pass  # cancelled by the caller meanwhile
+            base.set_exception(fut, RuntimeError("the pool shut down before the task ran"))
+    except _cf.InvalidStateError:
+        pass
 
 
 class _Completions:
@@ -236,13 +271,26 @@ class _Completions:
         self._thread.join(timeout)
 
 
-_live_pools = _weakref.WeakSet()
+class BrokenPool(_cf.BrokenExecutor):
+    """A worker could not be set up (preload, init or initializer failed):
+    the pool is unusable.  A concurrent.futures.BrokenExecutor."""
+
+
+_live_pools = _weakref.WeakSet()  # pools not yet joined (shutdown(wait=True))
+_exiting = False
+
+# isola_pool_shutdown's how (isola.h).
+_SHUTDOWN_CANCEL, _SHUTDOWN_INTERRUPT = 1, 2
 
 
 def _shutdown_all():
+    # At exit, before threads are joined: as concurrent.futures does, wait
+    # for what was submitted (queued work runs), then join every pool.
+    global _exiting
+    _exiting = True
     for pool in list(_live_pools):
         try:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)
         except Exception:
             pass
 
@@ -251,24 +299,67 @@ if hasattr(_threading, "_register_atexit"):  # before threads are joined at exit
     _threading._register_atexit(_shutdown_all)
 
 
+def _batched(iterable, n):
+    # itertools.batched (3.12+) as lists of argument tuples.
+    it = iter(iterable)
+    while True:
+        batch = list(_itertools.islice(it, n))
+        if not batch:
+            return
+        yield batch
+
+
+def _check_buffersize(buffersize):
+    if buffersize is not None and not isinstance(buffersize, int):
+        raise TypeError("buffersize must be an integer or None")
+    if buffersize is not None and buffersize < 1:
+        raise ValueError("buffersize must be None or > 0")
+
+
+def _init_source(initializer, initargs, allow_pickle):
+    # Source run on every worker at start that calls initializer(*initargs).
+    if initializer is None:
+        return ""
+    if not callable(initializer):
+        raise TypeError("initializer must be a callable")
+    args = dumps(tuple(initargs), allow_pickle=allow_pickle)
+    return (f"import isola\nisola._call_initializer({_target_of(initializer)!r}, "
+            f"{args!r}, {bool(allow_pickle)!r})\n")
+
+
+def _call_initializer(target, args, allow_pickle):
+    """On a worker, at start: the pool's initializer(*initargs)."""
+    _resolve_target(target)(*loads(args, allow_pickle=allow_pickle))
+
+
 class Pool:
     """A pool of workers, each an OS thread hosting its own sub-interpreter.
 
-    Pool(workers=None, preload=(), init=None, path=(), *, allow_pickle=True)
+    Pool(workers=None, preload=(), init=None, path=(), *, initializer=None,
+         initargs=(), allow_pickle=True)
 
     workers: number of interpreters (default: the number of CPUs).
     preload: modules every worker imports at start.
     init: source code every worker runs at start (after preload).
+    initializer, initargs: initializer(*initargs) runs on every worker at
+        start (after init), as with concurrent.futures executors.
     path: extra sys.path entries for the workers (the caller's sys.path is
         passed on too, so the workers find the same modules).
     allow_pickle: accept the pickle fallback for arguments and results
         (turn it off for untrusted peers).
 
-    Use it as a context manager: leaving the block shuts it down (cancelling
-    queued work if the block raised, e.g. on Ctrl-C).
+    If a worker's setup fails, Pool() raises isola.BrokenPool (a
+    concurrent.futures.BrokenExecutor) with the worker's traceback.
+
+    Use it as a context manager: leaving the block shuts it down, waiting
+    for what was submitted; if the block raised (Ctrl-C included), queued
+    work is cancelled and running tasks are interrupted instead.
     """
 
-    def __init__(self, workers=None, preload=(), init=None, path=(), *, allow_pickle=True):
+    def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
+                 initargs=(), allow_pickle=True):
+        if workers is not None and workers <= 0:
+            raise ValueError("workers must be greater than 0")
         main = _sys.modules.get("__main__")
         main_file = getattr(main, "__file__", None)
         paths = [_os.fspath(p) for p in path]
@@ -283,9 +374,11 @@ class Pool:
         if main_file:
             init_src += f"import isola\nisola._set_main_path({_os.path.abspath(main_file)!r})\n"
         if init:
-            init_src += init
+            init_src += init + "\n"
+        init_src += _init_source(initializer, initargs, allow_pickle)
         self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle)
         self._closed = False
+        self._lock = _threading.Lock()
         self._completions = _Completions(self._c.done_channel())
         _live_pools.add(self)
 
@@ -303,46 +396,84 @@ class Pool:
         cfut = self._c.submit(_target_of(fn), args, kwargs or None, timeout)
         return self._completions.register(cfut)
 
-    def _chunks(self, fn, iterables, chunksize):
-        target = _target_of(fn)
-        argsets = [tuple(a) for a in zip(*iterables)]
-        if not chunksize:
-            chunksize = max(1, len(argsets) // (4 * self.size))
-        futures = []
-        try:
-            for i in range(0, len(argsets), chunksize):
-                futures.append(self._completions.register(
-                    self._c.map_chunk(target, argsets[i:i + chunksize])))
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-        return futures
-
-    def map(self, fn, *iterables, chunksize=None, timeout=None):
-        """Like the builtin map, in parallel: an iterator over fn(*args) for
-        each args of zip(*iterables), in order.  Work is sent in chunks
-        (default: about 4 per worker).  If iteration stops early (an
-        exception, Ctrl-C), what is still queued is cancelled."""
+    def _submit_chunk(self, target, argsets):
+        # One task calling target on each argument tuple: a Future of the
+        # list of results.
         self._check_open()
-        futures = self._chunks(fn, iterables, chunksize)
-        return self._results_in_order(futures, timeout)
+        return self._completions.register(self._c.map_chunk(target, argsets))
 
-    def _results_in_order(self, futures, timeout):
+    def _map(self, fn, argsets, chunksize, timeout, buffersize):
+        # The one map: chunks of chunksize argument tuples (from the
+        # iterator argsets), at most
+        # buffersize chunks in flight (None: all submitted at once, as
+        # concurrent.futures does), results yielded in order and not kept.
+        # timeout counts from this call.  When iteration stops early,
+        # what is still queued is cancelled.
+        _check_buffersize(buffersize)
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
         import time
         end = None if timeout is None else time.monotonic() + timeout
+        target = _target_of(fn)
+        batches = _batched(argsets, chunksize)
+        fs = _collections.deque()
         try:
-            for f in futures:
-                left = None if end is None else max(0.0, end - time.monotonic())
-                yield from f.result(left)
-        finally:
-            for f in futures:
-                f.cancel()  # no-op for finished ones
+            for batch in (batches if not buffersize else _itertools.islice(batches, buffersize)):
+                fs.append(self._submit_chunk(target, batch))
+        except BaseException:
+            for f in fs:
+                f.cancel()
+            raise
+        pool_ref = _weakref.ref(self)
+        del self
+
+        def results():
+            try:
+                fs.reverse()
+                while fs:
+                    if buffersize:
+                        pool = pool_ref()
+                        batch = next(batches, None) if pool is not None else None
+                        if batch is not None:
+                            fs.appendleft(pool._submit_chunk(target, batch))
+                        del pool
+                    f = fs.pop()
+                    try:
+                        chunk = f.result(None if end is None else end - time.monotonic())
+                    finally:
+                        f.cancel()
+                        del f
+                    chunk.reverse()
+                    while chunk:
+                        yield chunk.pop()
+            finally:
+                for f in fs:
+                    f.cancel()
+
+        return results()
+
+    def map(self, fn, *iterables, chunksize=None, timeout=None, buffersize=None):
+        """Like the builtin map, in parallel: an iterator over fn(*args) for
+        each args of zip(*iterables), in order.  Work is sent in chunks
+        (default: about 4 per worker; with buffersize, 1); buffersize: at
+        most that many chunks in flight, the input read as results are
+        taken (infinite iterables work).  If iteration stops early (an
+        exception, Ctrl-C), what is still queued is cancelled."""
+        self._check_open()
+        argsets = zip(*iterables)
+        if chunksize is None and buffersize:
+            chunksize = 1
+        elif chunksize is None:
+            argsets = list(argsets)
+            chunksize = max(1, len(argsets) // (4 * self.size))
+        return self._map(fn, argsets, chunksize, timeout, buffersize)
 
     def imap_unordered(self, fn, iterable, chunksize=1):
         """fn(x) for each x, yielded as they finish (any order)."""
         self._check_open()
-        futures = self._chunks(fn, (iterable,), chunksize)
+        target = _target_of(fn)
+        futures = [self._submit_chunk(target, batch)
+                   for batch in _batched(zip(iterable), chunksize)]
         try:
             for f in _cf.as_completed(futures):
                 yield from f.result()
@@ -391,29 +522,39 @@ class Pool:
         queued: tasks waiting in the shared queue."""
         return self._c.stats()
 
-    def shutdown(self, wait=True, cancel_futures=False):
-        """Stop accepting work.  cancel_futures: cancel what is queued and
-        interrupt what runs; else let it finish.  wait: block until the
-        workers are gone."""
-        if self._closed and not wait:
-            return
-        first = not self._closed
-        self._closed = True
-        self._c.shutdown(bool(cancel_futures), bool(wait))
+    def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False):
+        """Stop accepting work.  cancel_futures: cancel what is queued (as
+        concurrent.futures does; running tasks finish).  interrupt (isola's
+        extra): also interrupt running tasks (isola.Cancelled inside them).
+        wait: block until every worker is gone; else the pool is joined
+        in the background (and at exit at the latest)."""
+        how = ((_SHUTDOWN_CANCEL if cancel_futures or interrupt else 0) |
+               (_SHUTDOWN_INTERRUPT if interrupt else 0))
+        with self._lock:
+            first = not self._closed
+            self._closed = True
         if wait:
+            self._c.shutdown(how, True)
             self._completions.join()
-        if first:
             _live_pools.discard(self)
+            return
+        self._c.shutdown(how, False)
+        if first:  # join in the background: the program can exit
+            _threading.Thread(target=self._c.shutdown, args=(how, True),
+                              name="isola-pool-join").start()
 
     def _check_open(self):
-        if self._closed:
-            raise RuntimeError("cannot use a Pool after shutdown()")
+        if self._closed or _exiting:
+            raise RuntimeError("cannot schedule new futures after "
+                               + ("interpreter shutdown" if _exiting and not self._closed
+                                  else "shutdown"))
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        failed = exc_type is not None
+        self.shutdown(wait=True, cancel_futures=failed, interrupt=failed)
         return False
 
     def __repr__(self):
@@ -461,21 +602,78 @@ class ActorProxy:
         return f"<isola actor {self._name} #{self._id & 0xffffffff}>"
 
 
-class Executor(_cf.Executor):
-    """A concurrent.futures.Executor running on an isola Pool, so code
-    written for executors (loop.run_in_executor, ...) takes it unchanged."""
+class Executor(_cf.ThreadPoolExecutor):
+    # A ThreadPoolExecutor by type only (its methods are all replaced):
+    # asyncio takes nothing else as a loop's default executor, and
+    # InterpreterPoolExecutor is one for the same reason.
+    """A concurrent.futures.Executor running on an isola Pool, keeping the
+    executor contract exactly (CPython's own executor tests pass, see
+    tests/python/test_stdlib_executor.py), so code written for executors
+    (loop.run_in_executor, ...) takes it unchanged.
 
-    def __init__(self, max_workers=None, **pool_options):
-        self._pool = Pool(max_workers, **pool_options)
+    Executor(max_workers=None, initializer=None, initargs=(), **pool_options)
+
+    pool_options are isola.Pool's (preload, init, path, allow_pickle).  A
+    failing initializer makes the executor broken: the error is logged to
+    the "concurrent.futures" logger, and submit() raises isola.BrokenPool
+    (a concurrent.futures.BrokenExecutor).  Futures are isola.Future:
+    cancel() as the contract says, interrupt() to stop a running task.
+    """
+
+    def __init__(self, max_workers=None, initializer=None, initargs=(), **pool_options):
+        if max_workers is not None and max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        self._broken = False
+        self._shutdown_lock = _threading.Lock()
+        self._shutdown = False
+        self._init_error = None
+        try:
+            self._pool = Pool(max_workers, initializer=initializer, initargs=initargs,
+                              **pool_options)
+        except BrokenPool as exc:
+            if initializer is None:
+                raise
+            self._pool = None
+            self._init_error = exc
+            self._broken = ("A worker's initializer failed, the executor is not usable "
+                            f"anymore: {exc}")
+        self._max_workers = self._pool.size if self._pool is not None else max_workers
+
+    def _check_usable(self):
+        # Needs self._shutdown_lock.  The initializer's failure is logged
+        # at the first use, as thread pools log it when their first worker
+        # starts (at the first submit).
+        if self._init_error is not None:
+            import logging
+            logging.getLogger("concurrent.futures").critical(
+                "Exception in initializer:\n%s", self._init_error)
+            self._init_error = None
+        if self._broken:
+            raise BrokenPool(self._broken)
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
 
     def submit(self, fn, /, *args, **kwargs):
-        return self._pool.submit(fn, *args, **kwargs)
+        with self._shutdown_lock:
+            self._check_usable()
+            return self._pool.submit(fn, *args, **kwargs)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
-        return self._pool.map(fn, *iterables, chunksize=chunksize, timeout=timeout)
+    submit.__doc__ = _cf.Executor.submit.__doc__
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+        """Like concurrent.futures.Executor.map (buffersize as in 3.14);
+        chunksize > 1 sends that many calls per task."""
+        with self._shutdown_lock:
+            self._check_usable()
+        return self._pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
-        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        with self._shutdown_lock:
+            self._shutdown = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    shutdown.__doc__ = _cf.Executor.shutdown.__doc__
 
 
 # -- asyncio on channels ------------------------------------------------------

@@ -13,6 +13,7 @@
 #include "interp/runtime.h"
 #include <string.h>
 #include "front_py.h" /* generated: isola__front_source */
+#include "interp/interp.h"
 
 #define STATE_KEY "isola.module"
 
@@ -223,6 +224,8 @@ static PyObject *mod_loads(PyObject *m, PyObject *args, PyObject *kw)
 
 static PyObject *mod_getattr(PyObject *m, PyObject *name);
 
+static PyObject *mod_resolve(PyObject *m, PyObject *arg);
+
 static PyMethodDef mod_methods[] = {
 	{ "select", (PyCFunction)(void (*)(void))mod_select, METH_VARARGS | METH_KEYWORDS,
 	  "select(channels, timeout=None)\n--\n\nWait until one of up to 64 channels has a "
@@ -240,6 +243,9 @@ static PyMethodDef mod_methods[] = {
 	  "Decode isola's msgpack wire format; raises ValueError naming the offset "
 	  "of any problem." },
 	{ "__getattr__", mod_getattr, METH_O, NULL },
+	{ "_resolve_target", mod_resolve, METH_O,
+	  "_resolve_target(target)\n--\n\n\"module:qualname\" to the object, as workers resolve "
+	  "targets (private)." },
 	{ "_set_main_path", isola__set_main_path, METH_O,
 	  "_set_main_path(path)\n--\n\nWorkers: where to import the caller's __main__ "
 	  "script from (private)." },
@@ -313,8 +319,16 @@ int isola__front_load(PyObject *m)
 	if (st->front_loaded)
 		return 0;
 	st->front_loaded = 1;
+	/* An extension module's dict has no __builtins__; code run in it
+	 * needs one (pickle's import machinery reads it from the caller's
+	 * globals, so without it every pickle fallback in front.py fails). */
+	PyObject *g = PyModule_GetDict(m);
+	if (PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) < 0) {
+		st->front_loaded = 0;
+		return -1;
+	}
 	PyObject *code = Py_CompileString(isola__front_source, "isola/front.py", Py_file_input);
-	PyObject *ran = code ? PyEval_EvalCode(code, PyModule_GetDict(m), PyModule_GetDict(m)) : NULL;
+	PyObject *ran = code ? PyEval_EvalCode(code, g, g) : NULL;
 	Py_XDECREF(code);
 	if (ran == NULL) {
 		st->front_loaded = 0;
@@ -324,23 +338,35 @@ int isola__front_load(PyObject *m)
 	return 0;
 }
 
-/* PEP 562: the front's names load it on first use. */
+/* PEP 562: a name the C part lacks loads the front (once) and is looked
+ * up again there. */
 static PyObject *mod_getattr(PyObject *m, PyObject *name)
 {
-	static const char *const front_names[] = { "Pool", "Executor", "Future", "ActorProxy",
-						   "_recv_async", "_send_async", "_cli_check",
-						   "_cli_apply_chunk", NULL };
+	isola__state *st = mod_state(m);
 	const char *n = PyUnicode_AsUTF8(name);
 	if (n == NULL)
 		return NULL;
-	for (int i = 0; front_names[i] != NULL; i++) {
-		if (strcmp(n, front_names[i]) == 0 && !mod_state(m)->front_loaded) {
-			if (isola__front_load(m) < 0)
-				return NULL;
-			return PyObject_GetAttr(m, name);
-		}
+	/* The import system asks for dunders (__path__, __spec__) before the
+	 * module is ready: those never load the front. */
+	int dunder = strncmp(n, "__", 2) == 0;
+	if (st != NULL && !st->front_loaded && !dunder) {
+		if (isola__front_load(m) < 0)
+			return NULL;
+		PyObject *v = PyDict_GetItemWithError(PyModule_GetDict(m), name);
+		if (v != NULL)
+			return Py_NewRef(v);
+		if (PyErr_Occurred())
+			return NULL;
 	}
 	return PyErr_Format(PyExc_AttributeError, "module 'isola' has no attribute '%U'", name);
+}
+
+/* _resolve_target("module:qualname") -> the object, as workers resolve targets. */
+static PyObject *mod_resolve(PyObject *m, PyObject *arg)
+{
+	(void)m;
+	const char *t = PyUnicode_AsUTF8(arg);
+	return t ? isola__resolve_target(t) : NULL;
 }
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg)
@@ -356,6 +382,7 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->datetime_mod);
 	Py_VISIT(st->pickle_dumps);
 	Py_VISIT(st->pickle_loads);
+	Py_VISIT(st->remote_error_classes);
 	Py_VISIT(st->pool_type);
 	Py_VISIT(st->cfuture_type);
 	Py_VISIT(st->main_path);
@@ -381,6 +408,7 @@ static int mod_clear(PyObject *m)
 	Py_CLEAR(st->dt_utc);
 	Py_CLEAR(st->pickle_dumps);
 	Py_CLEAR(st->pickle_loads);
+	Py_CLEAR(st->remote_error_classes);
 	Py_CLEAR(st->pool_type);
 	Py_CLEAR(st->cfuture_type);
 	Py_CLEAR(st->main_path);

@@ -20,13 +20,25 @@
 #include "interp/pyerror.h"
 #include "scheduler/future.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * A _Pool is used by the threads of one interpreter, serialised by its
+ * GIL except while a call has released it.  Such a call counts itself
+ * in `inside` (GIL held) for as long as it uses `pool` without the GIL;
+ * shutdown(wait=True) takes `pool` away (NULL) at once, so no new call
+ * starts, and whoever leaves last (inside back to 0) destroys it.  So
+ * two threads shutting down at once, or one shutting down while
+ * another is in run(), never free the pool under each other.
+ */
 typedef struct {
 	PyObject_HEAD
-	isola_pool *pool;
-	isola_channel *done; /* completion tokens */
+	isola_pool *pool;     /* NULL once shut down with wait */
+	isola_pool *dying;    /* taken away, destroyed when inside == 0 */
+	int inside;           /* calls using the pool with the GIL released */
+	isola_channel *done;  /* completion tokens */
 	int allow_pickle;
 	uint64_t next_token;
 } pool_obj;
@@ -195,8 +207,20 @@ static int pool_init(PyObject *self, PyObject *args, PyObject *kw)
 	free_strings(paths, npaths);
 	free_strings(mods, nmods);
 	if (r != 0) {
-		PyErr_Format(r == ISOLA_EPYTHON ? PyExc_RuntimeError : PyExc_OSError,
-			     "isola: starting the pool failed: %s", err ? err : isola_strerror(r));
+		/* A worker's setup failed (preload, init, initializer):
+		 * isola.BrokenPool, from the front that made this pool. */
+		PyObject *broken = NULL;
+		if (r == ISOLA_EPYTHON) {
+			PyObject *mod = PyType_GetModule(Py_TYPE(self)); /* borrowed */
+			broken = mod ? PyObject_GetAttrString(mod, "BrokenPool") : NULL;
+			if (broken == NULL) {
+				PyErr_Clear();
+				broken = Py_NewRef(PyExc_RuntimeError);
+			}
+		}
+		PyErr_Format(broken ? broken : PyExc_OSError, "isola: starting the pool failed: %s",
+			     err ? err : isola_strerror(r));
+		Py_XDECREF(broken);
 		free(err);
 		return -1;
 	}
@@ -214,9 +238,10 @@ static void pool_dealloc(PyObject *self)
 {
 	pool_obj *p = (pool_obj *)self;
 	PyTypeObject *tp = Py_TYPE(self);
-	if (p->pool != NULL) {
-		isola_pool *pool = p->pool;
-		p->pool = NULL;
+	assert(p->inside == 0); /* a call in progress holds a reference */
+	if (p->pool != NULL || p->dying != NULL) {
+		isola_pool *pool = p->pool != NULL ? p->pool : p->dying;
+		p->pool = p->dying = NULL;
 		Py_BEGIN_ALLOW_THREADS
 		isola_pool_destroy(pool);
 		Py_END_ALLOW_THREADS
@@ -228,6 +253,8 @@ static void pool_dealloc(PyObject *self)
 	tp->tp_free(self);
 	Py_DECREF(tp);
 }
+
+static void pool_leave(pool_obj *p);
 
 static isola_pool *need_pool(pool_obj *p)
 {
@@ -462,9 +489,12 @@ static PyObject *pool_run(PyObject *self, PyObject *arg)
 		return NULL;
 	char *err = NULL;
 	int r;
+	isola_pool *pool = p->pool;
+	p->inside++;
 	Py_BEGIN_ALLOW_THREADS
-	r = isola_pool_run(p->pool, src, &err);
+	r = isola_pool_run(pool, src, &err);
 	Py_END_ALLOW_THREADS
+	pool_leave(p);
 	if (r != 0) {
 		PyErr_Format(PyExc_RuntimeError, "run() failed on a worker: %s",
 			     err ? err : isola_strerror(r));
@@ -474,26 +504,48 @@ static PyObject *pool_run(PyObject *self, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
-/* shutdown(cancel, wait): stop the pool; with wait, join and free it. */
+/* Leave a GIL-released use of the pool (GIL held); the last one out
+ * after shutdown(wait=True) destroys the pool and closes the completion
+ * channel (every callback has run by then). */
+static void pool_leave(pool_obj *p)
+{
+	assert(p->inside > 0);
+	if (--p->inside > 0 || p->dying == NULL)
+		return;
+	isola_pool *pool = p->dying;
+	p->dying = NULL;
+	p->inside++; /* nobody else destroys it meanwhile */
+	Py_BEGIN_ALLOW_THREADS
+	isola_pool_destroy(pool);
+	Py_END_ALLOW_THREADS
+	p->inside--;
+	isola_channel_close(p->done);
+}
+
+/* shutdown(how, wait): stop the pool (how: ISOLA_SHUTDOWN_* flags); with
+ * wait, wait for the workers, then free it.  Safe from several threads
+ * at once. */
 static PyObject *pool_shutdown(PyObject *self, PyObject *args)
 {
 	pool_obj *p = (pool_obj *)self;
-	int cancel, wait;
-	if (!PyArg_ParseTuple(args, "pp:shutdown", &cancel, &wait))
+	int how, wait;
+	if (!PyArg_ParseTuple(args, "ip:shutdown", &how, &wait))
 		return NULL;
-	if (p->pool == NULL)
+	isola_pool *pool = p->pool != NULL ? p->pool : p->dying;
+	if (pool == NULL)
 		Py_RETURN_NONE;
-	isola_pool *pool = p->pool;
-	Py_BEGIN_ALLOW_THREADS
-	isola_pool_shutdown(pool, cancel, wait ? -1 : 0);
-	Py_END_ALLOW_THREADS
-	if (wait) {
+	if (wait && p->pool != NULL) {
+		p->dying = p->pool; /* no new call starts */
 		p->pool = NULL;
-		Py_BEGIN_ALLOW_THREADS
-		isola_pool_destroy(pool);
-		Py_END_ALLOW_THREADS
-		isola_channel_close(p->done); /* every callback has run */
 	}
+	p->inside++;
+	int r;
+	Py_BEGIN_ALLOW_THREADS
+	r = isola_pool_shutdown(pool, how, wait ? -1 : 0);
+	Py_END_ALLOW_THREADS
+	pool_leave(p);
+	if (r != 0 && r != ISOLA_ETIMEDOUT)
+		return raise_code(p, r, "shut down");
 	Py_RETURN_NONE;
 }
 
@@ -670,10 +722,17 @@ static PyObject *cfut_notify(PyObject *self, PyObject *unused)
 	return PyBool_FromLong(r == 0);
 }
 
-static PyObject *cfut_cancel(PyObject *self, PyObject *unused)
+/* cancel(interrupt=False) -> bool: cancel a queued task; with interrupt,
+ * also interrupt a running one (isola.Cancelled inside it). */
+static PyObject *cfut_cancel(PyObject *self, PyObject *args)
 {
-	(void)unused;
-	return PyBool_FromLong(isola_future_cancel(((cfuture_obj *)self)->f) == 0);
+	int interrupt = 0;
+	if (!PyArg_ParseTuple(args, "|p:cancel", &interrupt))
+		return NULL;
+	isola_future *f = ((cfuture_obj *)self)->f;
+	if (interrupt)
+		return PyBool_FromLong(isola_future_cancel(f) == 0);
+	return PyBool_FromLong(isola__future_cancel_pending(f, "cancelled before it ran"));
 }
 
 static PyObject *cfut_state(PyObject *self, PyObject *unused)
@@ -692,7 +751,7 @@ static PyObject *cfut_token(PyObject *self, void *c)
 
 static PyMethodDef cfut_methods[] = {
 	{ "outcome", cfut_outcome, METH_NOARGS, NULL },
-	{ "cancel", cfut_cancel, METH_NOARGS, NULL },
+	{ "cancel", cfut_cancel, METH_VARARGS, NULL },
 	{ "wait", cfut_wait, METH_VARARGS, NULL },
 	{ "notify", cfut_notify, METH_NOARGS, NULL },
 	{ "state", cfut_state, METH_NOARGS, NULL },

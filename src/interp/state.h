@@ -19,6 +19,7 @@ typedef struct isola__state {
 	PyObject *dt_datetime, *dt_date, *dt_time, *dt_timedelta, *dt_timezone;
 	PyObject *dt_utc;
 	PyObject *pickle_dumps, *pickle_loads;
+	PyObject *remote_error_classes; /* builtin base name -> RemoteError subclass */
 	isola__owner *owner; /* release queue for zero-copy blobs */
 	PyObject *main_path;  /* workers: the caller's __main__ script, or NULL */
 	int importing_main;   /* importing it now (a Pool made then: no guard) */

@@ -175,19 +175,29 @@ int isola_future_error(isola_future *f, const char **type, const char **message,
 	return 0;
 }
 
+/* PENDING -> CANCELLED; false if it had started (or was done). */
+bool isola__future_cancel_pending(isola_future *f, const char *why)
+{
+	int s = ISOLA_FUTURE_PENDING;
+	/* acq_rel: whoever claims the future (worker or canceller) sees the
+	 * other's claim; the state word is the only arbiter. */
+	if (!isola__cas_acq_rel(&f->state, &s, -1))
+		return false;
+	/* Still queued: complete it; the worker will skip it. */
+	isola__error e = { 0 };
+	e.type = isola__strdup("isola.Cancelled");
+	e.message = isola__strdup(why);
+	finish(f, ISOLA_ECANCELED, NULL, &e);
+	return true;
+}
+
 int isola_future_cancel(isola_future *f)
 {
 	if (f == NULL)
 		return ISOLA_EINVAL;
-	int s = ISOLA_FUTURE_PENDING;
-	if (isola__cas_acq_rel(&f->state, &s, -1)) {
-		/* Still queued: complete it; the worker will skip it. */
-		isola__error e = { 0 };
-		e.type = isola__strdup("isola.Cancelled");
-		e.message = isola__strdup("cancelled before it ran");
-		finish(f, ISOLA_ECANCELED, NULL, &e);
+	if (isola__future_cancel_pending(f, "cancelled before it ran"))
 		return 0;
-	}
+	int s = isola__load_acquire(&f->state);
 	if (s == ISOLA_FUTURE_RUNNING || s == -1) {
 		int none = INTERRUPT_NONE;
 		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);

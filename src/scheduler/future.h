@@ -45,6 +45,10 @@ isola_future *isola__future_new(struct isola_pool *pool);
  * returns ISOLA_ESTATE instead (the caller takes over). */
 int isola__future_on_done_pending(isola_future *f, isola_future_cb cb, void *arg);
 
+/* PENDING -> CANCELLED (ECANCELED, error text why); false if the task
+ * has started or the future is done.  Never interrupts. */
+bool isola__future_cancel_pending(isola_future *f, const char *why);
+
 /* PENDING -> RUNNING; false if it was cancelled meanwhile. */
 bool isola__future_start(isola_future *f);
 

@@ -32,8 +32,8 @@ void isola__watchdog_wake(struct isola_pool *p)
 void isola__pool_interrupt_requested(struct isola_pool *p)
 {
 	pthread_mutex_lock(&p->lock);
-	if (p->interrupt_pending == 0)
-		p->interrupt_pending = 1;
+	if (p->interrupt_pending == INTERRUPT_IDLE)
+		p->interrupt_pending = INTERRUPT_LOOK;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -81,8 +81,8 @@ void *isola__watchdog_main(void *arg)
 	pthread_mutex_lock(&p->lock);
 	while (!p->watchdog_stop) {
 		int pending = p->interrupt_pending;
-		if (pending != 2)
-			p->interrupt_pending = 0;
+		if (pending != INTERRUPT_ALL)
+			p->interrupt_pending = INTERRUPT_IDLE;
 		int64_t now = isola__now_ns(), next = 0;
 		pthread_mutex_unlock(&p->lock);
 		for (int i = 0; i < p->n; i++) {
@@ -91,14 +91,14 @@ void *isola__watchdog_main(void *arg)
 				continue;
 			int64_t dl = isola__load_acquire(&w->current_deadline);
 			if (pending || (dl != 0 && now >= dl))
-				interrupt_worker(w, pending == 2, now);
+				interrupt_worker(w, pending == INTERRUPT_ALL, now);
 			else if (dl != 0 && (next == 0 || dl < next))
 				next = dl;
 		}
 		pthread_mutex_lock(&p->lock);
-		if (p->watchdog_stop || p->interrupt_pending == 1)
+		if (p->watchdog_stop || p->interrupt_pending == INTERRUPT_LOOK)
 			continue;
-		if (p->interrupt_pending == 2) {
+		if (p->interrupt_pending == INTERRUPT_ALL) {
 			/* shutting down: look again soon for tasks that start */
 			next = isola__now_ns() + 10 * 1000000;
 		}

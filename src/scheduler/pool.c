@@ -203,7 +203,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	if (failed == 0 && pthread_create(&p->watchdog, NULL, isola__watchdog_main, p) != 0)
 		failed = -1;
 	if (failed != 0) {
-		isola__store_release(&p->closing, 2);
+		isola__store_release(&p->closing, CLOSING_CANCEL);
 		close_queues(p);
 		for (int i = 0; i < launched; i++)
 			pthread_join(p->workers[i].thread, NULL);
@@ -217,18 +217,45 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	return 0;
 }
 
-int isola_pool_shutdown(isola_pool *p, int cancel_pending, int64_t timeout_ns)
+/* Cancel every task still in the shared queue (shutdown with CANCEL):
+ * done here, at once, so that a caller sees its futures cancelled when
+ * shutdown returns.  Workers may race for the same tasks: whoever takes
+ * one first handles it, and a worker seeing closing == CLOSING_CANCEL
+ * cancels instead of running. */
+static void cancel_queued(struct isola_pool *p)
 {
-	if (p == NULL)
+	isola_msg m;
+	isola_msg_init(&m);
+	while (isola_channel_recv(p->shared_q, &m, 0) == 0) {
+		struct task *t;
+		const void *d;
+		size_t len;
+		isola_msg_bytes(&m, &d, &len);
+		memcpy(&t, d, sizeof(t));
+		isola_msg_clear(&m);
+		if (t->future != NULL)
+			isola__future_cancel_pending(t->future, "the pool shut down before it ran");
+		isola__task_free(t);
+	}
+}
+
+int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
+{
+	if (p == NULL || (how & ~(ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT)) != 0)
 		return ISOLA_EINVAL;
-	int want = cancel_pending ? 2 : 1, cur = isola__load_acquire(&p->closing);
+	int want = how ? CLOSING_CANCEL : CLOSING_FINISH;
+	int cur = isola__load_acquire(&p->closing);
+	/* acq_rel CAS: the closing level only rises; workers read it with
+	 * acquire before running each task. */
 	while (cur < want && !isola__cas_acq_rel(&p->closing, &cur, want))
 		;
 	close_queues(p);
-	if (cancel_pending) {
+	if (how & (ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT))
+		cancel_queued(p);
+	if (how & ISOLA_SHUTDOWN_INTERRUPT) {
 		/* The watchdog raises Cancelled in every running task. */
 		pthread_mutex_lock(&p->lock);
-		p->interrupt_pending = 2;
+		p->interrupt_pending = INTERRUPT_ALL;
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
@@ -248,7 +275,7 @@ int isola_pool_destroy(isola_pool *p)
 {
 	if (p == NULL)
 		return 0;
-	isola_pool_shutdown(p, 1, -1);
+	isola_pool_shutdown(p, ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT, -1);
 	for (int i = 0; i < p->n; i++)
 		pthread_join(p->workers[i].thread, NULL);
 	pthread_mutex_lock(&p->lock);

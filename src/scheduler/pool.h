@@ -71,6 +71,20 @@ struct worker {
 
 struct actor_slot; /* actor.c */
 
+/* isola_pool->closing. */
+enum closing_level {
+	CLOSING_OPEN = 0,   /* accepting work */
+	CLOSING_FINISH = 1, /* no new work; what is queued still runs */
+	CLOSING_CANCEL = 2, /* no new work; what is queued is cancelled */
+};
+
+/* isola_pool->interrupt_pending (the watchdog's to-do). */
+enum interrupt_pending {
+	INTERRUPT_IDLE = 0,     /* nothing asked */
+	INTERRUPT_LOOK = 1,     /* some future asked: look at each running task */
+	INTERRUPT_ALL = 2,      /* shutting down: interrupt every running task */
+};
+
 struct isola_pool {
 	int n;
 	struct worker *workers;
@@ -79,7 +93,7 @@ struct isola_pool {
 	isola_interp_options setup;
 	char **setup_strings; /* owned copies behind setup */
 	int no_pickle;
-	int closing;          /* atomic: shutdown started */
+	int closing;          /* atomic: enum closing_level, only rises */
 	/* start-up */
 	pthread_mutex_t lock; /* guards start-up fields, actors */
 	pthread_cond_t cond;
@@ -94,7 +108,7 @@ struct isola_pool {
 	/* watchdog */
 	pthread_t watchdog;
 	int watchdog_stop;
-	int interrupt_pending; /* atomic hint */
+	int interrupt_pending; /* enum interrupt_pending; p->lock */
 	/* actors */
 	struct actor_slot *actors;
 	size_t n_actor_slots;

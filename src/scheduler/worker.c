@@ -8,7 +8,6 @@
 #include "channels/channel.h"
 #include "interp/codec.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,7 +149,7 @@ static void spinner_end(struct worker *w)
 static void run_task(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
-	if (isola__load_acquire(&p->closing) == 2 && t->kind != TASK_ACTOR_KILL) {
+	if (isola__load_acquire(&p->closing) == CLOSING_CANCEL && t->kind != TASK_ACTOR_KILL) {
 		/* immediate shutdown: cancel what is still queued */
 		if (t->future != NULL) {
 			isola__error e = { isola__strdup("isola.Cancelled"),
@@ -253,10 +252,12 @@ void *isola__worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct isola_pool *p = w->pool;
-	/* Signals belong to the application's main thread (Ctrl-C). */
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/* The signal mask is left as inherited (normally the main thread's),
+	 * as Python's own threads leave it: processes started by a task
+	 * inherit it, and a child with SIGTERM or SIGCHLD blocked cannot be
+	 * terminated or cannot reap its own children.  Linux delivers a
+	 * process-directed signal (Ctrl-C) to the main thread first when it
+	 * does not block it, and CPython runs Python handlers there. */
 	if (start(w)) {
 		isola_channel *queues[2] = { w->private_q, p->shared_q };
 		isola__deadline forever;

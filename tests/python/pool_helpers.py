@@ -17,6 +17,14 @@ def spin_forever():
         pass
 
 
+def catch_cancel():
+    try:
+        while True:
+            pass
+    except isola.Cancelled:
+        return "caught"
+
+
 def sleep(s):
     time.sleep(s)
     return s
@@ -27,6 +35,10 @@ def fail(msg):
 
 
 class CustomError(Exception):
+    pass
+
+
+class CustomValueError(ValueError):
     pass
 
 

@@ -132,6 +132,36 @@ class Exceptions(unittest.TestCase):
         self.assertEqual(w.message, "('bad', 42)")
         self.assertIn("Custom", w.remote_traceback)
 
+    def test_importable_exception_class_is_rebuilt(self):
+        import json
+        e = self.raise_and_catch(json.JSONDecodeError("Expecting value", "x{", 1))
+        e.add_note("a note of the sender")
+        w = isola.loads(isola.dumps(e))
+        self.assertIs(type(w), json.JSONDecodeError, "except json.JSONDecodeError still works")
+        self.assertEqual((w.msg, w.doc, w.pos, w.args), (e.msg, e.doc, e.pos, e.args))
+        self.assertIn("a note of the sender", w.__notes__)
+        self.assertTrue(any("Remote traceback" in n for n in w.__notes__))
+        self.assertIn("raise_and_catch", w.remote_traceback)
+
+    def test_remote_error_subclasses_the_builtin_base(self):
+        import pool_helpers
+        data = isola.dumps(self.raise_and_catch(pool_helpers.CustomValueError("bad")))
+        # a receiver that does not have the module (and may not import it)
+        data = data.replace(b"pool_helpers", b"not_a_module")
+        w = isola.loads(data, allow_pickle=False)
+        self.assertIsInstance(w, isola.RemoteError)
+        self.assertIsInstance(w, ValueError, "except ValueError still catches it")
+        self.assertEqual(w.type_name, "not_a_module.CustomValueError")
+        self.assertEqual(w.remote_args, ("bad",))
+
+    def test_same_exception_twice_and_many_with_unencodable_args(self):
+        # issue 14.9: the repr fallback leaked the failed walk's frames
+        e = self.raise_and_catch(ValueError("x", [socket]))
+        a, b = isola.loads(isola.dumps([e, e]))
+        self.assertEqual((a.args[0], b.args[0]), ("x", "x"))
+        many = [Exception([1, {2: socket}]) for _ in range(600)] + [Exception([1, 2, 3])]
+        self.assertEqual(isola.loads(isola.dumps(many))[-1].args, ([1, 2, 3],))
+
     def test_unencodable_args_become_reprs(self):
         s = socket.socket()
         try:

@@ -62,9 +62,10 @@ class PoolTasks(unittest.TestCase):
             f.result()
         self.assertIn("in fail", cm.exception.remote_traceback)
         self.assertIsInstance(f.exception(), ValueError)
-        with self.assertRaises(isola.RemoteError) as cm:
+        with self.assertRaises(h.CustomError) as cm:  # the real class: importable here
             self.pool.submit(h.fail_custom, "x").result()
-        self.assertEqual(cm.exception.type_name, "pool_helpers.CustomError")
+        self.assertEqual(cm.exception.args, ("x",))
+        self.assertIn("in fail_custom", cm.exception.remote_traceback)
 
     def test_thousand_failing_tasks(self):
         fs = [self.pool.submit(h.fail, str(i)) for i in range(1000)]
@@ -169,7 +170,9 @@ class Cancellation(unittest.TestCase):
             self.assertTrue(queued.cancel())
             self.assertTrue(queued.cancelled())
             t0 = time.monotonic()
-            self.assertTrue(running.cancel())
+            self.assertFalse(running.cancel(), "the contract: a running task is not cancelled")
+            self.assertTrue(running.running())
+            self.assertTrue(running.interrupt(), "isola's explicit call stops it")
             with self.assertRaises(cf.CancelledError):
                 running.result(timeout=5)
             self.assertEqual(p.submit(h.square, 5).result(timeout=5), 25)
@@ -193,10 +196,31 @@ class Cancellation(unittest.TestCase):
         spin = p.submit(h.spin_forever)
         rest = [p.submit(h.sleep, 1) for _ in range(5)]
         time.sleep(0.05)
-        p.shutdown(wait=True, cancel_futures=True)
+        p.shutdown(wait=True, cancel_futures=True, interrupt=True)
         for f in [spin] + rest:
             self.assertTrue(f.done())
             self.assertTrue(f.cancelled() or isinstance(f.exception(), RuntimeError))
+
+    def test_cancel_futures_lets_running_tasks_finish(self):
+        p = isola.Pool(1)
+        first = p.submit(h.sleep, 0.2)
+        rest = [p.submit(h.sleep, 1) for _ in range(5)]
+        while not first.running():
+            time.sleep(0.005)
+        p.shutdown(wait=False, cancel_futures=True)
+        # cancelled at once, before shutdown returns: not stale until done()
+        self.assertTrue(all(f.cancelled() for f in rest))
+        self.assertEqual(first.result(timeout=10), 0.2, "the running task finishes")
+
+    def test_caught_cancel_with_a_result_is_done_not_cancelled(self):
+        with isola.Pool(1) as p:
+            f = p.submit(h.catch_cancel)
+            while not f.running():
+                time.sleep(0.005)
+            time.sleep(0.05)
+            self.assertTrue(f.interrupt())
+            self.assertEqual(f.result(timeout=10), "caught")
+            self.assertFalse(f.cancelled())
 
 
 @unittest.skipIf(IN_SUB, "pools are made from the main interpreter here")

@@ -1,0 +1,18 @@
+"""Module-level functions for tests/python/test_stop.py's workers."""
+import subprocess
+import sys
+
+
+def terminate_child():
+    """Start a child, terminate it, and report how it ended and its mask."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    with open(f"/proc/{p.pid}/status") as f:
+        blocked = next(line.split()[1] for line in f if line.startswith("SigBlk:"))
+    p.terminate()
+    try:
+        rc = p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = "still running after terminate()"
+    return rc, blocked

@@ -1,0 +1,98 @@
+"""Always able to stop: signals reach children of workers, programs exit,
+shutdowns are bounded.  Each case that could hang runs in a child process
+with a hard timeout, so a regression fails instead of stalling CI."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import unittest
+
+import isola
+import stop_helpers as sh
+
+IN_SUB = getattr(sys, "_isola_subinterpreter", False)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_child(source, timeout=30, send_signal=None, after=None):
+    """Run source in a fresh python; returns (returncode, stdout, stderr).
+    A child still running after timeout is killed and reported as None.
+    send_signal: a signal sent `after` seconds (or when the child prints
+    "ready") to it."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(source)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=HERE)
+    try:
+        if send_signal is not None:
+            if after is None:
+                line = p.stdout.readline()  # waits for "ready"
+                assert line.strip() == "ready", line
+            else:
+                time.sleep(after)
+            p.send_signal(send_signal)
+        out, err = p.communicate(timeout=timeout)
+        return p.returncode, out, err
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        return None, out, err
+
+
+@unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
+class Signals(unittest.TestCase):
+    def test_children_of_workers_start_with_a_normal_signal_mask(self):
+        # issue 13.1: workers blocked every signal and children inherited it
+        with isola.Pool(1) as p:
+            rc, blocked = p.submit(sh.terminate_child).result(timeout=30)
+        self.assertEqual(rc, -signal.SIGTERM)
+        self.assertEqual(int(blocked, 16) & ((1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGCHLD - 1))), 0,
+                         f"SigBlk {blocked}")
+
+
+@unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
+class Exit(unittest.TestCase):
+    def test_shutdown_without_wait_lets_the_program_exit(self):
+        # issue 13.9 / 15.2: a completions thread nobody stopped
+        for kind in ("Executor(1)", "Pool(1)"):
+            rc, out, err = run_child(f"""
+                import isola
+                ex = isola.{kind}
+                ex.shutdown(wait=False)
+                print("bye")
+                """, timeout=30)
+            self.assertEqual((rc, out.strip()), (0, "bye"), f"{kind}: {err}")
+
+    def test_exit_waits_for_pending_work(self):
+        # issue 15.3: the concurrent.futures contract at exit
+        rc, out, err = run_child("""
+            import isola, stop_helpers
+            ex = isola.Executor(1)
+            for i in range(3):
+                ex.submit(print, "done", i, flush=True)
+            """, timeout=30)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.split("\n")[:3], ["done 0", "done 1", "done 2"])
+
+    def test_two_threads_shutting_down_at_once(self):
+        # issue 14.3: use-after-free when two threads shut a pool down
+        rc, out, err = run_child("""
+            import threading, isola
+            for _ in range(20):
+                p = isola.Pool(2)
+                f = p.submit(sum, [1, 2])
+                ts = [threading.Thread(target=p.shutdown) for _ in range(4)]
+                for t in ts: t.start()
+                p.shutdown()
+                for t in ts: t.join()
+                assert f.result() == 3
+            print("ok")
+            """, timeout=60)
+        self.assertEqual((rc, out.strip()), (0, "ok"), err)
+
+
+if __name__ == "__main__":
+    unittest.main()
