@@ -247,3 +247,15 @@ int isola_channel_stats_get(isola_channel *ch, isola_channel_stats *out)
 	out->closed = (enq & ISOLA__CLOSED_BIT) != 0;
 	return 0;
 }
+
+void isola__channel_set_tags(isola_channel *ch, uint32_t tags)
+{
+	/* Relaxed: set before the channel is shared; sharing it (a send, a
+	 * thread start) is the release that publishes it. */
+	__atomic_store_n(&ch->tags, tags, __ATOMIC_RELAXED);
+}
+
+uint32_t isola__channel_tags(const isola_channel *ch)
+{
+	return __atomic_load_n(&ch->tags, __ATOMIC_RELAXED); /* see set_tags */
+}

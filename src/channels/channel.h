@@ -79,6 +79,7 @@ struct isola_channel {
 	uint32_t nwatch;     /* atomic: watchers registered (sleeping selects) */
 	uint32_t closed;     /* atomic: set after CLOSED_BIT; read-mostly, so
 				empty receivers need not touch enq_pos */
+	uint32_t tags;       /* atomic: a layer above's bits (isola__channel_tags) */
 	pthread_mutex_t watch_lock; /* guards watchers */
 	struct isola__watcher *watchers;
 	struct isola__cell *cells;
@@ -98,6 +99,13 @@ void isola__ref_retain(uintptr_t ref);
  * the same blobs/channels.  0 or ISOLA_ENOMEM (dst left empty). */
 int isola__msg_copy(isola_msg *dst, const isola_msg *src);
 void isola__ref_release(uintptr_t ref);
+
+/* Tags: bits that the layer above sets once, right after creating the
+ * channel and before sharing it, and that every handle of the channel
+ * reads, in any interpreter (the Python binding keeps "no pickle" here,
+ * so the setting travels with the channel).  Meaningless to this layer. */
+void isola__channel_set_tags(isola_channel *ch, uint32_t tags);
+uint32_t isola__channel_tags(const isola_channel *ch);
 
 /* One non-blocking attempt: 0, ISOLA_EAGAIN or ISOLA_ECLOSED. */
 int isola__channel_try_send(isola_channel *ch, isola_msg *msg);

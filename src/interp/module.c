@@ -82,9 +82,17 @@ static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
 	if (t == -2)
 		return NULL;
 	isola__state *st = mod_state(m);
-	PyObject *seq = PySequence_Fast(chans, "select() takes a sequence of Channels");
-	if (seq == NULL)
+	/* A tuple of our own: it keeps every Channel (and so its C channel:
+	 * a Channel's channel never changes) alive while the GIL is released,
+	 * whatever other threads do to the caller's list meanwhile. */
+	PyObject *seq = PySequence_Tuple(chans);
+	if (seq == NULL) {
+		if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+			PyErr_Clear();
+			PyErr_SetString(PyExc_TypeError, "select() takes a sequence of Channels");
+		}
 		return NULL;
+	}
 	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
 	isola_channel *chs[ISOLA_SELECT_MAX];
 	if (n < 1 || n > ISOLA_SELECT_MAX) {
@@ -130,8 +138,7 @@ static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
 		return isola__raise(st, r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r, "select");
 	}
 	PyObject *chan = PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)idx);
-	isola__codec_opts o = isola__codec_defaults;
-	o.allow_pickle = ((isola__channel_obj *)chan)->allow_pickle;
+	isola__codec_opts o = isola__channel_codec_opts(((isola__channel_obj *)chan)->ch);
 	PyObject *obj = isola__decode(st, &msg, &o);
 	isola_msg_clear(&msg);
 	PyObject *result = obj ? PyTuple_Pack(2, chan, obj) : NULL;
@@ -179,16 +186,18 @@ static PyObject *mod_share(PyObject *m, PyObject *obj)
 
 /* obj, *, allow_pickle=True, max_size=1 GiB, max_depth=512 */
 static int parse_codec_args(PyObject *args, PyObject *kw, const char *fmt,
-			    PyObject **obj, isola__codec_opts *o)
+			    PyObject **obj, isola__codec_opts *o, int allow)
 {
 	static char *kwlist[] = { "obj", "allow_pickle", "max_size", "max_depth", NULL };
-	int allow = 1, depth = ISOLA__MAX_DEPTH_DEFAULT;
+	int depth = ISOLA__MAX_DEPTH_DEFAULT;
 	Py_ssize_t size = (Py_ssize_t)ISOLA__MAX_SIZE_DEFAULT;
 	*o = isola__codec_defaults;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, obj, &allow, &size, &depth))
 		return -1;
-	if (size < 1 || depth < 1 || depth > ISOLA__MAX_DEPTH_DEFAULT) {
-		PyErr_Format(PyExc_ValueError, "max_size must be >= 1 and max_depth 1..%d",
+	/* Ext lengths are 32-bit (msgpack): no message may pass 4 GiB - 1. */
+	if (size < 1 || (uint64_t)size > UINT32_MAX || depth < 1 ||
+	    depth > ISOLA__MAX_DEPTH_DEFAULT) {
+		PyErr_Format(PyExc_ValueError, "max_size must be 1..2**32-1 and max_depth 1..%d",
 			     ISOLA__MAX_DEPTH_DEFAULT);
 		return -1;
 	}
@@ -202,7 +211,7 @@ static PyObject *mod_dumps(PyObject *m, PyObject *args, PyObject *kw)
 {
 	PyObject *obj;
 	isola__codec_opts o;
-	if (parse_codec_args(args, kw, "O|$pni:dumps", &obj, &o) < 0)
+	if (parse_codec_args(args, kw, "O|$pni:dumps", &obj, &o, 1) < 0)
 		return NULL;
 	o.allow_refs = 0;
 	return isola__encode_bytes(mod_state(m), obj, &o);
@@ -212,7 +221,7 @@ static PyObject *mod_loads(PyObject *m, PyObject *args, PyObject *kw)
 {
 	PyObject *obj;
 	isola__codec_opts o;
-	if (parse_codec_args(args, kw, "O|$pni:loads", &obj, &o) < 0)
+	if (parse_codec_args(args, kw, "O|$pni:loads", &obj, &o, 0) < 0)
 		return NULL;
 	Py_buffer v;
 	if (PyObject_GetBuffer(obj, &v, PyBUF_SIMPLE) < 0)
@@ -239,9 +248,10 @@ static PyMethodDef mod_methods[] = {
 	  "dumps(obj, *, allow_pickle=True, max_size=2**30, max_depth=512)\n--\n\n"
 	  "Encode obj in isola's msgpack wire format (docs/wire.md)." },
 	{ "loads", (PyCFunction)(void (*)(void))mod_loads, METH_VARARGS | METH_KEYWORDS,
-	  "loads(data, *, allow_pickle=True, max_size=2**30, max_depth=512)\n--\n\n"
+	  "loads(data, *, allow_pickle=False, max_size=2**30, max_depth=512)\n--\n\n"
 	  "Decode isola's msgpack wire format; raises ValueError naming the offset "
-	  "of any problem." },
+	  "of any problem.  Bytes from outside the process are what loads is for, so "
+	  "the pickle fallback (which can run any code) is off unless allow_pickle=True." },
 	{ "__getattr__", mod_getattr, METH_O, NULL },
 	{ "_resolve_target", mod_resolve, METH_O,
 	  "_resolve_target(target)\n--\n\n\"module:qualname\" to the object, as workers resolve "

@@ -71,14 +71,18 @@ static int chan_init(PyObject *self, PyObject *args, PyObject *kw)
 		return -1;
 	}
 	isola__channel_obj *c = (isola__channel_obj *)self;
+	if (c->ch != NULL) {
+		/* Other threads may be blocked on the channel: it never changes. */
+		PyErr_SetString(PyExc_RuntimeError, "a Channel cannot be initialised twice");
+		return -1;
+	}
 	isola_channel *ch;
 	if (isola_channel_create((size_t)capacity, &ch) != 0) {
 		PyErr_NoMemory();
 		return -1;
 	}
-	isola_channel_release(c->ch);
+	isola__channel_set_tags(ch, allow_pickle ? 0 : ISOLA__TAG_NO_PICKLE);
 	c->ch = ch;
-	c->allow_pickle = allow_pickle;
 	return 0;
 }
 
@@ -97,7 +101,6 @@ PyObject *isola__channel_wrap(isola__state *st, isola_channel *ch)
 		return NULL;
 	isola_channel_retain(ch);
 	c->ch = ch;
-	c->allow_pickle = 1;
 	return (PyObject *)c;
 }
 
@@ -111,11 +114,16 @@ static isola_channel *need_ch(PyObject *self)
 
 static int get_stats(PyObject *self, isola_channel_stats *s);
 
-static isola__codec_opts opts_for(PyObject *self)
+isola__codec_opts isola__channel_codec_opts(isola_channel *ch)
 {
 	isola__codec_opts o = isola__codec_defaults;
-	o.allow_pickle = ((isola__channel_obj *)self)->allow_pickle;
+	o.allow_pickle = !(isola__channel_tags(ch) & ISOLA__TAG_NO_PICKLE);
 	return o;
+}
+
+static isola__codec_opts opts_for(PyObject *self)
+{
+	return isola__channel_codec_opts(((isola__channel_obj *)self)->ch);
 }
 
 static PyObject *do_send(PyObject *self, PyObject *obj, int64_t timeout_ns, int nowait)

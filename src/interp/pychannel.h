@@ -2,7 +2,11 @@
 #ifndef ISOLA_INTERP_PYCHANNEL_H
 #define ISOLA_INTERP_PYCHANNEL_H
 
+#include "interp/codec.h"
 #include "interp/state.h"
+
+/* Codec options for messages of ch (its pickle setting). */
+isola__codec_opts isola__channel_codec_opts(isola_channel *ch);
 
 /* A Python exception is set (returned in place of an ISOLA_E* code). */
 #define ISOLA__PYERR (-1000)

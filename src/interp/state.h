@@ -32,12 +32,16 @@ typedef struct isola__state {
  * running its `if __name__ == "__main__":` block.  New reference. */
 PyObject *isola__import_main_script(void);
 
-/* isola.Channel instances. */
+/* isola.Channel instances.  Whether a channel takes the pickle fallback
+ * is a tag of the C channel itself (ISOLA__TAG_NO_PICKLE), shared by
+ * every handle in every interpreter. */
 typedef struct {
 	PyObject_HEAD
-	isola_channel *ch;
-	int allow_pickle;
+	isola_channel *ch; /* never changes once set */
 } isola__channel_obj;
+
+#define ISOLA__TAG_NO_PICKLE 1u
+
 
 /* isola.Buffer instances: a read-only view of a blob, keeping it alive. */
 typedef struct {

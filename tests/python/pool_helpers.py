@@ -73,3 +73,14 @@ class Counter:
 class Broken:
     def __init__(self):
         raise RuntimeError("cannot start")
+
+
+def send_fraction(ch):
+    """Send a value that needs the pickle fallback on ch: the error type's
+    name, or "sent"."""
+    import fractions
+    try:
+        ch.send_nowait(fractions.Fraction(1, 3))
+    except Exception as exc:
+        return type(exc).__name__
+    return "sent"

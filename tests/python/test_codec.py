@@ -76,7 +76,7 @@ class RoundTrip(unittest.TestCase):
     def test_pickle_fallback(self):
         import fractions, decimal, collections
         for v in (fractions.Fraction(1, 3), decimal.Decimal("1.10"), collections.OrderedDict(a=1)):
-            w = isola.loads(isola.dumps(v))
+            w = isola.loads(isola.dumps(v), allow_pickle=True)
             self.assertEqual(type(w), type(v))
             self.assertEqual(w, v)
 
@@ -89,6 +89,20 @@ class RoundTrip(unittest.TestCase):
         with self.assertRaises(ValueError) as cm:
             isola.loads(data, allow_pickle=False)
         self.assertIn("pickle", str(cm.exception))
+
+    def test_loads_refuses_pickle_by_default(self):
+        # issue 14.18: bytes from outside the process must not run code
+        import fractions
+        data = isola.dumps(fractions.Fraction(1, 3))
+        with self.assertRaises(ValueError) as cm:
+            isola.loads(data)
+        self.assertIn("pickle", str(cm.exception))
+        self.assertEqual(isola.loads(data, allow_pickle=True), fractions.Fraction(1, 3))
+
+    def test_max_size_cannot_pass_32_bit_lengths(self):
+        with self.assertRaises(ValueError):
+            isola.dumps(b"x", max_size=2**32)
+        self.assertEqual(isola.loads(isola.dumps(b"x", max_size=2**32 - 1)), b"x")
 
     def test_unsendable_names_type_and_path(self):
         s = socket.socket()

@@ -56,6 +56,13 @@ class PoolTasks(unittest.TestCase):
         with self.assertRaises(RuntimeError):
             self.pool.run("1/0")
 
+    def test_no_pickle_travels_with_the_channel(self):
+        # issue 14.17: the decoded handle of a no-pickle channel allowed pickle
+        ch = isola.Channel(4, allow_pickle=False)
+        self.assertEqual(self.pool.submit(h.send_fraction, ch).result(), "TypeError")
+        open_ch = isola.Channel(4)
+        self.assertEqual(self.pool.submit(h.send_fraction, open_ch).result(), "sent")
+
     def test_exceptions_with_remote_traceback(self):
         f = self.pool.submit(h.fail, "bad")
         with self.assertRaises(ValueError) as cm:
