@@ -110,6 +110,9 @@ static int unpack_result(isola_future *f, isola_msg *m, msgpack_unpacked *u)
 
 /* ---- isola map ----------------------------------------------------------- */
 
+/* Inputs per task at most: a chunk's lines are held in memory at once. */
+#define MAX_CHUNK 1000000
+
 struct chunk {
 	isola_future *f;
 	size_t first, n; /* input indices */
@@ -306,9 +309,11 @@ static int cmd_map(int argc, char **argv)
 		} else if (!strcmp(a, "--out") && v) {
 			out_path = v, i++;
 		} else if (!strcmp(a, "--chunk") && v) {
-			long k = atol(v);
-			if (k < 1)
-				die_usage(usage_map, "--chunk takes a number >= 1, not %s", v);
+			char *end = NULL;
+			long long k = strtoll(v, &end, 10);
+			if (end == v || *end != '\0' || k < 1 || k > MAX_CHUNK)
+				die_usage(usage_map, "--chunk takes a number from 1 to 1000000, not %s",
+					  v);
 			chunk = (size_t)k, i++;
 		} else if (!strcmp(a, "--path") && v && npaths < 64) {
 			paths[npaths++] = v, i++;
@@ -372,6 +377,11 @@ static int cmd_map(int argc, char **argv)
 	struct chunk *inflight = calloc(window, sizeof(*inflight));
 	size_t head = 0, count = 0, index = 0;
 	char **lines = calloc(chunk, sizeof(char *));
+	if (inflight == NULL || lines == NULL) {
+		fprintf(stderr, "isola map: out of memory for %zu chunks of %zu inputs\n", window,
+			chunk);
+		exit(2);
+	}
 	size_t nl = 0;
 	char *line = NULL;
 	size_t cap = 0;

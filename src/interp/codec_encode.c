@@ -317,6 +317,12 @@ static int enc_dict(enc *e, PyObject *d)
 		if (r < 0)
 			return -1;
 	}
+	/* The header promised n pairs: a dict that shrank while encoding ran
+	 * Python code (another thread's turn) must not give a short map. */
+	if (seen != n || PyDict_GET_SIZE(d) != n) {
+		PyErr_SetString(PyExc_RuntimeError, "dict changed size during encoding");
+		return -1;
+	}
 	pop(e);
 	return 0;
 }

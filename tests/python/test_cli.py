@@ -94,6 +94,10 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         r = self.run_isola("frobnicate")
         self.assertEqual(r.returncode, 2)
+        # issue 14.4: an absurd chunk size crashed on an unchecked calloc
+        r = self.run_isola("map", "math:factorial", "--chunk", "1000000000000", input="1\n")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--chunk takes a number from 1 to", r.stderr)
 
     def test_help(self):
         for cmd in (["--help"], ["map", "--help"], ["run", "--help"], ["bench", "--help"]):
