@@ -534,8 +534,13 @@ int isola_actor_kill(isola_pool *pool, isola_actor a);
 int isola_actor_stats(isola_pool *pool, isola_actor a, uint64_t *mailbox_depth,
 		      int *alive);
 
-/* The monitor channel (a new handle: release it). */
+/* The monitor channel (a new handle: release it).  It holds 1024 events;
+ * when it is full, later events are dropped (a worker never blocks on
+ * it) and counted: isola_pool_monitor_dropped. */
 int isola_pool_monitor(isola_pool *pool, isola_channel **out);
+
+/* Monitor events dropped so far because the monitor channel was full. */
+int isola_pool_monitor_dropped(isola_pool *pool, uint64_t *n);
 
 #ifdef __cplusplus
 }

@@ -299,6 +299,24 @@ if hasattr(_threading, "_register_atexit"):  # before threads are joined at exit
     _threading._register_atexit(_shutdown_all)
 
 
+def _warn_fork():
+    # os.fork() with live sub-interpreters: the child cannot use them, and
+    # CPython's own after-fork cleanup may crash in the child (plain
+    # concurrent.interpreters does the same).  Say so before it happens.
+    if any(not p._closed for p in list(_live_pools)):
+        import warnings
+        warnings.warn(
+            "os.fork() while an isola Pool is running: the child cannot use the pool's "
+            "interpreters and may crash in CPython's after-fork cleanup; start processes "
+            "with subprocess, or multiprocessing's 'forkserver' or 'spawn' start method",
+            RuntimeWarning, stacklevel=2)
+        _sys.stderr.flush()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(before=_warn_fork)
+
+
 def _batched(iterable, n):
     # itertools.batched (3.12+) as lists of argument tuples.
     it = iter(iterable)
@@ -507,7 +525,9 @@ class Pool:
         return ActorProxy(self, aid, getattr(cls, "__qualname__", str(cls)))
 
     def monitor(self):
-        """A Channel of {"actor": id, "event": "stopped"|"restarted", "reason": str}."""
+        """A Channel of {"actor": id, "event": "stopped"|"restarted", "reason": str}.
+        It holds 1024 events: past that, events are dropped (workers never
+        block on it) and counted in stats()["monitor_dropped"]."""
         return self._c.monitor()
 
     # -- state ---------------------------------------------------------------
@@ -519,7 +539,8 @@ class Pool:
 
     def stats(self):
         """Per worker: tasks_run, busy_seconds, queue_depth, actors; and
-        queued: tasks waiting in the shared queue."""
+        queued: tasks waiting in the shared queue; monitor_dropped: monitor
+        events lost because nobody read the monitor."""
         return self._c.stats()
 
     def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False):

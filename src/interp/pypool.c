@@ -574,7 +574,11 @@ static PyObject *pool_stats(PyObject *self, PyObject *unused)
 	}
 	if (list == NULL)
 		return NULL;
-	PyObject *r = Py_BuildValue("{s:N,s:K}", "workers", list, "queued", (unsigned long long)shared);
+	uint64_t dropped = 0;
+	isola_pool_monitor_dropped(p->pool, &dropped);
+	PyObject *r = Py_BuildValue("{s:N,s:K,s:K}", "workers", list, "queued",
+				    (unsigned long long)shared, "monitor_dropped",
+				    (unsigned long long)dropped);
 	return r;
 }
 

@@ -68,9 +68,13 @@ static void monitor(struct isola_pool *p, uint64_t id, const char *event, const 
 	msgpack_pack_str_with_body(&pk, reason, strlen(reason));
 	isola_msg m;
 	isola_msg_init(&m);
-	if (isola_msg_set_bytes(&m, sb.data, sb.size) == 0 &&
-	    isola_channel_send(p->monitor, &m, 0) != 0)
-		isola_msg_clear(&m); /* monitor full: dropped, never blocks */
+	if (isola_msg_set_bytes(&m, sb.data, sb.size) != 0 ||
+	    isola_channel_send(p->monitor, &m, 0) != 0) {
+		/* Monitor full (nobody reads it): dropped, never blocks a
+		 * worker, but counted (isola_pool_monitor_dropped). */
+		isola_msg_clear(&m);
+		isola__add_relaxed(&p->monitor_dropped, 1);
+	}
 	msgpack_sbuffer_destroy(&sb);
 }
 

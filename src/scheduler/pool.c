@@ -442,3 +442,11 @@ int isola_pool_monitor(isola_pool *p, isola_channel **out)
 	*out = p->monitor;
 	return 0;
 }
+
+int isola_pool_monitor_dropped(isola_pool *p, uint64_t *n)
+{
+	if (p == NULL || n == NULL)
+		return ISOLA_EINVAL;
+	*n = isola__load_relaxed(&p->monitor_dropped);
+	return 0;
+}

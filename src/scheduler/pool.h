@@ -90,6 +90,7 @@ struct isola_pool {
 	struct worker *workers;
 	isola_channel *shared_q;
 	isola_channel *monitor;
+	uint64_t monitor_dropped; /* relaxed atomic: events the full monitor lost */
 	isola_interp_options setup;
 	char **setup_strings; /* owned copies behind setup */
 	int no_pickle;

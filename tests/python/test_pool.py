@@ -261,6 +261,25 @@ class Actors(unittest.TestCase):
             with self.assertRaises(isola.ChannelClosed):
                 b.get()
 
+    def test_monitor_counts_what_it_drops(self):
+        # issue 14.11: events past the monitor's 1024 vanished silently
+        with isola.Pool(1) as p:
+            mon = p.monitor()
+            n = 1100
+            for _ in range(n):
+                p.spawn(h.Broken)
+            # every constructor has failed once 1024 are queued and the rest dropped
+            self.assertTrue(wait_until(lambda: len(mon) + p.stats()["monitor_dropped"] >= n))
+            got = 0
+            while True:
+                try:
+                    mon.recv_nowait()
+                except isola.ChannelEmpty:
+                    break
+                got += 1
+            self.assertEqual(got, 1024)
+            self.assertEqual(got + p.stats()["monitor_dropped"], n)
+
     def test_method_error_goes_to_caller(self):
         with isola.Pool(1) as p:
             c = p.spawn(h.Counter)

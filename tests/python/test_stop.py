@@ -94,5 +94,22 @@ class Exit(unittest.TestCase):
         self.assertEqual((rc, out.strip()), (0, "ok"), err)
 
 
+    def test_fork_with_a_pool_warns(self):
+        # issue 14.7: a bare SIGSEGV in the child, with no word of why
+        rc, out, err = run_child("""
+            import os, isola
+            p = isola.Pool(1)
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            p.shutdown()
+            print("parent ok")
+            """, timeout=60)
+        self.assertIn("os.fork() while an isola Pool is running", err)
+        self.assertIn("forkserver", err)
+        self.assertEqual((rc, out.strip()), (0, "parent ok"), err)
+
+
 if __name__ == "__main__":
     unittest.main()
