@@ -448,7 +448,8 @@ int isola_pool_map(isola_pool *pool, const char *target, isola_msg *argsets,
 		   size_t n, size_t chunksize, isola_future **out, size_t *n_chunks);
 
 /* Run source on every worker (e.g. to set a global); waits.  EPYTHON
- * with the first error's text in *error_out (free() it). */
+ * with the first error's text in *error_out (free() it).  ECLOSED after
+ * shutdown; ESTATE from one of the pool's own workers. */
 int isola_pool_run(isola_pool *pool, const char *source, char **error_out);
 
 /* isola_pool_shutdown's how: 0 finishes everything queued. */
@@ -464,8 +465,10 @@ int isola_pool_run(isola_pool *pool, const char *source, char **error_out);
  */
 int isola_pool_shutdown(isola_pool *pool, int how, int64_t timeout_ns);
 
-/* Shut down (cancelling pending work), join every worker, free the pool.
- * Futures stay valid until released.  Not from a worker; NULL is ok. */
+/* Shut down (cancelling pending work, interrupting running tasks), join
+ * every worker, free the pool.  Futures stay valid until released.
+ * ESTATE (and nothing done) from one of its own workers, e.g. in an
+ * on_done callback; NULL is ok. */
 int isola_pool_destroy(isola_pool *pool);
 
 typedef struct isola_worker_stats {

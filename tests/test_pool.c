@@ -692,3 +692,35 @@ Test(pool, restart_hook_failure_restarts_the_actor)
 	isola_channel_release(mon);
 	isola_pool_destroy(p);
 }
+
+/* issue 13.7: run after shutdown hung; destroy from a callback deadlocked */
+static int destroy_rc = 1;
+
+static void destroy_from_callback(isola_future *f, void *arg)
+{
+	(void)f;
+	__atomic_store_n(&destroy_rc, isola_pool_destroy(arg), __ATOMIC_SEQ_CST);
+}
+
+Test(pool, run_after_shutdown_and_destroy_from_a_callback_return_errors)
+{
+	isola_pool *p = make_pool(1);
+	isola_msg a;
+	long long v = 300;
+	int_args(&a, 1, &v);
+	isola_future *f;
+	/* busy 300 ms: the callback is registered long before it is done, so
+	 * the worker runs it */
+	cr_assert_eq(isola_pool_submit(p, "pool_helper:busy", &a, 0, &f), 0);
+	cr_assert_eq(isola_future_on_done(f, destroy_from_callback, p), 0);
+	cr_assert_gt(int_result(f), 0);
+	for (int i = 0; i < 1000 && __atomic_load_n(&destroy_rc, __ATOMIC_SEQ_CST) == 1; i++)
+		usleep(1000);
+	cr_assert_eq(destroy_rc, ISOLA_ESTATE, "a worker cannot destroy its own pool");
+	isola_future_release(f);
+	cr_assert_eq(isola_pool_shutdown(p, 0, -1), 0);
+	char *err = NULL;
+	cr_assert_eq(isola_pool_run(p, "x = 1", &err), ISOLA_ECLOSED);
+	cr_assert_null(err);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}

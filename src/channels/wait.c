@@ -114,14 +114,35 @@ bool isola__deadline_passed(const isola__deadline *d)
 
 /* ck_ec predicate, run before each sleep: stop on a signal when asked,
  * and never sleep past the caller's deadline. */
+_Thread_local const uint32_t *isola__wait_abort;
+
+bool isola__wait_aborted(void)
+{
+	/* Acquire: pairs with the setter's release (it set the word after
+	 * deciding to interrupt this thread's task). */
+	return isola__wait_abort != NULL && __atomic_load_n(isola__wait_abort, __ATOMIC_ACQUIRE);
+}
+
 static int wait_pred(const struct ck_ec_wait_state *st, struct timespec *partial)
 {
 	struct wait_ctx *ctx = st->data;
-	if (ctx->interrupted && (ctx->flags & ISOLA__WAIT_INTERRUPTIBLE))
+	bool interruptible = ctx->flags & ISOLA__WAIT_INTERRUPTIBLE;
+	if (interruptible && (ctx->interrupted || isola__wait_aborted()))
 		return ISOLA_EINTR;
 	ctx->interrupted = false;
 	if (!ctx->deadline->forever && ts_before(&ctx->deadline->at, partial))
 		*partial = ctx->deadline->at;
+	if (interruptible && isola__wait_abort != NULL) {
+		/* Nobody wakes us for the abort word: look again soon. */
+		struct timespec soon = st->now;
+		soon.tv_nsec += ISOLA__ABORT_POLL_NS;
+		if (soon.tv_nsec >= 1000000000) {
+			soon.tv_sec++;
+			soon.tv_nsec -= 1000000000;
+		}
+		if (ts_before(&soon, partial))
+			*partial = soon;
+	}
 	return 0;
 }
 
@@ -200,6 +221,8 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 			return r;
 		if (isola__deadline_passed(deadline))
 			return ISOLA_ETIMEDOUT;
+		if ((flags & ISOLA__WAIT_INTERRUPTIBLE) && isola__wait_aborted())
+			return ISOLA_EINTR;
 		int w = ck_ec32_wait_pred(ec, &isola__ec_mode, snap, wait_pred,
 					  &ctx, dl);
 		if (w == ISOLA_EINTR) {

@@ -54,6 +54,19 @@ extern _Thread_local int64_t isola__spin_ns_local;
 extern _Thread_local int isola__last_wait_slept;
 
 /*
+ * Per thread: an abort word for interruptible waits, or NULL.  While it
+ * is non-zero, every ISOLA__WAIT_INTERRUPTIBLE wait of this thread
+ * returns ISOLA_EINTR.  Whoever sets it (a pool's watchdog cancelling the
+ * task a worker runs) cannot know which event count the thread sleeps
+ * on, so such waits re-check it at least every ISOLA__ABORT_POLL_NS.
+ */
+extern _Thread_local const uint32_t *isola__wait_abort;
+#define ISOLA__ABORT_POLL_NS 10000000 /* 10 ms: the latency of a cancel */
+
+/* True when this thread's abort word is set (see above). */
+bool isola__wait_aborted(void);
+
+/*
  * Poll ready(arg) until it returns a value != ISOLA_EAGAIN, sleeping on
  * ec between polls.  Returns that value, ISOLA_EAGAIN if the deadline is
  * "now", ISOLA_ETIMEDOUT, or ISOLA_EINTR (with ISOLA__WAIT_INTERRUPTIBLE).

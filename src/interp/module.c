@@ -127,7 +127,7 @@ static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
 			Py_END_ALLOW_THREADS
 			if (r != ISOLA_EINTR)
 				break;
-			if (PyErr_CheckSignals() < 0) {
+			if (isola__wait_interrupted() < 0) {
 				Py_DECREF(seq);
 				return NULL;
 			}

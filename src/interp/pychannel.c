@@ -45,11 +45,28 @@ int isola__channel_wait_op(isola_channel *ch, isola_msg *msg, int64_t timeout_ns
 		Py_END_ALLOW_THREADS
 		if (r != ISOLA_EINTR)
 			return r;
-		/* Run signal handlers (main interpreter, main thread); a
-		 * KeyboardInterrupt ends the wait, anything else resumes it. */
-		if (PyErr_CheckSignals() < 0)
+		if (isola__wait_interrupted() < 0)
 			return ISOLA__PYERR;
 	}
+}
+
+int isola__wait_interrupted(void)
+{
+	/* Run signal handlers (main interpreter, main thread); a
+	 * KeyboardInterrupt ends the wait, anything else resumes it. */
+	if (PyErr_CheckSignals() < 0)
+		return -1;
+	if (!isola__wait_aborted())
+		return 0;
+	/* The pool's watchdog cancelled this worker's task (or it timed
+	 * out) while it waited here: raise Cancelled now, and drop the
+	 * asynchronous one it also posted, which would hit the task a
+	 * second time at its next bytecode. */
+	isola__state *st = isola__state_current();
+	PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
+	if (st != NULL)
+		PyErr_SetString(st->Cancelled, "the task was cancelled while it waited");
+	return -1;
 }
 
 static isola__state *chan_state(PyObject *self)

@@ -21,6 +21,11 @@ PyObject *isola__set_main_path(PyObject *m, PyObject *path);
 /* None -> -1 (forever), seconds >= 0 -> ns; -2 with an exception set. */
 int64_t isola__timeout_ns(PyObject *timeout);
 
+/* After an ISOLA_EINTR wait (GIL held): run signal handlers, and raise
+ * isola.Cancelled if this worker's task was cancelled meanwhile.  -1
+ * with an exception set: end the wait; 0: wait again. */
+int isola__wait_interrupted(void);
+
 /* Send or receive with the GIL held for the first try and released for
  * the wait; signal handlers run on EINTR.  Returns 0, an ISOLA_E* code,
  * or ISOLA__PYERR. */

@@ -697,7 +697,7 @@ static PyObject *cfut_wait(PyObject *self, PyObject *args)
 		Py_END_ALLOW_THREADS
 		if (r != ISOLA_EINTR)
 			break;
-		if (PyErr_CheckSignals() < 0)
+		if (isola__wait_interrupted() < 0)
 			return NULL;
 	}
 	return PyBool_FromLong(r == 0);

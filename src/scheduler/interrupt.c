@@ -62,6 +62,8 @@ static void interrupt_worker(struct worker *w, int all, int64_t now)
 			if (st != NULL) {
 				PyThreadState_SetAsyncExc(w->thread_ident, st->Cancelled);
 				f->injected = 1;
+				/* Release: a wait that sees it sees the interrupt. */
+				__atomic_store_n(&w->abort_wait, 1, __ATOMIC_RELEASE);
 			} else {
 				PyErr_Clear();
 			}

@@ -275,6 +275,8 @@ int isola_pool_destroy(isola_pool *p)
 {
 	if (p == NULL)
 		return 0;
+	if (isola__worker_pool == p)
+		return ISOLA_ESTATE; /* from its own worker (an on_done callback) */
 	isola_pool_shutdown(p, ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT, -1);
 	for (int i = 0; i < p->n; i++)
 		pthread_join(p->workers[i].thread, NULL);
@@ -373,6 +375,10 @@ int isola_pool_run(isola_pool *p, const char *source, char **error_out)
 {
 	if (p == NULL || source == NULL)
 		return ISOLA_EINVAL;
+	if (isola__load_acquire(&p->closing))
+		return ISOLA_ECLOSED;
+	if (isola__worker_pool == p)
+		return ISOLA_ESTATE; /* a worker would wait for itself */
 	isola_future **fs = calloc((size_t)p->n, sizeof(*fs));
 	if (fs == NULL)
 		return ISOLA_ENOMEM;
@@ -388,8 +394,10 @@ int isola_pool_run(isola_pool *p, const char *source, char **error_out)
 		t->future = fs[i];
 		isola_future_retain(fs[i]);
 		r = isola__task_enqueue(p->workers[i].private_q, t);
-		if (r != 0)
+		if (r != 0) { /* shut down meanwhile: nobody will run it */
+			isola__future_complete(fs[i], r, NULL, NULL);
 			isola__task_free(t);
+		}
 	}
 	for (int i = 0; i < p->n && fs[i] != NULL; i++) {
 		isola_future_wait(fs[i], -1);

@@ -60,6 +60,10 @@ struct worker {
 	/* The running task, for the watchdog: written with the GIL held. */
 	isola_future *current;      /* atomic */
 	int64_t current_deadline;   /* atomic: ns, 0 = none */
+	/* The worker thread's isola__wait_abort: set (release) by the
+	 * watchdog when it interrupts the running task, cleared by the
+	 * worker after the task; both under the worker's GIL. */
+	uint32_t abort_wait;
 	/* Held by the watchdog while attached to this interpreter, and by
 	 * the worker (detached) while destroying it. */
 	pthread_mutex_t attach_lock;
@@ -121,6 +125,9 @@ void isola__pool_interrupt_requested(struct isola_pool *pool);
 /* Watchdog thread body and task interruption (interrupt.c). */
 void *isola__watchdog_main(void *arg);
 void isola__watchdog_wake(struct isola_pool *pool);
+
+/* The pool whose worker runs on this thread, or NULL (worker.c). */
+extern _Thread_local struct isola_pool *isola__worker_pool;
 
 /* Worker thread body (worker.c). */
 void *isola__worker_main(void *arg);

@@ -206,6 +206,7 @@ static void run_task(struct worker *w, struct task *t)
 	isola__store_release(&w->current_deadline, 0);
 	/* An interrupt that arrived as the task ended must not hit the next. */
 	PyThreadState_SetAsyncExc(w->thread_ident, NULL);
+	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
 	isola__interp_leave(w->interp);
 	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
 	isola__task_free(t);
@@ -248,10 +249,14 @@ static bool start(struct worker *w)
 	return r == 0 && run;
 }
 
+_Thread_local struct isola_pool *isola__worker_pool;
+
 void *isola__worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct isola_pool *p = w->pool;
+	isola__worker_pool = p;
+	isola__wait_abort = &w->abort_wait; /* its tasks' waits can be cancelled */
 	/* The signal mask is left as inherited (normally the main thread's),
 	 * as Python's own threads leave it: processes started by a task
 	 * inherit it, and a child with SIGTERM or SIGCHLD blocked cannot be

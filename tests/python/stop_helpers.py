@@ -16,3 +16,10 @@ def terminate_child():
         p.wait()
         rc = "still running after terminate()"
     return rc, blocked
+
+
+def recv_forever(ch):
+    """README's consumer pattern, on a channel nobody sends to."""
+    for item in ch:
+        pass
+    return "closed"

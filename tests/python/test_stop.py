@@ -1,6 +1,7 @@
 """Always able to stop: signals reach children of workers, programs exit,
 shutdowns are bounded.  Each case that could hang runs in a child process
 with a hard timeout, so a regression fails instead of stalling CI."""
+import concurrent.futures as cf
 import os
 import signal
 import subprocess
@@ -51,6 +52,44 @@ class Signals(unittest.TestCase):
         self.assertEqual(rc, -signal.SIGTERM)
         self.assertEqual(int(blocked, 16) & ((1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGCHLD - 1))), 0,
                          f"SigBlk {blocked}")
+
+
+@unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
+class BlockedInAChannel(unittest.TestCase):
+    # issue 13.3: a task blocked in Channel.recv() ignored cancel, its
+    # timeout and the pool's destruction
+    def test_interrupt_reaches_a_task_blocked_in_recv(self):
+        with isola.Pool(1) as p:
+            ch = isola.Channel(4)
+            f = p.submit(sh.recv_forever, ch)
+            while not f.running():
+                time.sleep(0.005)
+            time.sleep(0.05)
+            t0 = time.monotonic()
+            self.assertTrue(f.interrupt())
+            with self.assertRaises(cf.CancelledError):
+                f.result(timeout=10)
+            self.assertLess(time.monotonic() - t0, 5)
+            self.assertEqual(p.submit(sum, [1, 2]).result(timeout=10), 3, "the worker lives on")
+
+    def test_task_timeout_reaches_a_task_blocked_in_recv(self):
+        with isola.Pool(1) as p:
+            f = p.apply(sh.recv_forever, (isola.Channel(4),), timeout=0.2)
+            with self.assertRaises(TimeoutError):
+                f.result(timeout=10)
+
+    def test_pool_exit_with_a_task_blocked_in_recv(self):
+        rc, out, err = run_child("""
+            import isola, stop_helpers, time
+            ch = isola.Channel(4)
+            p = isola.Pool(1)
+            f = p.submit(stop_helpers.recv_forever, ch)
+            while not f.running():
+                time.sleep(0.005)
+            p.shutdown(wait=True, interrupt=True)
+            print("stopped", f.cancelled())
+            """, timeout=30)
+        self.assertEqual((rc, out.strip()), (0, "stopped True"), err)
 
 
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
