@@ -522,6 +522,8 @@ static void pool_leave(pool_obj *p)
 	isola_channel_close(p->done);
 }
 
+#define SHUTDOWN_SLICE_NS (20 * 1000000) /* how often a waiting shutdown runs signal handlers */
+
 /* shutdown(how, wait): stop the pool (how: ISOLA_SHUTDOWN_* flags); with
  * wait, wait for the workers, then free it.  Safe from several threads
  * at once. */
@@ -540,9 +542,22 @@ static PyObject *pool_shutdown(PyObject *self, PyObject *args)
 	}
 	p->inside++;
 	int r;
-	Py_BEGIN_ALLOW_THREADS
-	r = isola_pool_shutdown(pool, how, wait ? -1 : 0);
-	Py_END_ALLOW_THREADS
+	for (;;) {
+		/* Wait in slices: Ctrl-C must reach a waiting shutdown. */
+		Py_BEGIN_ALLOW_THREADS
+		r = isola_pool_shutdown(pool, how, wait ? SHUTDOWN_SLICE_NS : 0);
+		Py_END_ALLOW_THREADS
+		if (!wait || r != ISOLA_ETIMEDOUT)
+			break;
+		if (PyErr_CheckSignals() < 0) {
+			/* The user asked to stop, not to wait: cancel what is
+			 * queued, interrupt what runs, and leave the join (and
+			 * the destruction) to a later shutdown or to exit. */
+			isola_pool_shutdown(pool, ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT, 0);
+			p->inside--;
+			return NULL;
+		}
+	}
 	pool_leave(p);
 	if (r != 0 && r != ISOLA_ETIMEDOUT)
 		return raise_code(p, r, "shut down");

@@ -94,6 +94,20 @@ class BlockedInAChannel(unittest.TestCase):
 
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
 class Exit(unittest.TestCase):
+    def test_ctrl_c_reaches_a_waiting_shutdown(self):
+        # issue 13.5: Ctrl-C could not interrupt Pool.shutdown(wait=True)
+        rc, out, err = run_child("""
+            import isola, pool_helpers
+            p = isola.Pool(1)
+            f = p.submit(pool_helpers.spin_forever)
+            try:
+                print("ready", flush=True)
+                p.shutdown(wait=True)
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            """, timeout=30, send_signal=signal.SIGINT)
+        self.assertEqual((rc, out.strip()), (0, "interrupted"), err)
+
     def test_shutdown_without_wait_lets_the_program_exit(self):
         # issue 13.9 / 15.2: a completions thread nobody stopped
         for kind in ("Executor(1)", "Pool(1)"):
