@@ -411,6 +411,11 @@ typedef struct isola_pool_options {
 	int workers;                /* <= 0: the number of online CPUs */
 	isola_interp_options setup; /* per worker: sys.path, preload, init */
 	int no_pickle;              /* refuse the pickle fallback (untrusted) */
+	/* How long submit, map, run and actor spawn/call/send/kill wait for
+	 * room when a queue is full (the shared queue holds 65,536 tasks, an
+	 * actor's worker 4,096 messages): 0 forever, > 0 that many ns, then
+	 * they fail with ISOLA_EAGAIN and leave everything with the caller. */
+	int64_t queue_wait_ns;
 } isola_pool_options;
 
 /*

@@ -19,6 +19,7 @@
 #include "interp/module.h"
 #include "interp/pyerror.h"
 #include "scheduler/future.h"
+#include "scheduler/post_wait.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -310,6 +311,82 @@ static PyObject *raise_code(pool_obj *p, int r, const char *what)
 	return isola__raise(state_of((PyObject *)p), r, what);
 }
 
+/* ---- posting work without blocking the interpreter ------------------ */
+
+enum post_kind { POST_SUBMIT, POST_MAP, POST_SPAWN, POST_CALL, POST_SEND, POST_KILL };
+
+/* One call that posts a task to the pool, with its arguments. */
+struct post {
+	enum post_kind kind;
+	isola_pool *pool;
+	const char *target; /* or the method name */
+	isola_msg *args;
+	int64_t task_timeout;
+	isola_msg *sets; /* POST_MAP */
+	size_t n, *n_chunks;
+	const isola_actor_options *actor_opts;
+	isola_actor actor;
+	isola_actor *actor_out;
+	isola_future **out;
+};
+
+static int post_once(struct post *c)
+{
+	switch (c->kind) {
+	case POST_SUBMIT:
+		return isola_pool_submit(c->pool, c->target, c->args, c->task_timeout, c->out);
+	case POST_MAP:
+		return isola_pool_map(c->pool, c->target, c->sets, c->n, c->n ? c->n : 1, c->out,
+				      c->n_chunks);
+	case POST_SPAWN:
+		return isola_actor_spawn(c->pool, c->target, c->args, c->actor_opts, c->actor_out);
+	case POST_CALL:
+		return isola_actor_call(c->pool, c->actor, c->target, c->args, c->out);
+	case POST_SEND:
+		return isola_actor_send(c->pool, c->actor, c->target, c->args);
+	case POST_KILL:
+		return isola_actor_kill(c->pool, c->actor);
+	}
+	return ISOLA_EINVAL;
+}
+
+/*
+ * Post with the GIL held and no waiting; if the queue is full, post again
+ * with the GIL released (other threads of this interpreter, the one that
+ * would drain the queue among them, keep running), waiting for room until
+ * Ctrl-C or a cancel of the task this thread runs (ISOLA__PYERR, an
+ * exception set).  Returns 0 or an ISOLA_E* code.
+ */
+static int post(pool_obj *p, struct post *c)
+{
+	isola__deadline now, forever;
+	isola__deadline_init(&now, 0);
+	struct isola__post_wait w = { &now, 0 };
+	isola__post_wait = &w;
+	int r = post_once(c);
+	if (r == ISOLA_EAGAIN && c->kind != POST_MAP) { /* map's chunks may be half posted */
+		isola__deadline_init(&forever, -1);
+		w.deadline = &forever;
+		w.flags = ISOLA__WAIT_INTERRUPTIBLE;
+		p->inside++; /* the pool stays while the GIL is released */
+		for (;;) {
+			Py_BEGIN_ALLOW_THREADS
+			r = post_once(c);
+			Py_END_ALLOW_THREADS
+			if (r != ISOLA_EINTR)
+				break;
+			if (isola__wait_interrupted() < 0) {
+				r = ISOLA__PYERR;
+				break;
+			}
+		}
+		isola__post_wait = NULL;
+		pool_leave(p);
+	}
+	isola__post_wait = NULL;
+	return r;
+}
+
 /* submit(target, args, kwargs, timeout) -> _Future */
 static PyObject *pool_submit(PyObject *self, PyObject *args)
 {
@@ -325,10 +402,12 @@ static PyObject *pool_submit(PyObject *self, PyObject *args)
 	if (encode_call_args(p, a, kw, &m) < 0)
 		return NULL;
 	isola_future *f;
-	int r = isola_pool_submit(p->pool, target, &m, t > 0 ? t : 0, &f);
+	struct post c = { .kind = POST_SUBMIT, .pool = p->pool, .target = target, .args = &m,
+			  .task_timeout = t > 0 ? t : 0, .out = &f };
+	int r = post(p, &c);
 	if (r != 0) {
 		isola_msg_clear(&m);
-		return raise_code(p, r, "submit");
+		return r == ISOLA__PYERR ? NULL : raise_code(p, r, "submit");
 	}
 	return wrap_future(p, f);
 }
@@ -393,10 +472,12 @@ static PyObject *pool_spawn(PyObject *self, PyObject *args)
 	isola_actor_options o = { .restart = restart, .max_restarts = max_restarts,
 				  .window_ns = (int64_t)(window * 1e9), .worker = -1 };
 	isola_actor act;
-	int r = isola_actor_spawn(p->pool, target, &m, &o, &act);
+	struct post c = { .kind = POST_SPAWN, .pool = p->pool, .target = target, .args = &m,
+			  .actor_opts = &o, .actor_out = &act };
+	int r = post(p, &c);
 	if (r != 0) {
 		isola_msg_clear(&m);
-		return raise_code(p, r, "spawn");
+		return r == ISOLA__PYERR ? NULL : raise_code(p, r, "spawn");
 	}
 	return PyLong_FromUnsignedLongLong(act.id);
 }
@@ -418,10 +499,13 @@ static PyObject *pool_actor_call(PyObject *self, PyObject *args)
 		return NULL;
 	isola_actor act = { id };
 	isola_future *f = NULL;
-	int r = want ? isola_actor_call(p->pool, act, method, &m, &f)
-		     : isola_actor_send(p->pool, act, method, &m);
+	struct post c = { .kind = want ? POST_CALL : POST_SEND, .pool = p->pool, .target = method,
+			  .args = &m, .actor = act, .out = &f };
+	int r = post(p, &c);
 	if (r != 0) {
 		isola_msg_clear(&m);
+		if (r == ISOLA__PYERR)
+			return NULL;
 		if (r == ISOLA_ECLOSED)
 			return PyErr_Format(state_of(self)->ChannelClosed,
 					    "actor %llu is dead (stopped or killed)", id);
@@ -439,7 +523,10 @@ static PyObject *pool_kill(PyObject *self, PyObject *arg)
 	if (PyErr_Occurred() || need_pool(p) == NULL)
 		return NULL;
 	isola_actor act = { id };
-	int r = isola_actor_kill(p->pool, act);
+	struct post c = { .kind = POST_KILL, .pool = p->pool, .actor = act };
+	int r = post(p, &c);
+	if (r == ISOLA__PYERR)
+		return NULL;
 	if (r == ISOLA_ECLOSED)
 		return PyErr_Format(state_of(self)->ChannelClosed, "actor %llu is dead", id);
 	if (r != 0)

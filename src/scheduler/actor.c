@@ -148,7 +148,7 @@ int isola_actor_spawn(isola_pool *p, const char *target, isola_msg *args,
 		p->workers[w].n_actors++;
 	pthread_mutex_unlock(&p->lock);
 	if (r == 0)
-		r = isola__task_enqueue(p->workers[w].private_q, t);
+		r = isola__task_enqueue(p, p->workers[w].private_q, t);
 	if (r != 0) {
 		pthread_mutex_lock(&p->lock);
 		if (args != NULL)
@@ -204,7 +204,7 @@ static int post(isola_pool *p, isola_actor a, enum task_kind kind, const char *m
 	isola_future *f = t->future;
 	if (f != NULL)
 		isola_future_retain(f);
-	int r = isola__task_enqueue(p->workers[w].private_q, t);
+	int r = isola__task_enqueue(p, p->workers[w].private_q, t);
 	if (r != 0) {
 		if (args != NULL)
 			isola__msg_move(args, &t->args);

@@ -39,12 +39,20 @@ void isola__task_free(struct task *t)
 	free(t);
 }
 
-int isola__task_enqueue(isola_channel *q, struct task *t)
+_Thread_local const struct isola__post_wait *isola__post_wait;
+
+int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t)
 {
 	isola_msg m;
 	isola_msg_init(&m);
 	isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */
-	return isola_channel_send(q, &m, -1);
+	const struct isola__post_wait *w = isola__post_wait;
+	if (w != NULL)
+		return isola__channel_send_until(q, &m, w->deadline, w->flags);
+	isola__deadline d;
+	isola__deadline_init(&d, p->queue_wait_ns > 0 ? p->queue_wait_ns : -1);
+	int r = isola__channel_send_until(q, &m, &d, 0);
+	return r == ISOLA_ETIMEDOUT ? ISOLA_EAGAIN : r;
 }
 
 /* ---- setup options, deep-copied ------------------------------------ */
@@ -154,6 +162,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		n = 1;
 	p->n = n;
 	p->no_pickle = opts ? opts->no_pickle : 0;
+	p->queue_wait_ns = opts ? opts->queue_wait_ns : 0;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	p->max_spinners = cpus >= 4 ? (int)(cpus / 2) : 1;
 	pthread_mutex_init(&p->lock, NULL);
@@ -310,7 +319,7 @@ int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
 	t->timeout_ns = timeout_ns;
 	t->future = f;
 	isola_future_retain(f); /* the caller's reference */
-	int r = isola__task_enqueue(p->shared_q, t);
+	int r = isola__task_enqueue(p, p->shared_q, t);
 	if (r != 0) {
 		if (args != NULL)
 			isola__msg_move(args, &t->args); /* give them back */
@@ -354,7 +363,7 @@ int isola_pool_map(isola_pool *p, const char *target, isola_msg *argsets, size_t
 		t->chunk.n = m;
 		t->future = f;
 		isola_future_retain(f);
-		if (isola__task_enqueue(p->shared_q, t) != 0) {
+		if (isola__task_enqueue(p, p->shared_q, t) != 0) {
 			for (size_t i = 0; i < m; i++)
 				isola__msg_move(&argsets[start + i], &items[i]);
 			isola_future_release(f);
@@ -393,7 +402,7 @@ int isola_pool_run(isola_pool *p, const char *source, char **error_out)
 		}
 		t->future = fs[i];
 		isola_future_retain(fs[i]);
-		r = isola__task_enqueue(p->workers[i].private_q, t);
+		r = isola__task_enqueue(p, p->workers[i].private_q, t);
 		if (r != 0) { /* shut down meanwhile: nobody will run it */
 			isola__future_complete(fs[i], r, NULL, NULL);
 			isola__task_free(t);

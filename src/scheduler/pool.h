@@ -18,6 +18,7 @@
 
 #include "interp/interp.h"
 #include "scheduler/future.h"
+#include "scheduler/post_wait.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -98,6 +99,7 @@ struct isola_pool {
 	isola_interp_options setup;
 	char **setup_strings; /* owned copies behind setup */
 	int no_pickle;
+	int64_t queue_wait_ns; /* isola_pool_options.queue_wait_ns */
 	int closing;          /* atomic: enum closing_level, only rises */
 	/* start-up */
 	pthread_mutex_t lock; /* guards start-up fields, actors */
@@ -135,7 +137,13 @@ void *isola__worker_main(void *arg);
 /* Tasks (pool.c): enqueue on a channel, free. */
 struct task *isola__task_new(enum task_kind kind, const char *target);
 void isola__task_free(struct task *t);
-int isola__task_enqueue(isola_channel *q, struct task *t);
+/* Post t on q (a queue of p), waiting for room while q is full: for
+ * p->queue_wait_ns (ISOLA_EAGAIN after it; 0: forever), or as the
+ * calling thread's isola__post_wait says (ISOLA_ETIMEDOUT, ISOLA_EINTR).
+ * 0 or an ISOLA_E* code (ECLOSED after shutdown); t stays the caller's
+ * on failure. */
+int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t);
+
 
 /* Actors (actor.c), run by the worker with its GIL held. */
 void isola__actor_run(struct worker *w, struct task *t);

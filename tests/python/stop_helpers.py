@@ -23,3 +23,7 @@ def recv_forever(ch):
     for item in ch:
         pass
     return "closed"
+
+
+def recv_one(ch):
+    return ch.recv()

@@ -93,6 +93,42 @@ class BlockedInAChannel(unittest.TestCase):
 
 
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
+class FullQueue(unittest.TestCase):
+    # issue 13.2: submit on a full queue (65,536 tasks) blocked holding the GIL
+    def test_submit_on_a_full_queue_lets_other_threads_run(self):
+        rc, out, err = run_child("""
+            import threading, time, isola, stop_helpers
+            with isola.Pool(1) as p:
+                gate = isola.Channel(1)
+                blocked = p.submit(stop_helpers.recv_one, gate)
+                while not blocked.running():
+                    time.sleep(0.005)
+                # the thread that drains the queue, in this interpreter
+                threading.Timer(0.5, gate.send, (None,)).start()
+                fs = [p.submit(int) for _ in range(66000)]
+                print(fs[-1].result(timeout=60))
+            """, timeout=90)
+        self.assertEqual((rc, out.strip()), (0, "0"), err)
+
+    def test_ctrl_c_reaches_a_submit_on_a_full_queue(self):
+        rc, out, err = run_child("""
+            import isola, stop_helpers
+            p = isola.Pool(1)
+            gate = isola.Channel(1)
+            p.submit(stop_helpers.recv_one, gate)
+            try:
+                print("ready", flush=True)
+                for _ in range(70000):
+                    p.submit(int)
+                print("never full?")
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            p.shutdown(cancel_futures=True, interrupt=True)
+            """, timeout=60, send_signal=signal.SIGINT, after=3)
+        self.assertEqual((rc, out.strip().splitlines()[-1]), (0, "interrupted"), err)
+
+
+@unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
 class Exit(unittest.TestCase):
     def test_ctrl_c_reaches_a_waiting_shutdown(self):
         # issue 13.5: Ctrl-C could not interrupt Pool.shutdown(wait=True)
