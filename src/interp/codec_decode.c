@@ -258,6 +258,10 @@ static PyObject *dec_timestamp(dec *d, const unsigned char *at, const unsigned c
 	}
 	if (ns > 999999999)
 		return derr(d, at, "timestamp nanoseconds out of range");
+	/* datetime's years 1..9999 (and no signed overflow below) */
+	if (secs < -62135596800LL || secs > 253402300799LL)
+		return derr(d, at, "timestamp of %lld seconds is outside datetime's range",
+			    (long long)secs);
 	if (isola__ensure_datetime(d->st) < 0)
 		return NULL;
 	long long days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);

@@ -437,7 +437,11 @@ static int enc_blob_ref(enc *e, PyObject *obj, isola_blob *blob)
 static int enc_bytes_like(enc *e, PyObject *obj, const void *data, size_t len,
 			  int8_t ext_type, int immutable)
 {
-	if (len >= e->o->blob_threshold && e->msg != NULL && e->o->allow_refs) {
+	/* Large: a zero-copy blob, unless the message has no reference slot
+	 * left (a chunk of many large results): then copied inline, since
+	 * how isola batches results must never make them fail. */
+	if (len >= e->o->blob_threshold && e->msg != NULL && e->o->allow_refs &&
+	    e->msg->nrefs_ < ISOLA_MSG_MAX_REFS) {
 		isola_blob *blob = NULL;
 		int r = immutable ? isola__owner_blob(e->st->owner, obj, data, len, &blob)
 				  : isola_blob_create(data, len, &blob);
@@ -689,6 +693,8 @@ static int enc_pickled(enc *e, PyObject *obj)
 	if (ensure_pickle(e->st) < 0)
 		return -1;
 	PyObject *b = PyObject_CallFunction(e->st->pickle_dumps, "Oi", obj, 5);
+	if (b == NULL && !PyErr_ExceptionMatches(PyExc_Exception))
+		return -1; /* KeyboardInterrupt, Cancelled: not "cannot be sent" */
 	if (b == NULL)
 		return fail_at(e, PyExc_TypeError, obj,
 			       "cannot be sent: it is neither a msgpack type nor picklable");
@@ -722,14 +728,22 @@ static int enc_or_repr(enc *e, PyObject *obj)
 		return 0;
 	if (!PyErr_ExceptionMatches(PyExc_Exception))
 		return -1;
-	PyErr_Clear();
+	PyObject *why = PyErr_GetRaisedException();
 	e->buf.len = mark;
 	e->depth = depth; /* frames pushed by the failed walk */
 	while (e->msg && e->msg->nrefs_ > refs)
 		isola__ref_release(e->msg->refs_[--e->msg->nrefs_]);
 	PyObject *rep = PyObject_Repr(obj);
-	int r = rep ? enc_str(e, rep) : -1;
-	Py_XDECREF(rep);
+	if (rep == NULL) {
+		/* No repr either (a list nested too deeply for repr, say):
+		 * the encoder's own reason is the one to report. */
+		PyErr_Clear();
+		PyErr_SetRaisedException(why);
+		return -1;
+	}
+	Py_DECREF(why);
+	int r = enc_str(e, rep);
+	Py_DECREF(rep);
 	return r;
 }
 

@@ -176,6 +176,31 @@ class Exceptions(unittest.TestCase):
         many = [Exception([1, {2: socket}]) for _ in range(600)] + [Exception([1, 2, 3])]
         self.assertEqual(isola.loads(isola.dumps(many))[-1].args, ([1, 2, 3],))
 
+    def test_deep_exception_argument_is_a_value_error(self):
+        # issue 14.16: RecursionError from repr() replaced the encoder's reason
+        deep = []
+        for _ in range(100000):
+            deep = [deep]
+        with self.assertRaises(ValueError) as cm:
+            isola.dumps(ValueError(deep))
+        self.assertIn("nested too deeply", str(cm.exception))
+
+    def test_interrupt_while_pickling_stays_an_interrupt(self):
+        # issue 14.16: a KeyboardInterrupt during encoding became a TypeError
+        class Interrupting:
+            def __reduce__(self):
+                raise KeyboardInterrupt
+        with self.assertRaises(KeyboardInterrupt):
+            isola.dumps([Interrupting()])
+
+    def test_extreme_timestamps_are_refused_cleanly(self):
+        # issue 14.16: signed overflow (UBSan) for extreme seconds
+        for secs in (-(2**63), 2**63 - 1, -62135596801, 253402300800):
+            data = b"\xc7\x0c\xff" + (0).to_bytes(4, "big") + secs.to_bytes(8, "big", signed=True)
+            with self.assertRaises(ValueError) as cm:
+                isola.loads(data)
+            self.assertIn("outside datetime's range", str(cm.exception))
+
     def test_unencodable_args_become_reprs(self):
         s = socket.socket()
         try:

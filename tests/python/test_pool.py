@@ -56,6 +56,12 @@ class PoolTasks(unittest.TestCase):
         with self.assertRaises(RuntimeError):
             self.pool.run("1/0")
 
+    def test_many_large_results_in_one_chunk(self):
+        # issue 14.12: "one reference too many" for > 8 large results per chunk
+        out = list(self.pool.map(bytes, [70000] * 100))
+        self.assertEqual(len(out), 100)
+        self.assertTrue(all(len(b) == 70000 and not any(b) for b in out))
+
     def test_no_pickle_travels_with_the_channel(self):
         # issue 14.17: the decoded handle of a no-pickle channel allowed pickle
         ch = isola.Channel(4, allow_pickle=False)
