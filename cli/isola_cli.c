@@ -465,7 +465,18 @@ static int cmd_map(int argc, char **argv)
 
 /* ---- isola run / bench: Python in the main interpreter -------------------- */
 
+static int run_python_main_argv(const char *source, const char *const *argv, size_t argc,
+				int workers);
+
 static int run_python_main(const char *source)
+{
+	return run_python_main_argv(source, NULL, 0, 0);
+}
+
+/* Run source in __main__ with _isola_run_argv = [argv...] (str, decoded
+ * as the file system does) and _isola_run_workers = workers. */
+static int run_python_main_argv(const char *source, const char *const *argv, size_t argc,
+				int workers)
 {
 	if (isola_init(NULL) != 0) {
 		fprintf(stderr, "isola: cannot start Python\n");
@@ -474,7 +485,21 @@ static int run_python_main(const char *source)
 	PyGILState_STATE g = PyGILState_Ensure();
 	PyObject *main = PyImport_AddModule("__main__");
 	PyObject *globals = PyModule_GetDict(main);
-	PyObject *r = PyRun_String(source, Py_file_input, globals, globals);
+	PyObject *list = PyList_New((Py_ssize_t)argc);
+	for (size_t i = 0; list != NULL && i < argc; i++) {
+		PyObject *a = PyUnicode_DecodeFSDefault(argv[i]);
+		if (a == NULL)
+			Py_CLEAR(list);
+		else
+			PyList_SET_ITEM(list, (Py_ssize_t)i, a);
+	}
+	PyObject *nw = PyLong_FromLong(workers);
+	PyObject *r = NULL;
+	if (list != NULL && nw != NULL && PyDict_SetItemString(globals, "_isola_run_argv", list) == 0 &&
+	    PyDict_SetItemString(globals, "_isola_run_workers", nw) == 0)
+		r = PyRun_String(source, Py_file_input, globals, globals);
+	Py_XDECREF(list);
+	Py_XDECREF(nw);
 	int status = 0;
 	if (r == NULL) {
 		if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
@@ -516,6 +541,10 @@ static void py_literal(char *out, size_t n, const char *s)
 	out[k] = '\0';
 }
 
+/* isola run [-j N] FILE.py [-j N] [ARGS...]: the file and its arguments
+ * reach Python as str objects (sys.argv), never pasted into source text,
+ * so any argument (newlines, quotes, any length, any number) arrives as
+ * it was given. */
 static int cmd_run(int argc, char **argv)
 {
 	const char *file = NULL;
@@ -525,7 +554,7 @@ static int cmd_run(int argc, char **argv)
 			fputs(usage_run, stdout);
 			return 0;
 		}
-		if (!strcmp(argv[i], "-j") && i + 1 < argc && file != NULL && first_arg == argc) {
+		if (!strcmp(argv[i], "-j") && i + 1 < argc) {
 			workers = atoi(argv[++i]);
 			if (workers < 1)
 				die_usage(usage_run, "-j takes a number >= 1, not %s", argv[i]);
@@ -542,36 +571,32 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "isola run: cannot read %s: %s\n", file, strerror(errno));
 		return 2;
 	}
-	char lit[8192], args[8192] = "";
-	py_literal(lit, sizeof(lit), file);
-	size_t k = 0;
-	for (int i = first_arg; i < argc && k < sizeof(args) - 10; i++) {
-		char a[2048];
-		py_literal(a, sizeof(a), argv[i]);
-		k += (size_t)snprintf(args + k, sizeof(args) - k, "%s, ", a);
-	}
-	char *src = malloc(32768);
-	snprintf(src, 32768,
-		 "import importlib.util, os, sys\n"
-		 "import isola\n"
-		 "path = os.path.abspath(%s)\n"
-		 "sys.argv = [path, %s]\n"
-		 "sys.path.insert(0, os.path.dirname(path))\n"
-		 "spec = importlib.util.spec_from_file_location('__isola_main__', path)\n"
-		 "mod = importlib.util.module_from_spec(spec)\n"
-		 "sys.modules['__isola_main__'] = mod\n"
-		 "spec.loader.exec_module(mod)\n"
-		 "main = getattr(mod, 'main', None)\n"
-		 "if not callable(main):\n"
-		 "    raise SystemExit(f'isola run: {path} has no main(pool) function')\n"
-		 "import __main__\n"
-		 "__main__.__file__ = path  # workers import the script from here\n"
-		 "with isola.Pool(%d or None) as pool:\n"
-		 "    rv = main(pool)\n"
-		 "raise SystemExit(rv if isinstance(rv, int) else 0)\n",
-		 lit, args, workers);
-	int r = run_python_main(src);
-	free(src);
+	static const char src[] =
+		"import importlib.util, os, sys\n"
+		"import isola\n"
+		"path = os.path.abspath(_isola_run_argv[0])\n"
+		"sys.argv = [path] + _isola_run_argv[1:]\n"
+		"sys.path.insert(0, os.path.dirname(path))\n"
+		"spec = importlib.util.spec_from_file_location('__isola_main__', path)\n"
+		"mod = importlib.util.module_from_spec(spec)\n"
+		"sys.modules['__isola_main__'] = mod\n"
+		"spec.loader.exec_module(mod)\n"
+		"main = getattr(mod, 'main', None)\n"
+		"if not callable(main):\n"
+		"    raise SystemExit(f'isola run: {path} has no main(pool) function')\n"
+		"import __main__\n"
+		"__main__.__file__ = path  # workers import the script from here\n"
+		"with isola.Pool(_isola_run_workers or None) as pool:\n"
+		"    rv = main(pool)\n"
+		"raise SystemExit(rv if isinstance(rv, int) else 0)\n";
+	const char **av = malloc(sizeof(char *) * (size_t)(argc - first_arg + 1));
+	if (av == NULL)
+		return 2;
+	av[0] = file;
+	for (int i = first_arg; i < argc; i++)
+		av[1 + i - first_arg] = argv[i];
+	int r = run_python_main_argv(src, av, (size_t)(argc - first_arg + 1), workers);
+	free(av);
 	return r;
 }
 

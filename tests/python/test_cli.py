@@ -138,6 +138,14 @@ class Cli(unittest.TestCase):
         r = self.run_isola("run", script, "-j", "2", "extra")
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertEqual(r.stdout.strip(), "285 ['extra']")
+        # issue 14.13: arguments were pasted into source text; issue 16.11: -j first
+        echo = os.path.join(self.tmp.name, "echo.py")
+        with open(echo, "w") as f:
+            f.write("import sys, json\n\ndef main(pool):\n    print(json.dumps(sys.argv[1:]))\n")
+        args = ["a\nb", "it's \"quoted\" \\", "x" * 5000] + [str(i) for i in range(2000)]
+        r = self.run_isola("run", "-j", "1", echo, *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), args)
         bad = os.path.join(self.tmp.name, "nomain.py")
         with open(bad, "w") as f:
             f.write("x = 1\n")
