@@ -14,6 +14,14 @@
  *     the caller owns unchanged, and runs no callback.
  *   - Thread rules are stated per section; "any thread" means the call
  *     may race with any other call on the same object.
+ *   - Pointer handles (isola_pool, isola_future, isola_channel,
+ *     isola_blob, isola_interp) must not be used after they were
+ *     destroyed or their last reference released: that is undefined
+ *     behaviour, as with free().  Debug builds (-Dbuildtype=debug) check
+ *     a tag in each pool and future and abort with a message on such a
+ *     use where the memory still holds it; release builds do not check.
+ *     Actors, which can die while handles to them remain, are ids passed
+ *     by value: a stale one gives ISOLA_ECLOSED.
  */
 #ifndef ISOLA_H
 #define ISOLA_H

@@ -1,6 +1,8 @@
 /* test_pool.c - pools, tasks, futures, cancellation, timeouts, actors. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <pthread.h>
+#include <signal.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -724,3 +726,57 @@ Test(pool, run_after_shutdown_and_destroy_from_a_callback_return_errors)
 	cr_assert_null(err);
 	cr_assert_eq(isola_pool_destroy(p), 0);
 }
+
+/* issue 14.5: a cancel racing the pool's destruction reached freed memory
+ * (ASan): cancels from another thread while the pool is destroyed. */
+struct canceller {
+	isola_future *f;
+	int stop;
+};
+
+static void *cancel_loop(void *arg)
+{
+	struct canceller *c = arg;
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+		isola_future_cancel(c->f);
+	return NULL;
+}
+
+Test(pool, cancel_racing_destroy_never_touches_a_freed_pool)
+{
+	for (int i = 0; i < 20; i++) {
+		isola_pool *p = make_pool(1);
+		isola_msg a;
+		long long v = 2;
+		int_args(&a, 1, &v);
+		struct canceller c = { 0 };
+		cr_assert_eq(isola_pool_submit(p, "pool_helper:busy", &a, 0, &c.f), 0);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, cancel_loop, &c), 0);
+		cr_assert_eq(isola_pool_destroy(p), 0);
+		usleep(1000); /* cancels after the pool is gone */
+		__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(t, NULL);
+		int s;
+		cr_assert_eq(isola_future_state(c.f, &s), 0);
+		cr_assert_geq(s, ISOLA_FUTURE_DONE);
+		isola_future_release(c.f);
+	}
+}
+
+#ifndef NDEBUG
+/* issue 14.6: a released future used again gave plausible codes; debug
+ * builds now abort with a message (ASan builds report it first). */
+Test(pool, double_release_aborts_in_debug_builds, .signal = SIGABRT)
+{
+	isola_pool *p = make_pool(1);
+	isola_msg a;
+	long long v = 2;
+	int_args(&a, 1, &v);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, "pool_helper:square", &a, 0, &f), 0);
+	cr_assert_eq(int_result(f), 4);
+	isola_future_release(f);
+	isola_future_release(f); /* undefined behaviour, caught here */
+}
+#endif

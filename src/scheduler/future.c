@@ -8,21 +8,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct isola__pool_link *isola__pool_link_new(struct isola_pool *pool)
+{
+	struct isola__pool_link *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return NULL;
+	l->refs = 1;
+	pthread_mutex_init(&l->lock, NULL);
+	l->pool = pool;
+	return l;
+}
+
+void isola__pool_link_retain(struct isola__pool_link *l)
+{
+	isola__ref_inc(&l->refs);
+}
+
+void isola__pool_link_release(struct isola__pool_link *l)
+{
+	if (l == NULL || !isola__ref_dec_is_last(&l->refs))
+		return;
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+void isola__pool_link_cut(struct isola__pool_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->pool = NULL;
+	pthread_mutex_unlock(&l->lock);
+}
+
 isola_future *isola__future_new(struct isola_pool *pool)
 {
 	isola_future *f = calloc(1, sizeof(*f));
 	if (f == NULL)
 		return NULL;
+	f->tag = ISOLA__FUTURE_TAG;
 	f->refs = 1;
 	f->state = ISOLA_FUTURE_PENDING;
 	ck_ec32_init(&f->done_ec, 0);
 	pthread_mutex_init(&f->lock, NULL);
-	f->pool = pool;
+	f->link = pool->link;
+	isola__pool_link_retain(f->link);
 	return f;
 }
 
 int isola_future_retain(isola_future *f)
 {
+	ISOLA__CHECK_FUTURE(f);
 	if (f == NULL)
 		return ISOLA_EINVAL;
 	isola__ref_inc(&f->refs);
@@ -31,6 +65,7 @@ int isola_future_retain(isola_future *f)
 
 int isola_future_release(isola_future *f)
 {
+	ISOLA__CHECK_FUTURE(f);
 	if (f == NULL)
 		return 0;
 	if (!isola__ref_dec_is_last(&f->refs))
@@ -42,6 +77,8 @@ int isola_future_release(isola_future *f)
 		free(c);
 	}
 	pthread_mutex_destroy(&f->lock);
+	isola__pool_link_release(f->link);
+	f->tag = 0;
 	free(f);
 	return 0;
 }
@@ -116,6 +153,7 @@ bool isola__future_complete(isola_future *f, int status, isola_msg *result,
 
 int isola_future_state(isola_future *f, int *state)
 {
+	ISOLA__CHECK_FUTURE(f);
 	if (f == NULL || state == NULL)
 		return ISOLA_EINVAL;
 	int s = isola__load_acquire(&f->state);
@@ -131,6 +169,7 @@ static int ready_done(void *arg)
 
 int isola_future_wait(isola_future *f, int64_t timeout_ns)
 {
+	ISOLA__CHECK_FUTURE(f);
 	if (f == NULL)
 		return ISOLA_EINVAL;
 	isola__deadline d;
@@ -147,6 +186,7 @@ int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flag
 
 int isola_future_result(isola_future *f, isola_msg *result)
 {
+	ISOLA__CHECK_FUTURE(f);
 	if (f == NULL)
 		return ISOLA_EINVAL;
 	if (!is_done(isola__load_acquire(&f->state)))
@@ -193,6 +233,7 @@ bool isola__future_cancel_pending(isola_future *f, const char *why)
 
 int isola_future_cancel(isola_future *f)
 {
+	ISOLA__CHECK_FUTURE(f);
 	if (f == NULL)
 		return ISOLA_EINVAL;
 	if (isola__future_cancel_pending(f, "cancelled before it ran"))
@@ -201,8 +242,10 @@ int isola_future_cancel(isola_future *f)
 	if (s == ISOLA_FUTURE_RUNNING || s == -1) {
 		int none = INTERRUPT_NONE;
 		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
-		if (f->pool != NULL)
-			isola__pool_interrupt_requested(f->pool);
+		pthread_mutex_lock(&f->link->lock); /* the pool is not freed meanwhile */
+		if (f->link->pool != NULL)
+			isola__pool_interrupt_requested(f->link->pool);
+		pthread_mutex_unlock(&f->link->lock);
 		return 0;
 	}
 	return ISOLA_ESTATE;

@@ -15,6 +15,7 @@
 #include "channels/wait.h"
 #include "interp/pyerror.h"
 
+#include <assert.h>
 #include <pthread.h>
 
 struct callback {
@@ -25,7 +26,13 @@ struct callback {
 
 enum interrupt_reason { INTERRUPT_NONE = 0, INTERRUPT_CANCEL = 1, INTERRUPT_TIMEOUT = 2 };
 
+/* Debug builds: a live future's tag (isola.h: stale handles). */
+#define ISOLA__FUTURE_TAG 0x66757475u
+#define ISOLA__CHECK_FUTURE(f) \
+	assert((f) == NULL || (f)->tag == ISOLA__FUTURE_TAG || !"isola: use of a released future")
+
 struct isola_future {
+	uint32_t tag;     /* ISOLA__FUTURE_TAG while alive */
 	uint64_t refs;    /* atomic */
 	int state;        /* atomic: enum isola_future_state */
 	int status;       /* ISOLA_E* outcome, valid once done */
@@ -35,9 +42,27 @@ struct isola_future {
 	isola__error err;
 	pthread_mutex_t lock; /* guards callbacks */
 	struct callback *callbacks;
-	struct isola_pool *pool; /* weak: for cancelling a running task */
+	struct isola__pool_link *link; /* strong: reaches the pool while it lives */
 	int injected;            /* Cancelled raised (under the worker's GIL) */
 };
+
+/*
+ * What a future holds to reach its pool (to ask for a running task's
+ * interruption): refcounted, so it outlives the pool.  The pool sets
+ * pool = NULL under lock before it is freed; a cancel takes the lock, so
+ * it never touches a freed pool (issue 14.5: by construction).
+ */
+struct isola__pool_link {
+	uint64_t refs; /* atomic */
+	pthread_mutex_t lock;
+	struct isola_pool *pool; /* lock; NULL once the pool is gone */
+};
+
+struct isola__pool_link *isola__pool_link_new(struct isola_pool *pool);
+void isola__pool_link_retain(struct isola__pool_link *l);
+void isola__pool_link_release(struct isola__pool_link *l);
+/* The pool is being freed: no future reaches it from now on. */
+void isola__pool_link_cut(struct isola__pool_link *l);
 
 isola_future *isola__future_new(struct isola_pool *pool);
 

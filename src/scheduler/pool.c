@@ -137,6 +137,10 @@ static void free_pool(struct isola_pool *p)
 		isola_channel_release(qs[0]);
 	}
 	isola__actor_free_all(p);
+	if (p->link != NULL) {
+		isola__pool_link_cut(p->link); /* before the pool goes */
+		isola__pool_link_release(p->link);
+	}
 	isola_channel_release(p->monitor);
 	for (int i = 0; p->workers != NULL && i < p->n; i++)
 		pthread_mutex_destroy(&p->workers[i].attach_lock);
@@ -145,6 +149,7 @@ static void free_pool(struct isola_pool *p)
 	free_setup(p);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
+	p->tag = 0;
 	free(p);
 }
 
@@ -157,6 +162,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	struct isola_pool *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return ISOLA_ENOMEM;
+	p->tag = ISOLA__POOL_TAG;
 	int n = opts && opts->workers > 0 ? opts->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		n = 1;
@@ -173,7 +179,8 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	pthread_condattr_destroy(&ca);
 	ck_ec32_init(&p->exit_ec, 0);
 	p->workers = calloc((size_t)n, sizeof(struct worker));
-	int r = p->workers ? copy_setup(p, opts ? &opts->setup : NULL) : ISOLA_ENOMEM;
+	p->link = isola__pool_link_new(p);
+	int r = p->workers && p->link ? copy_setup(p, opts ? &opts->setup : NULL) : ISOLA_ENOMEM;
 	if (r == 0)
 		r = isola_channel_create(SHARED_QUEUE, &p->shared_q);
 	if (r == 0)
@@ -250,6 +257,7 @@ static void cancel_queued(struct isola_pool *p)
 
 int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 {
+	ISOLA__CHECK_POOL(p);
 	if (p == NULL || (how & ~(ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT)) != 0)
 		return ISOLA_EINVAL;
 	int want = how ? CLOSING_CANCEL : CLOSING_FINISH;
@@ -282,6 +290,7 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 
 int isola_pool_destroy(isola_pool *p)
 {
+	ISOLA__CHECK_POOL(p);
 	if (p == NULL)
 		return 0;
 	if (isola__worker_pool == p)
@@ -303,6 +312,7 @@ int isola_pool_destroy(isola_pool *p)
 int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
 		      int64_t timeout_ns, isola_future **out)
 {
+	ISOLA__CHECK_POOL(p);
 	if (p == NULL || target == NULL || out == NULL || strchr(target, ':') == NULL)
 		return ISOLA_EINVAL;
 	if (isola__load_acquire(&p->closing))
@@ -382,6 +392,7 @@ fail:
 
 int isola_pool_run(isola_pool *p, const char *source, char **error_out)
 {
+	ISOLA__CHECK_POOL(p);
 	if (p == NULL || source == NULL)
 		return ISOLA_EINVAL;
 	if (isola__load_acquire(&p->closing))

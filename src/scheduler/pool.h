@@ -20,6 +20,7 @@
 #include "scheduler/future.h"
 #include "scheduler/post_wait.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -90,8 +91,15 @@ enum interrupt_pending {
 	INTERRUPT_ALL = 2,      /* shutting down: interrupt every running task */
 };
 
+/* Debug builds: a live pool's tag (isola.h: stale handles). */
+#define ISOLA__POOL_TAG 0x706f6f6cu
+#define ISOLA__CHECK_POOL(p) \
+	assert((p) == NULL || (p)->tag == ISOLA__POOL_TAG || !"isola: use of a destroyed pool")
+
 struct isola_pool {
+	uint32_t tag; /* ISOLA__POOL_TAG while alive */
 	int n;
+	struct isola__pool_link *link; /* its futures reach it through this */
 	struct worker *workers;
 	isola_channel *shared_q;
 	isola_channel *monitor;
