@@ -121,6 +121,14 @@ int isola__channel_select_until(isola_channel *const *chans, size_t n,
 				isola_msg *out, const isola__deadline *d,
 				int flags, size_t *index);
 
+/* Wait until one of chans holds a message or is closed, taking nothing:
+ * 0 with its *index, ISOLA_EAGAIN (deadline now), ISOLA_ETIMEDOUT or
+ * ISOLA_EINTR.  A hint: another receiver may take the message first.
+ * (asyncio's recv_async waits this way, so that a cancelled await
+ * never holds a message it took.) */
+int isola__channel_wait_any(isola_channel *const *chans, size_t n, const isola__deadline *d,
+			    int flags, size_t *index);
+
 /* After publishing a message (and a full barrier): wake one sleeping
  * receiver of ch, unless none sleeps or one spins (select.c). */
 void isola__channel_wake_receiver(isola_channel *ch);

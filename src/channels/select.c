@@ -126,7 +126,12 @@ static int try_all(void *arg)
 	size_t closed = 0;
 	for (size_t k = 0; k < op->n; k++) {
 		size_t i = (op->start + k) % op->n;
-		int r = isola__channel_try_recv(op->chans[i], op->out);
+		int r;
+		if (op->out == NULL) /* wait_any: ready means a message or closed */
+			r = has_message(op->chans[i]) || isola__load_acquire(&op->chans[i]->closed)
+				    ? 0 : ISOLA_EAGAIN;
+		else
+			r = isola__channel_try_recv(op->chans[i], op->out);
 		if (r == 0) {
 			*op->index = i;
 			op->start = i + 1; /* next time, start past the winner */
@@ -165,12 +170,29 @@ void isola__channel_spinner_drop(isola_channel *ch)
 
 static _Thread_local size_t select_rotation;
 
+static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
+			  const isola__deadline *d, int flags, size_t *index);
+
 int isola__channel_select_until(isola_channel *const *chans, size_t n,
 				isola_msg *out, const isola__deadline *d,
 				int flags, size_t *index)
 {
-	if (chans == NULL || out == NULL || index == NULL || n == 0 ||
-	    n > ISOLA_SELECT_MAX)
+	if (out == NULL)
+		return ISOLA_EINVAL;
+	return select_or_wait(chans, n, out, d, flags, index);
+}
+
+int isola__channel_wait_any(isola_channel *const *chans, size_t n, const isola__deadline *d,
+			    int flags, size_t *index)
+{
+	return select_or_wait(chans, n, NULL, d, flags, index);
+}
+
+/* select (out != NULL: take the message) or wait_any (out == NULL). */
+static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
+			  const isola__deadline *d, int flags, size_t *index)
+{
+	if (chans == NULL || index == NULL || n == 0 || n > ISOLA_SELECT_MAX)
 		return ISOLA_EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (chans[i] == NULL)

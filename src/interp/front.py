@@ -700,12 +700,18 @@ class Executor(_cf.ThreadPoolExecutor):
 # -- asyncio on channels ------------------------------------------------------
 
 class _AsyncWaiter:
-    """One thread per interpreter that waits, with select, for every channel
-    some coroutine is receiving from: no thread per waiter."""
+    """One thread per interpreter that waits for every channel some
+    coroutine is receiving from (no thread per waiter).  It never takes a
+    message: it waits until a channel is ready (isola._wait_any) and wakes
+    the coroutine, which receives itself.  So an await cancelled at any
+    moment leaves the message in its place in the channel, and a message
+    that cannot be decoded fails that one await."""
+
+    _MAX = 63  # channels watched at once (+ the wake channel: _wait_any's 64)
 
     def __init__(self):
         self._lock = _threading.Lock()
-        self._pending = []  # (channel, loop, future)
+        self._pending = []  # [channel, loop, future], in arrival order
         self._wake = Channel(1)
         self._stopping = False
         # Not a daemon (sub-interpreters allow none): stopped at exit.
@@ -714,56 +720,62 @@ class _AsyncWaiter:
         if hasattr(_threading, "_register_atexit"):
             _threading._register_atexit(self.stop)
 
-    def stop(self):
-        self._stopping = True
+    def _poke(self):
         try:
             self._wake.send_nowait(None)
         except ChannelFull:
             pass
+
+    def stop(self):
+        self._stopping = True
+        self._poke()
 
     def add(self, ch, loop, fut):
         with self._lock:
             self._pending.append((ch, loop, fut))
-        try:
-            self._wake.send_nowait(None)
-        except ChannelFull:
-            pass
+        self._poke()
 
     def _run(self):
-        while True:
+        rotate = 0
+        while not self._stopping:
             with self._lock:
                 self._pending = [p for p in self._pending if not p[2].done()]
-                chans = [self._wake]
+                chans = []
                 for ch, _, _ in self._pending:
-                    if ch not in chans and len(chans) < 64:
+                    if ch not in chans:
                         chans.append(ch)
+            overflow = len(chans) > self._MAX
+            if overflow:  # more than fit: watch them in turns
+                rotate %= len(chans)
+                chans = (chans[rotate:] + chans[:rotate])[:self._MAX]
+                rotate += self._MAX
+            watched = [self._wake] + chans
             try:
-                ch, obj = select(chans)
-            except ChannelClosed:
-                return
-            if ch == self._wake:
-                if self._stopping:
-                    return
+                i = _wait_any(watched, 0.01 if overflow else None)
+            except TimeoutError:
                 continue
-            with self._lock:
-                waiter = next((p for p in self._pending if p[0] == ch and not p[2].done()), None)
-                if waiter is not None:
-                    self._pending.remove(waiter)
-            if waiter is None:
-                ch.send(obj)  # nobody wants it any more: give it back, not lose it
+            if i == 0:
+                try:
+                    self._wake.recv_nowait()
+                except ChannelEmpty:
+                    pass
                 continue
-            _, loop, fut = waiter
-            loop.call_soon_threadsafe(_resolve, fut, ch, obj)
+            ch = watched[i]
+            with self._lock:  # hand every await on ch to its loop
+                ready = [p for p in self._pending if p[0] is ch]
+                self._pending = [p for p in self._pending if p[0] is not ch]
+            for ch, loop, fut in ready:
+                try:
+                    loop.call_soon_threadsafe(_deliver, self, ch, loop, fut)
+                except RuntimeError:  # the loop is closed: nobody to tell
+                    pass
 
 
-def _resolve(fut, ch, obj):
-    if fut.done():  # cancelled meanwhile: hand the message back
-        try:
-            ch.send_nowait(obj)
-        except Exception:
-            pass
-    else:
-        fut.set_result(obj)
+def _deliver(waiter, ch, loop, fut):
+    # In the loop's thread: the channel may be ready; the coroutine
+    # receives itself (see _recv_async).
+    if not fut.done():
+        fut.set_result(None)
 
 
 _async_waiter = None
@@ -772,19 +784,22 @@ _async_lock = _threading.Lock()
 
 async def _recv_async(self):
     """await ch.recv_async(): receive without blocking the event loop."""
-    try:
-        return self.recv_nowait()
-    except ChannelEmpty:
-        pass
     import asyncio
     global _async_waiter
-    with _async_lock:
-        if _async_waiter is None:
-            _async_waiter = _AsyncWaiter()
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    _async_waiter.add(self, loop, fut)
-    return await fut
+    while True:
+        # The receive and the return have no await between them: a
+        # cancelled await never holds a message (asyncio.Queue's rule).
+        try:
+            return self.recv_nowait()
+        except ChannelEmpty:
+            pass
+        with _async_lock:
+            if _async_waiter is None:
+                _async_waiter = _AsyncWaiter()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        _async_waiter.add(self, loop, fut)
+        await fut  # set when the channel may be ready; then try again
 
 
 async def _send_async(self, obj):

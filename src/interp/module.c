@@ -72,58 +72,56 @@ PyObject *isola__raise(isola__state *st, int code, const char *what)
 
 /* ---- functions -------------------------------------------------------- */
 
-static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
+/* select() and _wait_any(): wait (GIL released, Ctrl-C and cancel
+ * honoured) until one of up to 64 channels is ready.  With msg, take its
+ * message (select); without, take nothing (_wait_any).  Returns the tuple
+ * of channels it made (it keeps every Channel, and so its C channel, alive
+ * while the GIL is released, whatever other threads do to the caller's
+ * list meanwhile) and sets *idx; NULL with an exception set. */
+static PyObject *wait_channels(isola__state *st, PyObject *chans, PyObject *timeout,
+			       const char *what, isola_msg *msg, size_t *idx)
 {
-	static char *kwlist[] = { "channels", "timeout", NULL };
-	PyObject *chans, *timeout = Py_None;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:select", kwlist, &chans, &timeout))
-		return NULL;
 	int64_t t = isola__timeout_ns(timeout);
 	if (t == -2)
 		return NULL;
-	isola__state *st = mod_state(m);
-	/* A tuple of our own: it keeps every Channel (and so its C channel:
-	 * a Channel's channel never changes) alive while the GIL is released,
-	 * whatever other threads do to the caller's list meanwhile. */
 	PyObject *seq = PySequence_Tuple(chans);
 	if (seq == NULL) {
 		if (PyErr_ExceptionMatches(PyExc_TypeError)) {
 			PyErr_Clear();
-			PyErr_SetString(PyExc_TypeError, "select() takes a sequence of Channels");
+			PyErr_Format(PyExc_TypeError, "%s() takes a sequence of Channels", what);
 		}
 		return NULL;
 	}
-	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	Py_ssize_t n = PyTuple_GET_SIZE(seq);
 	isola_channel *chs[ISOLA_SELECT_MAX];
 	if (n < 1 || n > ISOLA_SELECT_MAX) {
 		Py_DECREF(seq);
-		PyErr_Format(PyExc_ValueError, "select() takes 1 to %d channels, got %zd",
+		PyErr_Format(PyExc_ValueError, "%s() takes 1 to %d channels, got %zd", what,
 			     ISOLA_SELECT_MAX, n);
 		return NULL;
 	}
 	for (Py_ssize_t i = 0; i < n; i++) {
-		PyObject *c = PySequence_Fast_GET_ITEM(seq, i);
+		PyObject *c = PyTuple_GET_ITEM(seq, i);
 		if (Py_TYPE(c) != st->channel_type || ((isola__channel_obj *)c)->ch == NULL) {
 			Py_DECREF(seq);
-			PyErr_Format(PyExc_TypeError, "select(): item %zd is %s, not a Channel", i,
+			PyErr_Format(PyExc_TypeError, "%s(): item %zd is %s, not a Channel", what, i,
 				     Py_TYPE(c)->tp_name);
 			return NULL;
 		}
 		chs[i] = ((isola__channel_obj *)c)->ch;
 	}
-	isola_msg msg;
-	isola_msg_init(&msg);
-	size_t idx = 0;
-	isola__deadline now;
-	isola__deadline_init(&now, 0);
-	int r = isola__channel_select_until(chs, (size_t)n, &msg, &now, 0, &idx);
+	isola__deadline d;
+	isola__deadline_init(&d, 0);
+	int r = msg ? isola__channel_select_until(chs, (size_t)n, msg, &d, 0, idx)
+		    : isola__channel_wait_any(chs, (size_t)n, &d, 0, idx);
 	if (r == ISOLA_EAGAIN && t != 0) {
-		isola__deadline d;
 		isola__deadline_init(&d, t);
 		for (;;) {
 			Py_BEGIN_ALLOW_THREADS
-			r = isola__channel_select_until(chs, (size_t)n, &msg, &d,
-							ISOLA__WAIT_INTERRUPTIBLE, &idx);
+			r = msg ? isola__channel_select_until(chs, (size_t)n, msg, &d,
+							      ISOLA__WAIT_INTERRUPTIBLE, idx)
+				: isola__channel_wait_any(chs, (size_t)n, &d,
+							  ISOLA__WAIT_INTERRUPTIBLE, idx);
 			Py_END_ALLOW_THREADS
 			if (r != ISOLA_EINTR)
 				break;
@@ -135,9 +133,25 @@ static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
 	}
 	if (r != 0) {
 		Py_DECREF(seq);
-		return isola__raise(st, r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r, "select");
+		return isola__raise(st, r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r, what);
 	}
-	PyObject *chan = PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)idx);
+	return seq;
+}
+
+static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "channels", "timeout", NULL };
+	PyObject *chans, *timeout = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:select", kwlist, &chans, &timeout))
+		return NULL;
+	isola__state *st = mod_state(m);
+	isola_msg msg;
+	isola_msg_init(&msg);
+	size_t idx = 0;
+	PyObject *seq = wait_channels(st, chans, timeout, "select", &msg, &idx);
+	if (seq == NULL)
+		return NULL;
+	PyObject *chan = PyTuple_GET_ITEM(seq, (Py_ssize_t)idx);
 	isola__codec_opts o = isola__channel_codec_opts(((isola__channel_obj *)chan)->ch);
 	PyObject *obj = isola__decode(st, &msg, &o);
 	isola_msg_clear(&msg);
@@ -145,6 +159,22 @@ static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
 	Py_XDECREF(obj);
 	Py_DECREF(seq);
 	return result;
+}
+
+/* _wait_any(channels, timeout=None) -> index of one that holds a message
+ * or is closed; takes nothing. */
+static PyObject *mod_wait_any(PyObject *m, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "channels", "timeout", NULL };
+	PyObject *chans, *timeout = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:_wait_any", kwlist, &chans, &timeout))
+		return NULL;
+	size_t idx = 0;
+	PyObject *seq = wait_channels(mod_state(m), chans, timeout, "_wait_any", NULL, &idx);
+	if (seq == NULL)
+		return NULL;
+	Py_DECREF(seq);
+	return PyLong_FromSize_t(idx);
 }
 
 static PyObject *mod_share(PyObject *m, PyObject *obj)
@@ -240,6 +270,9 @@ static PyMethodDef mod_methods[] = {
 	  "select(channels, timeout=None)\n--\n\nWait until one of up to 64 channels has a "
 	  "message and receive it: returns (channel, obj).  Closed, drained channels are "
 	  "skipped; raises ChannelClosed when all are, TimeoutError on timeout." },
+	{ "_wait_any", (PyCFunction)(void (*)(void))mod_wait_any, METH_VARARGS | METH_KEYWORDS,
+	  "_wait_any(channels, timeout=None)\n--\n\nThe index of one of up to 64 channels "
+	  "that holds a message or is closed; takes nothing (private)." },
 	{ "share", mod_share, METH_O,
 	  "share(data)\n--\n\nA read-only Buffer over data that travels through channels "
 	  "by reference, never copied.  bytes are shared in place; other bytes-like "

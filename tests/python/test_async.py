@@ -1,0 +1,73 @@
+"""asyncio on channels: recv_async never loses or reorders a message when
+an await is cancelled, one undecodable message fails one await only, and
+any number of channels can be awaited at once (issues 14.10, 13.11)."""
+import asyncio
+import threading
+import unittest
+
+import isola
+
+
+def explode():
+    raise ValueError("this message cannot be rebuilt here")
+
+
+class Bomb:
+    """Encodes fine (pickle fallback), fails when decoded."""
+    def __reduce__(self):
+        return (explode, ())
+
+
+class RecvAsync(unittest.TestCase):
+    def test_cancelled_await_leaves_the_message_in_its_place(self):
+        async def one_round(ch, values):
+            task = asyncio.ensure_future(ch.recv_async())
+            await asyncio.sleep(0)  # the await is registered
+            t = threading.Thread(target=lambda: [ch.send(v) for v in values])
+            t.start()
+            await asyncio.sleep(0.0005 * (len(values) % 3))
+            task.cancel()
+            got = []
+            try:
+                got.append(await task)
+            except asyncio.CancelledError:
+                pass
+            t.join()
+            while len(got) < len(values):
+                got.append(ch.recv(timeout=5))
+            return got
+
+        async def main():
+            for cap, values in ((1, ["A"]), (4, ["A", "B"]), (4, ["A", "B", "C"])):
+                ch = isola.Channel(cap)
+                for _ in range(100):
+                    self.assertEqual(await one_round(ch, values), values)
+        asyncio.run(main())
+
+    def test_undecodable_message_fails_one_await_only(self):
+        async def main():
+            ch = isola.Channel(4)
+            first = asyncio.ensure_future(ch.recv_async())
+            await asyncio.sleep(0.01)
+            ch.send(Bomb())
+            with self.assertRaises(ValueError):
+                await asyncio.wait_for(first, 5)
+            later = asyncio.ensure_future(ch.recv_async())
+            await asyncio.sleep(0.01)
+            ch.send("fine")
+            self.assertEqual(await asyncio.wait_for(later, 5), "fine")
+        asyncio.run(main())
+
+    def test_many_channels_awaited_at_once(self):
+        async def main():
+            chans = [isola.Channel(1) for _ in range(100)]
+            tasks = [asyncio.ensure_future(c.recv_async()) for c in chans]
+            await asyncio.sleep(0.05)
+            for i, c in enumerate(chans):
+                c.send(i)
+            return await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        self.assertEqual(asyncio.run(main()), list(range(100)))
+
+
+if __name__ == "__main__":
+    unittest.main()
