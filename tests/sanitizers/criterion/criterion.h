@@ -22,6 +22,7 @@ struct shim_test {
 	int signal; /* Criterion's .signal: the test passes if it dies of it */
 };
 struct shim_test_opts { /* the Test() options the suites use */
+	int unused_;  /* lets "{ 0, __VA_ARGS__ }" be valid with no options */
 	int signal;
 	int timeout; /* ignored: the CI runner bounds the whole binary */
 };
@@ -47,10 +48,10 @@ static void shim_fail(const char *file, int line, const char *expr)
 }
 
 #define SHIM_REGISTER(id, suite, name, fn, ...)                               \
-	static struct shim_test id##_t = { #suite, #name, fn, NULL,           \
-		((struct shim_test_opts){ __VA_ARGS__ }).signal };        \
+	static struct shim_test id##_t = { #suite, #name, fn, NULL, 0 };      \
 	__attribute__((constructor)) static void id##_reg(void)               \
 	{                                                                     \
+		id##_t.signal = ((struct shim_test_opts){ 0, __VA_ARGS__ }).signal; \
 		shim_register(&id##_t);                                       \
 	}
 
