@@ -23,6 +23,11 @@ struct isola__owner {
 	struct pending *head; /* atomic: pushed, not yet drained */
 	uint64_t refs;        /* atomic: the interpreter + outstanding blobs */
 	int alive;            /* atomic: 0 once the interpreter retired */
+	/* Set once before any blob exists (the blob's creation publishes
+	 * them); arg lives as long as the owner record. */
+	isola__owner_waker wake;
+	void *wake_arg;
+	void (*free_wake_arg)(void *);
 };
 
 isola__owner *isola__owner_new(void)
@@ -38,8 +43,19 @@ isola__owner *isola__owner_new(void)
 
 static void owner_unref(isola__owner *o)
 {
-	if (isola__ref_dec_is_last(&o->refs))
-		free(o);
+	if (!isola__ref_dec_is_last(&o->refs))
+		return;
+	if (o->free_wake_arg != NULL)
+		o->free_wake_arg(o->wake_arg);
+	free(o);
+}
+
+void isola__owner_set_waker(isola__owner *o, isola__owner_waker wake, void *arg,
+			    void (*free_arg)(void *arg))
+{
+	o->wake = wake;
+	o->wake_arg = arg;
+	o->free_wake_arg = free_arg;
 }
 
 void isola__owner_drain(isola__owner *o)
@@ -85,6 +101,10 @@ static void release_to_owner(void *ctx, void *data, size_t len)
 		while (!__atomic_compare_exchange_n(&o->head, &p->next, p, false,
 						    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 			;
+		/* The first queued since the last drain: ask for a drain, so
+		 * an idle interpreter does not hold the memory. */
+		if (p->next == NULL && o->wake != NULL)
+			o->wake(o->wake_arg);
 	} else {
 		free(p); /* leak p->obj: its interpreter is gone */
 	}

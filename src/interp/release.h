@@ -6,7 +6,9 @@
  * must not touch that object.  So its free function pushes the object
  * onto its owner's release queue (a lock-free intrusive stack),
  * and the owning interpreter drains the queue, holding its own GIL, on
- * its next codec call and when it shuts down.
+ * its next codec call and when it shuts down; and, when the queue was
+ * empty, the owner's waker (if one is set) is called, so that an idle
+ * interpreter drains at once (a pool worker posts itself a drain task).
  *
  * The owner record is raw memory with its own refcount (one for the
  * interpreter, one per outstanding blob), so it outlives the interpreter
@@ -27,6 +29,12 @@ isola__owner *isola__owner_new(void);
 
 /* The interpreter is going away: drain, then drop its reference. */
 void isola__owner_retire(isola__owner *owner);
+
+/* Called (from any thread, holding no GIL) when something is queued
+ * for a drain; must not block.  Set once, before blobs are made. */
+typedef void (*isola__owner_waker)(void *arg);
+void isola__owner_set_waker(isola__owner *owner, isola__owner_waker wake, void *arg,
+			    void (*free_arg)(void *arg));
 
 /* DECREF everything queued for this owner.  GIL of the owner held.
  * Cheap (one atomic load) when nothing is queued. */

@@ -36,6 +36,7 @@ enum task_kind {
 	TASK_ACTOR_NEW,   /* construct an actor */
 	TASK_ACTOR_CALL,  /* a method call (future may be NULL: send) */
 	TASK_ACTOR_KILL,  /* drop the instance, apply the policy */
+	TASK_DRAIN,       /* give released zero-copy objects back (release.h) */
 };
 
 struct task {

@@ -7,6 +7,7 @@
 #include "common/atomics.h"
 #include "channels/channel.h"
 #include "interp/codec.h"
+#include "interp/state.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,16 @@ static void run_task(struct worker *w, struct task *t)
 		isola__task_free(t);
 		return;
 	}
+	if (t->kind == TASK_DRAIN) {
+		isola__interp_enter(w->interp);
+		isola__state *st = isola__state_current();
+		if (st != NULL && st->owner != NULL)
+			isola__owner_drain(st->owner);
+		PyErr_Clear();
+		isola__interp_leave(w->interp);
+		isola__task_free(t);
+		return;
+	}
 	int is_actor = t->kind == TASK_ACTOR_NEW || t->kind == TASK_ACTOR_CALL ||
 		       t->kind == TASK_ACTOR_KILL;
 	if (t->future != NULL && !isola__future_start(t->future)) {
@@ -213,6 +224,26 @@ static void run_task(struct worker *w, struct task *t)
 	isola_future_release(f);
 }
 
+/* The owner's waker (release.h), on any thread: post a drain task to the
+ * worker's own queue, without blocking (full: the worker is busy and
+ * drains at its next codec call; closed: it is going away). */
+static void post_drain(void *q)
+{
+	struct task *t = isola__task_new(TASK_DRAIN, NULL);
+	if (t == NULL)
+		return;
+	isola_msg m;
+	isola_msg_init(&m);
+	isola_msg_set_bytes(&m, &t, sizeof(t));
+	if (isola_channel_send(q, &m, 0) != 0)
+		isola__task_free(t);
+}
+
+static void release_queue(void *q)
+{
+	isola_channel_release(q);
+}
+
 /* Create the interpreter and report to isola_pool_create; false if the
  * pool is not to run (this or another worker failed). */
 static bool start(struct worker *w)
@@ -229,6 +260,15 @@ static bool start(struct worker *w)
 		w->targets = PyDict_New();
 		w->actors = PyDict_New();
 		w->thread_ident = PyThread_get_thread_ident();
+		isola__state *st = isola__state_current();
+		if (st != NULL && st->owner != NULL) {
+			/* Memory of this interpreter's objects that others held
+			 * zero-copy is given back at once, even when idle. */
+			isola_channel_retain(w->private_q);
+			isola__owner_set_waker(st->owner, post_drain, w->private_q,
+					       release_queue);
+		}
+		PyErr_Clear();
 		isola__interp_leave(w->interp);
 	}
 	pthread_mutex_lock(&p->lock);

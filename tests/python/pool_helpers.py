@@ -84,3 +84,8 @@ def send_fraction(ch):
     except Exception as exc:
         return type(exc).__name__
     return "sent"
+
+
+def big_bytes(n):
+    """n bytes made in the worker: they travel back zero-copy (a blob)."""
+    return b"\x01" * n  # touched pages: they count in RSS

@@ -62,6 +62,21 @@ class PoolTasks(unittest.TestCase):
         self.assertEqual(len(out), 100)
         self.assertTrue(all(len(b) == 70000 and not any(b) for b in out))
 
+    def test_idle_worker_gives_zero_copy_memory_back(self):
+        # issue 14.15: a worker's bytes held zero-copy elsewhere were freed
+        # only at its next encode/decode: an idle worker kept them
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        n = 256 << 20
+        before = rss()
+        buf = self.pool.submit(h.big_bytes, n).result()
+        self.assertIsInstance(buf, isola.Buffer)
+        self.assertGreater(rss() - before, n // 2)
+        del buf  # the worker stays idle from here on
+        self.assertTrue(wait_until(lambda: rss() - before < n // 4, timeout=10),
+                        f"still {(rss() - before) >> 20} MiB held")
+
     def test_no_pickle_travels_with_the_channel(self):
         # issue 14.17: the decoded handle of a no-pickle channel allowed pickle
         ch = isola.Channel(4, allow_pickle=False)
