@@ -304,12 +304,14 @@ static int enc_dict(enc *e, PyObject *d)
 		}
 		Py_INCREF(k);
 		Py_INCREF(v);
-		struct frame *f = &e->frames[e->depth - 1];
-		f->kind = F_KEY;
+		/* An index, not a pointer: encoding the key may grow (move)
+		 * the frames array (found by fuzz_encode: a deep tuple key). */
+		int fi = e->depth - 1;
+		e->frames[fi].kind = F_KEY;
 		int r = enc_obj(e, k);
 		if (r == 0) {
-			f->kind = F_VALUE;
-			f->key = k;
+			e->frames[fi].kind = F_VALUE;
+			e->frames[fi].key = k;
 			r = enc_obj(e, v);
 		}
 		Py_DECREF(k);

@@ -176,6 +176,15 @@ class Exceptions(unittest.TestCase):
         many = [Exception([1, {2: socket}]) for _ in range(600)] + [Exception([1, 2, 3])]
         self.assertEqual(isola.loads(isola.dumps(many))[-1].args, ([1, 2, 3],))
 
+    def test_dict_with_a_deep_key(self):
+        # found by fuzz_encode: encoding the key grew the path array under
+        # a pointer the dict still used (heap use-after-free under ASan)
+        key = ()
+        for _ in range(40):
+            key = (key,)
+        v = [{key: [1, 2]} for _ in range(3)]
+        self.assertEqual(isola.loads(isola.dumps(v)), v)
+
     def test_deep_exception_argument_is_a_value_error(self):
         # issue 14.16: RecursionError from repr() replaced the encoder's reason
         deep = []
