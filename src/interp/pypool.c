@@ -743,6 +743,44 @@ static void cfut_dealloc(PyObject *self)
 	Py_DECREF(tp);
 }
 
+/* An exception from the text record of a remote one (type, message,
+ * traceback): the builtin class of that name, else isola.RemoteError. */
+static PyObject *remote_error_from_text(isola__state *st, const char *type, const char *msg,
+					const char *tb)
+{
+	PyObject *cls = strchr(type, '.') == NULL
+				? PyDict_GetItemString(PyEval_GetBuiltins(), type) : NULL;
+	PyObject *exc;
+	if (cls != NULL && PyType_Check(cls) &&
+	    PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)PyExc_Exception)) {
+		exc = PyObject_CallFunction(cls, "s", msg);
+	} else {
+		exc = PyObject_CallFunction(st->RemoteError, "s", *type ? type : "an exception");
+		PyObject *tn = PyUnicode_FromString(type), *m = PyUnicode_FromString(msg);
+		if (exc != NULL && tn != NULL && m != NULL) {
+			PyObject_SetAttrString(exc, "type_name", tn);
+			PyObject_SetAttrString(exc, "message", m);
+		}
+		Py_XDECREF(tn);
+		Py_XDECREF(m);
+	}
+	PyErr_Clear();
+	if (exc != NULL && *tb) {
+		PyObject *t = PyUnicode_FromString(tb);
+		if (t != NULL)
+			PyObject_SetAttrString(exc, "remote_traceback", t);
+		PyObject *note = t ? PyUnicode_FromFormat(
+					     "Remote traceback (from another interpreter):\n%U", t)
+				   : NULL;
+		PyObject *r = note ? PyObject_CallMethod(exc, "add_note", "O", note) : NULL;
+		Py_XDECREF(r);
+		Py_XDECREF(note);
+		Py_XDECREF(t);
+		PyErr_Clear();
+	}
+	return exc != NULL ? exc : PyObject_CallFunction(st->RemoteError, "s", type);
+}
+
 /* outcome() -> ("ok", value) | ("error", exception) | ("cancelled", None)
  * | ("timeout", None) | ("closed", None) | ("pending", None) */
 static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
@@ -763,12 +801,13 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 		o.allow_pickle = c->allow_pickle;
 		value = isola__decode(state_of(self), &m, &o);
 		if (value == NULL && r == ISOLA_EPYTHON) {
-			/* the error text, if the exception itself did not travel */
+			/* The exception itself could not travel (an argument too
+			 * deep, say): rebuild what its text says, a builtin class
+			 * by name, else RemoteError, with the remote traceback. */
 			PyErr_Clear();
 			const char *type = "", *msg = "", *tb = "";
 			isola_future_error(c->f, &type, &msg, &tb);
-			value = PyObject_CallFunction(state_of(self)->RemoteError, "s",
-						      type);
+			value = remote_error_from_text(state_of(self), type, msg, tb);
 		}
 	} else {
 		value = Py_NewRef(Py_None);

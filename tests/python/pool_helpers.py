@@ -89,3 +89,11 @@ def send_fraction(ch):
 def big_bytes(n):
     """n bytes made in the worker: they travel back zero-copy (a blob)."""
     return b"\x01" * n  # touched pages: they count in RSS
+
+
+def fail_deep():
+    """An exception whose argument cannot travel (nested too deeply)."""
+    deep = []
+    for _ in range(100000):
+        deep = [deep]
+    raise KeyError(deep)

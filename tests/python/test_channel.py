@@ -218,5 +218,36 @@ class CtrlC(unittest.TestCase):
             signal.signal(signal.SIGUSR1, old)
 
 
+
+class RacingThreads(unittest.TestCase):
+    def test_select_survives_its_list_being_cleared(self):
+        # issue 14.1: select kept borrowed pointers to the list and its
+        # channels while the GIL was released (SIGSEGV / use-after-free)
+        import gc, threading
+        for _ in range(20):
+            chans = [isola.Channel(1) for _ in range(8)]
+            t = threading.Timer(0.02, lambda: (chans.clear(), gc.collect()))
+            t.start()
+            t0 = time.monotonic()
+            with self.assertRaises(TimeoutError):
+                isola.select(chans, timeout=0.1)
+            self.assertLess(time.monotonic() - t0, 5, "no spinning past the timeout")
+            t.join()
+
+    def test_channel_cannot_be_initialised_twice(self):
+        # issue 14.2: __init__ again freed the channel under a blocked thread
+        import threading
+        ch = isola.Channel(1)
+        got = []
+        t = threading.Thread(target=lambda: got.append(ch.recv(timeout=10)))
+        t.start()
+        time.sleep(0.05)
+        with self.assertRaises(RuntimeError):
+            ch.__init__(4)
+        ch.send("still the same channel")
+        t.join()
+        self.assertEqual(got, ["still the same channel"])
+
+
 if __name__ == "__main__":
     unittest.main()

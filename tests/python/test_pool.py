@@ -77,6 +77,12 @@ class PoolTasks(unittest.TestCase):
         self.assertTrue(wait_until(lambda: rss() - before < n // 4, timeout=10),
                         f"still {(rss() - before) >> 20} MiB held")
 
+    def test_exception_that_cannot_travel_keeps_its_type_and_traceback(self):
+        # issue 14.16: a deep argument arrived as a bare RemoteError
+        with self.assertRaises(KeyError) as cm:
+            self.pool.submit(h.fail_deep).result(timeout=30)
+        self.assertIn("in fail_deep", cm.exception.remote_traceback)
+
     def test_no_pickle_travels_with_the_channel(self):
         # issue 14.17: the decoded handle of a no-pickle channel allowed pickle
         ch = isola.Channel(4, allow_pickle=False)
