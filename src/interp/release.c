@@ -97,13 +97,15 @@ static void release_to_owner(void *ctx, void *data, size_t len)
 	isola__owner *o = p->owner;
 	if (isola__load_acquire(&o->alive)) {
 		/* Release: p's fields are written before it is reachable. */
-		p->next = isola__load_relaxed(&o->head);
-		while (!__atomic_compare_exchange_n(&o->head, &p->next, p, false,
-						    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-			;
+		struct pending *old = isola__load_relaxed(&o->head);
+		do
+			p->next = old;
+		while (!__atomic_compare_exchange_n(&o->head, &old, p, false, __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED));
 		/* The first queued since the last drain: ask for a drain, so
-		 * an idle interpreter does not hold the memory. */
-		if (p->next == NULL && o->wake != NULL)
+		 * an idle interpreter does not hold the memory.  (old, not
+		 * p->next: once published, p may be drained and freed.) */
+		if (old == NULL && o->wake != NULL)
 			o->wake(o->wake_arg);
 	} else {
 		free(p); /* leak p->obj: its interpreter is gone */
