@@ -31,9 +31,11 @@ void isola__watchdog_wake(struct isola_pool *p)
 
 void isola__pool_interrupt_requested(struct isola_pool *p)
 {
+	/* Which worker runs the future is not known here: every watchdog
+	 * looks at its own worker's running task. */
 	pthread_mutex_lock(&p->lock);
-	if (p->interrupt_pending == INTERRUPT_IDLE)
-		p->interrupt_pending = INTERRUPT_LOOK;
+	for (int i = 0; i < p->n; i++)
+		p->workers[i].interrupt_look = 1;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -74,36 +76,33 @@ static void interrupt_worker(struct worker *w, int all, int64_t now)
 	pthread_mutex_unlock(&w->attach_lock);
 }
 
+/* One worker's watchdog: sleeps until asked (a cancel, a task with a
+ * deadline starting, shutdown) or until its running task's deadline. */
 void *isola__watchdog_main(void *arg)
 {
-	struct isola_pool *p = arg;
+	struct worker *w = arg;
+	struct isola_pool *p = w->pool;
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&p->lock);
 	while (!p->watchdog_stop) {
-		int pending = p->interrupt_pending;
-		if (pending != INTERRUPT_ALL)
-			p->interrupt_pending = INTERRUPT_IDLE;
+		int every = p->interrupt_all, look = w->interrupt_look;
+		w->interrupt_look = 0;
 		int64_t now = isola__now_ns(), next = 0;
 		pthread_mutex_unlock(&p->lock);
-		for (int i = 0; i < p->n; i++) {
-			struct worker *w = &p->workers[i];
-			if (isola__load_acquire(&w->current) == NULL)
-				continue;
+		if (isola__load_acquire(&w->current) != NULL) {
 			int64_t dl = isola__load_acquire(&w->current_deadline);
-			if (pending || (dl != 0 && now >= dl))
-				interrupt_worker(w, pending == INTERRUPT_ALL, now);
-			else if (dl != 0 && (next == 0 || dl < next))
+			if (every || look || (dl != 0 && now >= dl))
+				interrupt_worker(w, every, now);
+			else if (dl != 0)
 				next = dl;
 		}
 		pthread_mutex_lock(&p->lock);
-		if (p->watchdog_stop || p->interrupt_pending == INTERRUPT_LOOK)
+		if (p->watchdog_stop || w->interrupt_look)
 			continue;
-		if (p->interrupt_pending == INTERRUPT_ALL) {
-			/* shutting down: look again soon for tasks that start */
+		if (p->interrupt_all) /* shutting down: look again soon for tasks that start */
 			next = isola__now_ns() + 10 * 1000000;
-		}
 		if (next == 0) {
 			pthread_cond_wait(&p->cond, &p->lock);
 		} else {

@@ -153,6 +153,17 @@ static void free_pool(struct isola_pool *p)
 	free(p);
 }
 
+/* Stop and join the first n workers' watchdogs. */
+static void stop_watchdogs(struct isola_pool *p, int n)
+{
+	pthread_mutex_lock(&p->lock);
+	p->watchdog_stop = 1;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < n; i++)
+		pthread_join(p->workers[i].watchdog, NULL);
+}
+
 int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **error_out)
 {
 	if (out == NULL)
@@ -216,9 +227,18 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		pthread_cond_wait(&p->cond, &p->lock);
 	int failed = p->failed;
 	pthread_mutex_unlock(&p->lock);
-	if (failed == 0 && pthread_create(&p->watchdog, NULL, isola__watchdog_main, p) != 0)
-		failed = -1;
+	/* One watchdog per worker: a task stuck in a GIL-holding C call
+	 * delays only its own worker's interruption, never another's. */
+	int watched = 0;
+	while (failed == 0 && watched < n) {
+		if (pthread_create(&p->workers[watched].watchdog, NULL, isola__watchdog_main,
+				   &p->workers[watched]) != 0)
+			failed = -1;
+		else
+			watched++;
+	}
 	if (failed != 0) {
+		stop_watchdogs(p, watched);
 		isola__store_release(&p->closing, CLOSING_CANCEL);
 		close_queues(p);
 		for (int i = 0; i < launched; i++)
@@ -255,6 +275,14 @@ static void cancel_queued(struct isola_pool *p)
 	}
 }
 
+/* isola__wait's condition: every worker has left its loop. */
+static int all_exited(void *arg)
+{
+	struct isola_pool *p = arg;
+	/* Acquire: pairs with each worker's acq_rel increment as it leaves. */
+	return __atomic_load_n(&p->exited, __ATOMIC_ACQUIRE) >= p->n ? 0 : ISOLA_EAGAIN;
+}
+
 int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 {
 	ISOLA__CHECK_POOL(p);
@@ -272,20 +300,16 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 	if (how & ISOLA_SHUTDOWN_INTERRUPT) {
 		/* The watchdog raises Cancelled in every running task. */
 		pthread_mutex_lock(&p->lock);
-		p->interrupt_pending = INTERRUPT_ALL;
+		p->interrupt_all = 1;
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
 	isola__deadline d;
 	isola__deadline_init(&d, timeout_ns);
-	for (;;) {
-		uint32_t snap = ck_ec32_value(&p->exit_ec);
-		if (__atomic_load_n(&p->exited, __ATOMIC_ACQUIRE) >= p->n)
-			return 0;
-		if (isola__deadline_passed(&d))
-			return ISOLA_ETIMEDOUT;
-		ck_ec32_wait(&p->exit_ec, &isola__ec_mode, snap, d.forever ? NULL : &d.at);
-	}
+	/* isola__wait, not a bare ck_ec wait: it keeps each sleep within the
+	 * deadline (ck_ec's own backoff sleeps a second and more). */
+	int r = isola__wait(&p->exit_ec, all_exited, p, &d, ISOLA__WAIT_NO_SPIN);
+	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
 }
 
 int isola_pool_destroy(isola_pool *p)
@@ -298,11 +322,7 @@ int isola_pool_destroy(isola_pool *p)
 	isola_pool_shutdown(p, ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT, -1);
 	for (int i = 0; i < p->n; i++)
 		pthread_join(p->workers[i].thread, NULL);
-	pthread_mutex_lock(&p->lock);
-	p->watchdog_stop = 1;
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	pthread_join(p->watchdog, NULL);
+	stop_watchdogs(p, p->n);
 	free_pool(p);
 	return 0;
 }

@@ -7,8 +7,8 @@
  * stealing; idle workers park in select (after a short spin).  Tasks
  * travel as pointers inside 8-byte inline messages.
  *
- * Cancelling and timing out running tasks is the watchdog's job
- * (interrupt.c): it takes the worker interpreter's GIL through a thread
+ * Cancelling and timing out running tasks is the job of each worker's
+ * watchdog thread (interrupt.c): it takes the worker interpreter's GIL through a thread
  * state of its own and raises isola.Cancelled in the worker's thread.
  */
 #ifndef ISOLA_SCHEDULER_POOL_H
@@ -67,6 +67,8 @@ struct worker {
 	 * watchdog when it interrupts the running task, cleared by the
 	 * worker after the task; both under the worker's GIL. */
 	uint32_t abort_wait;
+	pthread_t watchdog; /* interrupts this worker's tasks (interrupt.c) */
+	int interrupt_look; /* p->lock: some future asked; look at the running task */
 	/* Held by the watchdog while attached to this interpreter, and by
 	 * the worker (detached) while destroying it. */
 	pthread_mutex_t attach_lock;
@@ -85,12 +87,7 @@ enum closing_level {
 	CLOSING_CANCEL = 2, /* no new work; what is queued is cancelled */
 };
 
-/* isola_pool->interrupt_pending (the watchdog's to-do). */
-enum interrupt_pending {
-	INTERRUPT_IDLE = 0,     /* nothing asked */
-	INTERRUPT_LOOK = 1,     /* some future asked: look at each running task */
-	INTERRUPT_ALL = 2,      /* shutting down: interrupt every running task */
-};
+
 
 /* Debug builds: a live pool's tag (isola.h: stale handles). */
 #define ISOLA__POOL_TAG 0x706f6f6cu
@@ -121,10 +118,9 @@ struct isola_pool {
 	 * CPU from the threads that submit and run work. */
 	int max_spinners, spinners;
 	struct ck_ec32 exit_ec;
-	/* watchdog */
-	pthread_t watchdog;
+	/* watchdogs (one per worker, interrupt.c); these under p->lock */
 	int watchdog_stop;
-	int interrupt_pending; /* enum interrupt_pending; p->lock */
+	int interrupt_all; /* shutting down: interrupt every running task */
 	/* actors */
 	struct actor_slot *actors;
 	size_t n_actor_slots;

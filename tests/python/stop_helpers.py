@@ -27,3 +27,10 @@ def recv_forever(ch):
 
 def recv_one(ch):
     return ch.recv()
+
+
+def hold_gil(n):
+    """One long C call that keeps its interpreter's GIL: re backtracking
+    on a pathological pattern (n = 24: about a second here)."""
+    import re
+    return re.match(r"(a+)+$", "a" * n + "b") is None

@@ -11,29 +11,31 @@ import time
 import unittest
 
 import isola
+import pool_helpers as h
 import stop_helpers as sh
 
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_child(source, timeout=30, send_signal=None, after=None):
+def run_child(source, timeout=30, send_signal=None, after=0.5):
     """Run source in a fresh python; returns (returncode, stdout, stderr).
     A child still running after timeout is killed and reported as None.
-    send_signal: a signal sent `after` seconds (or when the child prints
-    "ready") to it."""
+    send_signal: a signal sent to it `after` seconds after it printed
+    "ready"."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(source)], env=env,
+    # A runner started in the background may hand down SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: install it.
+    prologue = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    p = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(source)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=HERE)
     try:
         if send_signal is not None:
-            if after is None:
-                line = p.stdout.readline()  # waits for "ready"
-                assert line.strip() == "ready", line
-            else:
-                time.sleep(after)
+            line = p.stdout.readline()  # waits for "ready"
+            assert line.strip() == "ready", line
+            time.sleep(after)  # into the call that follows "ready"
             p.send_signal(send_signal)
         out, err = p.communicate(timeout=timeout)
         return p.returncode, out, err
@@ -77,6 +79,20 @@ class BlockedInAChannel(unittest.TestCase):
             f = p.apply(sh.recv_forever, (isola.Channel(4),), timeout=0.2)
             with self.assertRaises(TimeoutError):
                 f.result(timeout=10)
+
+    def test_a_stuck_worker_does_not_delay_another_workers_timeout(self):
+        # issue 13.6: one GIL-holding C call stalled the watchdog of every
+        # worker (a 0.2 s timeout fired after 4-4.7 s)
+        with isola.Pool(2) as p:
+            stuck = p.apply(sh.hold_gil, (26,), timeout=0.1)  # seconds in one C call
+            time.sleep(0.05)
+            t0 = time.monotonic()
+            f = p.apply(h.spin_forever, timeout=0.2)
+            with self.assertRaises(TimeoutError):
+                f.result(timeout=30)
+            took = time.monotonic() - t0
+            cf.wait([stuck], timeout=60)  # its C call ends, then it stops
+            self.assertLess(took, 1.5, f"the other worker's timeout fired after {took:.2f} s")
 
     def test_pool_exit_with_a_task_blocked_in_recv(self):
         rc, out, err = run_child("""
@@ -124,7 +140,7 @@ class FullQueue(unittest.TestCase):
             except KeyboardInterrupt:
                 print("interrupted", flush=True)
             p.shutdown(cancel_futures=True, interrupt=True)
-            """, timeout=60, send_signal=signal.SIGINT, after=3)
+            """, timeout=60, send_signal=signal.SIGINT, after=2)
         self.assertEqual((rc, out.strip().splitlines()[-1]), (0, "interrupted"), err)
 
 
