@@ -214,6 +214,12 @@ static int post(isola_pool *p, isola_actor a, enum task_kind kind, const char *m
 		isola__task_free(t);
 		return r;
 	}
+	if (kind == TASK_ACTOR_KILL) {
+		/* Also stop what the actor is running now (a looping method
+		 * or constructor): its worker's watchdog interrupts it. */
+		__atomic_store_n(&p->workers[w].kill_actor, a.id, __ATOMIC_RELEASE);
+		isola__pool_interrupt_requested(p);
+	}
 	if (out != NULL)
 		*out = f;
 	return 0;
@@ -477,9 +483,15 @@ void isola__actor_run(struct worker *w, struct task *t)
 	case TASK_ACTOR_CALL:
 		call_method(w, t);
 		break;
-	case TASK_ACTOR_KILL:
+	case TASK_ACTOR_KILL: {
+		/* The kill is here: later messages (of a restarted instance)
+		 * are not to be interrupted for it. */
+		uint64_t id = t->actor_id;
+		__atomic_compare_exchange_n(&w->kill_actor, &id, 0, false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
 		crashed(w, t->actor_id, "killed");
 		break;
+	}
 	default:
 		break;
 	}

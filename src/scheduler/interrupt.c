@@ -55,7 +55,8 @@ static void interrupt_worker(struct worker *w, int all, int64_t now)
 	if (f != NULL && !f->injected) {
 		int64_t dl = isola__load_acquire(&w->current_deadline);
 		int none = INTERRUPT_NONE;
-		if (all)
+		uint64_t killing = isola__load_acquire(&w->kill_actor);
+		if (all || (killing != 0 && killing == isola__load_acquire(&w->current_actor)))
 			isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
 		else if (dl != 0 && now >= dl)
 			isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_TIMEOUT);

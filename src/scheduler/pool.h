@@ -62,6 +62,11 @@ struct worker {
 	PyObject *actors;           /* actor id -> instance (its interp) */
 	/* The running task, for the watchdog: written with the GIL held. */
 	isola_future *current;      /* atomic */
+	uint64_t current_actor;     /* atomic: the actor whose message runs, or 0 */
+	uint64_t kill_actor;        /* atomic: an actor being killed (its message is interrupted) */
+	/* Stands for the future of a task that has none (actor sends,
+	 * constructors, kills), so the watchdog can interrupt those too. */
+	isola_future *scratch;
 	int64_t current_deadline;   /* atomic: ns, 0 = none */
 	/* The worker thread's isola__wait_abort: set (release) by the
 	 * watchdog when it interrupts the running task, cleared by the

@@ -186,8 +186,17 @@ static void run_task(struct worker *w, struct task *t)
 	 * saw every result also sees every task counted. */
 	isola__add_relaxed(&w->tasks_run, 1);
 	isola__interp_enter(w->interp);
-	/* Published under the GIL: the watchdog checks them under it too. */
-	isola__store_release(&w->current, t->future);
+	/* Published under the GIL: the watchdog checks them under it too.
+	 * A task without a future is published as the worker's scratch one
+	 * (reset here), so that it can be interrupted as well. */
+	isola_future *watched = t->future;
+	if (watched == NULL && w->scratch != NULL) {
+		watched = w->scratch;
+		isola__store_release(&watched->interrupt, INTERRUPT_NONE);
+		watched->injected = 0;
+	}
+	isola__store_release(&w->current_actor, is_actor ? t->actor_id : 0);
+	isola__store_release(&w->current, watched);
 	if (t->timeout_ns > 0) {
 		isola__store_release(&w->current_deadline, t0 + t->timeout_ns);
 		isola__watchdog_wake(p);
@@ -215,6 +224,7 @@ static void run_task(struct worker *w, struct task *t)
 	}
 	isola__store_release(&w->current, NULL);
 	isola__store_release(&w->current_deadline, 0);
+	isola__store_release(&w->current_actor, 0);
 	/* An interrupt that arrived as the task ended must not hit the next. */
 	PyThreadState_SetAsyncExc(w->thread_ident, NULL);
 	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
@@ -255,6 +265,8 @@ static bool start(struct worker *w)
 	pthread_mutex_lock(&w->attach_lock);
 	w->interp = in;
 	pthread_mutex_unlock(&w->attach_lock);
+	if (r == 0)
+		w->scratch = isola__future_new(p);
 	if (r == 0) {
 		isola__interp_enter(w->interp);
 		w->targets = PyDict_New();
@@ -359,6 +371,10 @@ void *isola__worker_main(void *arg)
 		w->interp = NULL;
 	}
 	pthread_mutex_unlock(&w->attach_lock);
+	/* The watchdog may hold it only while current points to it (under
+	 * this worker's GIL, which is gone now). */
+	isola_future_release(w->scratch);
+	w->scratch = NULL;
 	__atomic_add_fetch(&p->exited, 1, __ATOMIC_ACQ_REL);
 	ck_ec32_inc(&p->exit_ec, &isola__ec_mode);
 	return NULL;

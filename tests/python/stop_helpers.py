@@ -34,3 +34,18 @@ def hold_gil(n):
     on a pathological pattern (n = 24: about a second here)."""
     import re
     return re.match(r"(a+)+$", "a" * n + "b") is None
+
+
+class Looper:
+    """An actor whose method (or, with loop_in_init, constructor) loops."""
+
+    def __init__(self, loop_in_init=False):
+        while loop_in_init:
+            pass
+
+    def loop(self):
+        while True:
+            pass
+
+    def ping(self):
+        return "pong"

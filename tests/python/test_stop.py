@@ -109,6 +109,31 @@ class BlockedInAChannel(unittest.TestCase):
 
 
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
+class Actors(unittest.TestCase):
+    # issue 13.4: actor code started by send_message, or a looping
+    # constructor, could not be interrupted: kill() and shutdown hung
+    def test_kill_stops_a_looping_message_and_constructor(self):
+        rc, out, err = run_child("""
+            import isola, stop_helpers, time
+            with isola.Pool(1) as p:
+                a = p.spawn(stop_helpers.Looper, restart=True)
+                a.send_message("loop")
+                time.sleep(0.2)              # the loop runs
+                a.kill()                     # interrupts the loop, restarts
+                print(a.ping().result(timeout=20))
+                b = p.spawn(stop_helpers.Looper, True)
+                time.sleep(0.2)
+                b.kill()                     # interrupts the constructor
+                p.submit(int).result(timeout=20)
+                c = p.spawn(stop_helpers.Looper)
+                c.send_message("loop")
+                p.shutdown(interrupt=True)   # and shutdown with interrupt
+            print("done")
+            """, timeout=60)
+        self.assertEqual((rc, out.split()), (0, ["pong", "done"]), err)
+
+
+@unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
 class FullQueue(unittest.TestCase):
     # issue 13.2: submit on a full queue (65,536 tasks) blocked holding the GIL
     def test_submit_on_a_full_queue_lets_other_threads_run(self):
