@@ -39,12 +39,12 @@ static PyObject *resolve_cached(struct worker *w, const char *target)
 	return fn;
 }
 
-void isola__complete_with_exception(struct worker *w, isola_future *f)
+/* The current Python exception as f's outcome (GIL held; clears it):
+ * the status (EPYTHON, or ECANCELED/ETIMEDOUT for an interrupt isola
+ * raised), the encoded exception and its text. */
+static int capture_exception(struct worker *w, isola_future *f, isola_msg *res,
+			     isola__error *err)
 {
-	if (f == NULL) {
-		PyErr_Clear(); /* actor send: nobody to tell */
-		return;
-	}
 	PyObject *exc = PyErr_GetRaisedException();
 	isola__state *st = isola__state_current();
 	int status = ISOLA_EPYTHON;
@@ -52,16 +52,26 @@ void isola__complete_with_exception(struct worker *w, isola_future *f)
 	if (st != NULL && why != INTERRUPT_NONE && PyObject_IsInstance(exc, st->Cancelled) == 1)
 		status = why == INTERRUPT_TIMEOUT ? ISOLA_ETIMEDOUT : ISOLA_ECANCELED;
 	PyErr_Clear();
-	isola_msg res;
-	isola_msg_init(&res);
 	if (st != NULL) {
 		isola__codec_opts o = codec_opts(w->pool);
-		if (isola__encode(st, exc, &o, &res) < 0)
+		if (isola__encode(st, exc, &o, res) < 0)
 			PyErr_Clear();
 	}
-	isola__error err = { 0 };
 	PyErr_SetRaisedException(exc);
-	isola__error_capture(&err);
+	isola__error_capture(err);
+	return status;
+}
+
+void isola__complete_with_exception(struct worker *w, isola_future *f)
+{
+	if (f == NULL) {
+		PyErr_Clear(); /* actor send: nobody to tell */
+		return;
+	}
+	isola_msg res;
+	isola_msg_init(&res);
+	isola__error err = { 0 };
+	int status = capture_exception(w, f, &res, &err);
 	isola__future_complete(f, status, &res, &err);
 	isola_msg_clear(&res);
 	isola__error_clear(&err);
@@ -202,25 +212,23 @@ static void run_task(struct worker *w, struct task *t)
 		isola__watchdog_wake(p);
 	}
 	isola_future *f = NULL;
+	isola_msg result;
+	isola_msg_init(&result);
+	isola__error err = { 0 };
+	int status = 0;
 	if (is_actor) {
 		isola__actor_run(w, t);
 	} else {
-		isola_msg result;
-		isola_msg_init(&result);
-		bool ok = run_python(w, t, &result) == 0;
+		f = t->future;
+		if (run_python(w, t, &result) < 0)
+			status = capture_exception(w, f, &result, &err);
 		/* Free the task before the caller wakes: it is likely to
 		 * allocate the next one at once, from the same malloc arena. */
-		f = t->future;
 		t->future = NULL;
 		isola__task_free(t);
 		t = NULL;
 		if (!w->spinning)
 			w->spinning = spinner_begin(w);
-		if (ok)
-			isola__future_complete(f, 0, &result, NULL);
-		else
-			isola__complete_with_exception(w, f);
-		isola_msg_clear(&result);
 	}
 	isola__store_release(&w->current, NULL);
 	isola__store_release(&w->current_deadline, 0);
@@ -229,6 +237,12 @@ static void run_task(struct worker *w, struct task *t)
 	PyThreadState_SetAsyncExc(w->thread_ident, NULL);
 	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
 	isola__interp_leave(w->interp);
+	/* Completed with the GIL released: callbacks (the Python front's
+	 * completion post among them) may block, never this interpreter. */
+	if (f != NULL)
+		isola__future_complete(f, status, &result, status ? &err : NULL);
+	isola_msg_clear(&result);
+	isola__error_clear(&err);
 	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
 	isola__task_free(t);
 	isola_future_release(f);
