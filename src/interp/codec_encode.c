@@ -909,6 +909,13 @@ static int enc_obj(enc *e, PyObject *obj)
 		return enc_complex(e, obj);
 	if (t == e->st->buffer_type) {
 		isola__buffer_obj *b = (isola__buffer_obj *)obj;
+		/* No reference slot left (many shared results in one chunk):
+		 * its bytes, copied, rather than a failure. */
+		if (e->msg != NULL && e->o->allow_refs && e->msg->nrefs_ >= ISOLA_MSG_MAX_REFS) {
+			PK(msgpack_pack_bin(&e->pk, (size_t)b->len));
+			PK(msgpack_pack_bin_body(&e->pk, b->data, (size_t)b->len));
+			return 0;
+		}
 		return enc_blob_ref(e, obj, b->blob);
 	}
 	if (t == e->st->channel_type) {

@@ -97,3 +97,7 @@ def fail_deep():
     for _ in range(100000):
         deep = [deep]
     raise KeyError(deep)
+
+
+def shared_bytes(n):
+    return isola.share(b"\x02" * n)

@@ -61,6 +61,8 @@ class PoolTasks(unittest.TestCase):
         out = list(self.pool.map(bytes, [70000] * 100))
         self.assertEqual(len(out), 100)
         self.assertTrue(all(len(b) == 70000 and not any(b) for b in out))
+        shared = list(self.pool.map(h.shared_bytes, [1000] * 20, chunksize=20))
+        self.assertEqual([bytes(b) for b in shared], [b"\x02" * 1000] * 20)
 
     def test_idle_worker_gives_zero_copy_memory_back(self):
         # issue 14.15: a worker's bytes held zero-copy elsewhere were freed
