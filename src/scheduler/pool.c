@@ -39,6 +39,24 @@ void isola__task_free(struct task *t)
 	free(t);
 }
 
+struct task *isola__task_of(isola_msg *m)
+{
+	struct task *t;
+	const void *d;
+	size_t len;
+	isola_msg_bytes(m, &d, &len);
+	memcpy(&t, d, sizeof(t));
+	isola_msg_clear(m);
+	return t;
+}
+
+struct task *isola__task_take(isola_channel *q)
+{
+	isola_msg m;
+	isola_msg_init(&m);
+	return isola_channel_recv(q, &m, 0) == 0 ? isola__task_of(&m) : NULL;
+}
+
 _Thread_local const struct isola__post_wait *isola__post_wait;
 
 int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t)
@@ -121,15 +139,8 @@ static void free_pool(struct isola_pool *p)
 		qs[0] = i < 0 ? p->shared_q : p->workers[i].private_q;
 		if (qs[0] == NULL)
 			continue;
-		isola_msg m;
-		isola_msg_init(&m);
-		while (isola_channel_recv(qs[0], &m, 0) == 0) {
-			struct task *t;
-			const void *d;
-			size_t len;
-			isola_msg_bytes(&m, &d, &len);
-			memcpy(&t, d, sizeof(t));
-			isola_msg_clear(&m);
+		struct task *t;
+		while ((t = isola__task_take(qs[0])) != NULL) {
 			if (t->future != NULL)
 				isola__future_complete(t->future, ISOLA_ECLOSED, NULL, NULL);
 			isola__task_free(t);
@@ -260,15 +271,8 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
  * cancels instead of running. */
 static void cancel_queued(struct isola_pool *p)
 {
-	isola_msg m;
-	isola_msg_init(&m);
-	while (isola_channel_recv(p->shared_q, &m, 0) == 0) {
-		struct task *t;
-		const void *d;
-		size_t len;
-		isola_msg_bytes(&m, &d, &len);
-		memcpy(&t, d, sizeof(t));
-		isola_msg_clear(&m);
+	struct task *t;
+	while ((t = isola__task_take(p->shared_q)) != NULL) {
 		if (t->future != NULL)
 			isola__future_cancel_pending(t->future, "the pool shut down before it ran");
 		isola__task_free(t);

@@ -154,6 +154,11 @@ void isola__task_free(struct task *t);
  * on failure. */
 int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t);
 
+/* The task a queue message carries (the message is cleared). */
+struct task *isola__task_of(isola_msg *m);
+/* The next task queued on q, without waiting; NULL if none. */
+struct task *isola__task_take(isola_channel *q);
+
 
 /* Actors (actor.c), run by the worker with its GIL held. */
 void isola__actor_run(struct worker *w, struct task *t);

@@ -366,13 +366,7 @@ void *isola__worker_main(void *arg)
 							       ? isola__spin_ns_local * 2 : 200000;
 			if (r != 0)
 				continue;
-			struct task *t;
-			const void *data;
-			size_t len;
-			isola_msg_bytes(&m, &data, &len);
-			memcpy(&t, data, sizeof(t));
-			isola_msg_clear(&m);
-			run_task(w, t);
+			run_task(w, isola__task_of(&m));
 		}
 	}
 	pthread_mutex_lock(&w->attach_lock); /* the watchdog is not attached */
