@@ -766,12 +766,12 @@ class _AsyncWaiter:
                 self._pending = [p for p in self._pending if p[0] is not ch]
             for ch, loop, fut in ready:
                 try:
-                    loop.call_soon_threadsafe(_deliver, self, ch, loop, fut)
+                    loop.call_soon_threadsafe(_wake, fut)
                 except RuntimeError:  # the loop is closed: nobody to tell
                     pass
 
 
-def _deliver(waiter, ch, loop, fut):
+def _wake(fut):
     # In the loop's thread: the channel may be ready; the coroutine
     # receives itself (see _recv_async).
     if not fut.done():
@@ -820,15 +820,7 @@ async def _send_async(self, obj):
 
 def _cli_check(target):
     """Raise a clear error unless target resolves to a callable."""
-    mod, _, qual = target.partition(":")
-    import importlib
-    obj = importlib.import_module(mod)
-    for part in qual.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AttributeError(f"module {mod!r} has no attribute {qual!r}") from None
-    if not callable(obj):
+    if not callable(_resolve_target(target)):
         raise TypeError(f"{target} is not callable")
     return True
 
@@ -843,12 +835,7 @@ def _cli_apply_chunk(target, first, lines, plain):
     import json
     fn = _cli_fns.get(target)
     if fn is None:
-        mod, _, qual = target.partition(":")
-        import importlib
-        fn = importlib.import_module(mod)
-        for part in qual.split("."):
-            fn = getattr(fn, part)
-        _cli_fns[target] = fn
+        fn = _cli_fns[target] = _resolve_target(target)
     out = []
     for k, line in enumerate(lines):
         if plain:

@@ -380,7 +380,6 @@ static int post(pool_obj *p, struct post *c)
 				break;
 			}
 		}
-		isola__post_wait = NULL;
 		pool_leave(p);
 	}
 	isola__post_wait = NULL;
