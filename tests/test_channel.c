@@ -1,11 +1,13 @@
 /* test_channel.c - channel and message semantics, mostly single-threaded. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
 #include "channels/blob.h"
 #include "channels/channel.h"
+#include "channels/wait.h"
 #include "common/alloc.h"
 #include "isola.h"
 
@@ -423,4 +425,54 @@ Test(channel, select_wakes_on_a_later_send)
 		cr_assert_eq(chs[i]->nwatch, 0, "select unregistered");
 		isola_channel_release(chs[i]);
 	}
+}
+
+/* A spinner that loses its CPU to a busy thread marks the process
+ * contended (wait.c), so that later waits sleep instead of spinning. */
+struct contend_arg {
+	int stop; /* relaxed atomics: only ends the loop */
+};
+
+static void pin_to_cpu0(void)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *busy_on_cpu0(void *arg)
+{
+	struct contend_arg *a = arg;
+	pin_to_cpu0();
+	while (!__atomic_load_n(&a->stop, __ATOMIC_RELAXED))
+		;
+	return NULL;
+}
+
+static int never_ready(void *arg)
+{
+	(void)arg;
+	return ISOLA_EAGAIN;
+}
+
+Test(channel, a_descheduled_spinner_marks_the_machine_contended)
+{
+	struct contend_arg a = { 0 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, busy_on_cpu0, &a), 0);
+	pin_to_cpu0(); /* share one CPU with the busy thread */
+	bool seen = false;
+	/* Spin (20 us budget each) until the scheduler takes the CPU away for
+	 * a slice: within a few slices of 1-4 ms; bounded at 5 s. */
+	int64_t stop = isola__now_ns() + 5000000000LL;
+	while (!seen && isola__now_ns() < stop) {
+		isola__deadline d;
+		isola__deadline_init(&d, 1000000);
+		isola__spin(never_ready, NULL, &d, 0);
+		seen = isola__cpu_contended();
+	}
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	cr_assert(seen, "a spinner sharing its CPU with a busy thread never noticed");
 }

@@ -221,7 +221,7 @@ static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
 				isola__channel_spinner_add(chans[i]);
 				counted |= (uint64_t)1 << i;
 			}
-		r = isola__spin(try_all, &op, d);
+		r = isola__spin(try_all, &op, d, flags);
 		for (size_t i = 0; i < n; i++)
 			if (counted & ((uint64_t)1 << i))
 				isola__channel_spinner_drop(chans[i]);

@@ -146,10 +146,59 @@ static int wait_pred(const struct ck_ec_wait_state *st, struct timespec *partial
 	return 0;
 }
 
+/*
+ * Contention: when this process's threads do not each have a core, a
+ * spinning thread is descheduled in favour of another runnable one and
+ * comes back only at a scheduler tick (4 ms here), and whoever waits for
+ * it waits that long: a spinner counts as awake, so nobody wakes it.
+ * A sleeper, by contrast, is woken with a futex call and preempts a
+ * busy thread at once.  So a spinner that finds it lost its CPU (a gap
+ * between two of its clock reads, or a sched_yield that gave the CPU to
+ * another thread for long) marks the process contended, and for a while
+ * every wait sleeps after a short pause-only spin, and idle pool workers
+ * park instead of spinning (isola__cpu_contended).  The window doubles
+ * while contention is found again as soon as it ends, so a machine that
+ * stays busy pays one stalled spin per window, not one per call.
+ */
+#define PREEMPTED_NS 1000000       /* a time slice: someone else ran */
+#define CONTENDED_MIN_NS 10000000   /* 10 ms */
+#define CONTENDED_MAX_NS 1280000000 /* 1.28 s */
+/* While contended, spins only pause (no yield) and are short: 2 us for a
+ * hand-off between pool threads (a future), 20 us for a channel.  A
+ * measured trade (bench/bench_busy.py): a longer spin on a future lets a
+ * busy process keep the core the worker needs (sync call p50 33-39 us
+ * against 3.4 us, both cores busy), while two tasks exchanging messages
+ * mostly run at once and sleeping costs them a wake per message (round
+ * trip 7.7 us against 17.8 us). */
+#define CONTENDED_HANDOFF_SPIN_NS 2000
+#define CONTENDED_SPIN_NS 20000
+
+/* Hints, read and written relaxed: a stale value only makes one wait
+ * spin or sleep when the other would have been better. */
+static int64_t contended_until, contended_window = CONTENDED_MIN_NS;
+
+bool isola__cpu_contended(void)
+{
+	return isola__now_ns() < __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
+}
+
+static void note_preempted(int64_t now)
+{
+	int64_t until = __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
+	int64_t win = __atomic_load_n(&contended_window, __ATOMIC_RELAXED);
+	if (now < until)
+		return; /* marked already */
+	/* Found again within a window of the last one ending: still busy. */
+	win = now - until < win ? (win * 2 < CONTENDED_MAX_NS ? win * 2 : CONTENDED_MAX_NS)
+				: CONTENDED_MIN_NS;
+	__atomic_store_n(&contended_window, win, __ATOMIC_RELAXED);
+	__atomic_store_n(&contended_until, now + win, __ATOMIC_RELAXED);
+}
+
 /* Per thread: this thread's last yield gave the CPU away (see below). */
 static _Thread_local int yield_at_once;
 
-int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline)
+int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline, int flags)
 {
 	int r = ready(arg);
 	isola__last_wait_slept = 0;
@@ -159,8 +208,13 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	/* Spin: re-check the condition itself (one pause apart: a pause
 	 * is ~40-140 cycles, and a reply may be that close), reading the
 	 * clock only every 64 rounds. */
+	int64_t start = isola__now_ns();
+	bool contended = start < __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
 	int64_t budget = isola__spin_ns_local ? isola__spin_ns_local : isola__spin_ns;
-	int64_t start = isola__now_ns(), spin_until = start + budget;
+	int64_t cap = flags & ISOLA__WAIT_HANDOFF ? CONTENDED_HANDOFF_SPIN_NS : CONTENDED_SPIN_NS;
+	if (contended && budget > cap)
+		budget = cap;
+	int64_t spin_until = start + budget;
 	if (!deadline->forever) { /* never spin past the caller's deadline */
 		int64_t dl = (int64_t)deadline->at.tv_sec * 1000000000 + deadline->at.tv_nsec;
 		if (dl < spin_until)
@@ -174,8 +228,10 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	 * the very thread we wait for (two spinners the scheduler put on
 	 * one core).  Then pausing first only delays it: the next spin of
 	 * this thread yields at once, until a yield comes back quickly
-	 * (a round trip between two threads on one core: 15 -> 10 us). */
-	int yielding = yield_at_once;
+	 * (a round trip between two threads on one core: 15 -> 10 us).
+	 * While contended, only the pause phase: a yield may hand the CPU
+	 * to a busy thread for a whole time slice. */
+	int yielding = yield_at_once && !contended;
 	int64_t last = start;
 	for (unsigned i = 1;; i++) {
 		if (yielding)
@@ -183,8 +239,13 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 		else
 			ck_pr_stall();
 		r = ready(arg);
-		if (yielding || (i & 63) == 0) {
+		if (yielding || (i & 63) == 0 || r != ISOLA_EAGAIN) {
 			int64_t now = isola__now_ns();
+			if (now - last > PREEMPTED_NS) {
+				note_preempted(now);
+				if (r == ISOLA_EAGAIN)
+					return r; /* sleep: the spin lost its CPU */
+			}
 			if (yielding)
 				yield_at_once = now - last > 5000;
 			last = now;
@@ -192,9 +253,7 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 				return r;
 			if (now >= spin_until)
 				return ISOLA_EAGAIN;
-			yielding = yielding || now - start >= 2000;
-		} else if (r != ISOLA_EAGAIN) {
-			return r;
+			yielding = yielding || (now - start >= 2000 && !contended);
 		}
 	}
 }
@@ -204,7 +263,7 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 {
 	int r;
 	if (!(flags & ISOLA__WAIT_NO_SPIN)) {
-		r = isola__spin(ready, arg, deadline);
+		r = isola__spin(ready, arg, deadline, flags);
 		if (r != ISOLA_EAGAIN || deadline->now)
 			return r;
 	}

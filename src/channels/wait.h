@@ -40,6 +40,9 @@ enum {
 	ISOLA__WAIT_NO_SPIN = 2,
 	/* Spin, then return ISOLA_EAGAIN instead of sleeping (select only). */
 	ISOLA__WAIT_SPIN_ONLY = 4,
+	/* A hand-off between pool threads (a future): on a contended
+	 * machine, sleep almost at once (see wait.c). */
+	ISOLA__WAIT_HANDOFF = 8,
 };
 
 /* Spin budget before sleeping, in ns.  A parked thread takes ~70 us to
@@ -82,6 +85,11 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
  * ISOLA_EAGAIN when the budget ran out.  Lets a caller spin before it
  * pays for registering as a sleeper (select's watcher lists).
  */
-int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline);
+int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline, int flags);
+
+/* True while this process's threads were lately found to compete for
+ * cores (a spinner lost its CPU): spinning then only delays the thread
+ * it waits for, so waits sleep almost at once and idle workers park. */
+bool isola__cpu_contended(void);
 
 #endif

@@ -174,13 +174,13 @@ int isola_future_wait(isola_future *f, int64_t timeout_ns)
 		return ISOLA_EINVAL;
 	isola__deadline d;
 	isola__deadline_init(&d, timeout_ns);
-	int r = isola__wait(&f->done_ec, ready_done, f, &d, 0);
+	int r = isola__wait(&f->done_ec, ready_done, f, &d, ISOLA__WAIT_HANDOFF);
 	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
 }
 
 int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flags)
 {
-	int r = isola__wait(&f->done_ec, ready_done, f, d, flags);
+	int r = isola__wait(&f->done_ec, ready_done, f, d, flags | ISOLA__WAIT_HANDOFF);
 	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
 }
 

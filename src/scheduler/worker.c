@@ -6,6 +6,7 @@
 
 #include "common/atomics.h"
 #include "channels/channel.h"
+#include "channels/wait.h"
 #include "interp/codec.h"
 #include "interp/state.h"
 
@@ -135,6 +136,8 @@ static int run_python(struct worker *w, struct task *t, isola_msg *result)
 static bool spinner_begin(struct worker *w)
 {
 	struct isola_pool *p = w->pool;
+	if (isola__cpu_contended())
+		return false; /* park: a sender's wake beats a descheduled spinner */
 	/* Relaxed: the count only limits how many spin; no data depends on
 	 * it, and an occasional extra or missing spinner is harmless. */
 	int cur = __atomic_load_n(&p->spinners, __ATOMIC_RELAXED);
