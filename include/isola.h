@@ -484,11 +484,18 @@ int isola_pool_shutdown(isola_pool *pool, int how, int64_t timeout_ns);
  * on_done callback; NULL is ok. */
 int isola_pool_destroy(isola_pool *pool);
 
+#define ISOLA_RUNNING_NAME_MAX 96
+
 typedef struct isola_worker_stats {
 	uint64_t tasks_run;  /* tasks and actor messages handled */
 	uint64_t busy_ns;    /* time spent running them */
 	uint64_t queue_depth; /* its private (actor) queue */
 	int actors;          /* actors living on it */
+	/* The task running now: its target ("module:qualname", an actor's
+	 * method, or the first line of isola_pool_run's source; cut to fit,
+	 * NUL-terminated), "" when idle; and for how long it has run. */
+	char running[ISOLA_RUNNING_NAME_MAX];
+	uint64_t running_ns;
 } isola_worker_stats;
 
 /* Number of workers. */

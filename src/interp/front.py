@@ -277,22 +277,84 @@ class BrokenPool(_cf.BrokenExecutor):
 
 
 _live_pools = _weakref.WeakSet()  # pools not yet joined (shutdown(wait=True))
+_abandoned = []  # pools left with tasks stuck past their grace (kept alive)
 _exiting = False
+_stopped_by_signal = False  # Ctrl-C reached a shutdown
 
 # isola_pool_shutdown's how (isola.h).
 _SHUTDOWN_CANCEL, _SHUTDOWN_INTERRUPT = 1, 2
+_STOP = _SHUTDOWN_CANCEL | _SHUTDOWN_INTERRUPT
+
+STOP_GRACE = 2.0  # seconds an interrupted task gets before it is abandoned
 
 
 def _shutdown_all():
     # At exit, before threads are joined: as concurrent.futures does, wait
     # for what was submitted (queued work runs), then join every pool.
-    global _exiting
+    # Once the user asks to stop (Ctrl-C here or earlier), running tasks
+    # are interrupted, and what does not stop within its pool's grace is
+    # abandoned: the process then exits without finalizing interpreters
+    # that threads still run in (_exit_abandoning).
+    global _exiting, _stopped_by_signal
     _exiting = True
     for pool in list(_live_pools):
+        while pool not in _abandoned:
+            try:
+                pool._join(_STOP if _stopped_by_signal else 0, None)
+                break
+            except KeyboardInterrupt:
+                _stopped_by_signal = True  # then again, bounded
+            except Exception:
+                break
+    if _abandoned:
+        _exit_abandoning()
+
+
+def _exit_abandoning():
+    # Tasks stuck in C calls still run in worker interpreters: finalizing
+    # those interpreters under them would crash, so, after one more look
+    # (a stuck task may have ended), the process ends here: the remaining
+    # atexit handlers run, the standard streams are flushed, and the exit
+    # status is what CPython would have given for a Ctrl-C (death by
+    # SIGINT) or an unhandled exception (1), else 0.
+    stuck = [p for p in _abandoned if not p._join(_STOP, 0)]
+    if not stuck:
+        return
+    import atexit
+    import signal
+    for p in stuck:
+        _warn_abandoned(p, "the program exits")
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for f in (_sys.stdout, _sys.stderr):
         try:
-            pool.shutdown(wait=True)
+            f.flush()
         except Exception:
             pass
+    last = getattr(_sys, "last_exc", None) or getattr(_sys, "last_value", None)
+    if _stopped_by_signal or isinstance(last, KeyboardInterrupt):
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _os.kill(_os.getpid(), signal.SIGINT)
+        _os._exit(130)
+    _os._exit(1 if last is not None else 0)
+
+
+def _warn_abandoned(pool, what):
+    try:
+        workers = pool._c.stats()["workers"]
+    except Exception:
+        workers = []
+    names = "; ".join(f"worker {i}: {w['running']} (running {w['running_seconds']:.1f} s)"
+                      for i, w in enumerate(workers) if w.get("running"))
+    msg = (f"isola: {what} with task(s) still running {pool._grace:g} s after they "
+           f"were interrupted, abandoned: {names or 'unknown'}")
+    try:
+        import warnings
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    except Exception:
+        _sys.stderr.write(msg + "\n")
 
 
 if hasattr(_threading, "_register_atexit"):  # before threads are joined at exit
@@ -375,9 +437,14 @@ class Pool:
     """
 
     def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
-                 initargs=(), allow_pickle=True):
+                 initargs=(), allow_pickle=True, stop_grace=None):
         if workers is not None and workers <= 0:
             raise ValueError("workers must be greater than 0")
+        if stop_grace is None:  # isola.STOP_GRACE, as the user may have set it
+            stop_grace = getattr(_sys.modules.get("isola"), "STOP_GRACE", STOP_GRACE)
+        self._grace = float(stop_grace)
+        if self._grace < 0:
+            raise ValueError("stop_grace must be >= 0")
         main = _sys.modules.get("__main__")
         main_file = getattr(main, "__file__", None)
         paths = [_os.fspath(p) for p in path]
@@ -543,26 +610,65 @@ class Pool:
         events lost because nobody read the monitor."""
         return self._c.stats()
 
-    def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False):
-        """Stop accepting work.  cancel_futures: cancel what is queued (as
-        concurrent.futures does; running tasks finish).  interrupt (isola's
-        extra): also interrupt running tasks (isola.Cancelled inside them).
-        wait: block until every worker is gone; else the pool is joined
-        in the background (and at exit at the latest)."""
+    def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False, timeout=None):
+        """Stop accepting work and wait for what was submitted (queued work
+        runs, as concurrent.futures does).  Asking to stop bounds the wait:
+        - cancel_futures: cancel what is queued; running tasks get the
+          pool's stop_grace (default isola.STOP_GRACE, 2 s) to end, then
+          are interrupted (isola.Cancelled inside them);
+        - interrupt (isola's extra): cancel what is queued and interrupt
+          running tasks at once;
+        - timeout: after that many seconds, the same as interrupt;
+        - Ctrl-C while waiting: the same as interrupt, then KeyboardInterrupt.
+        A task still running stop_grace seconds after its interrupt (a C
+        call that cannot be interrupted, such as time.sleep) is abandoned
+        with a RuntimeWarning naming it; shutdown returns, and at exit the
+        process ends without waiting for it.
+        wait=False: return at once; the pool is joined in the background
+        (and at exit at the latest)."""
         how = ((_SHUTDOWN_CANCEL if cancel_futures or interrupt else 0) |
                (_SHUTDOWN_INTERRUPT if interrupt else 0))
         with self._lock:
             first = not self._closed
             self._closed = True
         if wait:
-            self._c.shutdown(how, True)
-            self._completions.join()
-            _live_pools.discard(self)
+            if interrupt:
+                self._join(_STOP, None)
+            elif cancel_futures:
+                self._join(how, self._grace)
+            else:
+                self._join(how, timeout)
             return
         self._c.shutdown(how, False)
         if first:  # join in the background: the program can exit
             _threading.Thread(target=self._c.shutdown, args=(how, True),
-                              name="isola-pool-join").start()
+                              name="isola-pool-join", daemon=True).start()
+
+    def _join(self, how, timeout):
+        # Wait for the workers: up to timeout (None: forever) with how;
+        # then (and at once when how interrupts) interrupt and wait the
+        # grace; then abandon.  True once joined.
+        global _stopped_by_signal
+        try:
+            if how != _STOP:
+                if self._c.shutdown(how, True, timeout):
+                    return self._joined()
+            if self._c.shutdown(_STOP, True, self._grace):
+                return self._joined()
+        except KeyboardInterrupt:
+            _stopped_by_signal = True
+            raise
+        if self not in _abandoned:
+            _abandoned.append(self)
+            _warn_abandoned(self, "shutdown returns")
+        return False
+
+    def _joined(self):
+        self._completions.join()
+        _live_pools.discard(self)
+        if self in _abandoned:
+            _abandoned.remove(self)
+        return True
 
     def _check_open(self):
         if self._closed or _exiting:

@@ -15,6 +15,7 @@
 #include "interp/pychannel.h"
 
 #include "channels/channel.h"
+#include "channels/wait.h"
 #include "interp/codec.h"
 #include "interp/module.h"
 #include "interp/pyerror.h"
@@ -610,28 +611,44 @@ static void pool_leave(pool_obj *p)
 
 #define SHUTDOWN_SLICE_NS (20 * 1000000) /* how often a waiting shutdown runs signal handlers */
 
-/* shutdown(how, wait): stop the pool (how: ISOLA_SHUTDOWN_* flags); with
- * wait, wait for the workers, then free it.  Safe from several threads
- * at once. */
+/* shutdown(how, wait, timeout=None): stop the pool (how: ISOLA_SHUTDOWN_*
+ * flags); with wait, wait for the workers (at most timeout seconds), then
+ * free it.  Returns True once the pool is joined, False if the timeout
+ * passed first (the pool stays; a later shutdown may join it).  Safe from
+ * several threads at once. */
 static PyObject *pool_shutdown(PyObject *self, PyObject *args)
 {
 	pool_obj *p = (pool_obj *)self;
 	int how, wait;
-	if (!PyArg_ParseTuple(args, "ip:shutdown", &how, &wait))
+	PyObject *timeout_obj = Py_None;
+	if (!PyArg_ParseTuple(args, "ip|O:shutdown", &how, &wait, &timeout_obj))
 		return NULL;
+	int64_t timeout_ns = -1;
+	if (timeout_obj != Py_None) {
+		double t = PyFloat_AsDouble(timeout_obj);
+		if (t == -1.0 && PyErr_Occurred())
+			return NULL;
+		timeout_ns = t <= 0 ? 0 : t > 1e9 ? -1 : (int64_t)(t * 1e9);
+	}
 	isola_pool *pool = p->pool != NULL ? p->pool : p->dying;
 	if (pool == NULL)
-		Py_RETURN_NONE;
+		Py_RETURN_TRUE;
 	if (wait && p->pool != NULL) {
 		p->dying = p->pool; /* no new call starts */
 		p->pool = NULL;
 	}
 	p->inside++;
+	int64_t end = timeout_ns < 0 ? -1 : isola__now_ns() + timeout_ns;
 	int r;
 	for (;;) {
 		/* Wait in slices: Ctrl-C must reach a waiting shutdown. */
+		int64_t slice = SHUTDOWN_SLICE_NS;
+		if (end >= 0) {
+			int64_t left = end - isola__now_ns();
+			slice = left < 0 ? 0 : left < slice ? left : slice;
+		}
 		Py_BEGIN_ALLOW_THREADS
-		r = isola_pool_shutdown(pool, how, wait ? SHUTDOWN_SLICE_NS : 0);
+		r = isola_pool_shutdown(pool, how, wait ? slice : 0);
 		Py_END_ALLOW_THREADS
 		if (!wait || r != ISOLA_ETIMEDOUT)
 			break;
@@ -643,30 +660,42 @@ static PyObject *pool_shutdown(PyObject *self, PyObject *args)
 			p->inside--;
 			return NULL;
 		}
+		if (end >= 0 && isola__now_ns() >= end) {
+			p->inside--; /* not joined: stays dying, joined later */
+			Py_RETURN_FALSE;
+		}
 	}
 	pool_leave(p);
 	if (r != 0 && r != ISOLA_ETIMEDOUT)
 		return raise_code(p, r, "shut down");
-	Py_RETURN_NONE;
+	return PyBool_FromLong(wait);
 }
 
 static PyObject *pool_stats(PyObject *self, PyObject *unused)
 {
 	(void)unused;
 	pool_obj *p = (pool_obj *)self;
-	if (need_pool(p) == NULL)
+	/* A pool being joined still answers (what runs, for a shutdown's
+	 * warning); it is freed only with the GIL released, after dying is
+	 * cleared under it. */
+	isola_pool *pool = p->pool != NULL ? p->pool : p->dying;
+	if (pool == NULL) {
+		need_pool(p); /* raises */
 		return NULL;
+	}
 	size_t n;
-	isola_pool_size(p->pool, &n);
+	isola_pool_size(pool, &n);
 	PyObject *list = PyList_New((Py_ssize_t)n);
 	uint64_t shared = 0;
 	for (size_t i = 0; list && i < n; i++) {
 		isola_worker_stats s;
-		isola_pool_worker_stats(p->pool, i, &s, &shared);
-		PyObject *d = Py_BuildValue("{s:K,s:d,s:K,s:i}", "tasks_run",
+		isola_pool_worker_stats(pool, i, &s, &shared);
+		PyObject *d = Py_BuildValue("{s:K,s:d,s:K,s:i,s:z,s:d}", "tasks_run",
 					    (unsigned long long)s.tasks_run, "busy_seconds",
 					    (double)s.busy_ns / 1e9, "queue_depth",
-					    (unsigned long long)s.queue_depth, "actors", s.actors);
+					    (unsigned long long)s.queue_depth, "actors", s.actors,
+					    "running", s.running[0] ? s.running : NULL,
+					    "running_seconds", (double)s.running_ns / 1e9);
 		if (d == NULL) {
 			Py_CLEAR(list);
 			break;
@@ -676,7 +705,7 @@ static PyObject *pool_stats(PyObject *self, PyObject *unused)
 	if (list == NULL)
 		return NULL;
 	uint64_t dropped = 0;
-	isola_pool_monitor_dropped(p->pool, &dropped);
+	isola_pool_monitor_dropped(pool, &dropped);
 	PyObject *r = Py_BuildValue("{s:N,s:K,s:K}", "workers", list, "queued",
 				    (unsigned long long)shared, "monitor_dropped",
 				    (unsigned long long)dropped);
@@ -687,10 +716,16 @@ static PyObject *pool_size(PyObject *self, void *c)
 {
 	(void)c;
 	pool_obj *p = (pool_obj *)self;
-	if (need_pool(p) == NULL)
+	/* A pool being joined still answers (what runs, for a shutdown's
+	 * warning); it is freed only with the GIL released, after dying is
+	 * cleared under it. */
+	isola_pool *pool = p->pool != NULL ? p->pool : p->dying;
+	if (pool == NULL) {
+		need_pool(p); /* raises */
 		return NULL;
+	}
 	size_t n;
-	isola_pool_size(p->pool, &n);
+	isola_pool_size(pool, &n);
 	return PyLong_FromSize_t(n);
 }
 

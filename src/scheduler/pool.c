@@ -479,6 +479,7 @@ int isola_pool_worker_stats(isola_pool *p, size_t i, isola_worker_stats *out,
 	out->busy_ns = isola__load_relaxed(&w->busy_ns);
 	out->queue_depth = st.depth;
 	out->actors = isola__load_relaxed(&w->n_actors);
+	isola__worker_running(w, out->running, &out->running_ns);
 	if (shared_depth != NULL) {
 		isola_channel_stats_get(p->shared_q, &st);
 		*shared_depth = st.depth;

@@ -21,6 +21,7 @@
 #include "scheduler/post_wait.h"
 
 #include <assert.h>
+#include <ck_sequence.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -79,6 +80,13 @@ struct worker {
 	pthread_mutex_t attach_lock;
 	/* Stats (relaxed atomics). */
 	uint64_t tasks_run, busy_ns;
+	/* What runs now, for stats and for the warning of a shutdown that
+	 * abandons it: the target's name (words written and read relaxed
+	 * inside a ck_sequence, so a reader never sees half of two names)
+	 * and since when (ns, 0: idle). */
+	ck_sequence_t running_seq;
+	uint64_t running_words[ISOLA_RUNNING_NAME_MAX / 8];
+	int64_t running_since;
 	bool spinning; /* worker thread only: holds a spinner role (worker.c) */
 	int n_actors;
 };
@@ -143,6 +151,10 @@ extern _Thread_local struct isola_pool *isola__worker_pool;
 
 /* Worker thread body (worker.c). */
 void *isola__worker_main(void *arg);
+/* The name of w's running task (see struct worker) into name
+ * (ISOLA_RUNNING_NAME_MAX bytes, "" when idle) and how long it has run.
+ * Any thread. */
+void isola__worker_running(struct worker *w, char *name, uint64_t *running_ns);
 
 /* Tasks (pool.c): enqueue on a channel, free. */
 struct task *isola__task_new(enum task_kind kind, const char *target);

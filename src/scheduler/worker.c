@@ -160,6 +160,48 @@ static void spinner_end(struct worker *w)
 	__atomic_sub_fetch(&w->pool->spinners, 1, __ATOMIC_RELAXED); /* as above */
 }
 
+/* Publish what w runs now (name NULL: nothing).  Worker thread only. */
+static void running_set(struct worker *w, const char *name, int64_t since)
+{
+	union {
+		char c[ISOLA_RUNNING_NAME_MAX];
+		uint64_t w[ISOLA_RUNNING_NAME_MAX / 8];
+	} buf = { 0 };
+	size_t n = 0;
+	for (; name != NULL && n < sizeof(buf.c) - 1 && name[n] && name[n] != '\n'; n++)
+		buf.c[n] = name[n];
+	/* The sequence orders the words against a reader's retry check
+	 * (ck_sequence's fences); each word is stored whole (relaxed).
+	 * Idle: only the time is cleared (readers ignore the name then). */
+	ck_sequence_write_begin(&w->running_seq);
+	for (size_t i = 0; name != NULL && i < sizeof(buf.w) / 8; i++)
+		__atomic_store_n(&w->running_words[i], buf.w[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&w->running_since, name != NULL ? since : 0, __ATOMIC_RELAXED);
+	ck_sequence_write_end(&w->running_seq);
+}
+
+void isola__worker_running(struct worker *w, char *name, uint64_t *running_ns)
+{
+	union {
+		char c[ISOLA_RUNNING_NAME_MAX];
+		uint64_t w[ISOLA_RUNNING_NAME_MAX / 8];
+	} buf;
+	int64_t since;
+	unsigned int v;
+	do {
+		v = ck_sequence_read_begin(&w->running_seq);
+		for (size_t i = 0; i < sizeof(buf.w) / 8; i++)
+			buf.w[i] = __atomic_load_n(&w->running_words[i], __ATOMIC_RELAXED);
+		since = __atomic_load_n(&w->running_since, __ATOMIC_RELAXED);
+	} while (ck_sequence_read_retry(&w->running_seq, v));
+	buf.c[sizeof(buf.c) - 1] = '\0';
+	if (since == 0)
+		buf.c[0] = '\0';
+	memcpy(name, buf.c, sizeof(buf.c));
+	int64_t now = isola__now_ns();
+	*running_ns = since > 0 && now > since ? (uint64_t)(now - since) : 0;
+}
+
 static void run_task(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
@@ -195,6 +237,7 @@ static void run_task(struct worker *w, struct task *t)
 		return;
 	}
 	int64_t t0 = isola__now_ns();
+	running_set(w, t->target, t0);
 	/* Counted when taken, before its future completes, so a caller that
 	 * saw every result also sees every task counted. */
 	isola__add_relaxed(&w->tasks_run, 1);
@@ -247,6 +290,7 @@ static void run_task(struct worker *w, struct task *t)
 	isola_msg_clear(&result);
 	isola__error_clear(&err);
 	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
+	running_set(w, NULL, 0);
 	isola__task_free(t);
 	isola_future_release(f);
 }

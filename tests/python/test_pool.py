@@ -194,6 +194,17 @@ class PoolTasks(unittest.TestCase):
         self.assertGreater(sum(w["tasks_run"] for w in st["workers"]), 0)
         self.assertEqual(self.pool.size, 2)
 
+    def test_stats_name_the_running_task(self):
+        f = self.pool.submit(time.sleep, 0.5)
+        while not f.running():
+            time.sleep(0.005)
+        running = [w for w in self.pool.stats()["workers"] if w["running"]]
+        self.assertEqual([w["running"] for w in running], ["time:sleep"])
+        self.assertGreaterEqual(running[0]["running_seconds"], 0.0)
+        f.result()
+        time.sleep(0.05)  # the worker publishes "idle" after completing
+        self.assertEqual([w["running"] for w in self.pool.stats()["workers"]], [None, None])
+
 
 @unittest.skipIf(IN_SUB, "pools are made from the main interpreter here")
 class Cancellation(unittest.TestCase):

@@ -185,6 +185,51 @@ class Exit(unittest.TestCase):
             """, timeout=30, send_signal=signal.SIGINT)
         self.assertEqual((rc, out.strip()), (0, "interrupted"), err)
 
+    def test_a_stop_request_abandons_a_task_stuck_in_a_c_call(self):
+        # issue 13.10: a task in time.sleep(3600) kept shutdown (and the
+        # program) waiting forever, whatever the user asked
+        for call in ("p.shutdown(cancel_futures=True)", "p.shutdown(timeout=0.3)",
+                     "p.shutdown(interrupt=True)"):
+            rc, out, err = run_child(f"""
+                import isola, time
+                p = isola.Pool(1, stop_grace=0.5)
+                f = p.submit(time.sleep, 3600)
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                {call}
+                print("returned after %.1f" % (time.monotonic() - t0), flush=True)
+                """, timeout=30)
+            self.assertEqual(rc, 0, f"{call}: {err}")
+            took = float(out.split()[-1])
+            self.assertLess(took, 10, call)  # two graces of 0.5 s and slack
+            self.assertIn("abandoned: worker 0: time:sleep", err, call)
+
+    def test_ctrl_c_at_exit_abandons_a_stuck_task(self):
+        # issue 13.10: exit waits for running work (the contract) until the
+        # user presses Ctrl-C; then the program ends, as CPython's does
+        rc, out, err = run_child("""
+            import isola, time
+            p = isola.Pool(1, stop_grace=0.5)
+            f = p.submit(time.sleep, 3600)
+            time.sleep(0.2)
+            print("ready", flush=True)
+            """, timeout=30, send_signal=signal.SIGINT, after=1.0)
+        self.assertEqual(rc, -signal.SIGINT, err)
+        self.assertIn("the program exits with task(s) still running", err)
+        self.assertIn("time:sleep", err)
+
+    def test_a_failing_with_block_exits_despite_a_stuck_task(self):
+        rc, out, err = run_child("""
+            import isola, time
+            with isola.Pool(1, stop_grace=0.5) as p:
+                p.submit(time.sleep, 3600)
+                time.sleep(0.2)
+                raise ValueError("boom")
+            """, timeout=30)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("ValueError: boom", err)
+        self.assertIn("time:sleep", err)
+
     def test_shutdown_without_wait_lets_the_program_exit(self):
         # issue 13.9 / 15.2: a completions thread nobody stopped
         for kind in ("Executor(1)", "Pool(1)"):
