@@ -476,3 +476,53 @@ Test(channel, a_descheduled_spinner_marks_the_machine_contended)
 	pthread_join(t, NULL);
 	cr_assert(seen, "a spinner sharing its CPU with a busy thread never noticed");
 }
+
+/* wait_any for room (send_async's wait): a receive, or a close, wakes it. */
+struct room_arg {
+	isola_channel *ch;
+	int r;
+	size_t idx;
+};
+
+static void *wait_for_room(void *arg)
+{
+	struct room_arg *a = arg;
+	isola__deadline d;
+	isola__deadline_init(&d, 5000000000LL);
+	a->r = isola__channel_wait_any_room(&a->ch, 1, 1, &d, 0, &a->idx);
+	return NULL;
+}
+
+Test(channel, wait_for_room_wakes_on_a_receive_and_on_close)
+{
+	for (int closing = 0; closing < 2; closing++) {
+		isola_channel *ch;
+		cr_assert_eq(isola_channel_create(1, &ch), 0);
+		isola_msg m;
+		isola_msg_init(&m);
+		cr_assert_eq(isola_msg_set_bytes(&m, "x", 1), 0);
+		cr_assert_eq(isola_channel_send(ch, &m, 0), 0);
+		/* Full: no room now. */
+		size_t idx;
+		isola__deadline now;
+		isola__deadline_init(&now, 0);
+		cr_assert_eq(isola__channel_wait_any_room(&ch, 1, 1, &now, 0, &idx), ISOLA_EAGAIN);
+		struct room_arg a = { .ch = ch, .r = 99 };
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, wait_for_room, &a), 0);
+		struct timespec pause = { 0, 50000000 }; /* let it sleep */
+		nanosleep(&pause, NULL);
+		if (closing) {
+			isola_channel_close(ch);
+		} else {
+			isola_msg out;
+			isola_msg_init(&out);
+			cr_assert_eq(isola_channel_recv(ch, &out, 0), 0);
+			isola_msg_clear(&out);
+		}
+		pthread_join(t, NULL);
+		cr_assert_eq(a.r, 0, "closing=%d: %d", closing, a.r);
+		cr_assert_eq(a.idx, 0);
+		isola_channel_release(ch);
+	}
+}

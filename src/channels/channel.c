@@ -156,8 +156,10 @@ int isola__channel_try_recv(isola_channel *ch, isola_msg *out)
 	/* Release: our reads of the cell complete before the producer of
 	 * the next lap sees it free and overwrites it. */
 	isola__store_release(&cell->seq, isola__turn(ch, pos + ch->mask + 1));
-	/* Full barrier (locked increment); wakes a sender waiting for room. */
+	/* Full barrier (locked increment); wakes a sender waiting for room,
+	 * and then (ordered after it) whoever watches for room. */
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
+	isola__channel_wake_room(ch);
 	return 0;
 }
 
@@ -223,6 +225,7 @@ int isola_channel_close(isola_channel *ch)
 	isola__store_release(&ch->closed, 1);
 	__atomic_add_fetch(&ch->publishes, 1, __ATOMIC_SEQ_CST); /* as in send */
 	ck_ec32_inc(&ch->not_full, &isola__ec_mode);
+	isola__channel_wake_room(ch);
 	isola__channel_wake_all_receivers(ch);
 	return 0;
 }

@@ -77,11 +77,13 @@ struct isola_channel {
 	uint64_t peak_depth; /* atomic */
 	uint64_t full_waits; /* atomic */
 	uint32_t nwatch;     /* atomic: watchers registered (sleeping selects) */
+	uint32_t nwatch_room; /* atomic: watchers waiting for room (wait_any) */
 	uint32_t closed;     /* atomic: set after CLOSED_BIT; read-mostly, so
 				empty receivers need not touch enq_pos */
 	uint32_t tags;       /* atomic: a layer above's bits (isola__channel_tags) */
 	pthread_mutex_t watch_lock; /* guards watchers */
 	struct isola__watcher *watchers;
+	struct isola__watcher *room_watchers; /* guarded by watch_lock */
 	struct isola__cell *cells;
 };
 
@@ -128,6 +130,20 @@ int isola__channel_select_until(isola_channel *const *chans, size_t n,
  * never holds a message it took.) */
 int isola__channel_wait_any(isola_channel *const *chans, size_t n, const isola__deadline *d,
 			    int flags, size_t *index);
+/* The same, where bit i of room set means: wait until chans[i] has room
+ * for a message (or is closed) instead.  (send_async waits this way.) */
+int isola__channel_wait_any_room(isola_channel *const *chans, size_t n, uint64_t room,
+				 const isola__deadline *d, int flags, size_t *index);
+/* After a receive freed a cell (and a full barrier): wake whoever waits
+ * for room on ch (select.c); cheap when nobody does. */
+void isola__channel_notify_room(isola_channel *ch);
+static inline void isola__channel_wake_room(isola_channel *ch)
+{
+	/* seq_cst load after the caller's full barrier: pairs with a
+	 * watcher's seq_cst increment before it re-checks for room. */
+	if (__atomic_load_n(&ch->nwatch_room, __ATOMIC_SEQ_CST) != 0)
+		isola__channel_notify_room(ch);
+}
 
 /* After publishing a message (and a full barrier): wake one sleeping
  * receiver of ch, unless none sleeps or one spins (select.c). */

@@ -36,6 +36,7 @@
 struct select_op {
 	isola_channel *const *chans;
 	size_t n;
+	uint64_t room; /* wait_any: bit i set = wait for room on chans[i] */
 	size_t start;
 	isola_msg *out;
 	size_t *index;
@@ -77,31 +78,45 @@ void isola__channel_wake_all_receivers(isola_channel *ch)
 		notify(ch, true);
 }
 
-static void watch(isola_channel *ch, struct isola__watcher *node)
+/* Room watchers are few (an asyncio helper thread): a receive wakes
+ * them all. */
+void isola__channel_notify_room(isola_channel *ch)
 {
 	pthread_mutex_lock(&ch->watch_lock);
-	node->prev = NULL;
-	node->next = ch->watchers;
-	if (ch->watchers != NULL)
-		ch->watchers->prev = node;
-	ch->watchers = node;
+	for (struct isola__watcher *w = ch->room_watchers; w != NULL; w = w->next)
+		ck_ec32_inc(w->ec, &isola__ec_mode);
 	pthread_mutex_unlock(&ch->watch_lock);
-	/* seq_cst RMW (a locked instruction, a full barrier) before the
-	 * caller re-checks the queues; see the top of this file. */
-	__atomic_add_fetch(&ch->nwatch, 1, __ATOMIC_SEQ_CST);
 }
 
-static void unwatch(isola_channel *ch, struct isola__watcher *node)
+static void watch(isola_channel *ch, struct isola__watcher *node, bool room)
 {
+	struct isola__watcher **head = room ? &ch->room_watchers : &ch->watchers;
+	pthread_mutex_lock(&ch->watch_lock);
+	node->prev = NULL;
+	node->next = *head;
+	if (*head != NULL)
+		(*head)->prev = node;
+	*head = node;
+	pthread_mutex_unlock(&ch->watch_lock);
+	/* seq_cst RMW (a locked instruction, a full barrier) before the
+	 * caller re-checks the queues; see the top of this file (for room:
+	 * the receiver frees a cell, then a full barrier, then reads
+	 * nwatch_room). */
+	__atomic_add_fetch(room ? &ch->nwatch_room : &ch->nwatch, 1, __ATOMIC_SEQ_CST);
+}
+
+static void unwatch(isola_channel *ch, struct isola__watcher *node, bool room)
+{
+	struct isola__watcher **head = room ? &ch->room_watchers : &ch->watchers;
 	pthread_mutex_lock(&ch->watch_lock);
 	if (node->prev != NULL)
 		node->prev->next = node->next;
 	else
-		ch->watchers = node->next;
+		*head = node->next;
 	if (node->next != NULL)
 		node->next->prev = node->prev;
 	pthread_mutex_unlock(&ch->watch_lock);
-	__atomic_sub_fetch(&ch->nwatch, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(room ? &ch->nwatch_room : &ch->nwatch, 1, __ATOMIC_RELAXED);
 }
 
 /* A message is waiting at the consumers' position (a hint). */
@@ -111,11 +126,25 @@ static bool has_message(isola_channel *ch)
 	return isola__load_acquire(&ch->cells[pos & ch->mask].seq) == isola__turn(ch, pos) + 1;
 }
 
+/* The producers' position has a free cell (a hint), or ch is closed. */
+static bool has_room_or_closed(isola_channel *ch)
+{
+	uint64_t pos = isola__load_acquire(&ch->enq_pos);
+	if (pos & ISOLA__CLOSED_BIT)
+		return true;
+	return isola__load_acquire(&ch->cells[pos & ch->mask].seq) == isola__turn(ch, pos);
+}
+
+static bool wants_room(const struct select_op *op, size_t i)
+{
+	return (op->room >> i) & 1;
+}
+
 /* Leaving the slow path: hand on any wake-up we may have absorbed. */
 static void pass_baton(const struct select_op *op)
 {
 	for (size_t i = 0; i < op->n; i++)
-		if (has_message(op->chans[i]))
+		if (!wants_room(op, i) && has_message(op->chans[i]))
 			isola__channel_wake_receiver(op->chans[i]);
 }
 
@@ -127,7 +156,9 @@ static int try_all(void *arg)
 	for (size_t k = 0; k < op->n; k++) {
 		size_t i = (op->start + k) % op->n;
 		int r;
-		if (op->out == NULL) /* wait_any: ready means a message or closed */
+		if (op->out == NULL && wants_room(op, i)) /* room or closed */
+			r = has_room_or_closed(op->chans[i]) ? 0 : ISOLA_EAGAIN;
+		else if (op->out == NULL) /* wait_any: ready means a message or closed */
 			r = has_message(op->chans[i]) || isola__load_acquire(&op->chans[i]->closed)
 				    ? 0 : ISOLA_EAGAIN;
 		else
@@ -170,8 +201,8 @@ void isola__channel_spinner_drop(isola_channel *ch)
 
 static _Thread_local size_t select_rotation;
 
-static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
-			  const isola__deadline *d, int flags, size_t *index);
+static int select_or_wait(isola_channel *const *chans, size_t n, uint64_t room,
+			  isola_msg *out, const isola__deadline *d, int flags, size_t *index);
 
 int isola__channel_select_until(isola_channel *const *chans, size_t n,
 				isola_msg *out, const isola__deadline *d,
@@ -179,18 +210,25 @@ int isola__channel_select_until(isola_channel *const *chans, size_t n,
 {
 	if (out == NULL)
 		return ISOLA_EINVAL;
-	return select_or_wait(chans, n, out, d, flags, index);
+	return select_or_wait(chans, n, 0, out, d, flags, index);
 }
 
 int isola__channel_wait_any(isola_channel *const *chans, size_t n, const isola__deadline *d,
 			    int flags, size_t *index)
 {
-	return select_or_wait(chans, n, NULL, d, flags, index);
+	return select_or_wait(chans, n, 0, NULL, d, flags, index);
 }
 
-/* select (out != NULL: take the message) or wait_any (out == NULL). */
-static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
-			  const isola__deadline *d, int flags, size_t *index)
+int isola__channel_wait_any_room(isola_channel *const *chans, size_t n, uint64_t room,
+				 const isola__deadline *d, int flags, size_t *index)
+{
+	return select_or_wait(chans, n, room, NULL, d, flags, index);
+}
+
+/* select (out != NULL: take the message) or wait_any (out == NULL; for
+ * room where room's bit is set). */
+static int select_or_wait(isola_channel *const *chans, size_t n, uint64_t room,
+			  isola_msg *out, const isola__deadline *d, int flags, size_t *index)
 {
 	if (chans == NULL || index == NULL || n == 0 || n > ISOLA_SELECT_MAX)
 		return ISOLA_EINVAL;
@@ -202,7 +240,7 @@ static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
 	 * a message must not pay for clearing 64 of them. */
 	struct isola__watcher nodes[ISOLA_SELECT_MAX];
 	struct select_op op = {
-		.chans = chans, .n = n, .out = out, .index = index,
+		.chans = chans, .n = n, .room = room, .out = out, .index = index,
 		.start = n > 1 ? select_rotation++ % n : 0, .nodes = nodes,
 	};
 	int r = try_all(&op);
@@ -217,7 +255,8 @@ static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
 		 * safe (at worst a sleeper is woken for nothing). */
 		uint64_t counted = 0;
 		for (size_t i = 0; i < n; i++)
-			if (__atomic_load_n(&chans[i]->nwatch, __ATOMIC_RELAXED) != 0) {
+			if (!wants_room(&op, i) &&
+			    __atomic_load_n(&chans[i]->nwatch, __ATOMIC_RELAXED) != 0) {
 				isola__channel_spinner_add(chans[i]);
 				counted |= (uint64_t)1 << i;
 			}
@@ -233,11 +272,11 @@ static int select_or_wait(isola_channel *const *chans, size_t n, isola_msg *out,
 	for (size_t i = 0; i < n; i++) {
 		op.nodes[i].ec = &op.ec;
 		op.nodes[i].notified = &op.notified;
-		watch(chans[i], &op.nodes[i]);
+		watch(chans[i], &op.nodes[i], wants_room(&op, i));
 	}
 	r = isola__wait(&op.ec, rearm_and_try_all, &op, d, flags | ISOLA__WAIT_NO_SPIN);
 	for (size_t i = 0; i < n; i++)
-		unwatch(chans[i], &op.nodes[i]);
+		unwatch(chans[i], &op.nodes[i], wants_room(&op, i));
 	pass_baton(&op);
 	return r;
 }

@@ -807,17 +807,18 @@ class Executor(_cf.ThreadPoolExecutor):
 
 class _AsyncWaiter:
     """One thread per interpreter that waits for every channel some
-    coroutine is receiving from (no thread per waiter).  It never takes a
-    message: it waits until a channel is ready (isola._wait_any) and wakes
-    the coroutine, which receives itself.  So an await cancelled at any
-    moment leaves the message in its place in the channel, and a message
-    that cannot be decoded fails that one await."""
+    coroutine is receiving from or sending to (no thread per waiter).  It
+    never takes or sends a message: it waits until a channel is ready
+    (isola._wait_any: a message, or room for one) and wakes the
+    coroutine, which receives or sends itself.  So an await cancelled at
+    any moment leaves the channel as it was, and a message that cannot be
+    decoded fails that one await."""
 
-    _MAX = 63  # channels watched at once (+ the wake channel: _wait_any's 64)
+    _MAX = 63  # (channel, kind) pairs watched at once (+ the wake channel)
 
     def __init__(self):
         self._lock = _threading.Lock()
-        self._pending = []  # [channel, loop, future], in arrival order
+        self._pending = []  # [channel, room, loop, future], in arrival order
         self._wake = Channel(1)
         self._stopping = False
         # Not a daemon (sub-interpreters allow none): stopped at exit.
@@ -836,28 +837,32 @@ class _AsyncWaiter:
         self._stopping = True
         self._poke()
 
-    def add(self, ch, loop, fut):
+    def add(self, ch, room, loop, fut):
         with self._lock:
-            self._pending.append((ch, loop, fut))
+            self._pending.append((ch, room, loop, fut))
         self._poke()
 
     def _run(self):
         rotate = 0
         while not self._stopping:
             with self._lock:
-                self._pending = [p for p in self._pending if not p[2].done()]
-                chans = []
-                for ch, _, _ in self._pending:
-                    if ch not in chans:
-                        chans.append(ch)
-            overflow = len(chans) > self._MAX
+                self._pending = [p for p in self._pending if not p[3].done()]
+                keys = []
+                for ch, room, _, _ in self._pending:
+                    if not any(k[0] is ch and k[1] == room for k in keys):
+                        keys.append((ch, room))
+            overflow = len(keys) > self._MAX
             if overflow:  # more than fit: watch them in turns
-                rotate %= len(chans)
-                chans = (chans[rotate:] + chans[:rotate])[:self._MAX]
+                rotate %= len(keys)
+                keys = (keys[rotate:] + keys[:rotate])[:self._MAX]
                 rotate += self._MAX
-            watched = [self._wake] + chans
+            watched = [self._wake] + [k[0] for k in keys]
+            mask = 0
+            for i, k in enumerate(keys):
+                if k[1]:
+                    mask |= 1 << (i + 1)
             try:
-                i = _wait_any(watched, 0.01 if overflow else None)
+                i = _wait_any(watched, 0.01 if overflow else None, mask)
             except TimeoutError:
                 continue
             if i == 0:
@@ -866,11 +871,12 @@ class _AsyncWaiter:
                 except ChannelEmpty:
                     pass
                 continue
-            ch = watched[i]
-            with self._lock:  # hand every await on ch to its loop
-                ready = [p for p in self._pending if p[0] is ch]
-                self._pending = [p for p in self._pending if p[0] is not ch]
-            for ch, loop, fut in ready:
+            ch, room = keys[i - 1]
+            with self._lock:  # hand every await of that kind on ch to its loop
+                ready = [p for p in self._pending if p[0] is ch and p[1] == room]
+                self._pending = [p for p in self._pending
+                                 if not (p[0] is ch and p[1] == room)]
+            for _, _, loop, fut in ready:
                 try:
                     loop.call_soon_threadsafe(_wake, fut)
                 except RuntimeError:  # the loop is closed: nobody to tell
@@ -879,7 +885,7 @@ class _AsyncWaiter:
 
 def _wake(fut):
     # In the loop's thread: the channel may be ready; the coroutine
-    # receives itself (see _recv_async).
+    # receives or sends itself (see _recv_async).
     if not fut.done():
         fut.set_result(None)
 
@@ -888,10 +894,21 @@ _async_waiter = None
 _async_lock = _threading.Lock()
 
 
-async def _recv_async(self):
-    """await ch.recv_async(): receive without blocking the event loop."""
+async def _await_ready(ch, room):
+    # Until ch may have a message (room: room for one), or is closed.
     import asyncio
     global _async_waiter
+    with _async_lock:
+        if _async_waiter is None:
+            _async_waiter = _AsyncWaiter()
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    _async_waiter.add(ch, room, loop, fut)
+    await fut
+
+
+async def _recv_async(self):
+    """await ch.recv_async(): receive without blocking the event loop."""
     while True:
         # The receive and the return have no await between them: a
         # cancelled await never holds a message (asyncio.Queue's rule).
@@ -899,27 +916,18 @@ async def _recv_async(self):
             return self.recv_nowait()
         except ChannelEmpty:
             pass
-        with _async_lock:
-            if _async_waiter is None:
-                _async_waiter = _AsyncWaiter()
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        _async_waiter.add(self, loop, fut)
-        await fut  # set when the channel may be ready; then try again
+        await _await_ready(self, False)  # then try again
 
 
 async def _send_async(self, obj):
     """await ch.send_async(obj): send, waiting (without blocking the event
-    loop) while the channel is full."""
-    import asyncio
-    delay = 0.0005
+    loop) while the channel is full: woken when a receive makes room."""
     while True:
         try:
             return self.send_nowait(obj)
         except ChannelFull:
-            await asyncio.sleep(delay)  # full: back off, then try again
-            delay = min(delay * 2, 0.05)
-
+            pass
+        await _await_ready(self, True)  # then try again
 
 
 # -- the command line's worker side (isola map) ---------------------------

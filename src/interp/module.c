@@ -79,7 +79,7 @@ PyObject *isola__raise(isola__state *st, int code, const char *what)
  * while the GIL is released, whatever other threads do to the caller's
  * list meanwhile) and sets *idx; NULL with an exception set. */
 static PyObject *wait_channels(isola__state *st, PyObject *chans, PyObject *timeout,
-			       const char *what, isola_msg *msg, size_t *idx)
+			       const char *what, isola_msg *msg, uint64_t room, size_t *idx)
 {
 	int64_t t = isola__timeout_ns(timeout);
 	if (t == -2)
@@ -113,15 +113,15 @@ static PyObject *wait_channels(isola__state *st, PyObject *chans, PyObject *time
 	isola__deadline d;
 	isola__deadline_init(&d, 0);
 	int r = msg ? isola__channel_select_until(chs, (size_t)n, msg, &d, 0, idx)
-		    : isola__channel_wait_any(chs, (size_t)n, &d, 0, idx);
+		    : isola__channel_wait_any_room(chs, (size_t)n, room, &d, 0, idx);
 	if (r == ISOLA_EAGAIN && t != 0) {
 		isola__deadline_init(&d, t);
 		for (;;) {
 			Py_BEGIN_ALLOW_THREADS
 			r = msg ? isola__channel_select_until(chs, (size_t)n, msg, &d,
 							      ISOLA__WAIT_INTERRUPTIBLE, idx)
-				: isola__channel_wait_any(chs, (size_t)n, &d,
-							  ISOLA__WAIT_INTERRUPTIBLE, idx);
+				: isola__channel_wait_any_room(chs, (size_t)n, room, &d,
+							       ISOLA__WAIT_INTERRUPTIBLE, idx);
 			Py_END_ALLOW_THREADS
 			if (r != ISOLA_EINTR)
 				break;
@@ -148,7 +148,7 @@ static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
 	isola_msg msg;
 	isola_msg_init(&msg);
 	size_t idx = 0;
-	PyObject *seq = wait_channels(st, chans, timeout, "select", &msg, &idx);
+	PyObject *seq = wait_channels(st, chans, timeout, "select", &msg, 0, &idx);
 	if (seq == NULL)
 		return NULL;
 	PyObject *chan = PyTuple_GET_ITEM(seq, (Py_ssize_t)idx);
@@ -161,16 +161,20 @@ static PyObject *mod_select(PyObject *m, PyObject *args, PyObject *kw)
 	return result;
 }
 
-/* _wait_any(channels, timeout=None) -> index of one that holds a message
- * or is closed; takes nothing. */
+/* _wait_any(channels, timeout=None, room=0) -> index of one that holds a
+ * message, or has room where bit i of room is set, or is closed; takes
+ * and sends nothing. */
 static PyObject *mod_wait_any(PyObject *m, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = { "channels", "timeout", NULL };
+	static char *kwlist[] = { "channels", "timeout", "room", NULL };
 	PyObject *chans, *timeout = Py_None;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:_wait_any", kwlist, &chans, &timeout))
+	unsigned long long room = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OK:_wait_any", kwlist, &chans, &timeout,
+					 &room))
 		return NULL;
 	size_t idx = 0;
-	PyObject *seq = wait_channels(mod_state(m), chans, timeout, "_wait_any", NULL, &idx);
+	PyObject *seq = wait_channels(mod_state(m), chans, timeout, "_wait_any", NULL,
+				      (uint64_t)room, &idx);
 	if (seq == NULL)
 		return NULL;
 	Py_DECREF(seq);
@@ -271,8 +275,9 @@ static PyMethodDef mod_methods[] = {
 	  "message and receive it: returns (channel, obj).  Closed, drained channels are "
 	  "skipped; raises ChannelClosed when all are, TimeoutError on timeout." },
 	{ "_wait_any", (PyCFunction)(void (*)(void))mod_wait_any, METH_VARARGS | METH_KEYWORDS,
-	  "_wait_any(channels, timeout=None)\n--\n\nThe index of one of up to 64 channels "
-	  "that holds a message or is closed; takes nothing (private)." },
+	  "_wait_any(channels, timeout=None, room=0)\n--\n\nThe index of one of up to 64 "
+	  "channels that holds a message (has room, where bit i of room is set) or is "
+	  "closed; takes and sends nothing (private)." },
 	{ "share", mod_share, METH_O,
 	  "share(data)\n--\n\nA read-only Buffer over data that travels through channels "
 	  "by reference, never copied.  bytes are shared in place; other bytes-like "

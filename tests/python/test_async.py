@@ -69,5 +69,66 @@ class RecvAsync(unittest.TestCase):
         self.assertEqual(asyncio.run(main()), list(range(100)))
 
 
+class SendAsync(unittest.TestCase):
+    def test_woken_when_a_receive_makes_room(self):
+        # issue 13.11: send_async polled with sleeps growing to 50 ms, so a
+        # send waited up to 50 ms past the receive that made room
+        import statistics
+        import time
+
+        async def once():
+            ch = isola.Channel(1)
+            ch.send("first")
+            got = {}
+
+            def receiver():
+                time.sleep(0.3)
+                got["t"] = time.perf_counter()
+                got["v"] = ch.recv()
+
+            t = threading.Thread(target=receiver)
+            t.start()
+            await asyncio.wait_for(ch.send_async("second"), 10)
+            lat = time.perf_counter() - got["t"]
+            t.join()
+            self.assertEqual((got["v"], ch.recv()), ("first", "second"))
+            return lat
+
+        lats = [asyncio.run(once()) for _ in range(5)]
+        self.assertLess(statistics.median(lats), 0.01, lats)
+
+    def test_cancelled_send_sends_nothing_and_close_wakes(self):
+        async def main():
+            ch = isola.Channel(1)
+            ch.send(0)
+            t = asyncio.ensure_future(ch.send_async("never"))
+            await asyncio.sleep(0.05)
+            t.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await t
+            self.assertEqual(ch.recv(), 0)
+            self.assertEqual(len(ch), 0)
+            ch.send(1)
+            t = asyncio.ensure_future(ch.send_async(2))
+            await asyncio.sleep(0.05)
+            ch.close()
+            with self.assertRaises(isola.ChannelClosed):
+                await asyncio.wait_for(t, 10)
+        asyncio.run(main())
+
+    def test_many_full_channels_at_once(self):
+        async def main():
+            chans = [isola.Channel(1) for _ in range(100)]
+            for c in chans:
+                c.send("old")
+            tasks = [asyncio.ensure_future(c.send_async(i)) for i, c in enumerate(chans)]
+            await asyncio.sleep(0.05)
+            for c in chans:
+                self.assertEqual(c.recv(), "old")
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            return [c.recv() for c in chans]
+        self.assertEqual(asyncio.run(main()), list(range(100)))
+
+
 if __name__ == "__main__":
     unittest.main()
