@@ -798,30 +798,51 @@ static int enc_exc_attrs(enc *e, PyObject *exc)
 
 /* Exceptions: [module, qualname, args, message, traceback, builtin base,
  * attributes] (docs/wire.md). */
+/* After a best-effort call that returned NULL: clear an Exception (the
+ * part is left out), keep an interrupt (returns 1: stop).  No call may
+ * follow with an exception set (CPython 3.12 then fails it too). */
+static int interrupted_or_clear(void)
+{
+	if (!PyErr_Occurred())
+		return 0;
+	if (!PyErr_ExceptionMatches(PyExc_Exception))
+		return 1;
+	PyErr_Clear();
+	return 0;
+}
+
 static int enc_exception(enc *e, PyObject *exc)
 {
 	PyTypeObject *type = Py_TYPE(exc);
-	PyObject *mod = PyObject_GetAttrString((PyObject *)type, "__module__");
-	PyObject *qual = PyObject_GetAttrString((PyObject *)type, "__qualname__");
-	PyObject *msg = PyObject_Str(exc);
-	PyObject *args = PyObject_GetAttrString(exc, "args");
-	PyObject *base = (type->tp_flags & Py_TPFLAGS_HEAPTYPE) ? builtin_base_name(type) : NULL;
+	PyObject *mod = NULL, *qual = NULL, *msg = NULL, *args = NULL, *base = NULL;
 	PyObject *tb_text = NULL;
+	int r = -1;
+	/* Best effort for everything but args' encoding; an interrupt still
+	 * stops. */
+	if (((args = PyObject_GetAttrString(exc, "args")) == NULL && interrupted_or_clear()) ||
+	    ((mod = PyObject_GetAttrString((PyObject *)type, "__module__")) == NULL &&
+	     interrupted_or_clear()) ||
+	    ((qual = PyObject_GetAttrString((PyObject *)type, "__qualname__")) == NULL &&
+	     interrupted_or_clear()) ||
+	    ((msg = PyObject_Str(exc)) == NULL && interrupted_or_clear()))
+		goto done;
+	if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+		base = builtin_base_name(type);
+		if (base == NULL && interrupted_or_clear())
+			goto done;
+	}
 	PyObject *tbmod = PyImport_ImportModule("traceback");
 	if (tbmod != NULL) {
 		PyObject *lines = PyObject_CallMethod(tbmod, "format_exception", "O", exc);
-		PyObject *empty = PyUnicode_FromString("");
+		PyObject *empty = lines ? PyUnicode_FromString("") : NULL;
 		if (lines && empty)
 			tb_text = PyUnicode_Join(empty, lines);
 		Py_XDECREF(lines);
 		Py_XDECREF(empty);
 		Py_DECREF(tbmod);
 	}
-	int r = -1;
-	/* Best effort for everything but args; an interrupt still stops. */
-	if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception))
+	if (tb_text == NULL && interrupted_or_clear())
 		goto done;
-	PyErr_Clear();
 	size_t at;
 	if (ext_begin(e, ISOLA_EXT_EXCEPTION, &at) < 0)
 		goto done;

@@ -316,6 +316,10 @@ static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bas
 static int mod_exec(PyObject *m)
 {
 	isola__state *st = mod_state(m);
+	const char *old = isola__python_warning();
+	if (old != NULL && PyInterpreterState_Get() == PyInterpreterState_Main() &&
+	    PyErr_WarnEx(PyExc_RuntimeWarning, old, 1) < 0)
+		return -1;
 	st->channel_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__channel_spec, NULL);
 	st->buffer_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__buffer_spec, NULL);
 	if (st->channel_type == NULL || st->buffer_type == NULL)

@@ -13,6 +13,8 @@
 #include "interp/pycompat.h"
 #include "isola.h"
 
+#include <stdio.h>
+
 #include <pthread.h>
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -61,6 +63,23 @@ static int prepend_paths(const isola_init_options *opts)
 	return 0;
 }
 
+const char *isola__python_warning(void)
+{
+	/* Py_Version: the running library's version (not the headers'). */
+	if (Py_Version < 0x030D0000)
+		return "isola: CPython 3.12 may abort at exit (\"free(): invalid size\") once a "
+		       "worker has imported asyncio or ssl (CPython gh-112140, seen on 3.12.1); "
+		       "use Python 3.13 or newer";
+	return NULL;
+}
+
+static void warn_old_python(void)
+{
+	const char *w = isola__python_warning();
+	if (w != NULL)
+		fprintf(stderr, "%s\n", w);
+}
+
 int isola_init(const isola_init_options *opts)
 {
 	pthread_mutex_lock(&rt_lock);
@@ -73,6 +92,7 @@ int isola_init(const isola_init_options *opts)
 		rt.owns = 0;
 		isola__runtime_attach();
 		pthread_mutex_unlock(&rt_lock);
+		warn_old_python();
 		return 0;
 	}
 	/* `import isola` works in every interpreter of a runtime we start. */
@@ -104,6 +124,7 @@ int isola_init(const isola_init_options *opts)
 	rt.main_ts = PyEval_SaveThread(); /* leave the caller detached */
 	isola__runtime_attach();
 	pthread_mutex_unlock(&rt_lock);
+	warn_old_python();
 	return 0;
 }
 

@@ -8,6 +8,11 @@
  * imported as an extension module).  Idempotent, any thread. */
 void isola__runtime_attach(void);
 
+/* On a CPython known to crash with isolated sub-interpreters at exit
+ * (3.12: gh-112140, abort after a worker imported asyncio or ssl), the
+ * warning text; else NULL. */
+const char *isola__python_warning(void);
+
 /* True once isola_init or isola__runtime_attach has run. */
 bool isola__runtime_ready(void);
 

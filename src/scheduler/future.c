@@ -1,9 +1,9 @@
 /* future.c - futures: completion, waiting, callbacks, cancel (future.h). */
+#include "scheduler/pool.h" /* first: it brings Python.h, which sets feature macros */
 #include "scheduler/future.h"
 
 #include "channels/channel.h"
 #include "common/atomics.h"
-#include "scheduler/pool.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,7 +13,7 @@
 #include "isola.h"
 
 #include "channels/wait.h"
-#include "interp/pyerror.h"
+#include "common/errinfo.h"
 
 #include <assert.h>
 #include <pthread.h>

@@ -14,9 +14,9 @@
 #ifndef ISOLA_SCHEDULER_POOL_H
 #define ISOLA_SCHEDULER_POOL_H
 
-#include "isola.h"
+#include "interp/interp.h" /* Python.h first: it sets the feature macros */
 
-#include "interp/interp.h"
+#include "isola.h"
 #include "scheduler/future.h"
 #include "scheduler/post_wait.h"
 

@@ -28,9 +28,11 @@ def run_child(source, timeout=30, send_signal=None, after=0.5):
     # A runner started in the background may hand down SIGINT ignored, and
     # Python then installs no KeyboardInterrupt handler: install it.
     prologue = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    # A session of its own: on timeout the whole group is killed, so a
+    # grandchild holding the pipes cannot keep communicate() waiting.
     p = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(source)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=HERE)
+                         cwd=HERE, start_new_session=True)
     try:
         if send_signal is not None:
             line = p.stdout.readline()  # waits for "ready"
@@ -40,7 +42,7 @@ def run_child(source, timeout=30, send_signal=None, after=0.5):
         out, err = p.communicate(timeout=timeout)
         return p.returncode, out, err
     except subprocess.TimeoutExpired:
-        p.kill()
+        os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
         return None, out, err
 
@@ -277,7 +279,13 @@ class Exit(unittest.TestCase):
             pid = os.fork()
             if pid == 0:
                 os._exit(0)
-            os.waitpid(pid, 0)
+            import signal, time
+            end = time.monotonic() + 10  # the child may hang (3.12.1 does)
+            while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < end:
+                time.sleep(0.05)
+            if time.monotonic() >= end:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
             p.shutdown()
             print("parent ok")
             """, timeout=60)
