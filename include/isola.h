@@ -256,7 +256,10 @@ int isola_channel_stats_get(isola_channel *ch, isola_channel_stats *out);
 
 typedef struct isola_init_options {
 	const char *python_home;        /* NULL: the build's default */
-	const char *const *module_paths; /* prepended to sys.path */
+	/* prepended to sys.path: of the main interpreter, and of every
+	 * interpreter isola creates (pool workers included, after their own
+	 * setup.sys_path) */
+	const char *const *module_paths;
 	size_t n_module_paths;
 } isola_init_options;
 
@@ -271,8 +274,9 @@ typedef struct isola_init_options {
 int isola_init(const isola_init_options *opts);
 
 /* Finalise what isola_init started (nothing if it only attached).  Every
- * interpreter and pool must be destroyed first (else ESTATE).  Same
- * thread as isola_init. */
+ * interpreter and pool must be destroyed first (else ESTATE).  From the
+ * thread that called isola_init (else ESTATE: CPython must end where it
+ * started). */
 int isola_fini(void);
 
 /* ------------------------------------------------------------------ */
@@ -377,16 +381,30 @@ int isola_future_release(isola_future *f); /* NULL is ok */
 /* Wait until done: 0, or ETIMEDOUT (timeout_ns as for channels). */
 int isola_future_wait(isola_future *f, int64_t timeout_ns);
 
+/* Wait until one of fs[0..n-1] is done: 0 with its position in *index
+ * (the lowest done one), or ETIMEDOUT (timeout_ns as for channels),
+ * EINVAL, ENOMEM.  For as-completed loops: wait, handle fs[*index], take
+ * it out of the array, repeat.  Each call that has to sleep leaves a
+ * small callback on every future not yet done (run and freed when it
+ * completes). */
+int isola_future_wait_any(isola_future *const *fs, size_t n, int64_t timeout_ns, size_t *index);
+
 /* The current isola_future_state in *state (never blocks). */
 int isola_future_state(isola_future *f, int *state);
 
 /*
  * The outcome, once done (else EAGAIN).  0: *result receives a copy of
- * the encoded return value (msgpack + references; the caller owns it).
- * EPYTHON: the task raised; *result (if not NULL) receives the encoded
- * exception (ext 11, docs/wire.md) and isola_future_error() has its
- * text.  ECANCELED: cancelled.  ETIMEDOUT: the task's own timeout hit.
- * ECLOSED: the pool shut down before it ran.  result may be NULL.
+ * the encoded return value (msgpack + references; the caller owns it and
+ * clears it).  *result is overwritten, not cleared first: pass an empty
+ * message (isola_msg_init(), or cleared since the last call), else what
+ * it held leaks.  Each call makes a new copy.  result may be NULL.
+ * EPYTHON: the task raised; *result receives the encoded exception (ext
+ * 11, docs/wire.md) and isola_future_error() has its text.  ENOTFOUND:
+ * the target's module or attribute does not exist (encoded and texted as
+ * for EPYTHON: ModuleNotFoundError, AttributeError).  ECANCELED:
+ * cancelled, or the pool shut down before it ran (isola_future_error
+ * says which).  ETIMEDOUT: the task ran past its own timeout and was
+ * interrupted (error type isola.Cancelled, message saying so).
  */
 int isola_future_result(isola_future *f, isola_msg *result);
 
@@ -415,8 +433,13 @@ int isola_future_on_done(isola_future *f, isola_future_cb cb, void *arg);
 
 typedef struct isola_pool isola_pool;
 
+/* Each worker is a thread with its own interpreter: about 2.5 MB of
+ * memory and 10-20 ms of CPU to start (measured: 2000 workers took 4.9 GB
+ * and 22 s).  More than this many is refused with ELIMIT. */
+#define ISOLA_MAX_WORKERS 1024
+
 typedef struct isola_pool_options {
-	int workers;                /* <= 0: the number of online CPUs */
+	int workers;                /* <= 0: the number of online CPUs; at most ISOLA_MAX_WORKERS */
 	isola_interp_options setup; /* per worker: sys.path, preload, init */
 	int no_pickle;              /* refuse the pickle fallback (untrusted) */
 	/* How long submit, map, run and actor spawn/call/send/kill wait for
@@ -431,7 +454,8 @@ typedef struct isola_pool_options {
  * in parallel, and this returns once all are ready.  isola_init() first.
  * If any worker's setup fails, everything started is torn down, the
  * error is EPYTHON and its text goes to *error_out (free() it) when
- * error_out is not NULL.  Fails with ESTATE, ENOMEM, ESYS, EPYTHON.
+ * error_out is not NULL.  Fails with ESTATE, ELIMIT (workers above
+ * ISOLA_MAX_WORKERS), ENOMEM, ESYS, EPYTHON.
  * Pool functions may be called from any thread, except destroy.
  */
 int isola_pool_create(const isola_pool_options *opts, isola_pool **out,
@@ -440,7 +464,9 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out,
 /*
  * Submit a call of target ("package.module:qualname") with args (see
  * isola_interp_call; NULL: no arguments).  The pool takes args' contents
- * on success (args is left empty) and leaves them on failure.
+ * on success (args is left empty) and leaves them on failure.  target
+ * must have a non-empty module and qualname (else EINVAL, at once); one
+ * that does not exist fails the future with ENOTFOUND.
  * timeout_ns > 0 interrupts the task once it has run that long (its
  * future ends ETIMEDOUT); <= 0: no limit.  *out: a new future the caller
  * releases.  Fails with ECLOSED (shutting down), EINVAL, ENOMEM.
@@ -550,7 +576,10 @@ int isola_actor_send(isola_pool *pool, isola_actor a, const char *method,
 		     isola_msg *args);
 
 /* Kill: what is queued for it fails with ECLOSED; the policy applies
- * (a restarting actor comes back).  ECLOSED if already dead. */
+ * (a restarting actor comes back).  ECLOSED if already dead.
+ * Asynchronous: it returns once the kill is queued; a call made right
+ * after it may still be accepted (0) and then fail with ECLOSED.  Watch
+ * the monitor (or a call's future) to know it happened. */
 int isola_actor_kill(isola_pool *pool, isola_actor a);
 
 /* Mailbox depth (messages not yet handled) and liveness. */

@@ -34,12 +34,18 @@ static int prepend_sys_path(const isola_interp_options *o)
 		PyErr_SetString(PyExc_RuntimeError, "sys.path is missing");
 		return -1;
 	}
-	for (size_t i = o->n_sys_path; i-- > 0;) {
-		PyObject *s = PyUnicode_DecodeFSDefault(o->sys_path[i]);
-		int r = s ? PyList_Insert(path, 0, s) : -1;
-		Py_XDECREF(s);
-		if (r < 0)
-			return -1;
+	/* isola_init's module_paths, then (in front) the interpreter's own. */
+	size_t nrt;
+	const char *const *rt = isola__runtime_module_paths(&nrt);
+	for (int pass = 0; pass < 2; pass++) {
+		const char *const *v = pass == 0 ? rt : o->sys_path;
+		for (size_t i = pass == 0 ? nrt : o->n_sys_path; i-- > 0;) {
+			PyObject *s = PyUnicode_DecodeFSDefault(v[i]);
+			int r = s ? PyList_Insert(path, 0, s) : -1;
+			Py_XDECREF(s);
+			if (r < 0)
+				return -1;
+		}
 	}
 	return 0;
 }
@@ -60,8 +66,9 @@ static int setup(const isola_interp_options *o)
 {
 	if (isola__module_install() < 0)
 		return -1;
+	static const isola_interp_options none = { 0 };
 	if (o == NULL)
-		return 0;
+		o = &none; /* isola_init's module_paths still apply */
 	if (prepend_sys_path(o) < 0)
 		return -1;
 	for (size_t i = 0; i < o->n_preload; i++) {

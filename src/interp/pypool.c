@@ -824,6 +824,8 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 	isola_msg m;
 	isola_msg_init(&m);
 	int r = isola_future_result(c->f, &m);
+	if (r == ISOLA_ENOTFOUND)
+		r = ISOLA_EPYTHON; /* the target was not found: its ImportError travels */
 	const char *kind = r == 0 ? "ok" : r == ISOLA_EPYTHON ? "error"
 				   : r == ISOLA_ECANCELED ? "cancelled"
 				   : r == ISOLA_ETIMEDOUT ? "timeout"

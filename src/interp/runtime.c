@@ -11,9 +11,11 @@
 #include "common/atomics.h"
 #include "interp/module.h"
 #include "interp/pycompat.h"
+#include "interp/pyerror.h"
 #include "isola.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <pthread.h>
 
@@ -23,7 +25,45 @@ static struct {
 	int owns;               /* isola_init started CPython */
 	PyThreadState *main_ts; /* main interpreter's state, detached */
 	long live_interps;      /* atomic */
+	pthread_t init_thread;  /* isola_init's (isola_fini must match) */
+	/* isola_init_options.module_paths, copied: every interpreter gets
+	 * them (set before ready is published, freed after the last
+	 * interpreter is gone). */
+	char **paths;
+	size_t npaths;
 } rt;
+
+const char *const *isola__runtime_module_paths(size_t *n)
+{
+	*n = rt.npaths;
+	return (const char *const *)rt.paths;
+}
+
+static void free_paths(void)
+{
+	for (size_t i = 0; i < rt.npaths; i++)
+		free(rt.paths[i]);
+	free(rt.paths);
+	rt.paths = NULL;
+	rt.npaths = 0;
+}
+
+static int copy_paths(const isola_init_options *opts)
+{
+	if (opts == NULL || opts->n_module_paths == 0)
+		return 0;
+	rt.paths = calloc(opts->n_module_paths, sizeof(char *));
+	if (rt.paths == NULL)
+		return -1;
+	for (; rt.npaths < opts->n_module_paths; rt.npaths++) {
+		const char *src = opts->module_paths[rt.npaths];
+		if (src == NULL || (rt.paths[rt.npaths] = isola__strdup(src)) == NULL) {
+			free_paths();
+			return -1;
+		}
+	}
+	return 0;
+}
 
 void isola__runtime_attach(void)
 {
@@ -114,13 +154,14 @@ int isola_init(const isola_init_options *opts)
 		pthread_mutex_unlock(&rt_lock);
 		return ISOLA_EPYTHON;
 	}
-	if (prepend_paths(opts) < 0) {
+	if (prepend_paths(opts) < 0 || copy_paths(opts) < 0) {
 		PyErr_Clear();
 		Py_FinalizeEx();
 		pthread_mutex_unlock(&rt_lock);
 		return ISOLA_EPYTHON;
 	}
 	rt.owns = 1;
+	rt.init_thread = pthread_self();
 	rt.main_ts = PyEval_SaveThread(); /* leave the caller detached */
 	isola__runtime_attach();
 	pthread_mutex_unlock(&rt_lock);
@@ -136,6 +177,10 @@ int isola_fini(void)
 		pthread_mutex_unlock(&rt_lock);
 		return ISOLA_ESTATE;
 	}
+	if (rt.owns && !pthread_equal(pthread_self(), rt.init_thread)) {
+		pthread_mutex_unlock(&rt_lock);
+		return ISOLA_ESTATE; /* CPython must end on the thread it started on */
+	}
 	int r = 0;
 	if (rt.owns) {
 		PyEval_RestoreThread(rt.main_ts);
@@ -144,6 +189,7 @@ int isola_fini(void)
 		rt.owns = 0;
 		rt.main_ts = NULL;
 	}
+	free_paths();
 	isola__store_release(&rt.ready, 0);
 	pthread_mutex_unlock(&rt_lock);
 	return r;

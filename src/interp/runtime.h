@@ -3,6 +3,7 @@
 #define ISOLA_INTERP_RUNTIME_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Note that CPython is running without isola having started it (isola
  * imported as an extension module).  Idempotent, any thread. */
@@ -12,6 +13,9 @@ void isola__runtime_attach(void);
  * (3.12: gh-112140, abort after a worker imported asyncio or ssl), the
  * warning text; else NULL. */
 const char *isola__python_warning(void);
+
+/* isola_init_options.module_paths (n of them; none when attached). */
+const char *const *isola__runtime_module_paths(size_t *n);
 
 /* True once isola_init or isola__runtime_attach has run. */
 bool isola__runtime_ready(void);

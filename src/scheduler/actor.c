@@ -83,7 +83,7 @@ static void monitor(struct isola_pool *p, uint64_t id, const char *event, const 
 int isola_actor_spawn(isola_pool *p, const char *target, isola_msg *args,
 		      const isola_actor_options *opts, isola_actor *out)
 {
-	if (p == NULL || target == NULL || out == NULL || strchr(target, ':') == NULL)
+	if (p == NULL || out == NULL || !isola__valid_target(target))
 		return ISOLA_EINVAL;
 	if (isola__load_acquire(&p->closing))
 		return ISOLA_ECLOSED;

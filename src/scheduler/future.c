@@ -286,3 +286,81 @@ int isola__future_on_done_pending(isola_future *f, isola_future_cb cb, void *arg
 {
 	return add_callback(f, cb, arg, false);
 }
+
+/*
+ * Waiting for the first of several futures.  A waiter (heap, refcounted)
+ * gets an on_done callback on each future not yet done; a callback bumps
+ * its event count.  Callbacks cannot be removed, so each holds a
+ * reference, and the waiter is freed by the last of them or by the call,
+ * whichever ends later.
+ */
+struct any_waiter {
+	struct ck_ec32 ec;
+	uint64_t refs; /* atomic: the call + one per registered callback */
+};
+
+static void any_waiter_release(struct any_waiter *aw)
+{
+	/* acq_rel: the last one out sees every other's use of aw. */
+	if (__atomic_sub_fetch(&aw->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(aw);
+}
+
+static void any_done(isola_future *f, void *arg)
+{
+	(void)f;
+	struct any_waiter *aw = arg;
+	ck_ec32_inc(&aw->ec, &isola__ec_mode); /* a full barrier: after f's state */
+	any_waiter_release(aw);
+}
+
+struct any_op {
+	isola_future *const *fs;
+	size_t n;
+	size_t *index;
+};
+
+static int any_ready(void *arg)
+{
+	struct any_op *op = arg;
+	for (size_t i = 0; i < op->n; i++)
+		if (is_done(isola__load_acquire(&op->fs[i]->state))) {
+			*op->index = i;
+			return 0;
+		}
+	return ISOLA_EAGAIN;
+}
+
+int isola_future_wait_any(isola_future *const *fs, size_t n, int64_t timeout_ns, size_t *index)
+{
+	if (fs == NULL || n == 0 || index == NULL)
+		return ISOLA_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		ISOLA__CHECK_FUTURE(fs[i]);
+		if (fs[i] == NULL)
+			return ISOLA_EINVAL;
+	}
+	struct any_op op = { fs, n, index };
+	if (any_ready(&op) == 0)
+		return 0;
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	if (d.now)
+		return ISOLA_ETIMEDOUT;
+	struct any_waiter *aw = malloc(sizeof(*aw));
+	if (aw == NULL)
+		return ISOLA_ENOMEM;
+	ck_ec32_init(&aw->ec, 0);
+	aw->refs = 1;
+	for (size_t i = 0; i < n; i++) {
+		__atomic_add_fetch(&aw->refs, 1, __ATOMIC_RELAXED); /* before it can run */
+		/* A done future runs the callback at once (dropping its ref). */
+		if (isola_future_on_done(fs[i], any_done, aw) != 0) {
+			any_waiter_release(aw);
+			break; /* no memory: wait on what is registered */
+		}
+	}
+	int r = isola__wait(&aw->ec, any_ready, &op, &d, ISOLA__WAIT_HANDOFF);
+	any_waiter_release(aw);
+	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
+}

@@ -181,6 +181,8 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		return ISOLA_EINVAL;
 	if (!isola__runtime_ready())
 		return ISOLA_ESTATE;
+	if (opts != NULL && opts->workers > ISOLA_MAX_WORKERS)
+		return ISOLA_ELIMIT;
 	struct isola_pool *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return ISOLA_ENOMEM;
@@ -287,6 +289,12 @@ static int all_exited(void *arg)
 	return __atomic_load_n(&p->exited, __ATOMIC_ACQUIRE) >= p->n ? 0 : ISOLA_EAGAIN;
 }
 
+bool isola__valid_target(const char *target)
+{
+	const char *colon = target != NULL ? strchr(target, ':') : NULL;
+	return colon != NULL && colon != target && colon[1] != '\0';
+}
+
 int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 {
 	ISOLA__CHECK_POOL(p);
@@ -337,7 +345,7 @@ int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
 		      int64_t timeout_ns, isola_future **out)
 {
 	ISOLA__CHECK_POOL(p);
-	if (p == NULL || target == NULL || out == NULL || strchr(target, ':') == NULL)
+	if (p == NULL || out == NULL || !isola__valid_target(target))
 		return ISOLA_EINVAL;
 	if (isola__load_acquire(&p->closing))
 		return ISOLA_ECLOSED;
@@ -369,7 +377,7 @@ int isola_pool_map(isola_pool *p, const char *target, isola_msg *argsets, size_t
 		   size_t chunksize, isola_future **out, size_t *n_chunks)
 {
 	if (p == NULL || target == NULL || (argsets == NULL && n > 0) || out == NULL ||
-	    n_chunks == NULL || strchr(target, ':') == NULL)
+	    n_chunks == NULL || !isola__valid_target(target))
 		return ISOLA_EINVAL;
 	if (isola__load_acquire(&p->closing))
 		return ISOLA_ECLOSED;

@@ -158,6 +158,9 @@ void isola__worker_running(struct worker *w, char *name, uint64_t *running_ns);
 
 /* Tasks (pool.c): enqueue on a channel, free. */
 struct task *isola__task_new(enum task_kind kind, const char *target);
+/* "module:qualname" with both parts non-empty (checked at submit, so a
+ * malformed target fails there with EINVAL, not later in the worker). */
+bool isola__valid_target(const char *target);
 void isola__task_free(struct task *t);
 /* Post t on q (a queue of p), waiting for room while q is full: for
  * p->queue_wait_ns (ISOLA_EAGAIN after it; 0: forever), or as the

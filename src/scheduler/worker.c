@@ -60,6 +60,13 @@ static int capture_exception(struct worker *w, isola_future *f, isola_msg *res,
 	}
 	PyErr_SetRaisedException(exc);
 	isola__error_capture(err);
+	if (status != ISOLA_EPYTHON && (err->message == NULL || err->message[0] == '\0')) {
+		/* The interrupt's own isola.Cancelled has no text: say why. */
+		free(err->message);
+		err->message = isola__strdup(status == ISOLA_ETIMEDOUT
+						     ? "the task ran past its timeout and was interrupted"
+						     : "the task was cancelled while running");
+	}
 	return status;
 }
 
@@ -78,8 +85,9 @@ void isola__complete_with_exception(struct worker *w, isola_future *f)
 	isola__error_clear(&err);
 }
 
-/* Run one call/chunk/source task; the GIL is held.  0 or -1 (error set). */
-static int run_python(struct worker *w, struct task *t, isola_msg *result)
+/* Run one call/chunk/source task; the GIL is held.  0 or -1 (error set;
+ * *not_found when it is the target that could not be resolved). */
+static int run_python(struct worker *w, struct task *t, isola_msg *result, bool *not_found)
 {
 	isola__state *st = isola__state_current();
 	if (st == NULL)
@@ -95,8 +103,11 @@ static int run_python(struct worker *w, struct task *t, isola_msg *result)
 		return isola__encode(st, Py_None, &o, result) < 0 ? -1 : 0;
 	}
 	PyObject *fn = resolve_cached(w, t->target);
-	if (fn == NULL)
+	if (fn == NULL) {
+		*not_found = PyErr_ExceptionMatches(PyExc_ImportError) ||
+			     PyErr_ExceptionMatches(PyExc_AttributeError);
 		return -1;
+	}
 	PyObject *ret = NULL;
 	if (t->kind == TASK_CALL) {
 		PyObject *args = t->args.len_ || t->args.nrefs_ ? isola__decode(st, &t->args, &o) : NULL;
@@ -266,8 +277,12 @@ static void run_task(struct worker *w, struct task *t)
 		isola__actor_run(w, t);
 	} else {
 		f = t->future;
-		if (run_python(w, t, &result) < 0)
+		bool not_found = false;
+		if (run_python(w, t, &result, &not_found) < 0) {
 			status = capture_exception(w, f, &result, &err);
+			if (not_found && status == ISOLA_EPYTHON)
+				status = ISOLA_ENOTFOUND;
+		}
 		/* Free the task before the caller wakes: it is likely to
 		 * allocate the next one at once, from the same malloc arena. */
 		t->future = NULL;
