@@ -194,6 +194,10 @@ class PoolTasks(unittest.TestCase):
         self.assertGreater(sum(w["tasks_run"] for w in st["workers"]), 0)
         self.assertEqual(self.pool.size, 2)
 
+    def test_absurd_worker_counts_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "at most 1024"):
+            isola.Pool(5000)
+
     def test_stats_name_the_running_task(self):
         f = self.pool.submit(time.sleep, 0.5)
         while not f.running():
