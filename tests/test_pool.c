@@ -262,7 +262,7 @@ Test(pool, exceptions_come_back_with_traceback)
 	isola_future_release(f);
 	cr_assert_eq(isola_pool_submit(p, "pool_helper:nope", NULL, 0, &f), 0);
 	isola_future_wait(f, -1);
-	cr_assert_eq(isola_future_result(f, NULL), ISOLA_EPYTHON);
+	cr_assert_eq(isola_future_result(f, NULL), ISOLA_ENOTFOUND);
 	isola_future_error(f, &type, NULL, NULL);
 	cr_assert_str_eq(type, "AttributeError");
 	isola_future_release(f);
