@@ -177,6 +177,115 @@ int isola_msg_ref_count(const isola_msg *msg, size_t *n);
 int isola_msg_ref(const isola_msg *msg, size_t i, int *kind, void **ptr);
 
 /* ------------------------------------------------------------------ */
+/* Values: writing and reading messages without msgpack by hand        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An isola_writer builds one value in isola's wire format (docs/wire.md)
+ * into a message: call arguments (a list of the positional arguments, a
+ * map of keyword arguments, or a tuple of [list, map]), or anything sent
+ * on a channel.  Write a container's header with its item count, then
+ * its items (a map: key, value, key, value...); it closes by itself
+ * after the last.  A writer is used by one thread at a time and is
+ * reusable after isola_writer_finish.
+ *
+ *   isola_writer *w; isola_writer_create(&w);
+ *   isola_write_list(w, 2);           // (1071, 462) as positional arguments
+ *   isola_write_int(w, 1071);
+ *   isola_write_int(w, 462);
+ *   isola_msg args; isola_msg_init(&args);
+ *   isola_writer_finish(w, &args);    // args holds the bytes (and references)
+ *
+ * Write calls fail with EINVAL (NULL data with a length), ESTATE (the
+ * value is already complete), ETOOBIG, ELIMIT (nesting past 512, a ninth
+ * reference), ENOMEM; a failed call writes nothing.
+ */
+typedef struct isola_writer isola_writer;
+
+#define ISOLA_STRLEN ((size_t)-1) /* isola_write_str: s is NUL-terminated */
+
+int isola_writer_create(isola_writer **out);
+void isola_writer_destroy(isola_writer *w); /* NULL is ok; drops what was written */
+
+int isola_write_nil(isola_writer *w);                 /* None */
+int isola_write_bool(isola_writer *w, int value);     /* bool */
+int isola_write_int(isola_writer *w, int64_t value);  /* int */
+int isola_write_uint(isola_writer *w, uint64_t value); /* int */
+int isola_write_float(isola_writer *w, double value); /* float */
+int isola_write_str(isola_writer *w, const char *s, size_t len); /* str (UTF-8) */
+int isola_write_bytes(isola_writer *w, const void *data, size_t len); /* bytes (copied) */
+int isola_write_list(isola_writer *w, size_t n);  /* list: n items follow */
+int isola_write_map(isola_writer *w, size_t n);   /* dict: n key/value pairs follow */
+int isola_write_tuple(isola_writer *w, size_t n); /* tuple: n items follow */
+/* A reference: the message takes a reference of its own (the caller
+ * keeps theirs); arrives as isola.Buffer / isola.Channel. */
+int isola_write_blob(isola_writer *w, isola_blob *blob);
+int isola_write_channel(isola_writer *w, isola_channel *ch);
+
+/* Move the finished value into *out (overwritten: pass an empty message)
+ * and make the writer empty.  ESTATE while no value, or a container, is
+ * incomplete; ENOMEM if a write ran out of memory. */
+int isola_writer_finish(isola_writer *w, isola_msg *out);
+
+/*
+ * An isola_reader shows a message (a result, a received message) as a
+ * tree of isola_value nodes, with the type names of docs/wire.md.
+ * Everything it points to (strings, bytes, blobs, channels) is borrowed
+ * from the message and the reader: valid until either is cleared or
+ * destroyed (retain a blob or channel to keep it).
+ */
+enum isola_value_type {
+	ISOLA_VALUE_NIL,
+	ISOLA_VALUE_BOOL,      /* as.b */
+	ISOLA_VALUE_INT,       /* as.i */
+	ISOLA_VALUE_UINT,      /* as.u: above INT64_MAX */
+	ISOLA_VALUE_FLOAT,     /* as.f */
+	ISOLA_VALUE_STR,       /* as.bytes: UTF-8, not NUL-terminated */
+	ISOLA_VALUE_BYTES,     /* as.bytes */
+	ISOLA_VALUE_LIST,      /* as.seq: n items */
+	ISOLA_VALUE_MAP,       /* as.seq: n pairs, items[2k] key, items[2k+1] value */
+	ISOLA_VALUE_TUPLE,     /* as.seq */
+	ISOLA_VALUE_SET,       /* as.seq */
+	ISOLA_VALUE_FROZENSET, /* as.seq */
+	ISOLA_VALUE_EXCEPTION, /* as.seq: [module, qualname, args, message, traceback, base, attrs] */
+	ISOLA_VALUE_BIGINT,    /* as.bytes: ext 4's payload (docs/wire.md) */
+	ISOLA_VALUE_BLOB,      /* as.blob */
+	ISOLA_VALUE_CHANNEL,   /* as.channel */
+	ISOLA_VALUE_EXT,       /* ext_type and its raw payload in as.bytes (datetime, ...) */
+};
+
+typedef struct isola_value isola_value;
+struct isola_value {
+	int type;        /* enum isola_value_type */
+	int8_t ext_type; /* BIGINT, EXT: the msgpack ext type */
+	union {
+		int b;
+		int64_t i;
+		uint64_t u;
+		double f;
+		struct {
+			const char *ptr;
+			size_t len;
+		} bytes;
+		struct {
+			const isola_value *items;
+			size_t n;
+			size_t first_; /* private */
+		} seq;
+		isola_blob *blob;
+		isola_channel *channel;
+	} as;
+};
+
+typedef struct isola_reader isola_reader;
+
+/* Read msg: *root is its value.  Fails with EINVAL (not a well-formed
+ * message, a reference it does not carry), ELIMIT (nesting past 512),
+ * ENOMEM. */
+int isola_reader_create(const isola_msg *msg, isola_reader **out, const isola_value **root);
+void isola_reader_destroy(isola_reader *r); /* NULL is ok */
+
+/* ------------------------------------------------------------------ */
 /* Channels                                                            */
 /* ------------------------------------------------------------------ */
 

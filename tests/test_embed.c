@@ -20,7 +20,11 @@ static void setup(void)
 	fputs("import time\n"
 	      "def seven():\n    return 7\n"
 	      "def nap(s):\n    time.sleep(s)\n    return s\n"
-	      "def spin():\n    while True:\n        pass\n",
+	      "def spin():\n    while True:\n        pass\n"
+	      "def echo(*a):\n    return a\n"
+	      "def types(*a):\n    return [type(x).__name__ for x in a]\n"
+	      "def put(ch, v):\n    ch.send(v)\n    return big()\n"
+	      "def big():\n    return 2**70\n",
 	      f);
 	fclose(f);
 	/* module_paths only: no pool below names dir in its own setup. */
@@ -170,4 +174,191 @@ Test(embed, wait_any_returns_the_first_done)
 	isola_future_release(fs[0]);
 	isola_future_release(fs[1]);
 	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+/* Values without hand-written msgpack: the writer and the reader. */
+static isola_msg wait_result(isola_future *f)
+{
+	cr_assert_eq(isola_future_wait(f, -1), 0);
+	isola_msg r;
+	isola_msg_init(&r);
+	int s = isola_future_result(f, &r);
+	const char *type = "", *msg = "";
+	isola_future_error(f, &type, &msg, NULL);
+	cr_assert_eq(s, 0, "%s: %s", type, msg);
+	isola_future_release(f);
+	return r;
+}
+
+static void write_sample(isola_writer *w, isola_channel *ch)
+{
+	cr_assert_eq(isola_write_list(w, 12), 0); /* the positional arguments */
+	cr_assert_eq(isola_write_int(w, -2), 0);
+	cr_assert_eq(isola_write_uint(w, UINT64_MAX), 0);
+	cr_assert_eq(isola_write_float(w, 1.5), 0);
+	cr_assert_eq(isola_write_str(w, "h\xc3\xa9llo", ISOLA_STRLEN), 0);
+	cr_assert_eq(isola_write_bytes(w, "\0\1", 2), 0);
+	cr_assert_eq(isola_write_nil(w), 0);
+	cr_assert_eq(isola_write_bool(w, 1), 0);
+	cr_assert_eq(isola_write_tuple(w, 2), 0);
+	cr_assert_eq(isola_write_int(w, 1), 0);
+	cr_assert_eq(isola_write_str(w, "a", 1), 0);
+	cr_assert_eq(isola_write_map(w, 1), 0);
+	cr_assert_eq(isola_write_str(w, "k", 1), 0);
+	cr_assert_eq(isola_write_list(w, 2), 0);
+	cr_assert_eq(isola_write_int(w, 1), 0);
+	cr_assert_eq(isola_write_int(w, 2), 0);
+	cr_assert_eq(isola_write_tuple(w, 0), 0);
+	cr_assert_eq(isola_write_list(w, 0), 0);
+	cr_assert_eq(isola_write_channel(w, ch), 0);
+}
+
+Test(embed, python_sees_the_written_types)
+{
+	isola_pool *p = pool(1);
+	isola_channel *ch;
+	cr_assert_eq(isola_channel_create(4, &ch), 0);
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	write_sample(w, ch);
+	cr_assert_eq(isola_write_int(w, 3), ISOLA_ESTATE, "the value is complete");
+	isola_msg args;
+	isola_msg_init(&args);
+	cr_assert_eq(isola_writer_finish(w, &args), 0);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, "embed_helper:types", &args, 0, &f), 0);
+	isola_msg r = wait_result(f);
+	isola_reader *rd;
+	const isola_value *v;
+	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
+	const char *want[] = { "int", "int", "float", "str", "bytes", "NoneType", "bool",
+			       "tuple", "dict", "tuple", "list", "Channel" };
+	cr_assert_eq(v->type, ISOLA_VALUE_LIST);
+	cr_assert_eq(v->as.seq.n, 12);
+	for (size_t i = 0; i < 12; i++) {
+		const isola_value *it = &v->as.seq.items[i];
+		cr_assert_eq(it->type, ISOLA_VALUE_STR);
+		cr_assert(it->as.bytes.len == strlen(want[i]) &&
+				  memcmp(it->as.bytes.ptr, want[i], it->as.bytes.len) == 0,
+			  "argument %zu: %.*s, not %s", i, (int)it->as.bytes.len, it->as.bytes.ptr,
+			  want[i]);
+	}
+	isola_reader_destroy(rd);
+	isola_msg_clear(&r);
+	isola_writer_destroy(w);
+	isola_channel_release(ch);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, values_come_back_as_written)
+{
+	isola_pool *p = pool(1);
+	isola_channel *ch;
+	cr_assert_eq(isola_channel_create(4, &ch), 0);
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	write_sample(w, ch);
+	isola_msg args;
+	isola_msg_init(&args);
+	cr_assert_eq(isola_writer_finish(w, &args), 0);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, "embed_helper:echo", &args, 0, &f), 0);
+	isola_msg r = wait_result(f);
+	isola_reader *rd;
+	const isola_value *v;
+	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
+	cr_assert_eq(v->type, ISOLA_VALUE_TUPLE); /* echo returns its args tuple */
+	cr_assert_eq(v->as.seq.n, 12);
+	const isola_value *a = v->as.seq.items;
+	cr_assert(a[0].type == ISOLA_VALUE_INT && a[0].as.i == -2);
+	cr_assert(a[1].type == ISOLA_VALUE_UINT && a[1].as.u == UINT64_MAX);
+	cr_assert(a[2].type == ISOLA_VALUE_FLOAT && a[2].as.f == 1.5);
+	cr_assert(a[3].type == ISOLA_VALUE_STR && a[3].as.bytes.len == 6 &&
+		  memcmp(a[3].as.bytes.ptr, "h\xc3\xa9llo", 6) == 0);
+	cr_assert(a[4].type == ISOLA_VALUE_BYTES && a[4].as.bytes.len == 2);
+	cr_assert_eq(a[5].type, ISOLA_VALUE_NIL);
+	cr_assert(a[6].type == ISOLA_VALUE_BOOL && a[6].as.b);
+	cr_assert(a[7].type == ISOLA_VALUE_TUPLE && a[7].as.seq.n == 2 &&
+		  a[7].as.seq.items[1].type == ISOLA_VALUE_STR);
+	cr_assert(a[8].type == ISOLA_VALUE_MAP && a[8].as.seq.n == 1);
+	const isola_value *kv = a[8].as.seq.items;
+	cr_assert(kv[0].type == ISOLA_VALUE_STR && kv[1].type == ISOLA_VALUE_LIST &&
+		  kv[1].as.seq.n == 2 && kv[1].as.seq.items[1].as.i == 2);
+	cr_assert(a[9].type == ISOLA_VALUE_TUPLE && a[9].as.seq.n == 0);
+	cr_assert(a[10].type == ISOLA_VALUE_LIST && a[10].as.seq.n == 0);
+	cr_assert(a[11].type == ISOLA_VALUE_CHANNEL && a[11].as.channel == ch, "the same channel");
+	isola_reader_destroy(rd);
+	isola_msg_clear(&r);
+	isola_writer_destroy(w);
+	isola_channel_release(ch);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, a_channel_argument_reaches_the_task_and_back)
+{
+	isola_pool *p = pool(1);
+	isola_channel *ch;
+	cr_assert_eq(isola_channel_create(4, &ch), 0);
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	cr_assert_eq(isola_write_list(w, 2), 0);
+	cr_assert_eq(isola_write_channel(w, ch), 0);
+	cr_assert_eq(isola_write_map(w, 1), 0);
+	cr_assert_eq(isola_write_str(w, "n", 1), 0);
+	cr_assert_eq(isola_write_int(w, 41), 0);
+	isola_msg args;
+	isola_msg_init(&args);
+	cr_assert_eq(isola_writer_finish(w, &args), 0);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, "embed_helper:put", &args, 0, &f), 0);
+	isola_msg r = wait_result(f); /* 2**70: a big int */
+	isola_reader *rd;
+	const isola_value *v;
+	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
+	cr_assert_eq(v->type, ISOLA_VALUE_BIGINT);
+	cr_assert_eq(v->ext_type, 4);
+	isola_reader_destroy(rd);
+	isola_msg_clear(&r);
+	isola_msg m;
+	isola_msg_init(&m);
+	cr_assert_eq(isola_channel_recv(ch, &m, 5000000000LL), 0);
+	cr_assert_eq(isola_reader_create(&m, &rd, &v), 0);
+	cr_assert(v->type == ISOLA_VALUE_MAP && v->as.seq.n == 1 &&
+		  v->as.seq.items[1].as.i == 41);
+	isola_reader_destroy(rd);
+	isola_msg_clear(&m);
+	isola_writer_destroy(w);
+	isola_channel_release(ch);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, writer_and_reader_refuse_bad_input)
+{
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	isola_msg m;
+	isola_msg_init(&m);
+	cr_assert_eq(isola_writer_finish(w, &m), ISOLA_ESTATE, "nothing written");
+	cr_assert_eq(isola_write_list(w, 2), 0);
+	cr_assert_eq(isola_write_int(w, 1), 0);
+	cr_assert_eq(isola_writer_finish(w, &m), ISOLA_ESTATE, "a list still open");
+	cr_assert_eq(isola_write_bytes(w, NULL, 3), ISOLA_EINVAL);
+	cr_assert_eq(isola_write_int(w, 2), 0);
+	cr_assert_eq(isola_writer_finish(w, &m), 0);
+	isola_msg_clear(&m);
+	/* Nesting past the limit. */
+	int r = 0;
+	for (int i = 0; i < 600 && r == 0; i++)
+		r = isola_write_list(w, 1);
+	cr_assert_eq(r, ISOLA_ELIMIT);
+	isola_writer_destroy(w); /* drops the unfinished value */
+	/* Malformed bytes, a reference the message does not carry. */
+	isola_reader *rd = NULL;
+	const isola_value *v;
+	cr_assert_eq(isola_msg_set_bytes(&m, "\x92\x01", 2), 0); /* truncated */
+	cr_assert_eq(isola_reader_create(&m, &rd, &v), ISOLA_EINVAL);
+	cr_assert_eq(isola_msg_set_bytes(&m, "\xd4\x0d\x00", 3), 0); /* channel #0, none attached */
+	cr_assert_eq(isola_reader_create(&m, &rd, &v), ISOLA_EINVAL);
+	cr_assert_null(rd);
+	isola_msg_clear(&m);
 }
