@@ -1,5 +1,10 @@
 /* test_embed.c - what isola.h promises a C embedder, written against the
- * public header only (issue #17: the header says what happens). */
+ * public header only (issue #17: the header says what happens).  Built in
+ * the tree, and by scripts/test from an installed tree with
+ * `pkg-config --cflags --libs isola` alone. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mkdtemp */
+#endif
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
