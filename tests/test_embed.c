@@ -195,6 +195,39 @@ static isola_msg wait_result(isola_future *f)
 	return r;
 }
 
+/* A pool of one, a channel and a writer, for the value tests. */
+struct rig {
+	isola_pool *p;
+	isola_channel *ch;
+	isola_writer *w;
+};
+
+static struct rig rig_open(void)
+{
+	struct rig g = { .p = pool(1) };
+	cr_assert_eq(isola_channel_create(4, &g.ch), 0);
+	cr_assert_eq(isola_writer_create(&g.w), 0);
+	return g;
+}
+
+static void rig_close(struct rig *g)
+{
+	isola_writer_destroy(g->w);
+	isola_channel_release(g->ch);
+	cr_assert_eq(isola_pool_destroy(g->p), 0);
+}
+
+/* Finish w's value as the arguments of target; the result message. */
+static isola_msg call_written(isola_pool *p, const char *target, isola_writer *w)
+{
+	isola_msg args;
+	isola_msg_init(&args);
+	cr_assert_eq(isola_writer_finish(w, &args), 0);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, target, &args, 0, &f), 0);
+	return wait_result(f);
+}
+
 static void write_sample(isola_writer *w, isola_channel *ch)
 {
 	cr_assert_eq(isola_write_list(w, 12), 0); /* the positional arguments */
@@ -220,19 +253,13 @@ static void write_sample(isola_writer *w, isola_channel *ch)
 
 Test(embed, python_sees_the_written_types)
 {
-	isola_pool *p = pool(1);
-	isola_channel *ch;
-	cr_assert_eq(isola_channel_create(4, &ch), 0);
-	isola_writer *w;
-	cr_assert_eq(isola_writer_create(&w), 0);
+	struct rig g = rig_open();
+	isola_pool *p = g.p;
+	isola_channel *ch = g.ch;
+	isola_writer *w = g.w;
 	write_sample(w, ch);
 	cr_assert_eq(isola_write_int(w, 3), ISOLA_ESTATE, "the value is complete");
-	isola_msg args;
-	isola_msg_init(&args);
-	cr_assert_eq(isola_writer_finish(w, &args), 0);
-	isola_future *f;
-	cr_assert_eq(isola_pool_submit(p, "embed_helper:types", &args, 0, &f), 0);
-	isola_msg r = wait_result(f);
+	isola_msg r = call_written(p, "embed_helper:types", w);
 	isola_reader *rd;
 	const isola_value *v;
 	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
@@ -250,25 +277,17 @@ Test(embed, python_sees_the_written_types)
 	}
 	isola_reader_destroy(rd);
 	isola_msg_clear(&r);
-	isola_writer_destroy(w);
-	isola_channel_release(ch);
-	cr_assert_eq(isola_pool_destroy(p), 0);
+	rig_close(&g);
 }
 
 Test(embed, values_come_back_as_written)
 {
-	isola_pool *p = pool(1);
-	isola_channel *ch;
-	cr_assert_eq(isola_channel_create(4, &ch), 0);
-	isola_writer *w;
-	cr_assert_eq(isola_writer_create(&w), 0);
+	struct rig g = rig_open();
+	isola_pool *p = g.p;
+	isola_channel *ch = g.ch;
+	isola_writer *w = g.w;
 	write_sample(w, ch);
-	isola_msg args;
-	isola_msg_init(&args);
-	cr_assert_eq(isola_writer_finish(w, &args), 0);
-	isola_future *f;
-	cr_assert_eq(isola_pool_submit(p, "embed_helper:echo", &args, 0, &f), 0);
-	isola_msg r = wait_result(f);
+	isola_msg r = call_written(p, "embed_helper:echo", w);
 	isola_reader *rd;
 	const isola_value *v;
 	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
@@ -294,29 +313,21 @@ Test(embed, values_come_back_as_written)
 	cr_assert(a[11].type == ISOLA_VALUE_CHANNEL && a[11].as.channel == ch, "the same channel");
 	isola_reader_destroy(rd);
 	isola_msg_clear(&r);
-	isola_writer_destroy(w);
-	isola_channel_release(ch);
-	cr_assert_eq(isola_pool_destroy(p), 0);
+	rig_close(&g);
 }
 
 Test(embed, a_channel_argument_reaches_the_task_and_back)
 {
-	isola_pool *p = pool(1);
-	isola_channel *ch;
-	cr_assert_eq(isola_channel_create(4, &ch), 0);
-	isola_writer *w;
-	cr_assert_eq(isola_writer_create(&w), 0);
+	struct rig g = rig_open();
+	isola_pool *p = g.p;
+	isola_channel *ch = g.ch;
+	isola_writer *w = g.w;
 	cr_assert_eq(isola_write_list(w, 2), 0);
 	cr_assert_eq(isola_write_channel(w, ch), 0);
 	cr_assert_eq(isola_write_map(w, 1), 0);
 	cr_assert_eq(isola_write_str(w, "n", 1), 0);
 	cr_assert_eq(isola_write_int(w, 41), 0);
-	isola_msg args;
-	isola_msg_init(&args);
-	cr_assert_eq(isola_writer_finish(w, &args), 0);
-	isola_future *f;
-	cr_assert_eq(isola_pool_submit(p, "embed_helper:put", &args, 0, &f), 0);
-	isola_msg r = wait_result(f); /* 2**70: a big int */
+	isola_msg r = call_written(p, "embed_helper:put", w); /* 2**70: a big int */
 	isola_reader *rd;
 	const isola_value *v;
 	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
@@ -332,9 +343,7 @@ Test(embed, a_channel_argument_reaches_the_task_and_back)
 		  v->as.seq.items[1].as.i == 41);
 	isola_reader_destroy(rd);
 	isola_msg_clear(&m);
-	isola_writer_destroy(w);
-	isola_channel_release(ch);
-	cr_assert_eq(isola_pool_destroy(p), 0);
+	rig_close(&g);
 }
 
 Test(embed, writer_and_reader_refuse_bad_input)

@@ -172,15 +172,23 @@ static int open_container(isola_writer *w, size_t n, size_t ext_at)
 	return 0;
 }
 
-int isola_write_list(isola_writer *w, size_t n)
+/* Before a container header: room for a value, n items allowed, and one
+ * more level of nesting. */
+static int can_open(isola_writer *w, size_t n, size_t max)
 {
 	int r = room(w);
 	if (r)
 		return r;
-	if (n > UINT32_MAX)
+	if (n > max)
 		return ISOLA_ETOOBIG;
-	if (w->depth == WRITER_MAX_DEPTH)
-		return ISOLA_ELIMIT;
+	return w->depth == WRITER_MAX_DEPTH ? ISOLA_ELIMIT : 0;
+}
+
+int isola_write_list(isola_writer *w, size_t n)
+{
+	int r = can_open(w, n, UINT32_MAX);
+	if (r)
+		return r;
 	if (msgpack_pack_array(&w->pk, n) != 0)
 		return packed(w, -1);
 	return open_container(w, n, SIZE_MAX);
@@ -188,13 +196,9 @@ int isola_write_list(isola_writer *w, size_t n)
 
 int isola_write_map(isola_writer *w, size_t n)
 {
-	int r = room(w);
+	int r = can_open(w, n, UINT32_MAX / 2);
 	if (r)
 		return r;
-	if (n > UINT32_MAX / 2)
-		return ISOLA_ETOOBIG;
-	if (w->depth == WRITER_MAX_DEPTH)
-		return ISOLA_ELIMIT;
 	if (msgpack_pack_map(&w->pk, n) != 0)
 		return packed(w, -1);
 	return open_container(w, 2 * n, SIZE_MAX);
@@ -202,13 +206,9 @@ int isola_write_map(isola_writer *w, size_t n)
 
 int isola_write_tuple(isola_writer *w, size_t n)
 {
-	int r = room(w);
+	int r = can_open(w, n, UINT32_MAX);
 	if (r)
 		return r;
-	if (n > UINT32_MAX)
-		return ISOLA_ETOOBIG;
-	if (w->depth == WRITER_MAX_DEPTH)
-		return ISOLA_ELIMIT;
 	size_t at = w->sb.size;
 	/* ext 32, type 1, length patched once the items are written */
 	static const unsigned char hdr[6] = { 0xc9, 0, 0, 0, 0, 1 };
