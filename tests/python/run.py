@@ -11,10 +11,29 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+TEST_TIMEOUT = 300  # s: a test still running then dumps every thread's stack and exits
+
+
 class _CountingResult(unittest.TextTestResult):
     # Passes counted one by one: testsRun cannot be trusted for it
     # (3.12.1's unittest does not count skipped tests in testsRun).
     passes = 0
+
+    def startTest(self, test):
+        super().startTest(test)
+        try:  # a hang fails the run with the stacks, instead of stalling CI
+            import faulthandler
+            faulthandler.dump_traceback_later(TEST_TIMEOUT, exit=True)
+        except Exception:  # not available in this interpreter
+            pass
+
+    def stopTest(self, test):
+        try:
+            import faulthandler
+            faulthandler.cancel_dump_traceback_later()
+        except Exception:
+            pass
+        super().stopTest(test)
 
     def addSuccess(self, test):
         super().addSuccess(test)
