@@ -72,6 +72,7 @@ run_counted() {
   line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
   if [ -z "$line" ]; then
     printf '%s\n' "$out" | tail -30 >&2
+    echo "($label: no result line; exit status $rc$([ "$rc" -gt 128 ] && echo ", signal $((rc - 128))"))" >&2
     record "$label" 0 1
     return
   fi
