@@ -634,6 +634,8 @@ class Pool:
         with self._lock:
             first = not self._closed
             self._closed = True
+        if cancel_futures and not interrupt and first:
+            self._let_idle_workers_start()
         if wait:
             if interrupt:
                 self._join(_STOP, None)
@@ -646,6 +648,23 @@ class Pool:
         if first:  # join in the background: the program can exit
             _threading.Thread(target=self._c.shutdown, args=(how, True),
                               name="isola-pool-join", daemon=True).start()
+
+    def _let_idle_workers_start(self, bound=0.05):
+        # Before cancel_futures drops what is queued: a worker that was idle
+        # when a task arrived has been woken for it and is, in
+        # ThreadPoolExecutor's terms, already running it; give woken
+        # workers (at most `bound` seconds) to take their task, so that
+        # cancelling keeps what an idle pool had started.
+        import time
+        end = time.monotonic() + bound
+        while time.monotonic() < end:
+            try:
+                st = self._c.stats()
+            except Exception:
+                return
+            if st["queued"] == 0 or all(w["running"] for w in st["workers"]):
+                return
+            time.sleep(0.001)
 
     def _join(self, how, timeout):
         # Wait for the workers: up to timeout (None: forever) with how;
