@@ -297,6 +297,10 @@ static PyMethodDef mod_methods[] = {
 	{ "_set_main_path", isola__set_main_path, METH_O,
 	  "_set_main_path(path)\n--\n\nWorkers: where to import the caller's __main__ "
 	  "script from (private)." },
+	{ "_task_deadline", isola__py_task_deadline, METH_O,
+	  "_task_deadline(seconds)\n--\n\nFrom a task on a pool worker: restart its deadline "
+	  "(0: none); returns 1 if it was cancelled, 2 if it timed out (forgiven), else 0 "
+	  "(private; isola map's per-item timeout)." },
 	{ NULL, NULL, 0, NULL },
 };
 

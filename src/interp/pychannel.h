@@ -17,6 +17,7 @@ extern PyType_Spec isola__pool_spec;
 extern PyType_Spec isola__cfuture_spec;
 
 PyObject *isola__set_main_path(PyObject *m, PyObject *path);
+PyObject *isola__py_task_deadline(PyObject *m, PyObject *seconds);
 
 /* None -> -1 (forever), seconds >= 0 -> ns; -2 with an exception set. */
 int64_t isola__timeout_ns(PyObject *timeout);

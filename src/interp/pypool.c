@@ -966,3 +966,24 @@ PyObject *isola__set_main_path(PyObject *m, PyObject *path)
 	Py_XSETREF(st->main_path, Py_NewRef(path));
 	Py_RETURN_NONE;
 }
+
+/* _task_deadline(seconds): the running task restarts its own deadline
+ * (0: none) and learns whether it had been interrupted: 0 no, 1 cancelled,
+ * 2 timed out (forgiven: the task goes on).  isola map's per-item timeout. */
+PyObject *isola__py_task_deadline(PyObject *m, PyObject *arg)
+{
+	(void)m;
+	double s = PyFloat_AsDouble(arg);
+	if (s == -1.0 && PyErr_Occurred())
+		return NULL;
+	if (!(s >= 0) || s > 1e9) {
+		PyErr_SetString(PyExc_ValueError, "seconds must be from 0 to 1e9");
+		return NULL;
+	}
+	int reason = 0;
+	if (isola__task_restart_deadline((int64_t)(s * 1e9), &reason) != 0) {
+		PyErr_SetString(PyExc_RuntimeError, "_task_deadline: not in a task on a pool worker");
+		return NULL;
+	}
+	return PyLong_FromLong(reason);
+}

@@ -85,4 +85,12 @@ bool isola__future_complete(isola_future *f, int status, isola_msg *result,
 /* isola_future_wait with an explicit deadline and isola__wait flags. */
 int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flags);
 
+/* From the task running on this worker thread, under its GIL: restart
+ * its deadline at now + ns (<= 0: no deadline) and say in *reason
+ * (enum interrupt_reason) whether it had been interrupted.  A timeout
+ * interrupt is forgiven (the task caught it and goes on; a pending one
+ * is withdrawn), a cancel is not.  ISOLA_ESTATE off a worker thread
+ * (interrupt.c). */
+int isola__task_restart_deadline(int64_t ns, int *reason);
+
 #endif

@@ -40,6 +40,31 @@ void isola__pool_interrupt_requested(struct isola_pool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+int isola__task_restart_deadline(int64_t ns, int *reason)
+{
+	struct worker *w = isola__this_worker;
+	/* current is only set and cleared by this thread: a plain load. */
+	isola_future *f = w != NULL ? isola__load_acquire(&w->current) : NULL;
+	if (f == NULL)
+		return ISOLA_ESTATE;
+	/* The watchdog decides and injects under this interpreter's GIL,
+	 * which the caller holds: nothing changes under us here. */
+	*reason = isola__load_acquire(&f->interrupt);
+	if (*reason == INTERRUPT_TIMEOUT) {
+		PyThreadState_SetAsyncExc(w->thread_ident, NULL); /* not yet raised: withdraw */
+		f->injected = 0;
+		__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
+		/* Release: the watchdog's acquire of interrupt sees the reset. */
+		isola__store_release(&f->interrupt, INTERRUPT_NONE);
+	}
+	/* Release, read by the watchdog with acquire; it re-reads it under
+	 * the GIL before interrupting, so an old deadline cannot hit. */
+	isola__store_release(&w->current_deadline, ns > 0 ? isola__now_ns() + ns : 0);
+	if (ns > 0)
+		isola__watchdog_wake(w->pool);
+	return 0;
+}
+
 /* Under worker w's GIL: raise Cancelled in its thread if its running task
  * asked for it (or all = 1, or its deadline expired). */
 static void interrupt_worker(struct worker *w, int all, int64_t now)

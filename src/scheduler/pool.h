@@ -149,6 +149,9 @@ void isola__watchdog_wake(struct isola_pool *pool);
 /* The pool whose worker runs on this thread, or NULL (worker.c). */
 extern _Thread_local struct isola_pool *isola__worker_pool;
 
+/* The worker running on this thread, or NULL (worker.c). */
+extern _Thread_local struct worker *isola__this_worker;
+
 /* Worker thread body (worker.c). */
 void *isola__worker_main(void *arg);
 /* The name of w's running task (see struct worker) into name

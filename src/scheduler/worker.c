@@ -378,12 +378,14 @@ static bool start(struct worker *w)
 }
 
 _Thread_local struct isola_pool *isola__worker_pool;
+_Thread_local struct worker *isola__this_worker;
 
 void *isola__worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct isola_pool *p = w->pool;
 	isola__worker_pool = p;
+	isola__this_worker = w;
 	isola__wait_abort = &w->abort_wait; /* its tasks' waits can be cancelled */
 	/* The signal mask is left as inherited (normally the main thread's),
 	 * as Python's own threads leave it: processes started by a task

@@ -59,16 +59,22 @@ class Cli(unittest.TestCase):
         self.assertTrue(all(x["result"] == 2 * x["index"] for x in recs))
 
     def test_errors_per_line_and_exit_code(self):
+        # issue 16.7: --ordered output is results alone; failures go to
+        # standard error (with the traceback), unordered rows say "error"
         r = self.run_isola("map", "tools:fragile", "--ordered", input="1\n3\n4\n{bad\n6\n")
         self.assertEqual(r.returncode, 1)
-        lines = [json.loads(l) for l in r.stdout.splitlines()]
-        self.assertEqual(len(lines), 5, "one line per input, the run goes on")
-        self.assertEqual(lines[0], 1)
-        self.assertEqual(lines[1]["index"], 1)
-        self.assertEqual(lines[1]["error"], "ValueError")
-        self.assertIn("multiples of three", lines[1]["message"])
-        self.assertIn("bad JSON on line 4", lines[3]["message"])
+        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()], [1, 4])
+        self.assertIn("<stdin>:2 (index 1): ValueError: no multiples of three: 3", r.stderr)
+        self.assertIn("Traceback", r.stderr)
+        self.assertIn("<stdin>:4 (index 3): json.JSONDecodeError: bad JSON", r.stderr)
         self.assertIn("3 errors", r.stderr)
+        r = self.run_isola("map", "tools:fragile", input="1\n3\n4\n{bad\n6\n")
+        rows = {x["index"]: x for x in map(json.loads, r.stdout.splitlines())}
+        self.assertEqual(sorted(rows), [0, 1, 2, 3, 4], "one row per input, the run goes on")
+        self.assertEqual(rows[0], {"index": 0, "result": 1})
+        self.assertEqual(rows[1]["error"], "ValueError")
+        self.assertNotIn("result", rows[1])
+        self.assertIn("in fragile", rows[1]["traceback"])
 
     def test_lines_mode_and_files(self):
         inp = os.path.join(self.tmp.name, "in.txt")

@@ -1,0 +1,335 @@
+"""The `isola` command line: map, run, bench.
+
+Run by the Python isola was built for, as `python3.X -m isola_cli ARGS`
+(the `isola` executable only execs that), so that a mapped function runs
+at that interpreter's own speed: Debian links /usr/bin/python3.X
+statically, and Python code runs ~1.2x slower in a program linked with
+the shared libpython (README, "The command line").
+
+The map engine reads input in the main interpreter, sends chunks of raw
+lines to the pool (isola_cli._map_chunk decodes, calls and encodes in the
+worker, line by line) and writes what comes back; the main interpreter
+never touches a record.
+"""
+import os
+import sys
+
+USAGE = """\
+usage: isola COMMAND [options]
+
+Run Python on every core: one sub-interpreter per thread.
+
+commands:
+  map MODULE:FUNC   call FUNC on every input line, in parallel
+  run FILE.py       run FILE's main(pool) with a ready pool
+  bench             run the benchmark suite and print its tables
+
+`isola COMMAND --help` for each; `isola --version`.
+"""
+
+USAGE_MAP = """\
+usage: isola map MODULE:FUNC [FILE...] [-j N] [--in FILE]... [--out FILE]
+                 [--ordered] [--lines] [--chunk K] [--timeout S] [--retries N]
+                 [--halt N] [--errors FILE] [--joblog FILE] [--resume]
+                 [--path DIR]... [--preload MOD]...
+
+Read JSON lines from the FILEs (or standard input; `-` is standard input),
+call FUNC(value) with each line's value as its one argument, in a pool of N
+interpreters, and write one JSON line per result:
+  --ordered  the results alone, in input order;
+  default    {"index": i, "result": ...} as they finish (i: the line's
+             number in the input, from 0, counting every file in turn).
+Blank lines are skipped.  With --lines each line (a str, without its line
+end) is the argument instead of a JSON value.  A result that JSON cannot
+write (NaN, Infinity, a set, ...) is an error for its line: the output is
+always standard JSON.
+
+A failing line (bad UTF-8, bad JSON, an exception, a timeout) is reported
+for that line alone and the run goes on:
+  --errors FILE  one JSON line per failure there, with its traceback:
+                 {"index", "file", "line", "error", "message", "traceback"};
+  otherwise      unordered output gets {"index": i, "error": TYPE,
+                 "message": MSG, "traceback": TB} rows; --ordered output
+                 stays results only and failures go to standard error.
+Output written by print() in FUNC goes to standard error, never into the
+results.
+
+options:
+  -j N           interpreters (default: the number of CPUs)
+  --in FILE      an input file (may repeat; FILEs after FUNC work too)
+  --out FILE     output (default: standard output).  Written to a temporary
+                 file beside FILE and renamed over it at the end, so a run
+                 that fails to start or write leaves FILE as it was; FILE
+                 may not be one of the inputs.
+  --ordered      results in input order (see above)
+  --lines        plain text lines instead of JSON
+  --chunk K      lines per task (default: sized to ~20 ms of work per task)
+  --timeout S    a line whose call runs longer than S seconds is interrupted
+                 (isola.Cancelled inside FUNC) and fails with TimeoutError
+  --retries N    call FUNC up to N more times for a line that fails
+  --halt N       stop after N failed lines: read no more input, let running
+                 tasks finish, write what finished (exit status 1)
+  --errors FILE  failures there (see above), keeping the output clean
+  --joblog FILE  after each finished task, a line "first count failed
+                 seconds" (tab-separated) naming the input lines it covered;
+                 --out is then written in place as the run goes
+  --resume       with --joblog: skip the lines the joblog lists as done and
+                 append to --out (and --errors); give the same inputs
+  --path DIR     add DIR to the workers' sys.path (the current directory is
+                 on it)
+  --preload MOD  import MOD in every worker first
+
+Stopping: Ctrl-C (SIGINT) or SIGTERM stops reading, cancels what has not
+started, gives running tasks isola.STOP_GRACE (2 s) to finish and then
+interrupts them (a second signal: at once), writes every finished line
+whole, prints the summary and exits 130 (SIGINT) or 143 (SIGTERM).  With
+--joblog, --resume then does the rest.
+
+Exit status: 0 all lines done; 1 some failed (or --halt); 2 a usage, setup
+or output error (a missing module, an unwritable --out, a full disk).
+A progress bar goes to standard error when it is a terminal; a summary
+line always.
+
+Containment: FUNC runs in a sub-interpreter of this process.  Exceptions,
+sys.exit() and os._exit() in FUNC are errors of their line; a crash in C
+(a segfault or abort() in an extension) ends the whole process, as it
+would a thread: finished lines are already written and, with --joblog,
+--resume carries on after them.
+
+examples:
+  seq 1 20 | isola map math:factorial --ordered
+  printf 'a\\nb\\n' | isola map builtins:str.upper --lines --ordered
+  isola map mytools:score items.jsonl --out scores.jsonl -j 8 --errors bad.jsonl
+  isola map mytools:score big.jsonl --out s.jsonl --joblog s.log  # Ctrl-C, then:
+  isola map mytools:score big.jsonl --out s.jsonl --joblog s.log --resume
+"""
+
+USAGE_RUN = """\
+usage: isola run [-j N] FILE.py [-j N] [ARGS...]
+
+Import FILE (as __isola_main__, so its `if __name__ == "__main__":` block
+does not run), then call its main(pool) with an isola.Pool of N workers
+(default: the number of CPUs); sys.argv is [FILE, ARGS...].  Exit status:
+main's return value if an int, else 0.
+
+example:
+  isola run demos/stdlib_ast.py -j 2
+"""
+
+USAGE_BENCH = """\
+usage: isola bench [--quick] [--dir DIR]
+
+Run the benchmarks (codec, channels between interpreters, pools) and print
+their tables.  DIR: where the bench_*.py files are (default: the source
+tree's bench/ this isola was built from).
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        sys.stderr.write(USAGE)
+        return 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if cmd in ("-V", "--version"):
+        return _version()
+    commands = {"map": (USAGE_MAP, _cmd_map), "run": (USAGE_RUN, _cmd_run),
+                "bench": (USAGE_BENCH, _cmd_bench)}
+    if cmd not in commands:
+        sys.stderr.write(f"isola: unknown command {cmd}\n\n{USAGE}")
+        return 2
+    usage, fn = commands[cmd]
+    if any(a in ("-h", "--help") for a in rest[:_options_end(cmd, rest)]):
+        sys.stdout.write(usage)
+        return 0
+    try:
+        return fn(rest)
+    except _UsageError as exc:
+        sys.stderr.write(f"isola {cmd}: {exc}\n{usage.splitlines()[0]}\n"
+                         f"(isola {cmd} --help says more)\n")
+        return 2
+
+
+def _options_end(cmd, rest):
+    # `isola run FILE --help` passes --help to FILE's main
+    if cmd != "run":
+        return len(rest)
+    i = 0
+    while i < len(rest) and rest[i].startswith("-"):
+        i += 2 if rest[i] == "-j" else 1
+    return i
+
+
+def _version():
+    import isola
+    v = sys.version_info
+    print(f"isola {isola.__version__} (Python {v[0]}.{v[1]}.{v[2]}, {sys.executable})")
+    return 0
+
+
+# -- option parsing ---------------------------------------------------------
+
+def _parse(args, flags, valued, repeated=()):
+    """args -> (options dict, positionals).  flags: names without a value;
+    valued: names taking one (a converter each); repeated: valued names
+    that may repeat (lists).  opts["_seq"] lists (name, value) in command
+    line order, positionals as (None, value)."""
+    opts = {name: [] for name in repeated}
+    opts["_seq"] = seq = []
+    pos = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--") and "=" in a:  # --name=value
+            a, v = a.split("=", 1)
+            args = args[:i] + [a, v] + args[i + 1:]
+        elif a[:2] in valued and len(a) > 2 and not a.startswith("--"):  # -j2
+            args = args[:i] + [a[:2], a[2:]] + args[i + 1:]
+            a = a[:2]
+        if a in flags:
+            opts[a] = True
+        elif a in valued:
+            if i + 1 >= len(args):
+                raise _UsageError(f"{a} needs a value")
+            v = valued[a](a, args[i + 1])
+            if a in repeated:
+                opts[a].append(v)
+            else:
+                opts[a] = v
+            seq.append((a, v))
+            i += 1
+        elif a.startswith("-") and a != "-":
+            raise _UsageError(f"unknown option {a}")
+        else:
+            pos.append(a)
+            seq.append((None, a))
+        i += 1
+    return opts, pos
+
+
+def _int(lo, hi):
+    def conv(name, v):
+        try:
+            n = int(v)
+        except ValueError:
+            n = None
+        if n is None or not lo <= n <= hi:
+            raise _UsageError(f"{name} takes a number from {lo} to {hi}, not {v}")
+        return n
+    return conv
+
+
+def _seconds(name, v):
+    try:
+        s = float(v)
+    except ValueError:
+        s = None
+    if s is None or not 0 < s <= 1e6:
+        raise _UsageError(f"{name} takes seconds (> 0, at most 1e6), not {v}")
+    return s
+
+
+def _text(name, v):
+    return v
+
+
+# -- isola run / bench --------------------------------------------------------
+
+def _cmd_run(args):
+    workers = None
+    i = 0
+    while i < len(args) and args[i] == "-j":
+        if i + 1 >= len(args):
+            raise _UsageError("-j needs a value")
+        workers = _int(1, 1024)("-j", args[i + 1])
+        i += 2
+    if i >= len(args):
+        raise _UsageError("run needs FILE.py")
+    file, rest = args[i], args[i + 1:]
+    if rest[:1] == ["-j"] and len(rest) >= 2:  # isola run FILE.py -j N ARGS
+        workers = _int(1, 1024)("-j", rest[1])
+        rest = rest[2:]
+    path = os.path.abspath(file)
+    if not os.access(path, os.R_OK):
+        sys.stderr.write(f"isola run: cannot read {file}: "
+                         f"{os.strerror(2 if not os.path.exists(path) else 13)}\n")
+        return 2
+    import importlib.util
+    import isola
+    sys.argv = [path] + rest
+    sys.path.insert(0, os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location("__isola_main__", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["__isola_main__"] = mod
+    spec.loader.exec_module(mod)
+    fn = getattr(mod, "main", None)
+    if not callable(fn):
+        sys.stderr.write(f"isola run: {path} has no main(pool) function\n")
+        return 2
+    import __main__
+    __main__.__file__ = path  # workers import the script from here
+    with isola.Pool(workers) as pool:
+        rv = fn(pool)
+    return rv if isinstance(rv, int) else 0
+
+
+def _cmd_bench(args):
+    opts, pos = _parse(args, {"--quick"}, {"--dir": _text})
+    if pos:
+        raise _UsageError(f"unexpected argument {pos[0]}")
+    import subprocess
+    import isola
+    d = os.path.abspath(opts.get("--dir") or os.environ.get("ISOLA_BENCH_DIR") or "bench")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.abspath(isola.__file__)), d, env.get("PYTHONPATH", "")])
+    status = 0
+    for name in ("bench_codec.py", "bench_interp.py", "bench_pool.py"):
+        path = os.path.join(d, name)
+        if not os.path.exists(path):
+            sys.stderr.write(f"isola bench: {path} not found (use --dir)\n")
+            return 2
+        print(f"== {name}", flush=True)
+        r = subprocess.run([sys.executable, path] + (["--quick"] if opts.get("--quick") else []),
+                           env=env)
+        status = status or r.returncode
+        print(flush=True)
+    return status
+
+
+# -- isola map ----------------------------------------------------------------
+
+def _cmd_map(args):
+    from isola_map import MapRun
+    opts, pos = _parse(
+        args, {"--ordered", "--lines", "--resume"},
+        {"-j": _int(1, 1024), "--in": _text, "--out": _text, "--chunk": _int(1, 1000000),
+         "--path": _text, "--preload": _text, "--timeout": _seconds,
+         "--retries": _int(0, 1000), "--halt": _int(1, 10**12), "--errors": _text,
+         "--joblog": _text},
+        repeated=("--in", "--path", "--preload"))
+    if not pos:
+        raise _UsageError("map needs MODULE:FUNC")
+    target = pos[0]
+    # input files in command-line order, --in or not (the first positional
+    # is the target)
+    ins = [(name, v) for name, v in opts["_seq"] if name in ("--in", None)]
+    ins.remove((None, target))
+    files = [v for _, v in ins]
+    mod, _, qual = target.partition(":")
+    if not mod or not qual:
+        raise _UsageError(f"bad function name {target}: expected MODULE:FUNC")
+    if opts.get("--resume") and not opts.get("--joblog"):
+        raise _UsageError("--resume needs --joblog (the record of what was done)")
+    return MapRun(target, files, opts).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

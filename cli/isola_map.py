@@ -1,0 +1,666 @@
+"""`isola map`: the engine (main interpreter) and its worker side.
+
+The main interpreter reads raw lines, sends them in chunks to the pool,
+and writes what comes back; a worker (_map_chunk) decodes, calls and
+encodes each line, so that every failure belongs to its own line.  Output
+goes to a temporary file renamed over --out at the end; signals stop the
+run between whole lines.
+"""
+import json
+import os
+import sys
+import time
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
+CHUNK_SECONDS = 0.02      # work per task when --chunk is not given
+FIRST_CHUNK = 4           # lines per task until the first results say more
+MAX_AUTO_CHUNK = 10000
+SHOWN_TRACEBACKS = 3      # on standard error, when there is no --errors file
+
+
+# -- worker side ----------------------------------------------------------------
+
+_fns = {}
+
+
+def _worker_setup():
+    """In every worker: os._exit() in a mapped function fails its line
+    instead of ending the process (and with it every other line)."""
+    def _exit(status):
+        raise SystemExit(f"os._exit({status}) called by the mapped function; "
+                         f"isola map turns it into an error of this line")
+    os._exit = _exit
+
+
+def _function(target):
+    fn = _fns.get(target)
+    if fn is None:
+        import isola
+        fn = isola._resolve_target(target)
+        if not callable(fn):
+            raise TypeError(f"{target} is not callable")
+        _fns[target] = fn
+    return fn
+
+
+def _check_target(target):
+    _function(target)
+    return True
+
+
+def _error_of(exc, skip_frames=1):
+    import traceback
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None:
+            tb = tb.tb_next
+    name = type(exc).__qualname__
+    module = type(exc).__module__
+    if module not in ("builtins", "__main__"):
+        name = f"{module}.{name}"
+    return name, str(exc), "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _map_chunk(target, first, data, plain, ordered, timeout, retries):
+    """Lines data (bytes, b"\\n"-separated) numbered from first: returns
+    (text, errors, blank, seconds): text holds one output line per result,
+    errors (index, type, message, traceback) per failed line."""
+    import isola
+    t0 = time.perf_counter()
+    fn = _function(target)
+    deadline = isola._task_deadline
+    out = []
+    errors = []
+    blank = 0
+    dumps = json.dumps
+    if not isinstance(data, bytes):
+        data = bytes(data)  # a large chunk comes as an isola.Buffer (shared, not copied)
+    for k, raw in enumerate(data.split(b"\n")):
+        index = first + k
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append((index, "UnicodeDecodeError", f"the line is not UTF-8: {exc}", ""))
+            continue
+        if plain:
+            arg = text
+        elif not text or text.isspace():
+            blank += 1
+            continue
+        else:
+            try:
+                arg = json.loads(text)
+            except ValueError as exc:
+                errors.append((index, "json.JSONDecodeError", f"bad JSON: {exc}", ""))
+                continue
+        failure = None
+        for _ in range(retries + 1):
+            try:
+                if timeout:
+                    deadline(timeout)
+                value = fn(arg)
+                if timeout:
+                    deadline(0)
+                failure = None
+                break
+            except isola.Cancelled as exc:
+                if deadline(0) != 2:
+                    raise  # cancelled: the run is stopping and this chunk is not done
+                failure = ("TimeoutError", f"the call ran past --timeout {timeout:g} s and "
+                           f"was interrupted", _error_of(exc)[2])
+            except BaseException as exc:  # sys.exit() in fn is its line's error too
+                if timeout:
+                    deadline(0)
+                failure = _error_of(exc)
+        if failure is None:
+            try:
+                js = dumps(value, allow_nan=False)
+            except (TypeError, ValueError, RecursionError) as exc:
+                failure = (type(exc).__name__,
+                           f"the result cannot be written as JSON: {exc}", "")
+            del value
+        if failure is not None:
+            errors.append((index,) + failure)
+            continue
+        out.append(js if ordered else f'{{"index": {index}, "result": {js}}}')
+    if out:
+        out.append("")
+    return "\n".join(out), errors, blank, time.perf_counter() - t0
+
+
+
+# -- main side ------------------------------------------------------------------
+
+class _Setup(Exception):
+    """A usage, setup or output problem: exit status 2, nothing written."""
+
+
+class _Reading(BaseException):
+    """Raised by the signal handler to leave a blocking read of input."""
+
+
+class _Slot:
+    """One chunk of input lines, in submission order, and its parts: one
+    task, or one per line after the chunk failed as a whole."""
+    __slots__ = ("seq", "first", "count", "data", "parts", "left", "futures")
+
+    def __init__(self, seq, first, count, data):
+        self.seq, self.first, self.count, self.data = seq, first, count, data
+        self.parts = [None]          # per part: (first, count, outcome) once done
+        self.left = 1
+        self.futures = []
+
+
+class MapRun:
+    def __init__(self, target, inputs, opts):
+        self.target = target
+        self.inputs = inputs or ["-"]
+        self.o = opts
+        self.ordered = bool(opts.get("--ordered"))
+        self.plain = bool(opts.get("--lines"))
+        self.timeout = opts.get("--timeout")
+        self.retries = opts.get("--retries", 0)
+        self.halt = opts.get("--halt")
+        self.fixed_chunk = opts.get("--chunk")
+        self.per_line = None           # seconds of work per line, measured
+        self.items = self.errors = self.blank = self.lines_done = 0
+        self.unprocessed = 0
+        self.stop_signal = None
+        self.stopping = False          # no more input is read
+        self.status = 0
+        self.in_read = False
+        self.file_starts = []          # (first index, name) per input file
+        self.out = self.out_tmp = self.errfile = self.joblog = None
+        self.shown_tracebacks = 0
+        self.halted = False
+        import queue
+        self.queue = queue.SimpleQueue()  # finished tasks and signals, for the loop
+
+    # -- the run ------------------------------------------------------------
+
+    def run(self):
+        import isola
+        self.isola = isola
+        self._install_signals()
+        try:
+            self._check_paths()
+            done = self._read_joblog() if self.o.get("--resume") else []
+            self._done = done
+            self._redirect_stdout()
+            pool = self._start_pool()
+        except _Setup as exc:
+            sys.stderr.write(f"isola map: {exc}\n")
+            return 2
+        try:
+            with pool:
+                try:
+                    self._open_outputs()
+                except _Setup as exc:
+                    sys.stderr.write(f"isola map: {exc}\n")
+                    return 2
+                self.pool = pool
+                self.t0 = time.monotonic()
+                self._progress_setup()
+                self._loop()
+                if self.stopping and self.stop_signal is not None:
+                    pool.shutdown(wait=True, interrupt=True)
+            self._close_outputs()
+        except _OutputError as exc:
+            self._abandon_outputs()
+            sys.stderr.write(f"isola map: cannot write the output: {exc.__cause__}\n")
+            self._summary()
+            return 2
+        self._summary()
+        if self.stop_signal is not None:
+            return 128 + self.stop_signal
+        return 1 if self.errors or self.status else 0
+
+    # -- setup ---------------------------------------------------------------
+
+    def _check_paths(self):
+        self.sources = []
+        for name in self.inputs:
+            if name == "-":
+                self.sources.append((name, None))
+                continue
+            try:
+                st = os.stat(name)
+                with open(name, "rb"):
+                    pass
+            except OSError as exc:
+                raise _Setup(f"cannot read {name}: {exc.strerror}")
+            self.sources.append((name, st))
+        out = self.o.get("--out")
+        if out is not None:
+            try:
+                ost = os.stat(out)
+            except OSError:
+                ost = None
+            for name, st in self.sources:
+                if ost is not None and st is not None and (st.st_dev, st.st_ino) == (
+                        ost.st_dev, ost.st_ino):
+                    raise _Setup(f"--out {out} is the input {name}: refusing to write over it")
+
+    def _read_joblog(self):
+        path = self.o["--joblog"]
+        ranges = []
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("#") or not line.strip():
+                        continue
+                    fields = line.split("\t")
+                    ranges.append((int(fields[0]), int(fields[0]) + int(fields[1])))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, IndexError) as exc:
+            raise _Setup(f"cannot read the joblog {path}: {exc}")
+        ranges.sort()
+        merged = []
+        for a, b in ranges:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return merged
+
+    def _redirect_stdout(self):
+        # Results go to a private copy of standard output; fd 1 itself
+        # becomes standard error, so print() in a worker (or a C extension
+        # writing to fd 1) never lands among the results.
+        sys.stdout.flush()
+        self.result_fd = os.dup(1)
+        os.set_inheritable(self.result_fd, False)
+        os.dup2(2, 1)
+
+    def _start_pool(self):
+        paths = [os.getcwd()] + self.o["--path"]
+        try:
+            pool = self.isola.Pool(self.o.get("-j"), preload=self.o["--preload"], path=paths,
+                                   init="import isola_map\nisola_map._worker_setup()")
+        except Exception as exc:
+            raise _Setup(f"starting the workers failed: {exc}")
+        try:
+            pool.submit(_check_target, self.target).result()
+        except BaseException as exc:
+            pool.shutdown(wait=False, interrupt=True)
+            name, msg, _ = _error_of(exc, 0)
+            raise _Setup(f"cannot use {self.target}: {name}: {msg}")
+        return pool
+
+    def _open_outputs(self):
+        resume = bool(self.o.get("--resume"))
+        out = self.o.get("--out")
+        if out is None:
+            self.out = os.fdopen(self.result_fd, "wb", buffering=1 << 16)
+        elif resume or self.o.get("--joblog") or not _replaceable(out):
+            self.out = self._open(out, "ab" if resume else "wb")
+        else:
+            import tempfile
+            d = os.path.dirname(os.path.abspath(out))
+            try:
+                fd, self.out_tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(out) + ".",
+                                                    suffix=".isola-tmp")
+            except OSError as exc:
+                raise _Setup(f"cannot create a file beside {out}: {exc.strerror}")
+            try:
+                mode = os.stat(out).st_mode & 0o7777
+            except OSError:
+                umask = os.umask(0)
+                os.umask(umask)
+                mode = 0o666 & ~umask
+            os.fchmod(fd, mode)
+            self.out = os.fdopen(fd, "wb", buffering=1 << 16)
+        if self.o.get("--errors"):
+            self.errfile = self._open(self.o["--errors"], "a" if resume else "w")
+        if self.o.get("--joblog"):
+            self.joblog = self._open(self.o["--joblog"], "a" if resume else "w")
+            if not resume or self.joblog.tell() == 0:
+                self.joblog.write("# isola map joblog: first\tcount\tfailed\tseconds\n")
+                self.joblog.flush()
+
+    @staticmethod
+    def _open(path, mode):
+        try:
+            return open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        except OSError as exc:
+            raise _Setup(f"cannot open {path}: {exc.strerror}")
+
+    def _install_signals(self):
+        import signal
+        for name in STOP_SIGNALS:
+            signal.signal(getattr(signal, name), self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        # Runs in the main thread between bytecodes.  Put on the queue
+        # (SimpleQueue.put is reentrant): the loop takes it as a stop.
+        again = self.stop_signal is not None
+        self.stop_signal = signum
+        self.stopping = True
+        self.queue.put(("signal", again))
+        if self.in_read:
+            raise _Reading()
+
+    # -- the loop ------------------------------------------------------------
+
+    def _loop(self):
+        workers = self.pool.size
+        window = 2 * workers + 1
+        inflight = {}
+        next_seq = 0
+        next_write = 0
+        chunks = self._chunks()
+        grace_end = None
+        while True:
+            while not self.stopping and len(inflight) < window:
+                try:
+                    c = next(chunks, None)
+                except _Reading:
+                    c = None
+                if c is None:
+                    break
+                slot = _Slot(next_seq, *c)
+                next_seq += 1
+                inflight[slot.seq] = slot
+                self._submit(slot, 0, slot.first, slot.count, slot.data)
+            if not inflight:
+                break
+            if self.stopping and grace_end is None:
+                grace_end = self._begin_stop(inflight)
+            try:
+                wait = None if grace_end is None else max(0.0, grace_end - time.monotonic())
+                msg = self.queue.get(timeout=wait)
+            except Exception:  # queue.Empty: the grace is over
+                self._interrupt(inflight)
+                grace_end = float("inf")
+                continue
+            if msg[0] == "signal":
+                if msg[1]:
+                    self._interrupt(inflight)  # a second signal: at once
+                    grace_end = float("inf")
+                continue
+            _, slot, part, fut = msg
+            self._part_done(slot, part, fut)
+            if self.ordered:
+                while next_write in inflight and inflight[next_write].left == 0:
+                    self._write_slot(inflight.pop(next_write))
+                    next_write += 1
+            elif slot.left == 0:
+                inflight.pop(slot.seq)
+            self._progress(False)
+            if self.halt is not None and self.errors >= self.halt and not self.stopping:
+                self.stopping = True
+                self.halted = True
+        self._progress(True)
+
+    def _chunks(self):
+        """(first index, count, data) per chunk of input, skipping what
+        the joblog lists as done.  Chunks never span two files."""
+        import itertools
+        index = 0
+        done = self._done
+        d = 0
+        for name, st in self.sources:
+            f = sys.stdin.buffer if name == "-" else open(name, "rb", buffering=1 << 20)
+            self.file_starts.append((index, "<stdin>" if name == "-" else name))
+            it = iter(f)
+            try:
+                while True:
+                    self.in_read = True
+                    try:
+                        lines = list(itertools.islice(it, self._chunk_lines()))
+                    finally:
+                        self.in_read = False
+                    if not lines:
+                        break
+                    n = len(lines)
+                    a = index
+                    while a < index + n:
+                        while d < len(done) and done[d][1] <= a:
+                            d += 1
+                        if d < len(done) and done[d][0] <= a:
+                            a = min(done[d][1], index + n)  # done already
+                            continue
+                        b = index + n if d >= len(done) else min(done[d][0], index + n)
+                        data = b"".join(lines[a - index:b - index])
+                        if data.endswith(b"\n"):
+                            data = data[:-1]
+                        yield a, b - a, data
+                        a = b
+                    index += n
+            finally:
+                if f is not sys.stdin.buffer:
+                    f.close()
+
+    def _chunk_lines(self):
+        if self.fixed_chunk:
+            return self.fixed_chunk
+        if self.per_line is None:
+            return FIRST_CHUNK
+        return max(1, min(MAX_AUTO_CHUNK, int(CHUNK_SECONDS / max(self.per_line, 1e-9))))
+
+    def _submit(self, slot, part, first, count, data):
+        f = self.pool.submit(_map_chunk, self.target, first, data, self.plain, self.ordered,
+                             self.timeout, self.retries)
+        slot.futures.append(f)
+        q = self.queue
+        f.add_done_callback(lambda f: q.put(("done", slot, part, f)))
+
+    def _part_done(self, slot, part, fut):
+        first, count = (slot.first, slot.count) if len(slot.parts) == 1 else (
+            slot.first + part, 1)
+        try:
+            outcome = fut.result()
+        except BaseException as exc:  # the task failed as a whole
+            if self.stopping or fut.cancelled() or isinstance(exc, self.isola.Cancelled):
+                outcome = None    # not done: --resume does it
+            elif slot.count > 1 and len(slot.parts) == 1:
+                self._split(slot)  # find the line that failed: one task per line
+                return
+            else:
+                name, msg, tb = _error_of(exc, 0)
+                outcome = ("", [(first, name, msg, tb)], 0, 0.0)
+        slot.parts[part] = (first, count, outcome)
+        slot.left -= 1
+        if outcome is not None and outcome[3] > 0 and count > 0:
+            per = outcome[3] / count
+            self.per_line = per if self.per_line is None else 0.7 * self.per_line + 0.3 * per
+        if not self.ordered:
+            self._write_part(first, count, outcome)
+
+    def _split(self, slot):
+        lines = slot.data.split(b"\n")
+        slot.parts = [None] * len(lines)
+        slot.left = len(lines)
+        for k, line in enumerate(lines):
+            self._submit(slot, k, slot.first + k, 1, line)
+
+    # -- writing -------------------------------------------------------------
+
+    def _write_slot(self, slot):
+        for p in slot.parts:
+            if p is not None:
+                self._write_part(*p)
+
+    def _write_part(self, first, count, outcome):
+        if outcome is None:
+            self.unprocessed += count
+            return
+        text, errors, blank, seconds = outcome
+        rows = []
+        for index, name, msg, tb in errors:
+            rows.append(self._error_row(index, name, msg, tb))
+        try:
+            if text:
+                self.out.write(text.encode("utf-8", "surrogateescape"))
+            if rows and self.errfile is None and not self.ordered:
+                self.out.write("".join(rows).encode())
+            self.out.flush()
+            if rows and self.errfile is not None:
+                self.errfile.write("".join(rows))
+                self.errfile.flush()
+            if self.joblog is not None:
+                self.joblog.write(f"{first}\t{count}\t{len(errors)}\t{seconds:.6f}\n")
+                self.joblog.flush()
+        except OSError as exc:
+            raise _OutputError() from exc
+        self.errors += len(errors)
+        self.blank += blank
+        self.items += count - blank
+        self.lines_done += count
+
+    def _error_row(self, index, name, msg, tb):
+        file, line = self._where(index)
+        if self.errfile is not None:
+            return json.dumps({"index": index, "file": file, "line": line, "error": name,
+                               "message": msg, "traceback": tb}) + "\n"
+        if not self.ordered:
+            return json.dumps({"index": index, "error": name, "message": msg,
+                               "traceback": tb}) + "\n"
+        # --ordered without --errors: results stay alone; say it on stderr
+        text = f"isola map: {file}:{line} (index {index}): {name}: {msg}\n"
+        if tb and self.shown_tracebacks < SHOWN_TRACEBACKS:
+            self.shown_tracebacks += 1
+            text += "".join("    " + t + "\n" for t in tb.rstrip("\n").split("\n"))
+        self._clear_bar()
+        sys.stderr.write(text)
+        return ""
+
+    def _where(self, index):
+        import bisect
+        k = bisect.bisect_right(self.file_starts, (index, "\U0010ffff")) - 1
+        start, name = self.file_starts[max(k, 0)]
+        return name, index - start + 1
+
+    # -- stopping ------------------------------------------------------------
+
+    def _begin_stop(self, inflight):
+        """Read no more; cancel what has not started.  Returns when running
+        tasks are interrupted: now + STOP_GRACE for a signal, never for --halt."""
+        for slot in inflight.values():
+            for f in slot.futures:
+                f.cancel()
+        if self.stop_signal is None:
+            return float("inf")
+        return time.monotonic() + float(getattr(self.isola, "STOP_GRACE", 2.0))
+
+    def _interrupt(self, inflight):
+        for slot in inflight.values():
+            for f in slot.futures:
+                if not f.done():
+                    f.interrupt()
+
+    # -- the end -------------------------------------------------------------
+
+    def _close_outputs(self):
+        try:
+            for f in (self.out, self.errfile, self.joblog):
+                if f is not None:
+                    f.close()
+            if self.out_tmp is not None:
+                os.replace(self.out_tmp, self.o["--out"])
+                self.out_tmp = None
+        except OSError as exc:
+            raise _OutputError() from exc
+
+    def _abandon_outputs(self):
+        for f in (self.out, self.errfile, self.joblog):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        if self.out_tmp is not None:
+            try:
+                os.unlink(self.out_tmp)
+            except OSError:
+                pass
+
+    def _summary(self):
+        wall = time.monotonic() - getattr(self, "t0", time.monotonic())
+        parts = [f"{self.items} items", f"{self.errors} errors"]
+        if self.blank:
+            parts.append(f"{self.blank} blank lines skipped")
+        parts += [f"{wall:.2f} s", f"{self.items / max(wall, 1e-9):.0f} items/s"]
+        text = "isola map: " + ", ".join(parts)
+        if self.stop_signal is not None:
+            import signal
+            text += f"; stopped by {signal.Signals(self.stop_signal).name}"
+        elif self.halted:
+            text += f"; halted after {self.errors} failed lines (--halt {self.halt})"
+        if self.stopping and (self.stop_signal is not None or self.halted):
+            text += (", the rest of the input not done" +
+                     (": --resume does it" if self.joblog is not None else ""))
+        self._clear_bar()
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    # -- progress bar (standard error is a terminal) -------------------------
+
+    def _progress_setup(self):
+        self.bar = sys.stderr.isatty()
+        self.last_bar = 0.0
+        self.total = None
+        if self.bar and all(st is not None and _is_regular(st) for _, st in self.sources):
+            self.total = sum(_count_lines(name) for name, _ in self.sources)
+            self.total -= sum(b - a for a, b in self._done)
+
+    def _progress(self, final):
+        if not self.bar:
+            return
+        t = time.monotonic()
+        if not final and t - self.last_bar < 0.1:
+            return
+        self.last_bar = t
+        rate = self.lines_done / max(t - self.t0, 1e-9)
+        if self.total:
+            width = 30
+            filled = min(width, int(width * self.lines_done / self.total))
+            eta = (self.total - self.lines_done) / rate if rate > 0 else 0
+            line = (f"\r[{'#' * filled}{' ' * (width - filled)}] {self.lines_done}/{self.total}"
+                    f"  {rate:.0f}/s  ETA {eta:.0f}s  errors {self.errors} ")
+        else:
+            line = f"\r{self.lines_done} done  {rate:.0f}/s  errors {self.errors} "
+        sys.stderr.write(line + ("\n" if final else ""))
+        sys.stderr.flush()
+        self.bar_drawn = not final
+
+    def _clear_bar(self):
+        if getattr(self, "bar_drawn", False):
+            sys.stderr.write("\n")
+            self.bar_drawn = False
+
+
+class _OutputError(Exception):
+    pass
+
+
+def _replaceable(path):
+    """A path --out can be renamed over: absent, or a regular file."""
+    import stat
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _is_regular(st):
+    import stat
+    return stat.S_ISREG(st.st_mode)
+
+
+def _count_lines(path):
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")

@@ -1,0 +1,335 @@
+"""`isola map` as a data tool (issue 16): real files, pipes, signals, every
+numbered problem of the issue and the options users of GNU parallel look
+for.  Each case runs the command as a subprocess with a hard timeout."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("ISOLA_BUILD_DIR")
+IN_SUB = getattr(sys, "_isola_subinterpreter", False)
+
+TOOLS = r'''
+import os, sys, time
+
+def double(x):
+    return 2 * x
+
+def where(x):
+    return sys.executable
+
+def chatty(x):
+    print("chatter", x)
+    sys.stdout.flush()
+    return x
+
+def forever(x):
+    if x == 3:
+        while True:
+            pass
+    return x
+
+def nan(x):
+    return float("nan") if x == 2 else x
+
+def quit(x):
+    if x == 2:
+        os._exit(5)
+    if x == 3:
+        sys.exit("bye")
+    return x
+
+def flaky(path):
+    # fails the first time it sees path, then works
+    if not os.path.exists(path):
+        open(path, "w").close()
+        raise RuntimeError("first try")
+    return "ok"
+
+def slow(x):
+    time.sleep(0.01)
+    return x
+
+def boom(x):
+    if x % 2:
+        raise KeyError(x)
+    return x
+'''
+
+
+@unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+class MapCli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = cls.tmp.name
+        with open(os.path.join(cls.dir, "tools.py"), "w") as f:
+            f.write(TOOLS)
+        cls.isola = os.path.join(BUILD, "cli", "isola")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, data):
+        with open(self.path(name), "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        return self.path(name)
+
+    def read(self, name):
+        with open(self.path(name)) as f:
+            return f.read()
+
+    def run_isola(self, *args, input=None, timeout=120, **kw):
+        return subprocess.run([self.isola, *args], input=input, capture_output=True,
+                              text=not isinstance(input, bytes), cwd=self.dir, timeout=timeout,
+                              **kw)
+
+    # 1. the mapped function runs in the Python isola was built for
+    def test_runs_in_the_interpreter_binary(self):
+        r = self.run_isola("map", "tools:where", "--ordered", input="1\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        exe = json.loads(r.stdout)
+        self.assertNotEqual(os.path.realpath(exe), os.path.realpath(self.isola))
+        self.assertRegex(os.path.basename(exe), r"^python3\.\d+")
+        v = self.run_isola("--version")
+        self.assertEqual(v.returncode, 0)
+        self.assertIn("isola 0.", v.stdout)
+        self.assertIn(exe, v.stdout)
+
+    # 2. standard input read in blocks, not a byte per system call
+    def test_reads_a_pipe_in_blocks(self):
+        if shutil.which("strace") is None:
+            self.skipTest("no strace")
+        data = "".join(f"{i}\n" for i in range(200000))
+        r = subprocess.run(["strace", "-f", "-c", "-e", "trace=read", self.isola, "map",
+                            "tools:double", "--ordered"], input=data, capture_output=True,
+                           text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertEqual(len(r.stdout.splitlines()), 200000)
+        calls = [l.split() for l in r.stderr.splitlines() if l.rstrip().endswith(" read")]
+        self.assertTrue(calls, r.stderr[-2000:])
+        self.assertLess(int(calls[0][3]), 20000, "read(2) calls for 1.3 MB of input")
+
+    def test_one_huge_line_from_a_pipe(self):
+        big = json.dumps("x" * (20 << 20)) + "\n1\n"
+        r = self.run_isola("map", "builtins:len", "--ordered", input=big, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stderr)  # len(1) fails, on its own line
+        self.assertEqual(r.stdout.splitlines(), [str(20 << 20)])
+
+    # 3. write errors are errors
+    def test_full_disk(self):
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        data = "".join(f"{i}\n" for i in range(1000))
+        r = self.run_isola("map", "tools:double", "--out", "/dev/full", input=data)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("No space left on device", r.stderr)
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([self.isola, "map", "tools:double"], input=data, stdout=full,
+                               stderr=subprocess.PIPE, text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("No space left on device", r.stderr)
+
+    # 4. Ctrl-C and SIGTERM: whole lines, a summary, 130/143, --resume
+    def stop_run(self, sig, name):
+        data = self.write(f"{name}.in", "".join(f"{i}\n" for i in range(3000)))
+        out, log = self.path(f"{name}.out"), self.path(f"{name}.log")
+        p = subprocess.Popen([self.isola, "map", "tools:slow", data, "--out", out, "--joblog",
+                              log, "-j", "2", "--chunk", "5"], cwd=self.dir,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until some lines are written
+                if os.path.exists(out) and os.path.getsize(out) > 200:
+                    break
+                time.sleep(0.05)
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        return p.returncode, err, data, out, log
+
+    def check_resumed(self, data, out, log):
+        with open(out) as f:
+            rows = [json.loads(l) for l in f]  # every line whole
+        first = {r["index"] for r in rows}
+        self.assertLess(len(first), 3000, "the run stopped early")
+        r = self.run_isola("map", "tools:slow", data, "--out", out, "--joblog", log, "--resume")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            rows = [json.loads(l) for l in f]
+        self.assertEqual(sorted(x["index"] for x in rows), list(range(3000)),
+                         "after --resume, every line once")
+        self.assertTrue(all(x["result"] == x["index"] for x in rows))
+
+    def test_sigint_stops_cleanly_and_resume_finishes(self):
+        code, err, data, out, log = self.stop_run(signal.SIGINT, "int")
+        self.assertEqual(code, 130, err)
+        self.assertIn("stopped by SIGINT", err)
+        self.assertIn("items,", err)
+        self.check_resumed(data, out, log)
+
+    def test_sigterm_stops_cleanly(self):
+        code, err, data, out, log = self.stop_run(signal.SIGTERM, "term")
+        self.assertEqual(code, 143, err)
+        self.assertIn("stopped by SIGTERM", err)
+        self.check_resumed(data, out, log)
+
+    def test_stopping_a_stuck_line(self):
+        # a line that never ends is interrupted after the grace
+        p = subprocess.Popen([self.isola, "map", "tools:forever", "--ordered"], cwd=self.dir,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            p.stdin.write("1\n2\n3\n")
+            p.stdin.flush()
+            time.sleep(1.0)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("stopped by SIGINT", err)
+
+    # 5. a bad line fails alone
+    def test_invalid_utf8_fails_its_line_only(self):
+        lines = [b"%d" % i for i in range(64)]
+        lines[10] = b'"\xff\xfe"'
+        r = self.run_isola("map", "tools:double", "--chunk", "64", "--errors",
+                           self.path("bad.jsonl"), input=b"\n".join(lines) + b"\n")
+        self.assertEqual(r.returncode, 1)
+        rows = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(sorted(x["index"] for x in rows), [i for i in range(64) if i != 10])
+        bad = [json.loads(l) for l in self.read("bad.jsonl").splitlines()]
+        self.assertEqual(len(bad), 1)
+        self.assertEqual((bad[0]["index"], bad[0]["line"], bad[0]["error"]),
+                         (10, 11, "UnicodeDecodeError"))
+        self.assertNotIn("as a whole", r.stderr)
+
+    # 6. a failed run leaves the output alone
+    def test_output_kept_when_setup_fails(self):
+        keep = self.write("keep.jsonl", "precious\n")
+        r = self.run_isola("map", "no_such_module_qq:f", "--out", keep, input="1\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(self.read("keep.jsonl"), "precious\n")
+        same = self.write("same.jsonl", "1\n2\n")
+        r = self.run_isola("map", "tools:double", "--in", same, "--out", same)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("refusing", r.stderr)
+        self.assertEqual(self.read("same.jsonl"), "1\n2\n")
+        r = self.run_isola("map", "tools:double", "--out", keep, "--ordered", input="4\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read("keep.jsonl"), "8\n")
+        self.assertEqual([f for f in os.listdir(self.dir) if f.endswith(".isola-tmp")], [])
+
+    # 7. error rows: told apart, with tracebacks
+    def test_errors_file_keeps_output_clean(self):
+        r = self.run_isola("map", "tools:boom", "--errors", self.path("e.jsonl"), "--ordered",
+                           input="".join(f"{i}\n" for i in range(10)))
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()], [0, 2, 4, 6, 8])
+        errs = [json.loads(l) for l in self.read("e.jsonl").splitlines()]
+        self.assertEqual(sorted(e["index"] for e in errs), [1, 3, 5, 7, 9])
+        self.assertTrue(all(e["error"] == "KeyError" and "in boom" in e["traceback"]
+                            for e in errs))
+        self.assertIn("5 errors", r.stderr)
+
+    # 8. blank lines
+    def test_blank_lines_are_skipped(self):
+        r = self.run_isola("map", "tools:double", "--ordered", input="1\n\n  \n2\n\r\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "2\n4\n")
+        self.assertIn("3 blank lines skipped", r.stderr)
+
+    # 9. print() in the function goes to standard error
+    def test_print_goes_to_stderr(self):
+        r = self.run_isola("map", "tools:chatty", "--ordered", input="1\n2\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "1\n2\n")
+        self.assertIn("chatter 1", r.stderr)
+
+    # 10. a per-line timeout
+    def test_timeout_interrupts_one_line(self):
+        r = self.run_isola("map", "tools:forever", "--timeout", "0.5", "--chunk", "5",
+                           input="1\n2\n3\n4\n5\n", timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        rows = {x["index"]: x for x in map(json.loads, r.stdout.splitlines())}
+        self.assertEqual(sorted(rows), [0, 1, 2, 3, 4])
+        self.assertEqual(rows[2]["error"], "TimeoutError")
+        self.assertEqual([rows[i]["result"] for i in (0, 1, 3, 4)], [1, 2, 4, 5])
+
+    # 11. help, version, NaN
+    def test_help_says_what_happens(self):
+        h = self.run_isola("map", "--help").stdout
+        for word in ("--ordered", "--lines", "one argument", "NaN", "--timeout", "--retries",
+                     "--halt", "--errors", "--joblog", "--resume", "Containment", "130"):
+            self.assertIn(word, h)
+        self.assertIn("--version", self.run_isola("--help").stdout)
+
+    def test_nan_is_an_error_not_bad_json(self):
+        r = self.run_isola("map", "tools:nan", "--ordered", input="1\n2\n3\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, "1\n3\n")
+        self.assertIn("cannot be written as JSON", r.stderr)
+
+    # what users of GNU parallel and multiprocessing look for
+    def test_retries(self):
+        marker = self.path("flaky.marker")
+        r = self.run_isola("map", "tools:flaky", "--ordered", input=json.dumps(marker) + "\n")
+        self.assertEqual(r.returncode, 1)
+        os.unlink(marker)
+        r = self.run_isola("map", "tools:flaky", "--ordered", "--retries", "1",
+                           input=json.dumps(marker) + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, '"ok"\n')
+
+    def test_halt_stops_early(self):
+        data = "".join(f"{i}\n" for i in range(5000))
+        r = self.run_isola("map", "tools:boom", "--halt", "1", "--chunk", "1", "-j", "1",
+                           input=data)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("halted", r.stderr)
+        self.assertLess(len(r.stdout.splitlines()), 5000)
+
+    def test_several_input_files(self):
+        a = self.write("a.jsonl", "1\n2\n")
+        b = self.write("b.jsonl", "3\n{oops\n")
+        r = self.run_isola("map", "tools:double", a, "--in", b, "--ordered")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, "2\n4\n6\n")
+        self.assertIn("b.jsonl:2 (index 3)", r.stderr)
+
+    def test_os_exit_and_sys_exit_fail_their_line(self):
+        r = self.run_isola("map", "tools:quit", "--ordered", input="1\n2\n3\n4\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout, "1\n4\n")
+        self.assertIn("os._exit(5)", r.stderr)
+        self.assertIn("SystemExit: bye", r.stderr)
+
+    def test_usage_errors_are_short(self):
+        r = self.run_isola("map", "tools:double", "-j", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("-j takes a number from 1 to 1024", r.stderr)
+        self.assertLess(len(r.stderr.splitlines()), 5)
+        r = self.run_isola("map", "tools:double", "--resume")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--resume needs --joblog", r.stderr)
+        r = self.run_isola("map", "tools:double", "-j2", "--timeout=1", "--ordered", input="1\n")
+        self.assertEqual((r.returncode, r.stdout), (0, "2\n"), r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
