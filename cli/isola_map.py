@@ -7,6 +7,7 @@ goes to a temporary file renamed over --out at the end; signals stop the
 run between whole lines.
 """
 import json
+import queue
 import os
 import sys
 import time
@@ -175,7 +176,6 @@ class MapRun:
         self.out = self.out_tmp = self.errfile = self.joblog = None
         self.shown_tracebacks = 0
         self.halted = False
-        import queue
         self.queue = queue.SimpleQueue()  # finished tasks and signals, for the loop
 
     # -- the run ------------------------------------------------------------
@@ -370,9 +370,11 @@ class MapRun:
             if self.stopping and grace_end is None:
                 grace_end = self._begin_stop(inflight)
             try:
-                wait = None if grace_end is None else max(0.0, grace_end - time.monotonic())
+                wait = None
+                if grace_end is not None and grace_end != float("inf"):
+                    wait = max(0.0, grace_end - time.monotonic())
                 msg = self.queue.get(timeout=wait)
-            except Exception:  # queue.Empty: the grace is over
+            except queue.Empty:  # the grace is over
                 self._interrupt(inflight)
                 grace_end = float("inf")
                 continue

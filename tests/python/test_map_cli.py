@@ -217,7 +217,7 @@ class MapCli(unittest.TestCase):
         self.assertEqual(len(bad), 1)
         self.assertEqual((bad[0]["index"], bad[0]["line"], bad[0]["error"]),
                          (10, 11, "UnicodeDecodeError"))
-        self.assertNotIn("as a whole", r.stderr)
+        self.assertNotIn(b"as a whole", r.stderr)
 
     # 6. a failed run leaves the output alone
     def test_output_kept_when_setup_fails(self):
