@@ -331,5 +331,40 @@ class MapCli(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout), (0, "2\n"), r.stderr)
 
 
+    # the progress bar: drawn when standard error is a terminal, never otherwise
+    def test_progress_bar_on_a_terminal(self):
+        import pty
+        src = self.write("bar_in.txt", "".join(f"{i}\n" for i in range(300)))
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([self.isola, "map", "tools:slow", "--in", src, "--out",
+                                  self.path("bar_out.jsonl"), "-j", "2"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=slave, cwd=self.dir)
+            os.close(slave)
+            slave = None
+            seen = b""
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            self.assertEqual(p.wait(timeout=60), 0, seen)
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        text = seen.decode(errors="replace")
+        self.assertIn("\r[", text)           # redrawn in place
+        self.assertIn("/300", text)           # knows the total of a regular file
+        self.assertIn("300/300", text)        # the final state is drawn
+        self.assertRegex(text, r"\d+/s")      # a rate
+        r = self.run_isola("map", "tools:slow", "--in", src, "--out", self.path("b2.jsonl"))
+        self.assertNotIn("\r[", r.stderr)    # not a terminal: no bar
+
+
 if __name__ == "__main__":
     unittest.main()
