@@ -11,6 +11,7 @@
 #include "interp/codec.h"
 #include "interp/pychannel.h"
 #include "interp/runtime.h"
+#include <pthread.h>
 #include <string.h>
 #include "front_py.h" /* generated: isola__front_source */
 #include "interp/interp.h"
@@ -317,6 +318,59 @@ static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bas
 	return PyModule_AddObjectRef(m, name, *slot);
 }
 
+/* isola's pure-Python submodules (isola.dask) live in the folder "isola"
+ * beside the extension module file: a __path__ naming it makes `import
+ * isola.dask` find them.  Worker interpreters create the module without
+ * a file; they use the folder the first file-backed import found (kept
+ * process-wide, under package_dir_lock: interpreters run module exec
+ * under different GILs).  No folder known (isola built into a C
+ * program): no submodules. */
+static pthread_mutex_t package_dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static PyObject *package_dir_of_file(PyObject *m)
+{
+	PyObject *file = PyObject_GetAttrString(m, "__file__");
+	if (file == NULL) {
+		PyErr_Clear();
+		return NULL;
+	}
+	PyObject *os_path = PyImport_ImportModule("os.path");
+	PyObject *dir = os_path ? PyObject_CallMethod(os_path, "dirname", "O", file) : NULL;
+	PyObject *sub = dir ? PyObject_CallMethod(os_path, "join", "Os", dir, "isola") : NULL;
+	Py_XDECREF(dir);
+	Py_XDECREF(os_path);
+	Py_DECREF(file);
+	return sub;
+}
+
+static int add_package_path(PyObject *m)
+{
+	static char known[4096]; /* guarded by package_dir_lock */
+	PyObject *sub = package_dir_of_file(m);
+	if (sub == NULL && PyErr_Occurred())
+		return -1;
+	pthread_mutex_lock(&package_dir_lock);
+	if (sub != NULL && known[0] == 0) {
+		const char *u = PyUnicode_AsUTF8(sub);
+		if (u != NULL && strlen(u) < sizeof known)
+			strcpy(known, u);
+	} else if (sub == NULL && known[0] != 0) {
+		sub = PyUnicode_FromString(known);
+	}
+	pthread_mutex_unlock(&package_dir_lock);
+	if (sub == NULL)
+		return PyErr_Occurred() ? -1 : 0;
+	PyErr_Clear(); /* PyUnicode_AsUTF8 of a path with surrogates: no sharing */
+	PyObject *path = PyList_New(1);
+	int r = -1;
+	if (path != NULL) {
+		PyList_SET_ITEM(path, 0, Py_NewRef(sub));
+		r = PyModule_AddObjectRef(m, "__path__", path);
+	}
+	Py_XDECREF(path);
+	Py_DECREF(sub);
+	return r;
+}
+
 static int mod_exec(PyObject *m)
 {
 	isola__state *st = mod_state(m);
@@ -360,6 +414,8 @@ static int mod_exec(PyObject *m)
 	}
 	if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
 	    PyModule_AddIntConstant(m, "BLOB_THRESHOLD", (long)ISOLA__BLOB_THRESHOLD_DEFAULT) < 0)
+		return -1;
+	if (add_package_path(m) < 0)
 		return -1;
 	PyObject *d = PyInterpreterState_GetDict(PyInterpreterState_Get());
 	if (d == NULL || PyDict_SetItemString(d, STATE_KEY, m) < 0)
