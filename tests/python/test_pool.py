@@ -391,6 +391,7 @@ with isola.Pool(1) as p:
 
 SCRIPT_SIGINT = """
 import os, signal, threading, time, isola, pool_helpers
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignored
 
 t0 = time.monotonic()
 threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
