@@ -122,6 +122,18 @@ def cluster():
     return out
 
 
+def preload():
+    """`dask worker --preload isola.dask`, as LocalCluster's preload option."""
+    import dask
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None,
+                      preload=["isola.dask"]) as lc, Client(lc) as cl:
+        with dask.annotate(executor="isola"):
+            got = cl.gather(cl.map(where, range(6)))
+    return {"ids": sorted({g[0] for g in got}), "results": [g[2] for g in got]}
+
+
 def local():
     import dask
     import dask.bag as db
@@ -153,5 +165,5 @@ def local():
 
 
 if __name__ == "__main__":
-    print(json.dumps({"cluster": cluster, "local": local}[sys.argv[1]]()))
+    print(json.dumps({"cluster": cluster, "local": local, "preload": preload}[sys.argv[1]]()))
     sys.stdout.flush()

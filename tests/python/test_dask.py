@@ -61,6 +61,14 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(self.out["after_close_errors"], [])
 
 
+@unittest.skipUnless(HAVE_DASK, "needs dask and distributed (scripts/bootstrap --with-dask)")
+class DaskPreload(unittest.TestCase):
+    def test_preload_adds_the_executor(self):
+        out = run_case("preload", timeout=120)
+        self.assertNotIn(0, out["ids"])
+        self.assertEqual(out["results"], [x * x for x in range(6)])
+
+
 @unittest.skipUnless(HAVE_DASK, "needs dask (scripts/bootstrap --with-dask)")
 class DaskLocalScheduler(unittest.TestCase):
     @classmethod
