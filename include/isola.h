@@ -378,6 +378,11 @@ typedef struct isola_init_options {
  * an embedder that initialised it), attach to it instead; opts are then
  * ignored.  Call once, from the thread that will call isola_fini(); it
  * returns with no Python thread state attached on the calling thread.
+ * Signals: no Python handlers are installed (Ctrl-C stays the program's);
+ * only a SIGPIPE still at its default (terminate) is set to ignored, as
+ * python3 does, so a worker writing to a closed pipe or socket gets
+ * BrokenPipeError instead of killing the process.  Set SIGPIPE after
+ * isola_init to choose otherwise.
  * Fails with ESTATE (called twice), EPYTHON (CPython failed to start).
  */
 int isola_init(const isola_init_options *opts);

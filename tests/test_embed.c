@@ -7,6 +7,7 @@
 #endif
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,14 @@ Test(embed, module_paths_reach_pool_workers)
 	isola_msg_clear(&r);
 	isola_future_release(f);
 	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+/* isola.h: a default SIGPIPE is ignored, so Python code gets EPIPE. */
+Test(embed, default_sigpipe_is_ignored_after_init)
+{
+	struct sigaction sa;
+	cr_assert_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+	cr_assert(sa.sa_handler == SIG_IGN);
 }
 
 static void *fini_elsewhere(void *arg)

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 void isola__interp_enter(isola_interp *in)
 {
 	PyEval_RestoreThread(in->tstate);
@@ -82,6 +84,32 @@ static int setup(const isola_interp_options *o)
 	return 0;
 }
 
+/*
+ * CPython 3.13/3.14 can fail to create an interpreter ("Failed to import
+ * encodings module") when several are created at once, or while another
+ * one ends (python/cpython#125716, #128381, #131485; seen in our CI on
+ * 3.13 when a pool started its workers).  Creations are serialised by one
+ * process-wide lock (a pool's workers start one after another: ~10 ms
+ * each), and a failed creation is tried once more, for the race with an
+ * interpreter that is ending, which is not serialised: Py_EndInterpreter
+ * runs Python code (atexit, joining threads) that may wait on anything.
+ */
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static PyStatus new_interpreter(const PyInterpreterConfig *config, PyThreadState **ts)
+{
+	PyStatus st = PyStatus_Ok();
+	pthread_mutex_lock(&create_lock);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		*ts = NULL;
+		st = Py_NewInterpreterFromConfig(ts, config);
+		if (!PyStatus_Exception(st) && *ts != NULL)
+			break;
+	}
+	pthread_mutex_unlock(&create_lock);
+	return st;
+}
+
 int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
 			char **error_out)
 {
@@ -105,7 +133,7 @@ int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
 		.gil = PyInterpreterConfig_OWN_GIL,
 	};
 	PyThreadState *ts = NULL;
-	PyStatus st = Py_NewInterpreterFromConfig(&ts, &config);
+	PyStatus st = new_interpreter(&config, &ts);
 	if (PyStatus_Exception(st) || ts == NULL) {
 		if (error_out != NULL)
 			*error_out = isola__strdup(st.err_msg ? st.err_msg

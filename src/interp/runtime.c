@@ -2,8 +2,9 @@
  * runtime.c - starting, attaching to and finalising CPython.
  *
  * A C program calls isola_init(), which starts CPython (signal handlers
- * left alone: Ctrl-C stays the C program's business) and releases the
- * main interpreter's GIL, so the calling thread holds no thread state.
+ * left alone: Ctrl-C stays the C program's business; only a default
+ * SIGPIPE is ignored, as python3 does) and releases the main
+ * interpreter's GIL, so the calling thread holds no thread state.
  * From Python, the isola module attaches to the runtime already running.
  */
 #include "interp/runtime.h"
@@ -14,6 +15,7 @@
 #include "interp/pyerror.h"
 #include "isola.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -113,6 +115,17 @@ const char *isola__python_warning(void)
 	return NULL;
 }
 
+/* python3 ignores SIGPIPE so that a write to a closed pipe or socket
+ * raises BrokenPipeError; Python code in workers relies on that.  Left
+ * alone when the program chose a disposition of its own. */
+static void ignore_default_sigpipe(void)
+{
+	struct sigaction old;
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+	    old.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+}
+
 static void warn_old_python(void)
 {
 	const char *w = isola__python_warning();
@@ -160,6 +173,7 @@ int isola_init(const isola_init_options *opts)
 		pthread_mutex_unlock(&rt_lock);
 		return ISOLA_EPYTHON;
 	}
+	ignore_default_sigpipe();
 	rt.owns = 1;
 	rt.init_thread = pthread_self();
 	rt.main_ts = PyEval_SaveThread(); /* leave the caller detached */
