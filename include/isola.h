@@ -221,6 +221,10 @@ int isola_write_tuple(isola_writer *w, size_t n); /* tuple: n items follow */
  * keeps theirs); arrives as isola.Buffer / isola.Channel. */
 int isola_write_blob(isola_writer *w, isola_blob *blob);
 int isola_write_channel(isola_writer *w, isola_channel *ch);
+/* A frozen value (isola_frozen_*, below), by reference: O(1) whatever its
+ * size; arrives as the frozen value itself (FrozenMap, FrozenSeq...). */
+typedef struct isola_frozen isola_frozen;
+int isola_write_frozen(isola_writer *w, const isola_frozen *value);
 
 /* Move the finished value into *out (overwritten: pass an empty message)
  * and make the writer empty.  ESTATE while no value, or a container, is
@@ -392,6 +396,52 @@ int isola_init(const isola_init_options *opts);
  * thread that called isola_init (else ESTATE: CPython must end where it
  * started). */
 int isola_fini(void);
+
+/* ------------------------------------------------------------------ */
+/* Frozen values: one immutable copy read by every interpreter          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A frozen value (isola.freeze in Python) is written once into an image,
+ * an immutable blob that every interpreter reads in place: a dict
+ * becomes a read-only mapping with a hash index, a list a sequence with
+ * an offset table, and a reader decodes only what it reads, into its
+ * own heap.  It travels (isola_write_frozen, channels, task arguments
+ * and results) as a reference: the same cost for 1 KB and 1 GB.
+ *
+ * Lifetime: the image lives while anything holds it (an isola_frozen
+ * handle, a message, a registry name, a FrozenMap/FrozenSeq in any
+ * interpreter) and is freed by the last release.  Nothing read out of it
+ * points into it, so nothing can outlive it.  Images hold Python's
+ * string hashes: they are valid inside this process only.
+ *
+ * Handles are owned by the caller (release each one) and may be used
+ * from any thread.
+ */
+
+/* Freeze the msgpack value data[0..len) (isola's wire format, as an
+ * isola_writer writes it) into a new image.  Needs isola_init; call with
+ * no Python thread state attached on this thread.  Fails with EINVAL
+ * (not a value, or a type that cannot be frozen: channels, blobs),
+ * ESTATE (no runtime), ENOMEM. */
+int isola_frozen_from_msgpack(const void *data, size_t len, isola_frozen **out);
+
+/* Drop the handle.  NULL is ok. */
+int isola_frozen_release(isola_frozen *value);
+
+/* The image's size in bytes. */
+int isola_frozen_size(const isola_frozen *value, size_t *bytes);
+
+/*
+ * A process-wide registry by name (isola.publish / isola.lookup in
+ * Python).  publish stores a reference of its own under name, replacing
+ * what was there; unpublish drops it (ENOTFOUND if none); lookup gives a
+ * new handle (ENOTFOUND).  Readers that looked a value up keep it after
+ * it is unpublished or replaced.  isola_fini empties the registry.
+ */
+int isola_frozen_publish(const char *name, const isola_frozen *value);
+int isola_frozen_unpublish(const char *name);
+int isola_frozen_lookup(const char *name, isola_frozen **out);
 
 /* ------------------------------------------------------------------ */
 /* Interpreters: one isolated sub-interpreter on the calling thread     */

@@ -14,4 +14,14 @@ struct isola_blob {
 	void *ctx;
 };
 
+/* A frozen value (isola.freeze): the value at byte `offset` of an image
+ * blob (src/interp/frozen.h), the handle holding one reference. */
+struct isola_frozen {
+	isola_blob *image;
+	uint32_t offset;
+};
+
+/* Drop every name of the registry (isola_fini). */
+void isola__registry_clear(void);
+
 #endif

@@ -10,6 +10,7 @@
  */
 #include "interp/codec.h"
 
+#include "interp/frozen.h"
 #include "interp/wire.h"
 
 #include <stdarg.h>
@@ -22,6 +23,8 @@ typedef struct dec {
 	const isola_msg *msg; /* NULL: no references available */
 	const unsigned char *start, *p, *end;
 	int depth;
+	PyObject *frozen_owner; /* decoding an image: the Buffer holding it */
+	int thaw;               /* its containers as plain dicts/lists */
 } dec;
 
 static PyObject *dec_obj(dec *d);
@@ -533,6 +536,23 @@ static PyObject *dec_ref(dec *d, const unsigned char *at, const unsigned char *p
 				      : isola__channel_wrap(d->st, ptr);
 }
 
+/* A frozen value by reference: [ref index][u32 BE offset in the image]. */
+static PyObject *dec_frozen_ref(dec *d, const unsigned char *at, const unsigned char *p,
+				uint64_t n)
+{
+	if (n != 5)
+		return derr(d, at, "frozen reference of %llu bytes (5 expected)", (unsigned long long)n);
+	if (d->msg == NULL)
+		return derr(d, at, "a frozen reference outside a message");
+	int k;
+	void *ptr;
+	if (isola_msg_ref(d->msg, p[0], &k, &ptr) != 0 || k != ISOLA_REF_BLOB ||
+	    !isola__blob_is_image(ptr))
+		return derr(d, at, "frozen reference %u is not an attached image", (unsigned)p[0]);
+	PyObject *r = isola__frozen_at(d->st, ptr, (size_t)be(p + 1, 4));
+	return r != NULL ? r : derr(d, at, "bad frozen reference");
+}
+
 static PyObject *dec_ext(dec *d, const unsigned char *at, uint64_t n)
 {
 	if (need(d, 1) < 0)
@@ -607,6 +627,15 @@ static PyObject *dec_ext(dec *d, const unsigned char *at, uint64_t n)
 		}
 		if (r == NULL)
 			return derr(d, at, "pickled object failed to load");
+		break;
+	case ISOLA_EXT_FROZEN_MAP:
+	case ISOLA_EXT_FROZEN_SEQ:
+		if (d->frozen_owner == NULL)
+			return derr(d, at, "a frozen container outside a frozen image");
+		r = isola__frozen_container(d->st, d->frozen_owner, type, p, (size_t)n, d->thaw);
+		break;
+	case ISOLA_EXT_FROZEN_REF:
+		r = dec_frozen_ref(d, at, p, n);
 		break;
 	case ISOLA_EXT_STR_SURROGATES:
 		r = PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "surrogatepass");
@@ -734,4 +763,15 @@ PyObject *isola__decode_bytes(isola__state *st, const void *data, size_t len,
 			      const isola__codec_opts *o)
 {
 	return decode(st, data, len, NULL, o);
+}
+
+PyObject *isola__frozen_decode(isola__state *st, PyObject *owner, const unsigned char *p,
+			       const unsigned char *end, int thaw, const unsigned char **next)
+{
+	dec d = { .st = st, .o = &isola__codec_defaults, .msg = NULL, .start = p, .p = p,
+		  .end = end, .frozen_owner = owner, .thaw = thaw };
+	PyObject *r = dec_obj(&d);
+	if (next != NULL)
+		*next = d.p;
+	return r;
 }

@@ -11,7 +11,9 @@
  */
 #include "interp/codec.h"
 
+#include "channels/blob.h"
 #include "channels/channel.h"
+#include "interp/frozen.h"
 #include "interp/wire.h"
 
 #include <msgpack.h>
@@ -83,6 +85,7 @@ typedef struct enc {
 	int depth;
 	const char *root; /* name of the top object in paths */
 	int code;         /* ISOLA_E* of the failure, when known */
+	int freeze;       /* writing a frozen image (isola.freeze) */
 	/* The path of containers being encoded: inline for the usual shallow
 	 * objects, on the heap only past 16 levels, so an encode allocates
 	 * nothing of its own (the encoder lives on the caller's stack). */
@@ -92,6 +95,8 @@ typedef struct enc {
 } enc;
 
 static int enc_obj(enc *e, PyObject *obj);
+static int enc_frozen_obj(enc *e, PyObject *obj);
+static int enc_frozen_ref(enc *e, PyObject *obj);
 
 /* "root[1]['key']" for the current path. */
 static PyObject *path_str(enc *e)
@@ -881,6 +886,239 @@ done:
 	return r;
 }
 
+/* ---- frozen images (frozen.h) ---------------------------------------- */
+
+static void put32_at(enc *e, size_t at, uint32_t v)
+{
+	memcpy(e->buf.data + at, &v, 4);
+}
+
+/* Reserve n zero bytes; their offset in *at. */
+static int reserve(enc *e, size_t n, size_t *at)
+{
+	static const char zeros[256];
+	*at = e->buf.len;
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < sizeof(zeros) ? n - done : sizeof(zeros);
+		if (put(e, zeros, k) < 0)
+			return -1;
+		done += k;
+	}
+	return 0;
+}
+
+static int frozen_too_big(enc *e, PyObject *obj)
+{
+	return fail_at(e, PyExc_ValueError, obj, "is too large to freeze (a frozen container "
+						 "holds at most 4 GiB)");
+}
+
+/* Offsets inside a container's payload are 32 bits. */
+static int payload_off(enc *e, PyObject *obj, size_t payload, uint32_t *out)
+{
+	size_t off = e->buf.len - payload;
+	if (off > UINT32_MAX)
+		return frozen_too_big(e, obj);
+	*out = (uint32_t)off;
+	return 0;
+}
+
+/* FROZEN_SEQ: [u32 n][u32 offset of item i]...[items]. */
+static int enc_frozen_seq(enc *e, PyObject *list)
+{
+	size_t at, table;
+	Py_ssize_t n = PyList_GET_SIZE(list);
+	if ((uint64_t)n > UINT32_MAX / 8)
+		return frozen_too_big(e, list);
+	if (push(e, list, F_INDEX) < 0 || ext_begin(e, ISOLA_EXT_FROZEN_SEQ, &at) < 0)
+		return -1;
+	size_t payload = at + ISOLA__FROZEN_HDR;
+	uint32_t n32 = (uint32_t)n;
+	if (put(e, &n32, 4) < 0 || reserve(e, 4 * (size_t)n, &table) < 0)
+		return -1;
+	for (Py_ssize_t i = 0; i < n; i++) {
+		if (i >= PyList_GET_SIZE(list)) {
+			PyErr_SetString(PyExc_RuntimeError, "list changed size while freezing");
+			return -1;
+		}
+		uint32_t off;
+		if (payload_off(e, list, payload, &off) < 0)
+			return -1;
+		put32_at(e, table + 4 * (size_t)i, off);
+		PyObject *item = Py_NewRef(PyList_GET_ITEM(list, i));
+		e->frames[e->depth - 1].index = i;
+		int r = enc_obj(e, item);
+		Py_DECREF(item);
+		if (r < 0)
+			return -1;
+	}
+	if (e->buf.len - payload > UINT32_MAX)
+		return frozen_too_big(e, list);
+	ext_end(e, at);
+	pop(e);
+	return 0;
+}
+
+/* Index slots: a power of two with load at most 2/3. */
+static uint32_t slot_count(uint32_t n)
+{
+	uint64_t want = (uint64_t)n + n / 2 + 1, cap = 1;
+	while (cap < want)
+		cap <<= 1;
+	return (uint32_t)cap;
+}
+
+/* FROZEN_MAP: [u32 n][u32 cap][u32 slot: entry + 1 or 0][n x (u32 hash,
+ * u32 key offset)][key value key value...]; linear probing from
+ * hash & (cap - 1), with Python's hash of the key (cut to 32 bits). */
+static int enc_frozen_map(enc *e, PyObject *d)
+{
+	Py_ssize_t n = PyDict_GET_SIZE(d);
+	if ((uint64_t)n > UINT32_MAX / 16)
+		return frozen_too_big(e, d);
+	uint32_t n32 = (uint32_t)n, cap = slot_count(n32);
+	size_t at, slots, entries;
+	if (push(e, d, F_VALUE) < 0 || ext_begin(e, ISOLA_EXT_FROZEN_MAP, &at) < 0)
+		return -1;
+	size_t payload = at + ISOLA__FROZEN_HDR;
+	if (put(e, &n32, 4) < 0 || put(e, &cap, 4) < 0 ||
+	    reserve(e, 4 * (size_t)cap, &slots) < 0 || reserve(e, 8 * (size_t)n, &entries) < 0)
+		return -1;
+	Py_ssize_t pos = 0, i = 0;
+	PyObject *k, *v;
+	while (PyDict_Next(d, &pos, &k, &v)) {
+		if (i >= n || PyDict_GET_SIZE(d) != n) {
+			PyErr_SetString(PyExc_RuntimeError, "dict changed size while freezing");
+			return -1;
+		}
+		Py_hash_t h = PyObject_Hash(k);
+		uint32_t off;
+		if (h == -1 || payload_off(e, d, payload, &off) < 0)
+			return -1;
+		put32_at(e, entries + 8 * (size_t)i, (uint32_t)h);
+		put32_at(e, entries + 8 * (size_t)i + 4, off);
+		Py_INCREF(k);
+		Py_INCREF(v);
+		int fi = e->depth - 1;
+		e->frames[fi].kind = F_KEY;
+		int r = enc_obj(e, k);
+		if (r == 0) {
+			e->frames[fi].kind = F_VALUE;
+			e->frames[fi].key = k;
+			r = enc_obj(e, v);
+		}
+		Py_DECREF(k);
+		Py_DECREF(v);
+		if (r < 0)
+			return -1;
+		i++;
+	}
+	if (i != n || PyDict_GET_SIZE(d) != n) {
+		PyErr_SetString(PyExc_RuntimeError, "dict changed size while freezing");
+		return -1;
+	}
+	if (e->buf.len - payload > UINT32_MAX)
+		return frozen_too_big(e, d);
+	/* The index, now that the buffer no longer moves. */
+	unsigned char *ent = (unsigned char *)e->buf.data + entries;
+	unsigned char *slot = (unsigned char *)e->buf.data + slots;
+	for (uint32_t j = 0; j < n32; j++) {
+		uint32_t s = isola__rd32(ent + 8 * (size_t)j) & (cap - 1);
+		while (isola__rd32(slot + 4 * (size_t)s) != 0)
+			s = (s + 1) & (cap - 1);
+		uint32_t entry = j + 1;
+		memcpy(slot + 4 * (size_t)s, &entry, 4);
+	}
+	ext_end(e, at);
+	pop(e);
+	return 0;
+}
+
+/* A view inside a new image: its container's bytes, copied (offsets are
+ * relative, so they stay right); a slice is written item by item. */
+static int enc_frozen_view_copy(enc *e, PyObject *obj)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)obj;
+	if (isola__frozen_whole(f))
+		return put(e, f->p - ISOLA__FROZEN_HDR, (size_t)f->size + ISOLA__FROZEN_HDR);
+	PyObject *items = PySequence_List(obj);
+	if (items == NULL)
+		return -1;
+	int r = enc_frozen_seq(e, items);
+	Py_DECREF(items);
+	return r;
+}
+
+/* What isola.freeze accepts; anything else is a TypeError naming its path. */
+static int enc_frozen_obj(enc *e, PyObject *obj)
+{
+	PyTypeObject *t = Py_TYPE(obj);
+	if (obj == Py_None || obj == Py_True || obj == Py_False || t == &PyLong_Type ||
+	    t == &PyFloat_Type || t == &PyUnicode_Type || t == &PyBytes_Type ||
+	    t == &PyComplex_Type) {
+		e->freeze = 0; /* scalars: exactly as on the wire */
+		int r = enc_obj(e, obj);
+		e->freeze = 1;
+		return r;
+	}
+	if (t == &PyList_Type)
+		return enc_frozen_seq(e, obj);
+	if (t == &PyDict_Type)
+		return enc_frozen_map(e, obj);
+	if (t == &PyTuple_Type) {
+		size_t at;
+		if (ext_begin(e, ISOLA_EXT_TUPLE, &at) < 0 || enc_sequence_items(e, obj, F_INDEX) < 0)
+			return -1;
+		ext_end(e, at);
+		return 0;
+	}
+	if (t == &PySet_Type || t == &PyFrozenSet_Type)
+		return enc_wrapped_seq(e, obj, ISOLA_EXT_FROZENSET);
+	if (t == e->st->frozen_map_type || t == e->st->frozen_seq_type)
+		return enc_frozen_view_copy(e, obj);
+	if (strncmp(t->tp_name, "datetime.", 9) == 0) {
+		if (ensure_datetime(e->st) < 0)
+			return -1;
+		int r = enc_datetime_kind(e, obj);
+		if (r <= 0)
+			return r;
+	}
+	return fail_at(e, PyExc_TypeError, obj,
+		       "cannot be frozen (None, bool, int, float, complex, str, bytes, "
+		       "tuple, list, dict, set/frozenset and datetime types can)");
+}
+
+/* A view travelling in a message: a reference to its image, O(1).  With
+ * no reference slot (bytes, or a ninth reference), its content. */
+static int enc_frozen_ref(enc *e, PyObject *obj)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)obj;
+	size_t offset;
+	isola_blob *image = isola__frozen_blob(f, &offset);
+	if (e->msg == NULL || !e->o->allow_refs || e->msg->nrefs_ >= ISOLA_MSG_MAX_REFS ||
+	    !isola__frozen_whole(f) || offset > UINT32_MAX) {
+		PyObject *plain = isola__thaw(e->st, obj);
+		if (plain == NULL)
+			return -1;
+		int r = enc_obj(e, plain);
+		Py_DECREF(plain);
+		return r;
+	}
+	/* The same image already attached: its index again. */
+	size_t index = e->msg->nrefs_;
+	for (size_t i = 0; i < e->msg->nrefs_; i++)
+		if (e->msg->refs_[i] == ((uintptr_t)image | ISOLA_REF_BLOB))
+			index = i;
+	if (index == e->msg->nrefs_ && isola_msg_attach_blob(e->msg, image) != 0)
+		return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
+	unsigned char ref[5] = { (unsigned char)index, (unsigned char)(offset >> 24),
+				 (unsigned char)(offset >> 16), (unsigned char)(offset >> 8),
+				 (unsigned char)offset };
+	PK(msgpack_pack_ext(&e->pk, sizeof(ref), ISOLA_EXT_FROZEN_REF));
+	PK(msgpack_pack_ext_body(&e->pk, ref, sizeof(ref)));
+	return 0;
+}
+
 static int enc_obj(enc *e, PyObject *obj)
 {
 	PyTypeObject *t = Py_TYPE(obj);
@@ -906,6 +1144,8 @@ static int enc_obj(enc *e, PyObject *obj)
 	if (t == &PyBytes_Type)
 		return enc_bytes_like(e, obj, PyBytes_AS_STRING(obj),
 				      (size_t)PyBytes_GET_SIZE(obj), 0, 1);
+	if (e->freeze)
+		return enc_frozen_obj(e, obj);
 	if (t == &PyList_Type)
 		return enc_sequence_items(e, obj, F_INDEX);
 	if (t == &PyDict_Type)
@@ -928,6 +1168,8 @@ static int enc_obj(enc *e, PyObject *obj)
 	}
 	if (t == &PyComplex_Type)
 		return enc_complex(e, obj);
+	if (t == e->st->frozen_map_type || t == e->st->frozen_seq_type)
+		return enc_frozen_ref(e, obj);
 	if (t == e->st->buffer_type) {
 		isola__buffer_obj *b = (isola__buffer_obj *)obj;
 		/* No reference slot left (many shared results in one chunk):
@@ -969,7 +1211,7 @@ static int enc_obj(enc *e, PyObject *obj)
 }
 
 static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts *o,
-		       isola_msg *msg, enc *e)
+		       isola_msg *msg, enc *e, int freeze)
 {
 	e->st = st;
 	e->o = o;
@@ -979,6 +1221,7 @@ static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts 
 	e->frames_cap = (int)(sizeof(e->inline_frames) / sizeof(e->inline_frames[0]));
 	e->root = "obj";
 	e->code = ISOLA_EPYTHON;
+	e->freeze = 0;
 	e->buf.data = e->buf.small;
 	e->buf.len = 0;
 	e->buf.cap = sizeof(e->buf.small);
@@ -987,6 +1230,7 @@ static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts 
 	msgpack_packer_init(&e->pk, &e->buf, wbuf_write);
 	if (st->owner != NULL)
 		isola__owner_drain(st->owner);
+	e->freeze = freeze;
 	return enc_obj(e, obj);
 }
 
@@ -1004,7 +1248,7 @@ int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 {
 	enc stack_enc, *e = &stack_enc;
 	isola_msg_init(out);
-	int r = encode_into(st, obj, o, out, e);
+	int r = encode_into(st, obj, o, out, e, 0);
 	if (r == 0) {
 		if (e->buf.len <= ISOLA_MSG_INLINE) {
 			r = isola_msg_set_bytes(out, e->buf.data, e->buf.len);
@@ -1033,8 +1277,53 @@ PyObject *isola__encode_bytes(isola__state *st, PyObject *obj, const isola__code
 {
 	enc stack_enc, *e = &stack_enc;
 	PyObject *r = NULL;
-	if (encode_into(st, obj, o, NULL, e) == 0)
+	if (encode_into(st, obj, o, NULL, e, 0) == 0)
 		r = PyBytes_FromStringAndSize(e->buf.data, (Py_ssize_t)e->buf.len);
 	encode_done(e);
 	return r;
+}
+
+static void image_free(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	(void)len;
+	free(data);
+}
+
+int isola__blob_is_image(const isola_blob *blob)
+{
+	return blob != NULL && blob->free_fn == image_free;
+}
+
+int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out)
+{
+	static const isola__codec_opts frozen_opts = {
+		.allow_pickle = 0,
+		.allow_refs = 0,
+		.blob_threshold = SIZE_MAX,
+		.max_size = SIZE_MAX,
+		.max_depth = ISOLA__MAX_DEPTH_DEFAULT,
+	};
+	enc stack_enc, *e = &stack_enc;
+	*out = NULL;
+	int r = encode_into(st, obj, &frozen_opts, NULL, e, 1);
+	if (r == 0) {
+		size_t len = e->buf.len;
+		char *data;
+		if (e->buf.heap) { /* shrink to fit: the image lives long */
+			data = realloc(e->buf.data, len);
+			if (data != NULL)
+				e->buf.heap = 0; /* data owns the bytes now */
+		} else if ((data = malloc(len)) != NULL) {
+			memcpy(data, e->buf.data, len);
+		}
+		if (data == NULL || isola_blob_wrap(data, len, image_free, NULL, out) != 0) {
+			free(data);
+			PyErr_NoMemory();
+			e->code = ISOLA_ENOMEM;
+			r = -1;
+		}
+	}
+	encode_done(e);
+	return r == 0 ? 0 : e->code;
 }

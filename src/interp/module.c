@@ -9,6 +9,7 @@
 
 #include "channels/channel.h"
 #include "interp/codec.h"
+#include "interp/frozen.h"
 #include "interp/pychannel.h"
 #include "interp/runtime.h"
 #include <pthread.h>
@@ -291,6 +292,24 @@ static PyMethodDef mod_methods[] = {
 	  "Decode isola's msgpack wire format; raises ValueError naming the offset "
 	  "of any problem.  Bytes from outside the process are what loads is for, so "
 	  "the pickle fallback (which can run any code) is off unless allow_pickle=True." },
+	{ "freeze", isola__py_freeze, METH_O,
+	  "freeze(obj)\n--\n\nA deeply immutable copy of obj that every interpreter reads in "
+	  "place and that travels by reference: dicts become FrozenMap, lists FrozenSeq, sets "
+	  "frozenset; None, bool, int, float, complex, str, bytes, tuple and datetime values "
+	  "are kept.  TypeError, naming the path, for anything else." },
+	{ "thaw", isola__py_thaw, METH_O,
+	  "thaw(obj)\n--\n\nobj with every FrozenMap and FrozenSeq in it made a plain dict / "
+	  "list again (a copy in this interpreter)." },
+	{ "publish", (PyCFunction)(void (*)(void))isola__py_publish, METH_FASTCALL,
+	  "publish(name, value)\n--\n\nFreeze value (unless it is frozen) and register it "
+	  "under name for every interpreter of the process (isola.lookup); returns the "
+	  "frozen value.  Replaces what name held." },
+	{ "lookup", (PyCFunction)(void (*)(void))isola__py_lookup, METH_FASTCALL,
+	  "lookup(name[, default])\n--\n\nThe frozen value published under name, from any "
+	  "interpreter; KeyError (or default) if there is none." },
+	{ "unpublish", isola__py_unpublish, METH_O,
+	  "unpublish(name)\n--\n\nForget name (KeyError if unknown).  Readers keep the "
+	  "values they looked up." },
 	{ "__getattr__", mod_getattr, METH_O, NULL },
 	{ "_resolve_target", mod_resolve, METH_O,
 	  "_resolve_target(target)\n--\n\n\"module:qualname\" to the object, as workers resolve "
@@ -385,6 +404,8 @@ static int mod_exec(PyObject *m)
 	st->pool_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__pool_spec, NULL);
 	st->cfuture_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__cfuture_spec, NULL);
 	if (st->pool_type == NULL || st->cfuture_type == NULL)
+		return -1;
+	if (isola__frozen_types_add(m, st) < 0)
 		return -1;
 	if (PyModule_AddType(m, st->channel_type) < 0 || PyModule_AddType(m, st->buffer_type) < 0 ||
 	    PyModule_AddType(m, st->pool_type) < 0 || PyModule_AddType(m, st->cfuture_type) < 0)
@@ -497,6 +518,9 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->remote_error_classes);
 	Py_VISIT(st->pool_type);
 	Py_VISIT(st->cfuture_type);
+	Py_VISIT(st->frozen_map_type);
+	Py_VISIT(st->frozen_seq_type);
+	Py_VISIT(st->frozen_iter_type);
 	Py_VISIT(st->main_path);
 	return 0;
 }
@@ -523,6 +547,9 @@ static int mod_clear(PyObject *m)
 	Py_CLEAR(st->remote_error_classes);
 	Py_CLEAR(st->pool_type);
 	Py_CLEAR(st->cfuture_type);
+	Py_CLEAR(st->frozen_map_type);
+	Py_CLEAR(st->frozen_seq_type);
+	Py_CLEAR(st->frozen_iter_type);
 	Py_CLEAR(st->main_path);
 	return 0;
 }

@@ -9,6 +9,7 @@
  */
 #include "interp/runtime.h"
 
+#include "channels/blob.h"
 #include "common/atomics.h"
 #include "interp/module.h"
 #include "interp/pycompat.h"
@@ -204,6 +205,7 @@ int isola_fini(void)
 		rt.main_ts = NULL;
 	}
 	free_paths();
+	isola__registry_clear();
 	isola__store_release(&rt.ready, 0);
 	pthread_mutex_unlock(&rt_lock);
 	return r;

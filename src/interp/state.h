@@ -24,6 +24,7 @@ typedef struct isola__state {
 	PyObject *main_path;  /* workers: the caller's __main__ script, or NULL */
 	int importing_main;   /* importing it now (a Pool made then: no guard) */
 	PyTypeObject *pool_type, *cfuture_type;
+	PyTypeObject *frozen_map_type, *frozen_seq_type, *frozen_iter_type;
 	int front_loaded;     /* front.py has run in this interpreter */
 } isola__state;
 

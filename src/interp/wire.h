@@ -22,6 +22,10 @@ enum isola_ext_type {
 	ISOLA_EXT_CHANNEL = 13,        /* 1 byte: index of an attached channel */
 	ISOLA_EXT_PICKLE = 14,         /* pickle protocol 5 bytes */
 	ISOLA_EXT_STR_SURROGATES = 15, /* UTF-8 with lone surrogates (surrogatepass) */
+	/* Frozen images (isola.freeze, process-local; docs/wire.md): */
+	ISOLA_EXT_FROZEN_MAP = 16,     /* only inside an image: indexed mapping */
+	ISOLA_EXT_FROZEN_SEQ = 17,     /* only inside an image: offset table */
+	ISOLA_EXT_FROZEN_REF = 18,     /* 1 byte ref index + 4 byte BE offset */
 };
 
 #endif

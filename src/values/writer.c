@@ -8,6 +8,8 @@
  */
 #include "isola.h"
 
+#include "channels/blob.h"
+
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +248,29 @@ int isola_write_channel(isola_writer *w, isola_channel *ch)
 {
 	int r = room(w);
 	return r ? r : write_ref(w, 13, isola_msg_attach_channel(&w->refs, ch));
+}
+
+int isola_write_frozen(isola_writer *w, const isola_frozen *value)
+{
+	if (w == NULL || value == NULL || value->image == NULL)
+		return ISOLA_EINVAL;
+	int r = room(w);
+	if (r != 0)
+		return r;
+	r = isola_msg_attach_blob(&w->refs, value->image);
+	if (r != 0)
+		return r;
+	size_t n;
+	isola_msg_ref_count(&w->refs, &n);
+	uint32_t off = value->offset;
+	/* ext 18: [ref index][offset, 4 bytes big-endian] (docs/wire.md) */
+	unsigned char ref[5] = { (unsigned char)(n - 1), (unsigned char)(off >> 24),
+				 (unsigned char)(off >> 16), (unsigned char)(off >> 8),
+				 (unsigned char)off };
+	if (msgpack_pack_ext(&w->pk, sizeof(ref), 18) != 0 ||
+	    msgpack_pack_ext_body(&w->pk, (const char *)ref, sizeof(ref)) != 0)
+		return packed(w, -1);
+	return packed(w, 0);
 }
 
 int isola_writer_finish(isola_writer *w, isola_msg *out)

@@ -1,0 +1,140 @@
+/*
+ * frozen_registry.c - frozen values by name, process-wide (isola.publish,
+ * isola_frozen_publish), like Erlang's persistent_term: written rarely,
+ * read by any interpreter.  An entry holds one reference to its image;
+ * a lookup takes a reference of its own, so unpublishing never frees
+ * what a reader holds.  One mutex: publishing and looking up are
+ * per-table operations (a worker looks a table up once, then reads it
+ * without the registry).
+ */
+#include "channels/blob.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+	char *name;
+	isola_frozen value;
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct entry *entries;
+static size_t n_entries, cap_entries;
+
+static struct entry *find(const char *name)
+{
+	for (size_t i = 0; i < n_entries; i++)
+		if (strcmp(entries[i].name, name) == 0)
+			return &entries[i];
+	return NULL;
+}
+
+int isola_frozen_publish(const char *name, const isola_frozen *value)
+{
+	if (name == NULL || value == NULL || value->image == NULL)
+		return ISOLA_EINVAL;
+	size_t len = strlen(name);
+	char *copy = malloc(len + 1);
+	if (copy == NULL)
+		return ISOLA_ENOMEM;
+	memcpy(copy, name, len + 1);
+	pthread_mutex_lock(&reg_lock);
+	struct entry *e = find(name);
+	if (e == NULL && n_entries == cap_entries) {
+		size_t cap = cap_entries ? 2 * cap_entries : 16;
+		struct entry *grown = realloc(entries, cap * sizeof(*grown));
+		if (grown == NULL) {
+			pthread_mutex_unlock(&reg_lock);
+			free(copy);
+			return ISOLA_ENOMEM;
+		}
+		entries = grown;
+		cap_entries = cap;
+	}
+	isola_blob *old = NULL;
+	if (e == NULL) {
+		e = &entries[n_entries++];
+		e->name = copy;
+	} else {
+		free(copy);
+		old = e->value.image;
+	}
+	isola_blob_retain(value->image);
+	e->value = *value;
+	pthread_mutex_unlock(&reg_lock);
+	isola_blob_release(old); /* outside the lock: it may free an image */
+	return 0;
+}
+
+int isola_frozen_unpublish(const char *name)
+{
+	if (name == NULL)
+		return ISOLA_EINVAL;
+	pthread_mutex_lock(&reg_lock);
+	struct entry *e = find(name);
+	if (e == NULL) {
+		pthread_mutex_unlock(&reg_lock);
+		return ISOLA_ENOTFOUND;
+	}
+	struct entry gone = *e;
+	*e = entries[--n_entries];
+	pthread_mutex_unlock(&reg_lock);
+	free(gone.name);
+	isola_blob_release(gone.value.image);
+	return 0;
+}
+
+int isola_frozen_lookup(const char *name, isola_frozen **out)
+{
+	if (name == NULL || out == NULL)
+		return ISOLA_EINVAL;
+	isola_frozen *f = malloc(sizeof(*f));
+	if (f == NULL)
+		return ISOLA_ENOMEM;
+	pthread_mutex_lock(&reg_lock);
+	struct entry *e = find(name);
+	if (e != NULL) {
+		*f = e->value;
+		isola_blob_retain(f->image);
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (e == NULL) {
+		free(f);
+		return ISOLA_ENOTFOUND;
+	}
+	*out = f;
+	return 0;
+}
+
+int isola_frozen_release(isola_frozen *f)
+{
+	if (f == NULL)
+		return 0;
+	isola_blob_release(f->image);
+	free(f);
+	return 0;
+}
+
+int isola_frozen_size(const isola_frozen *f, size_t *bytes)
+{
+	if (f == NULL || bytes == NULL)
+		return ISOLA_EINVAL;
+	*bytes = f->image->len;
+	return 0;
+}
+
+void isola__registry_clear(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	struct entry *all = entries;
+	size_t n = n_entries;
+	entries = NULL;
+	n_entries = cap_entries = 0;
+	pthread_mutex_unlock(&reg_lock);
+	for (size_t i = 0; i < n; i++) {
+		free(all[i].name);
+		isola_blob_release(all[i].value.image);
+	}
+	free(all);
+}

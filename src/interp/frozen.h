@@ -1,0 +1,95 @@
+/*
+ * frozen.h - frozen values (isola.freeze): deeply immutable data written
+ * once into an image, a blob that every interpreter reads in place.
+ *
+ * An image is isola's wire format (docs/wire.md) in which every list is a
+ * FROZEN_SEQ (an offset table, then the items) and every dict a
+ * FROZEN_MAP (a hash index, then the keys and values), so that one item
+ * is found without reading the others.  Readers get views: FrozenMap and
+ * FrozenSeq objects of their own interpreter pointing into the image,
+ * which decode only what is read, into the reader's own heap.  Nothing
+ * in an image is ever written after it is published, and nothing read
+ * out of it points back into it: the lifetime rule is the blob's
+ * (the image is freed when the last view, message or registry entry
+ * holding it is gone).  Hashes in an index are Python's, so an image is
+ * only valid inside the process that made it.
+ */
+#ifndef ISOLA_INTERP_FROZEN_H
+#define ISOLA_INTERP_FROZEN_H
+
+#include "interp/state.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* Frozen containers are always written with a 6-byte ext32 header. */
+#define ISOLA__FROZEN_HDR 6
+
+typedef struct {
+	PyObject_HEAD
+	PyObject *owner;        /* the isola.Buffer holding the image blob */
+	const unsigned char *p; /* the container's payload */
+	uint32_t size;          /* payload bytes */
+	uint32_t n;             /* entries (map) / items of the whole sequence */
+	uint32_t cap;           /* map: index slots (a power of two) */
+	/* sequence: item i is item start + i * step of the payload */
+	Py_ssize_t start, step, len;
+	Py_hash_t hash;         /* -1 until computed */
+} isola__frozen_obj;
+
+static inline uint32_t isola__rd32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* Whether blob is an image made by isola__freeze_image. */
+int isola__blob_is_image(const isola_blob *blob);
+
+/* Freeze obj into a new image (*out, one reference).  0, or a negative
+ * ISOLA_E* code with TypeError/ValueError set naming the path. */
+int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out);
+
+/* Decode the value at p (bounded by end) of the image owner holds: frozen
+ * containers become views (thaw 0) or plain dicts/lists (thaw 1).  *next
+ * (may be NULL) receives the end of the value.  NULL with ValueError on
+ * bytes that are not a value. */
+PyObject *isola__frozen_decode(isola__state *st, PyObject *owner, const unsigned char *p,
+			       const unsigned char *end, int thaw, const unsigned char **next);
+
+/* The container of ext type `type` whose payload is p[0..size): a view,
+ * or (thaw) a plain dict/list. */
+PyObject *isola__frozen_container(isola__state *st, PyObject *owner, int type,
+				  const unsigned char *p, size_t size, int thaw);
+
+/* The value at byte `offset` of image blob: what a FROZEN_REF or the
+ * registry points at.  Checks that blob is an image and offset in it. */
+PyObject *isola__frozen_at(isola__state *st, isola_blob *blob, size_t offset);
+
+/* Where a view's container starts in its image (for FROZEN_REF). */
+isola_blob *isola__frozen_blob(const isola__frozen_obj *f, size_t *offset);
+
+/* Whether a view covers its whole container (not a slice of it). */
+static inline int isola__frozen_whole(const isola__frozen_obj *f)
+{
+	return f->start == 0 && f->step == 1 && f->len == (Py_ssize_t)f->n;
+}
+
+/* thaw(obj): plain dicts and lists for every view inside obj. */
+PyObject *isola__thaw(isola__state *st, PyObject *obj);
+
+/* The module's functions (frozen_api.c). */
+PyObject *isola__py_freeze(PyObject *m, PyObject *obj);
+PyObject *isola__py_thaw(PyObject *m, PyObject *obj);
+PyObject *isola__py_publish(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *isola__py_lookup(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *isola__py_unpublish(PyObject *m, PyObject *name);
+
+/* Make the view types in module m and register them with
+ * collections.abc (module exec). */
+int isola__frozen_types_add(PyObject *m, isola__state *st);
+
+extern PyType_Spec isola__frozen_map_spec, isola__frozen_seq_spec, isola__frozen_iter_spec;
+
+#endif

@@ -1,0 +1,791 @@
+/*
+ * frozen_view.c - isola.FrozenMap and isola.FrozenSeq: read-only views of
+ * a frozen image (frozen.h), decoding only what is read.
+ *
+ * Every read is bounds-checked against the container's payload, so a
+ * view never reads outside its image whatever offset it was given.  A
+ * view holds its image through an isola.Buffer of its own interpreter
+ * (nested views share it: no atomic operation per read); what it
+ * returns is decoded into the reader's heap and owes the image nothing.
+ */
+#include "interp/frozen.h"
+
+#include "channels/blob.h"
+#include "interp/codec.h"
+#include "interp/wire.h"
+
+/* ---- making views ------------------------------------------------------ */
+
+static PyObject *malformed(const char *what)
+{
+	PyErr_Format(PyExc_ValueError, "malformed frozen image: %s", what);
+	return NULL;
+}
+
+static const unsigned char *entries_of(const isola__frozen_obj *f)
+{
+	return f->p + 8 + 4 * (size_t)f->cap;
+}
+
+/* The payload end, for decoding. */
+static const unsigned char *end_of(const isola__frozen_obj *f)
+{
+	return f->p + f->size;
+}
+
+static PyObject *decode_at(isola__frozen_obj *f, uint32_t off, int thaw,
+			   const unsigned char **next)
+{
+	if (off >= f->size)
+		return malformed("offset past its container");
+	isola__state *st = PyType_GetModuleState(Py_TYPE(f));
+	return isola__frozen_decode(st, f->owner, f->p + off, end_of(f), thaw, next);
+}
+
+/* Item i of the whole sequence (0 <= i < n). */
+static PyObject *seq_get(isola__frozen_obj *f, Py_ssize_t i, int thaw)
+{
+	return decode_at(f, isola__rd32(f->p + 4 + 4 * (size_t)i), thaw, NULL);
+}
+
+static PyObject *thaw_container(isola__state *st, PyObject *owner, int type,
+				const unsigned char *p, size_t size);
+
+PyObject *isola__frozen_container(isola__state *st, PyObject *owner, int type,
+				  const unsigned char *p, size_t size, int thaw)
+{
+	if (size < 4 || size > UINT32_MAX)
+		return malformed("container too small");
+	uint64_t n = isola__rd32(p), cap = 0;
+	if (type == ISOLA_EXT_FROZEN_SEQ) {
+		if (4 + 4 * n > size)
+			return malformed("sequence table past its container");
+	} else {
+		if (size < 8)
+			return malformed("mapping too small");
+		cap = isola__rd32(p + 4);
+		if (cap == 0 || (cap & (cap - 1)) != 0 || cap <= n || 8 + 4 * cap + 8 * n > size)
+			return malformed("mapping index past its container");
+	}
+	if (thaw)
+		return thaw_container(st, owner, type, p, size);
+	PyTypeObject *tp = type == ISOLA_EXT_FROZEN_SEQ ? st->frozen_seq_type : st->frozen_map_type;
+	isola__frozen_obj *f = PyObject_New(isola__frozen_obj, tp);
+	if (f == NULL)
+		return NULL;
+	f->owner = Py_NewRef(owner);
+	f->p = p;
+	f->size = (uint32_t)size;
+	f->n = (uint32_t)n;
+	f->cap = (uint32_t)cap;
+	f->start = 0;
+	f->step = 1;
+	f->len = (Py_ssize_t)n;
+	f->hash = -1;
+	return (PyObject *)f;
+}
+
+PyObject *isola__frozen_at(isola__state *st, isola_blob *blob, size_t offset)
+{
+	if (!isola__blob_is_image(blob) || offset >= blob->len)
+		return malformed("reference outside its image");
+	PyObject *owner = isola__buffer_wrap(st, blob);
+	if (owner == NULL)
+		return NULL;
+	const unsigned char *data = blob->data;
+	PyObject *r = isola__frozen_decode(st, owner, data + offset, data + blob->len, 0, NULL);
+	Py_DECREF(owner);
+	return r;
+}
+
+isola_blob *isola__frozen_blob(const isola__frozen_obj *f, size_t *offset)
+{
+	isola_blob *blob = ((isola__buffer_obj *)f->owner)->blob;
+	*offset = (size_t)(f->p - ISOLA__FROZEN_HDR - (const unsigned char *)blob->data);
+	return blob;
+}
+
+/* ---- mappings ---------------------------------------------------------- */
+
+/* The length of the msgpack str at k (bounded by end), or -1 when k is
+ * not a plain str; *hdr receives its header size. */
+static int64_t str_at(const unsigned char *k, const unsigned char *end, int *hdr)
+{
+	size_t left = (size_t)(end - k);
+	if (left < 1)
+		return -1;
+	unsigned char b = k[0];
+	int64_t len;
+	if ((b & 0xe0) == 0xa0) {
+		*hdr = 1;
+		len = b & 0x1f;
+	} else if (b == 0xd9 && left >= 2) {
+		*hdr = 2;
+		len = k[1];
+	} else if (b == 0xda && left >= 3) {
+		*hdr = 3;
+		len = ((int64_t)k[1] << 8) | k[2];
+	} else if (b == 0xdb && left >= 5) {
+		*hdr = 5;
+		len = ((int64_t)k[1] << 24) | ((int64_t)k[2] << 16) | ((int64_t)k[3] << 8) | k[4];
+	} else {
+		return -1;
+	}
+	return (size_t)*hdr + (size_t)len <= left ? len : -1;
+}
+
+/* Does entry j's key equal key?  1 yes (*value: where its value starts),
+ * 0 no, -1 error.  A str key against a str entry compares UTF-8 bytes. */
+static int key_matches(isola__frozen_obj *f, uint32_t j, PyObject *key, const char *utf8,
+		       Py_ssize_t utf8_len, const unsigned char **value)
+{
+	uint32_t koff = isola__rd32(entries_of(f) + 8 * (size_t)j + 4);
+	if (koff >= f->size) {
+		malformed("key offset past its container");
+		return -1;
+	}
+	const unsigned char *k = f->p + koff;
+	int hdr;
+	int64_t len;
+	if (utf8 != NULL && (len = str_at(k, end_of(f), &hdr)) >= 0) {
+		*value = k + hdr + len;
+		return len == utf8_len && memcmp(k + hdr, utf8, (size_t)len) == 0;
+	}
+	PyObject *stored = decode_at(f, koff, 0, value);
+	if (stored == NULL)
+		return -1;
+	int eq = PyObject_RichCompareBool(stored, key, Py_EQ);
+	Py_DECREF(stored);
+	return eq;
+}
+
+/* Find key: 1 (*value set), 0 (absent), -1 (error: unhashable...). */
+static int map_find(isola__frozen_obj *f, PyObject *key, const unsigned char **value)
+{
+	Py_hash_t h = PyObject_Hash(key);
+	if (h == -1)
+		return -1;
+	const char *utf8 = NULL;
+	Py_ssize_t utf8_len = 0;
+	if (PyUnicode_CheckExact(key) && (utf8 = PyUnicode_AsUTF8AndSize(key, &utf8_len)) == NULL)
+		PyErr_Clear(); /* lone surrogates: compared as objects */
+	const unsigned char *slots = f->p + 8, *ent = entries_of(f);
+	uint32_t mask = f->cap - 1, h32 = (uint32_t)h;
+	for (uint32_t s = h32 & mask, probes = 0; probes < f->cap; s = (s + 1) & mask, probes++) {
+		uint32_t e = isola__rd32(slots + 4 * (size_t)s);
+		if (e == 0)
+			return 0;
+		if (e > f->n) {
+			malformed("index entry out of range");
+			return -1;
+		}
+		if (isola__rd32(ent + 8 * (size_t)(e - 1)) != h32)
+			continue;
+		int m = key_matches(f, e - 1, key, utf8, utf8_len, value);
+		if (m != 0)
+			return m;
+	}
+	return 0;
+}
+
+static PyObject *map_value(isola__frozen_obj *f, const unsigned char *value, int thaw)
+{
+	if (value >= end_of(f))
+		return malformed("value past its container");
+	return decode_at(f, (uint32_t)(value - f->p), thaw, NULL);
+}
+
+static Py_ssize_t fz_len(PyObject *self)
+{
+	return ((isola__frozen_obj *)self)->len;
+}
+
+static PyObject *map_subscript(PyObject *self, PyObject *key)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	const unsigned char *value;
+	int r = map_find(f, key, &value);
+	if (r > 0)
+		return map_value(f, value, 0);
+	if (r == 0)
+		PyErr_SetObject(PyExc_KeyError, key);
+	return NULL;
+}
+
+static int map_contains(PyObject *self, PyObject *key)
+{
+	const unsigned char *value;
+	return map_find((isola__frozen_obj *)self, key, &value);
+}
+
+static PyObject *map_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	if (nargs < 1 || nargs > 2)
+		return PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd", nargs);
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	const unsigned char *value;
+	int r = map_find(f, args[0], &value);
+	if (r > 0)
+		return map_value(f, value, 0);
+	return r < 0 ? NULL : Py_NewRef(nargs == 2 ? args[1] : Py_None);
+}
+
+/* Entry j's key (and, with value, where its value starts). */
+static PyObject *map_key(isola__frozen_obj *f, uint32_t j, const unsigned char **value)
+{
+	uint32_t koff = isola__rd32(entries_of(f) + 8 * (size_t)j + 4);
+	return decode_at(f, koff, 0, value);
+}
+
+/* Entry j's value, skipping a str key without decoding it. */
+static PyObject *map_value_of(isola__frozen_obj *f, uint32_t j)
+{
+	uint32_t koff = isola__rd32(entries_of(f) + 8 * (size_t)j + 4);
+	if (koff >= f->size)
+		return malformed("key offset past its container");
+	const unsigned char *k = f->p + koff, *value;
+	int hdr;
+	int64_t len = str_at(k, end_of(f), &hdr);
+	if (len >= 0) {
+		value = k + hdr + len;
+	} else {
+		PyObject *key = map_key(f, j, &value);
+		if (key == NULL)
+			return NULL;
+		Py_DECREF(key);
+	}
+	return map_value(f, value, 0);
+}
+
+/* ---- iterators --------------------------------------------------------- */
+
+enum iter_mode { IT_SEQ, IT_KEYS, IT_VALUES, IT_ITEMS };
+
+typedef struct {
+	PyObject_HEAD
+	isola__frozen_obj *view;
+	Py_ssize_t i;
+	enum iter_mode mode;
+} frozen_iter;
+
+static PyObject *iter_new(PyObject *self, enum iter_mode mode)
+{
+	isola__state *st = PyType_GetModuleState(Py_TYPE(self));
+	frozen_iter *it = PyObject_New(frozen_iter, st->frozen_iter_type);
+	if (it == NULL)
+		return NULL;
+	it->view = (isola__frozen_obj *)Py_NewRef(self);
+	it->i = 0;
+	it->mode = mode;
+	return (PyObject *)it;
+}
+
+static PyObject *iter_next(PyObject *self)
+{
+	frozen_iter *it = (frozen_iter *)self;
+	isola__frozen_obj *f = it->view;
+	if (it->i >= f->len)
+		return NULL;
+	Py_ssize_t i = it->i++;
+	switch (it->mode) {
+	case IT_SEQ:
+		return seq_get(f, f->start + i * f->step, 0);
+	case IT_KEYS:
+		return map_key(f, (uint32_t)i, NULL);
+	case IT_VALUES:
+		return map_value_of(f, (uint32_t)i);
+	case IT_ITEMS: {
+		const unsigned char *value;
+		PyObject *k = map_key(f, (uint32_t)i, &value);
+		PyObject *v = k ? map_value(f, value, 0) : NULL;
+		PyObject *r = v ? PyTuple_Pack(2, k, v) : NULL;
+		Py_XDECREF(k);
+		Py_XDECREF(v);
+		return r;
+	}
+	}
+	return NULL;
+}
+
+static PyObject *iter_length_hint(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	frozen_iter *it = (frozen_iter *)self;
+	return PyLong_FromSsize_t(it->view->len - it->i);
+}
+
+static void iter_dealloc(PyObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	Py_DECREF(((frozen_iter *)self)->view);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+static PyMethodDef iter_methods[] = {
+	{ "__length_hint__", iter_length_hint, METH_NOARGS, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyType_Slot iter_slots[] = {
+	{ Py_tp_dealloc, iter_dealloc },
+	{ Py_tp_iter, PyObject_SelfIter },
+	{ Py_tp_iternext, iter_next },
+	{ Py_tp_methods, iter_methods },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__frozen_iter_spec = {
+	.name = "isola._FrozenIterator",
+	.basicsize = sizeof(frozen_iter),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = iter_slots,
+};
+
+static PyObject *map_iter(PyObject *self)
+{
+	return iter_new(self, IT_KEYS);
+}
+
+static PyObject *map_iter_values(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return iter_new(self, IT_VALUES);
+}
+
+static PyObject *map_iter_items(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return iter_new(self, IT_ITEMS);
+}
+
+/* keys()/values()/items(): the collections.abc views (set-like keys and
+ * items), iterating with the iterators above. */
+static PyObject *map_view(PyObject *self, const char *which)
+{
+	PyObject *mod = PyImport_ImportModule("_collections_abc");
+	PyObject *cls = mod ? PyObject_GetAttrString(mod, which) : NULL;
+	PyObject *r = cls ? PyObject_CallOneArg(cls, self) : NULL;
+	Py_XDECREF(cls);
+	Py_XDECREF(mod);
+	return r;
+}
+
+static PyObject *map_keys(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return map_view(self, "KeysView");
+}
+
+static PyObject *map_values(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return map_view(self, "ValuesView");
+}
+
+static PyObject *map_items(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return map_view(self, "ItemsView");
+}
+
+/* ---- thawing and comparing --------------------------------------------- */
+
+static PyObject *thaw_container(isola__state *st, PyObject *owner, int type,
+				const unsigned char *p, size_t size)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)isola__frozen_container(st, owner, type, p,
+									     size, 0);
+	if (f == NULL)
+		return NULL;
+	PyObject *r = type == ISOLA_EXT_FROZEN_SEQ ? PyList_New(f->n) : PyDict_New();
+	for (uint32_t j = 0; r != NULL && j < f->n; j++) {
+		if (type == ISOLA_EXT_FROZEN_SEQ) {
+			PyObject *item = seq_get(f, j, 1);
+			if (item == NULL)
+				Py_CLEAR(r);
+			else
+				PyList_SET_ITEM(r, j, item);
+			continue;
+		}
+		const unsigned char *value;
+		PyObject *k = map_key(f, j, &value);
+		PyObject *v = k ? (value < end_of(f) ? decode_at(f, (uint32_t)(value - f->p), 1, NULL)
+						     : malformed("value past its container"))
+				: NULL;
+		if (v == NULL || PyDict_SetItem(r, k, v) < 0)
+			Py_CLEAR(r);
+		Py_XDECREF(k);
+		Py_XDECREF(v);
+	}
+	Py_DECREF(f);
+	return r;
+}
+
+PyObject *isola__thaw(isola__state *st, PyObject *obj)
+{
+	PyTypeObject *t = Py_TYPE(obj);
+	if (t == st->frozen_map_type || t == st->frozen_seq_type) {
+		isola__frozen_obj *f = (isola__frozen_obj *)obj;
+		int type = t == st->frozen_map_type ? ISOLA_EXT_FROZEN_MAP : ISOLA_EXT_FROZEN_SEQ;
+		if (isola__frozen_whole(f))
+			return thaw_container(st, f->owner, type, f->p, f->size);
+		PyObject *r = PyList_New(f->len);
+		for (Py_ssize_t i = 0; r != NULL && i < f->len; i++) {
+			PyObject *item = seq_get(f, f->start + i * f->step, 1);
+			if (item == NULL)
+				Py_CLEAR(r);
+			else
+				PyList_SET_ITEM(r, i, item);
+		}
+		return r;
+	}
+	if (t == &PyTuple_Type || t == &PyList_Type) {
+		Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+		PyObject *r = t == &PyTuple_Type ? PyTuple_New(n) : PyList_New(n);
+		for (Py_ssize_t i = 0; r != NULL && i < n; i++) {
+			PyObject *item = isola__thaw(st, PySequence_Fast_GET_ITEM(obj, i));
+			if (item == NULL)
+				Py_CLEAR(r);
+			else if (t == &PyTuple_Type)
+				PyTuple_SET_ITEM(r, i, item);
+			else
+				PyList_SET_ITEM(r, i, item);
+		}
+		return r;
+	}
+	if (t == &PyDict_Type) {
+		PyObject *r = PyDict_New(), *k, *v;
+		Py_ssize_t pos = 0;
+		while (r != NULL && PyDict_Next(obj, &pos, &k, &v)) {
+			PyObject *tv = isola__thaw(st, v);
+			if (tv == NULL || PyDict_SetItem(r, k, tv) < 0)
+				Py_CLEAR(r);
+			Py_XDECREF(tv);
+		}
+		return r;
+	}
+	return Py_NewRef(obj);
+}
+
+static PyObject *fz_thawed(PyObject *self)
+{
+	return isola__thaw(PyType_GetModuleState(Py_TYPE(self)), self);
+}
+
+static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	if ((op != Py_EQ && op != Py_NE) || !(PyDict_Check(other) || Py_TYPE(other) == Py_TYPE(self)))
+		Py_RETURN_NOTIMPLEMENTED;
+	int eq = PyObject_Size(other) == f->len;
+	if (eq && Py_TYPE(other) == Py_TYPE(self) && ((isola__frozen_obj *)other)->p == f->p)
+		return PyBool_FromLong(op == Py_EQ);
+	for (uint32_t j = 0; eq == 1 && j < f->n; j++) {
+		const unsigned char *value;
+		PyObject *k = map_key(f, j, &value);
+		PyObject *v = k ? map_value(f, value, 0) : NULL;
+		PyObject *ov = v ? PyObject_GetItem(other, k) : NULL;
+		if (ov != NULL)
+			eq = PyObject_RichCompareBool(v, ov, Py_EQ);
+		else if (v != NULL && PyErr_ExceptionMatches(PyExc_KeyError))
+			PyErr_Clear(), eq = 0;
+		else
+			eq = -1;
+		Py_XDECREF(k);
+		Py_XDECREF(v);
+		Py_XDECREF(ov);
+	}
+	if (eq < 0)
+		return NULL;
+	return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+/* As frozenset(self.items()): equal mappings hash alike. */
+static Py_hash_t map_hash(PyObject *self)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	if (f->hash != -1)
+		return f->hash;
+	PyObject *items = map_iter_items(self, NULL);
+	PyObject *set = items ? PyFrozenSet_New(items) : NULL;
+	Py_XDECREF(items);
+	if (set == NULL)
+		return -1;
+	f->hash = PyObject_Hash(set);
+	Py_DECREF(set);
+	return f->hash;
+}
+
+static PyObject *fz_repr(PyObject *self)
+{
+	PyObject *plain = fz_thawed(self);
+	if (plain == NULL)
+		return NULL;
+	PyObject *r = PyUnicode_FromFormat("%s(%R)", Py_TYPE(self)->tp_name, plain);
+	Py_DECREF(plain);
+	return r;
+}
+
+static void fz_dealloc(PyObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	Py_DECREF(((isola__frozen_obj *)self)->owner);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+/* Immutable: copies are the value itself. */
+static PyObject *fz_copy(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	return Py_NewRef(self);
+}
+
+/* pickle: a plain copy, frozen again where it is loaded. */
+static PyObject *fz_reduce(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	PyObject *mod = PyImport_ImportModule("isola");
+	PyObject *freeze = mod ? PyObject_GetAttrString(mod, "freeze") : NULL;
+	PyObject *plain = freeze ? fz_thawed(self) : NULL;
+	PyObject *r = plain ? Py_BuildValue("O(O)", freeze, plain) : NULL;
+	Py_XDECREF(plain);
+	Py_XDECREF(freeze);
+	Py_XDECREF(mod);
+	return r;
+}
+
+static PyObject *fz_deepcopy(PyObject *self, PyObject *memo)
+{
+	(void)memo;
+	return Py_NewRef(self);
+}
+
+#define COMMON_METHODS                                                                  \
+	{ "__copy__", fz_copy, METH_NOARGS, NULL },                                      \
+	{ "__deepcopy__", fz_deepcopy, METH_O, NULL },                                   \
+	{ "__reduce__", fz_reduce, METH_NOARGS, NULL }
+
+static PyMethodDef map_methods[] = {
+	{ "get", (PyCFunction)(void (*)(void))map_get, METH_FASTCALL,
+	  "get(key, default=None)\n--\n\nself[key] if key is in the mapping, else default." },
+	{ "keys", map_keys, METH_NOARGS, "A set-like view of the keys." },
+	{ "values", map_values, METH_NOARGS, "A view of the values." },
+	{ "items", map_items, METH_NOARGS, "A set-like view of the (key, value) pairs." },
+	{ "_iter_values", map_iter_values, METH_NOARGS, NULL },
+	{ "_iter_items", map_iter_items, METH_NOARGS, NULL },
+	COMMON_METHODS,
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyType_Slot map_slots[] = {
+	{ Py_tp_doc, "A frozen mapping (isola.freeze of a dict): read-only, shared by every "
+		     "interpreter without copying; a collections.abc.Mapping." },
+	{ Py_tp_dealloc, fz_dealloc },
+	{ Py_tp_repr, fz_repr },
+	{ Py_tp_hash, map_hash },
+	{ Py_tp_richcompare, map_richcompare },
+	{ Py_tp_iter, map_iter },
+	{ Py_tp_methods, map_methods },
+	{ Py_mp_length, fz_len },
+	{ Py_mp_subscript, map_subscript },
+	{ Py_sq_contains, map_contains },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__frozen_map_spec = {
+	.name = "isola.FrozenMap",
+	.basicsize = sizeof(isola__frozen_obj),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+		 Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_MAPPING,
+	.slots = map_slots,
+};
+
+/* ---- sequences --------------------------------------------------------- */
+
+static PyObject *seq_item(PyObject *self, Py_ssize_t i)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	if (i < 0 || i >= f->len) {
+		PyErr_SetString(PyExc_IndexError, "FrozenSeq index out of range");
+		return NULL;
+	}
+	return seq_get(f, f->start + i * f->step, 0);
+}
+
+static PyObject *seq_subscript(PyObject *self, PyObject *key)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	if (PyIndex_Check(key)) {
+		Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+		if (i == -1 && PyErr_Occurred())
+			return NULL;
+		return seq_item(self, i < 0 ? i + f->len : i);
+	}
+	if (!PySlice_Check(key))
+		return PyErr_Format(PyExc_TypeError,
+				    "FrozenSeq indices must be integers or slices, not %s",
+				    Py_TYPE(key)->tp_name);
+	Py_ssize_t start, stop, step;
+	if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+		return NULL;
+	Py_ssize_t n = PySlice_AdjustIndices(f->len, &start, &stop, step);
+	isola__frozen_obj *s = PyObject_New(isola__frozen_obj, Py_TYPE(self));
+	if (s == NULL)
+		return NULL;
+	/* the same container, another window on it */
+	s->owner = Py_NewRef(f->owner);
+	s->p = f->p;
+	s->size = f->size;
+	s->n = f->n;
+	s->cap = f->cap;
+	s->start = f->start + start * f->step;
+	s->step = f->step * step;
+	s->len = n;
+	s->hash = -1;
+	return (PyObject *)s;
+}
+
+static PyObject *seq_iter(PyObject *self)
+{
+	return iter_new(self, IT_SEQ);
+}
+
+static int seq_contains(PyObject *self, PyObject *x)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	for (Py_ssize_t i = 0; i < f->len; i++) {
+		PyObject *item = seq_get(f, f->start + i * f->step, 0);
+		int eq = item ? PyObject_RichCompareBool(item, x, Py_EQ) : -1;
+		Py_XDECREF(item);
+		if (eq != 0)
+			return eq;
+	}
+	return 0;
+}
+
+static PyObject *seq_index(PyObject *self, PyObject *x)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	for (Py_ssize_t i = 0; i < f->len; i++) {
+		PyObject *item = seq_get(f, f->start + i * f->step, 0);
+		int eq = item ? PyObject_RichCompareBool(item, x, Py_EQ) : -1;
+		Py_XDECREF(item);
+		if (eq < 0)
+			return NULL;
+		if (eq)
+			return PyLong_FromSsize_t(i);
+	}
+	PyErr_SetString(PyExc_ValueError, "FrozenSeq.index(x): x not in sequence");
+	return NULL;
+}
+
+static PyObject *seq_count(PyObject *self, PyObject *x)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	Py_ssize_t c = 0;
+	for (Py_ssize_t i = 0; i < f->len; i++) {
+		PyObject *item = seq_get(f, f->start + i * f->step, 0);
+		int eq = item ? PyObject_RichCompareBool(item, x, Py_EQ) : -1;
+		Py_XDECREF(item);
+		if (eq < 0)
+			return NULL;
+		c += eq;
+	}
+	return PyLong_FromSsize_t(c);
+}
+
+/* Equal to a list (or FrozenSeq) of equal items, as a list would be. */
+static PyObject *seq_richcompare(PyObject *self, PyObject *other, int op)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	if ((op != Py_EQ && op != Py_NE) || !(PyList_Check(other) || Py_TYPE(other) == Py_TYPE(self)))
+		Py_RETURN_NOTIMPLEMENTED;
+	int eq = PyObject_Size(other) == f->len;
+	for (Py_ssize_t i = 0; eq == 1 && i < f->len; i++) {
+		PyObject *a = seq_get(f, f->start + i * f->step, 0);
+		PyObject *b = a ? PySequence_GetItem(other, i) : NULL;
+		eq = b ? PyObject_RichCompareBool(a, b, Py_EQ) : -1;
+		Py_XDECREF(a);
+		Py_XDECREF(b);
+	}
+	if (eq < 0)
+		return NULL;
+	return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+/* As tuple(self). */
+static Py_hash_t seq_hash(PyObject *self)
+{
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	if (f->hash != -1)
+		return f->hash;
+	PyObject *t = PySequence_Tuple(self);
+	if (t == NULL)
+		return -1;
+	f->hash = PyObject_Hash(t);
+	Py_DECREF(t);
+	return f->hash;
+}
+
+static PyMethodDef seq_methods[] = {
+	{ "index", seq_index, METH_O, "index(x)\n--\n\nThe first index of x." },
+	{ "count", seq_count, METH_O, "count(x)\n--\n\nHow many items equal x." },
+	COMMON_METHODS,
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyType_Slot seq_slots[] = {
+	{ Py_tp_doc, "A frozen sequence (isola.freeze of a list): read-only, shared by every "
+		     "interpreter without copying; a collections.abc.Sequence." },
+	{ Py_tp_dealloc, fz_dealloc },
+	{ Py_tp_repr, fz_repr },
+	{ Py_tp_hash, seq_hash },
+	{ Py_tp_richcompare, seq_richcompare },
+	{ Py_tp_iter, seq_iter },
+	{ Py_tp_methods, seq_methods },
+	{ Py_sq_length, fz_len },
+	{ Py_sq_item, seq_item },
+	{ Py_sq_contains, seq_contains },
+	{ Py_mp_length, fz_len },
+	{ Py_mp_subscript, seq_subscript },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__frozen_seq_spec = {
+	.name = "isola.FrozenSeq",
+	.basicsize = sizeof(isola__frozen_obj),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+		 Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_SEQUENCE,
+	.slots = seq_slots,
+};
+
+/* ---- the types ---------------------------------------------------------- */
+
+int isola__frozen_types_add(PyObject *m, isola__state *st)
+{
+	st->frozen_map_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__frozen_map_spec, NULL);
+	st->frozen_seq_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__frozen_seq_spec, NULL);
+	st->frozen_iter_type =
+		(PyTypeObject *)PyType_FromModuleAndSpec(m, &isola__frozen_iter_spec, NULL);
+	if (st->frozen_map_type == NULL || st->frozen_seq_type == NULL ||
+	    st->frozen_iter_type == NULL || PyModule_AddType(m, st->frozen_map_type) < 0 ||
+	    PyModule_AddType(m, st->frozen_seq_type) < 0)
+		return -1;
+	/* isinstance(v, Mapping / Sequence), in every interpreter. */
+	PyObject *abc = PyImport_ImportModule("_collections_abc");
+	int ok = abc != NULL;
+	for (int i = 0; ok && i < 2; i++) {
+		PyObject *cls = PyObject_GetAttrString(abc, i == 0 ? "Mapping" : "Sequence");
+		PyObject *r = cls ? PyObject_CallMethod(cls, "register", "O",
+							i == 0 ? st->frozen_map_type
+							       : st->frozen_seq_type)
+				  : NULL;
+		ok = r != NULL;
+		Py_XDECREF(r);
+		Py_XDECREF(cls);
+	}
+	Py_XDECREF(abc);
+	return ok ? 0 : -1;
+}
