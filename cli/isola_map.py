@@ -117,7 +117,7 @@ def _map_chunk(target, first, data, plain, ordered, timeout, retries):
                 failure = _error_of(exc)
         if failure is None:
             try:
-                js = dumps(value, allow_nan=False)
+                js = dumps(value, allow_nan=False, default=_thawed)
             except (TypeError, ValueError, RecursionError) as exc:
                 failure = (type(exc).__name__,
                            f"the result cannot be written as JSON: {exc}", "")
@@ -133,6 +133,14 @@ def _map_chunk(target, first, data, plain, ordered, timeout, retries):
 
 
 # -- main side ------------------------------------------------------------------
+
+def _thawed(obj):
+    """JSON for frozen values (isola.freeze, --shared): their plain copy."""
+    import isola
+    if isinstance(obj, (isola.FrozenMap, isola.FrozenSeq)):
+        return isola.thaw(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
 
 class _Setup(Exception):
     """A usage, setup or output problem: exit status 2, nothing written."""
@@ -188,6 +196,7 @@ class MapRun:
             self._check_paths()
             done = self._read_joblog() if self.o.get("--resume") else []
             self._done = done
+            self._publish_shared()
             self._redirect_stdout()
             pool = self._start_pool()
         except _Setup as exc:
@@ -265,6 +274,22 @@ class MapRun:
             else:
                 merged.append([a, b])
         return merged
+
+    def _publish_shared(self):
+        # --shared NAME=FILE.json: frozen once, read in place by every
+        # worker through isola.lookup(NAME) (no copy per worker).
+        for spec in self.o["--shared"]:
+            name, eq, path = spec.partition("=")
+            if not name or not eq or not path:
+                raise _Setup(f"--shared {spec}: expected NAME=FILE.json")
+            try:
+                with open(path, "rb") as f:
+                    value = json.load(f)
+            except OSError as exc:
+                raise _Setup(f"--shared {spec}: cannot read {path}: {exc.strerror}")
+            except ValueError as exc:
+                raise _Setup(f"--shared {spec}: {path} is not JSON: {exc}")
+            self.isola.publish(name, value)
 
     def _redirect_stdout(self):
         # Results go to a private copy of standard output; fd 1 itself

@@ -30,7 +30,9 @@ static void setup(void)
 	      "def echo(*a):\n    return a\n"
 	      "def types(*a):\n    return [type(x).__name__ for x in a]\n"
 	      "def put(ch, v):\n    ch.send(v)\n    return big()\n"
-	      "def big():\n    return 2**70\n",
+	      "def big():\n    return 2**70\n"
+	      "def looked_up(name, key):\n    import isola\n    return isola.lookup(name)[key]\n"
+	      "def get(m, key):\n    return (type(m).__name__, m[key])\n",
 	      f);
 	fclose(f);
 	/* module_paths only: no pool below names dir in its own setup. */
@@ -384,4 +386,84 @@ Test(embed, writer_and_reader_refuse_bad_input)
 	cr_assert_eq(isola_reader_create(&m, &rd, &v), ISOLA_EINVAL);
 	cr_assert_null(rd);
 	isola_msg_clear(&m);
+}
+
+/* The C side of isola.freeze: freeze from msgpack, publish, pass by
+ * reference; workers of two pools read it at once (tsan runs this). */
+Test(embed, a_frozen_table_from_c_reaches_every_worker)
+{
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	cr_assert_eq(isola_write_map(w, 2), 0);
+	cr_assert_eq(isola_write_str(w, "answer", ISOLA_STRLEN), 0);
+	cr_assert_eq(isola_write_int(w, 42), 0);
+	cr_assert_eq(isola_write_str(w, "list", ISOLA_STRLEN), 0);
+	cr_assert_eq(isola_write_list(w, 3), 0);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(isola_write_int(w, i), 0);
+	isola_msg m;
+	isola_msg_init(&m);
+	cr_assert_eq(isola_writer_finish(w, &m), 0);
+	const void *data;
+	size_t len, size;
+	isola_msg_bytes(&m, &data, &len);
+	isola_frozen *table;
+	cr_assert_eq(isola_frozen_from_msgpack(data, len, &table), 0);
+	isola_msg_clear(&m);
+	cr_assert_eq(isola_frozen_size(table, &size), 0);
+	cr_assert_gt(size, len, "an image holds an index too");
+	cr_assert_eq(isola_frozen_publish("embed.table", table), 0);
+
+	isola_pool *p = pool(4);
+	isola_future *f[8];
+	for (int i = 0; i < 8; i++) {
+		if (i % 2 == 0) { /* by name */
+			cr_assert_eq(isola_write_list(w, 2), 0);
+			cr_assert_eq(isola_write_str(w, "embed.table", ISOLA_STRLEN), 0);
+			cr_assert_eq(isola_write_str(w, "answer", ISOLA_STRLEN), 0);
+		} else { /* by reference, as an argument */
+			cr_assert_eq(isola_write_list(w, 2), 0);
+			cr_assert_eq(isola_write_frozen(w, table), 0);
+			cr_assert_eq(isola_write_str(w, "answer", ISOLA_STRLEN), 0);
+		}
+		isola_msg args;
+		isola_msg_init(&args);
+		cr_assert_eq(isola_writer_finish(w, &args), 0);
+		cr_assert_eq(isola_pool_submit(p, i % 2 ? "embed_helper:get" : "embed_helper:looked_up",
+					       &args, 0, &f[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		isola_msg r = wait_result(f[i]);
+		isola_reader *rd;
+		const isola_value *v;
+		cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
+		if (i % 2 == 0) {
+			cr_assert(v->type == ISOLA_VALUE_INT && v->as.i == 42);
+		} else {
+			cr_assert_eq(v->type, ISOLA_VALUE_TUPLE);
+			const isola_value *name = &v->as.seq.items[0];
+			cr_assert(name->as.bytes.len == 9 && memcmp(name->as.bytes.ptr, "FrozenMap", 9) == 0);
+			cr_assert_eq(v->as.seq.items[1].as.i, 42);
+		}
+		isola_reader_destroy(rd);
+		isola_msg_clear(&r);
+	}
+	cr_assert_eq(isola_pool_destroy(p), 0);
+
+	isola_frozen *again;
+	cr_assert_eq(isola_frozen_lookup("embed.table", &again), 0);
+	cr_assert_eq(isola_frozen_unpublish("embed.table"), 0);
+	cr_assert_eq(isola_frozen_unpublish("embed.table"), ISOLA_ENOTFOUND);
+	cr_assert_eq(isola_frozen_lookup("embed.table", &table), ISOLA_ENOTFOUND);
+	isola_frozen_release(again); /* still valid after unpublishing */
+	isola_frozen_release(table);
+
+	/* Bad input: not a value, trailing bytes, a NULL out. */
+	isola_frozen *bad = NULL;
+	cr_assert_eq(isola_frozen_from_msgpack("\xc1", 1, &bad), ISOLA_EINVAL);
+	cr_assert_eq(isola_frozen_from_msgpack("\x01\x02", 2, &bad), ISOLA_EINVAL);
+	cr_assert_eq(isola_frozen_from_msgpack("\x01", 1, NULL), ISOLA_EINVAL);
+	cr_assert_null(bad);
+	cr_assert_eq(isola_frozen_publish(NULL, NULL), ISOLA_EINVAL);
+	isola_writer_destroy(w);
 }

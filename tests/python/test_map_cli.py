@@ -55,6 +55,11 @@ def slow(x):
     time.sleep(0.01)
     return x
 
+def translate(word):
+    import isola
+    table = isola.lookup("vocab")
+    return [type(table).__name__, table.get(word, "?")]
+
 def boom(x):
     if x % 2:
         raise KeyError(x)
@@ -124,6 +129,20 @@ class MapCli(unittest.TestCase):
         r = self.run_isola("map", "builtins:len", "--ordered", input=big, timeout=120)
         self.assertEqual(r.returncode, 1, r.stderr)  # len(1) fails, on its own line
         self.assertEqual(r.stdout.splitlines(), [str(20 << 20)])
+
+    # #18: --shared NAME=FILE.json, frozen once and read in place by FUNC
+    def test_shared_table(self):
+        vocab = self.write("vocab.json", json.dumps({"one": 1, "two": [2, "deux"]}))
+        r = self.run_isola("map", "tools:translate", "--ordered", "--lines", "-j", "2",
+                           "--shared", f"vocab={vocab}", input="one\ntwo\nthree\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()],
+                         [["FrozenMap", 1], ["FrozenMap", [2, "deux"]], ["FrozenMap", "?"]])
+        for bad in ("vocab", f"={vocab}", "vocab=/nonexistent.json",
+                    f"vocab={self.write('bad.json', '{')}"):
+            r = self.run_isola("map", "tools:translate", "--shared", bad, input="one\n")
+            self.assertEqual(r.returncode, 2, (bad, r.stderr))
+            self.assertIn("--shared", r.stderr)
 
     # 3. write errors are errors
     def test_full_disk(self):
