@@ -294,6 +294,26 @@ static int enc_sequence_items(enc *e, PyObject *seq, enum frame_kind kind)
 	return 0;
 }
 
+/* One key and its value of the dict on top of the path. */
+static int enc_pair(enc *e, PyObject *k, PyObject *v)
+{
+	Py_INCREF(k);
+	Py_INCREF(v);
+	/* An index, not a pointer: encoding the key may grow (move) the
+	 * frames array (found by fuzz_encode: a deep tuple key). */
+	int fi = e->depth - 1;
+	e->frames[fi].kind = F_KEY;
+	int r = enc_obj(e, k);
+	if (r == 0) {
+		e->frames[fi].kind = F_VALUE;
+		e->frames[fi].key = k;
+		r = enc_obj(e, v);
+	}
+	Py_DECREF(k);
+	Py_DECREF(v);
+	return r;
+}
+
 static int enc_dict(enc *e, PyObject *d)
 {
 	if (push(e, d, F_VALUE) < 0)
@@ -307,21 +327,7 @@ static int enc_dict(enc *e, PyObject *d)
 			PyErr_SetString(PyExc_RuntimeError, "dict changed size during encoding");
 			return -1;
 		}
-		Py_INCREF(k);
-		Py_INCREF(v);
-		/* An index, not a pointer: encoding the key may grow (move)
-		 * the frames array (found by fuzz_encode: a deep tuple key). */
-		int fi = e->depth - 1;
-		e->frames[fi].kind = F_KEY;
-		int r = enc_obj(e, k);
-		if (r == 0) {
-			e->frames[fi].kind = F_VALUE;
-			e->frames[fi].key = k;
-			r = enc_obj(e, v);
-		}
-		Py_DECREF(k);
-		Py_DECREF(v);
-		if (r < 0)
+		if (enc_pair(e, k, v) < 0)
 			return -1;
 	}
 	/* The header promised n pairs: a dict that shrank while encoding ran
@@ -997,19 +1003,7 @@ static int enc_frozen_map(enc *e, PyObject *d)
 			return -1;
 		put32_at(e, entries + 8 * (size_t)i, (uint32_t)h);
 		put32_at(e, entries + 8 * (size_t)i + 4, off);
-		Py_INCREF(k);
-		Py_INCREF(v);
-		int fi = e->depth - 1;
-		e->frames[fi].kind = F_KEY;
-		int r = enc_obj(e, k);
-		if (r == 0) {
-			e->frames[fi].kind = F_VALUE;
-			e->frames[fi].key = k;
-			r = enc_obj(e, v);
-		}
-		Py_DECREF(k);
-		Py_DECREF(v);
-		if (r < 0)
+		if (enc_pair(e, k, v) < 0)
 			return -1;
 		i++;
 	}

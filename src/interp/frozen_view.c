@@ -473,6 +473,24 @@ static PyObject *fz_thawed(PyObject *self)
 	return isola__thaw(PyType_GetModuleState(Py_TYPE(self)), self);
 }
 
+/* eq (1, 0, or -1 with an exception) as the answer to == / !=. */
+static PyObject *eq_answer(int eq, int op)
+{
+	if (eq < 0)
+		return NULL;
+	return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+/* The hash of plain (a new reference, or NULL), remembered in f. */
+static Py_hash_t hash_as(isola__frozen_obj *f, PyObject *plain)
+{
+	if (plain == NULL)
+		return -1;
+	f->hash = PyObject_Hash(plain);
+	Py_DECREF(plain);
+	return f->hash;
+}
+
 static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 {
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
@@ -496,9 +514,7 @@ static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 		Py_XDECREF(v);
 		Py_XDECREF(ov);
 	}
-	if (eq < 0)
-		return NULL;
-	return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+	return eq_answer(eq, op);
 }
 
 /* As frozenset(self.items()): equal mappings hash alike. */
@@ -510,11 +526,7 @@ static Py_hash_t map_hash(PyObject *self)
 	PyObject *items = map_iter_items(self, NULL);
 	PyObject *set = items ? PyFrozenSet_New(items) : NULL;
 	Py_XDECREF(items);
-	if (set == NULL)
-		return -1;
-	f->hash = PyObject_Hash(set);
-	Py_DECREF(set);
-	return f->hash;
+	return hash_as(f, set);
 }
 
 static PyObject *fz_repr(PyObject *self)
@@ -652,48 +664,43 @@ static PyObject *seq_iter(PyObject *self)
 	return iter_new(self, IT_SEQ);
 }
 
-static int seq_contains(PyObject *self, PyObject *x)
+/* Scan for items equal to x: the first index (or -1), or with count set
+ * how many; -2 on error. */
+static Py_ssize_t seq_scan(PyObject *self, PyObject *x, int count)
 {
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	Py_ssize_t found = 0;
 	for (Py_ssize_t i = 0; i < f->len; i++) {
 		PyObject *item = seq_get(f, f->start + i * f->step, 0);
 		int eq = item ? PyObject_RichCompareBool(item, x, Py_EQ) : -1;
 		Py_XDECREF(item);
-		if (eq != 0)
-			return eq;
+		if (eq < 0)
+			return -2;
+		if (eq && !count)
+			return i;
+		found += eq;
 	}
-	return 0;
+	return count ? found : -1;
+}
+
+static int seq_contains(PyObject *self, PyObject *x)
+{
+	Py_ssize_t i = seq_scan(self, x, 0);
+	return i == -2 ? -1 : i >= 0;
 }
 
 static PyObject *seq_index(PyObject *self, PyObject *x)
 {
-	isola__frozen_obj *f = (isola__frozen_obj *)self;
-	for (Py_ssize_t i = 0; i < f->len; i++) {
-		PyObject *item = seq_get(f, f->start + i * f->step, 0);
-		int eq = item ? PyObject_RichCompareBool(item, x, Py_EQ) : -1;
-		Py_XDECREF(item);
-		if (eq < 0)
-			return NULL;
-		if (eq)
-			return PyLong_FromSsize_t(i);
-	}
-	PyErr_SetString(PyExc_ValueError, "FrozenSeq.index(x): x not in sequence");
-	return NULL;
+	Py_ssize_t i = seq_scan(self, x, 0);
+	if (i == -1)
+		PyErr_SetString(PyExc_ValueError, "FrozenSeq.index(x): x not in sequence");
+	return i < 0 ? NULL : PyLong_FromSsize_t(i);
 }
 
 static PyObject *seq_count(PyObject *self, PyObject *x)
 {
-	isola__frozen_obj *f = (isola__frozen_obj *)self;
-	Py_ssize_t c = 0;
-	for (Py_ssize_t i = 0; i < f->len; i++) {
-		PyObject *item = seq_get(f, f->start + i * f->step, 0);
-		int eq = item ? PyObject_RichCompareBool(item, x, Py_EQ) : -1;
-		Py_XDECREF(item);
-		if (eq < 0)
-			return NULL;
-		c += eq;
-	}
-	return PyLong_FromSsize_t(c);
+	Py_ssize_t c = seq_scan(self, x, 1);
+	return c < 0 ? NULL : PyLong_FromSsize_t(c);
 }
 
 /* Equal to a list (or FrozenSeq) of equal items, as a list would be. */
@@ -710,9 +717,7 @@ static PyObject *seq_richcompare(PyObject *self, PyObject *other, int op)
 		Py_XDECREF(a);
 		Py_XDECREF(b);
 	}
-	if (eq < 0)
-		return NULL;
-	return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+	return eq_answer(eq, op);
 }
 
 /* As tuple(self). */
@@ -721,12 +726,7 @@ static Py_hash_t seq_hash(PyObject *self)
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
 	if (f->hash != -1)
 		return f->hash;
-	PyObject *t = PySequence_Tuple(self);
-	if (t == NULL)
-		return -1;
-	f->hash = PyObject_Hash(t);
-	Py_DECREF(t);
-	return f->hash;
+	return hash_as(f, PySequence_Tuple(self));
 }
 
 static PyMethodDef seq_methods[] = {
