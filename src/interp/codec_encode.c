@@ -1070,13 +1070,12 @@ static int enc_frozen_obj(enc *e, PyObject *obj)
 		return enc_wrapped_seq(e, obj, ISOLA_EXT_FROZENSET);
 	if (t == e->st->frozen_map_type || t == e->st->frozen_seq_type)
 		return enc_frozen_view_copy(e, obj);
-	if (strncmp(t->tp_name, "datetime.", 9) == 0) {
-		if (ensure_datetime(e->st) < 0)
-			return -1;
-		int r = enc_datetime_kind(e, obj);
-		if (r <= 0)
-			return r;
-	}
+	/* datetime types, C or (3.12's sub-interpreters) pure Python ones */
+	if (ensure_datetime(e->st) < 0)
+		return -1;
+	int r = enc_datetime_kind(e, obj);
+	if (r <= 0)
+		return r;
 	return fail_at(e, PyExc_TypeError, obj,
 		       "cannot be frozen (None, bool, int, float, complex, str, bytes, "
 		       "tuple, list, dict, set/frozenset and datetime types can)");

@@ -441,6 +441,7 @@ static int mod_exec(PyObject *m)
 	PyObject *d = PyInterpreterState_GetDict(PyInterpreterState_Get());
 	if (d == NULL || PyDict_SetItemString(d, STATE_KEY, m) < 0)
 		return -1;
+	isola__preload_single_phase();
 	isola__runtime_attach();
 	return 0;
 }

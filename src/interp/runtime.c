@@ -9,11 +9,11 @@
  */
 #include "interp/runtime.h"
 
-#include "channels/blob.h"
-#include "common/atomics.h"
-#include "interp/module.h"
+#include "interp/module.h" /* Python.h first: it sets _POSIX_C_SOURCE */
 #include "interp/pycompat.h"
 #include "interp/pyerror.h"
+#include "channels/blob.h"
+#include "common/atomics.h"
 #include "isola.h"
 
 #include <signal.h>
@@ -116,6 +116,32 @@ const char *isola__python_warning(void)
 	return NULL;
 }
 
+/*
+ * CPython 3.12 runs a single-phase extension's init function in an
+ * isolated sub-interpreter before refusing it ("does not support loading
+ * in subinterpreters"), and two workers doing that at once corrupt the
+ * static types it shares: `import datetime` in two fresh workers
+ * segfaults (3.12.1, with _xxsubinterpreters too).  Once the main
+ * interpreter has the module, 3.12 refuses it up front, before any init,
+ * and the stdlib falls back to its pure-Python version (_pydatetime,
+ * _pydecimal...).  So the main interpreter imports the stdlib's
+ * single-phase modules that workers commonly import.  GIL held.
+ */
+void isola__preload_single_phase(void)
+{
+#if PY_VERSION_HEX < 0x030D0000
+	static const char *const mods[] = { "_datetime", "_decimal", "_elementtree",
+					    "pyexpat", "_ctypes", "_lsprof" };
+	if (PyInterpreterState_Get() != PyInterpreterState_Main())
+		return;
+	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
+		PyObject *m = PyImport_ImportModule(mods[i]);
+		Py_XDECREF(m);
+		PyErr_Clear(); /* not built here: nothing to protect */
+	}
+#endif
+}
+
 /* python3 ignores SIGPIPE so that a write to a closed pipe or socket
  * raises BrokenPipeError; Python code in workers relies on that.  Left
  * alone when the program chose a disposition of its own. */
@@ -175,6 +201,7 @@ int isola_init(const isola_init_options *opts)
 		return ISOLA_EPYTHON;
 	}
 	ignore_default_sigpipe();
+	isola__preload_single_phase();
 	rt.owns = 1;
 	rt.init_thread = pthread_self();
 	rt.main_ts = PyEval_SaveThread(); /* leave the caller detached */

@@ -9,6 +9,11 @@
  * imported as an extension module).  Idempotent, any thread. */
 void isola__runtime_attach(void);
 
+/* 3.12: import the stdlib's single-phase extensions in the main
+ * interpreter, so that workers refuse them safely (runtime.c).  GIL
+ * held; nothing on other versions or in other interpreters. */
+void isola__preload_single_phase(void);
+
 /* On a CPython known to crash with isolated sub-interpreters at exit
  * (3.12: gh-112140, abort after a worker imported asyncio or ssl), the
  * warning text; else NULL. */

@@ -25,7 +25,6 @@ def _read(table, key):
 
 
 def _interp_and_value(key):
-    import _interpreters  # noqa: F401  (exists on 3.12+)
     table = isola.lookup("test_frozen.table")
     return table[key]
 
