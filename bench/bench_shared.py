@@ -11,8 +11,10 @@ A dict of N entries str -> (int, str), in one run:
     sequence of N str, each against the native dict / tuple in the same
     interpreter (ratio > 1: frozen is slower);
   * memory of N = 1, 2, 4 reading workers (RSS growth while they read
-    every entry) and of multiprocessing with fork (PSS of the children,
-    from /proc/PID/smaps_rollup, each reading every entry).
+    every entry), of concurrent.interpreters (3.14: the dict passed to
+    Interpreter.call, a copy per interpreter) and of multiprocessing with
+    fork (PSS of the children, from /proc/PID/smaps_rollup, each reading
+    every entry).
 Ratios are measured in the same run; medians of 3.
 """
 import gc
@@ -98,6 +100,40 @@ def mp_child(q):
 _FORK_TABLE = None
 
 
+def ci_read_all(m):
+    n = 0
+    for k in m:
+        n += m[k][0]
+    return n
+
+
+def interpreters_baseline(d, image):
+    """3.14's concurrent.interpreters: the dict reaches each interpreter
+    as a copy (call() pickles what it cannot share)."""
+    try:
+        from concurrent import interpreters
+    except ImportError:
+        print("concurrent.interpreters: not in this Python (3.14+)")
+        return
+    for workers in (1, 2, 4):
+        interps = [interpreters.create() for _ in range(workers)]
+        gc.collect()
+        base = rss()
+        t = time.perf_counter()
+        for it in interps:
+            it.call(ci_read_all, d)
+        took = time.perf_counter() - t
+        # each interpreter's copy is garbage once call() returns: what it
+        # costs while reading is the peak, approximated by one copy each
+        # (measured here as the RSS left after the calls, a lower bound)
+        per = (rss() - base) / workers
+        print(f"concurrent.interpreters x{workers}: {took / workers * 1e3:8.1f} ms per "
+              f"interpreter to hand over and read, +{per / 1e6:.1f} MB RSS each after "
+              f"({per / image * 100:.0f}% of the image)")
+        for it in interps:
+            it.close()
+
+
 def main():
     global _FORK_TABLE
     print(f"N = {N:,} entries str -> (int, str), Python {sys.version.split()[0]}")
@@ -158,6 +194,7 @@ def main():
                   f"({per / grew * 100:.2f}% of the image)")
 
     isola.unpublish("bench.table")
+    interpreters_baseline(d, grew)
     _FORK_TABLE = d
     ctx = mp.get_context("fork")
     for workers in (1, 2, 4):

@@ -256,6 +256,7 @@ enum isola_value_type {
 	ISOLA_VALUE_BLOB,      /* as.blob */
 	ISOLA_VALUE_CHANNEL,   /* as.channel */
 	ISOLA_VALUE_EXT,       /* ext_type and its raw payload in as.bytes (datetime, ...) */
+	ISOLA_VALUE_FROZEN,    /* as.frozen: a frozen value (isola_frozen_copy to keep it) */
 };
 
 typedef struct isola_value isola_value;
@@ -278,6 +279,7 @@ struct isola_value {
 		} seq;
 		isola_blob *blob;
 		isola_channel *channel;
+		const isola_frozen *frozen;
 	} as;
 };
 
@@ -428,6 +430,9 @@ int isola_frozen_from_msgpack(const void *data, size_t len, isola_frozen **out);
 
 /* Drop the handle.  NULL is ok. */
 int isola_frozen_release(isola_frozen *value);
+
+/* A new handle on the same value (one read by an isola_reader, say). */
+int isola_frozen_copy(const isola_frozen *value, isola_frozen **out);
 
 /* The image's size in bytes. */
 int isola_frozen_size(const isola_frozen *value, size_t *bytes);

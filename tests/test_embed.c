@@ -32,7 +32,8 @@ static void setup(void)
 	      "def put(ch, v):\n    ch.send(v)\n    return big()\n"
 	      "def big():\n    return 2**70\n"
 	      "def looked_up(name, key):\n    import isola\n    return isola.lookup(name)[key]\n"
-	      "def get(m, key):\n    return (type(m).__name__, m[key])\n",
+	      "def get(m, key):\n    return (type(m).__name__, m[key])\n"
+	      "def frozen_back(name):\n    import isola\n    return isola.lookup(name)\n",
 	      f);
 	fclose(f);
 	/* module_paths only: no pool below names dir in its own setup. */
@@ -448,6 +449,28 @@ Test(embed, a_frozen_table_from_c_reaches_every_worker)
 		isola_reader_destroy(rd);
 		isola_msg_clear(&r);
 	}
+
+	/* A frozen result comes back as a frozen value the reader shows. */
+	cr_assert_eq(isola_write_list(w, 1), 0);
+	cr_assert_eq(isola_write_str(w, "embed.table", ISOLA_STRLEN), 0);
+	isola_msg args;
+	isola_msg_init(&args);
+	cr_assert_eq(isola_writer_finish(w, &args), 0);
+	isola_future *back;
+	cr_assert_eq(isola_pool_submit(p, "embed_helper:frozen_back", &args, 0, &back), 0);
+	isola_msg r = wait_result(back);
+	isola_reader *rd;
+	const isola_value *v;
+	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
+	cr_assert_eq(v->type, ISOLA_VALUE_FROZEN);
+	isola_frozen *kept;
+	cr_assert_eq(isola_frozen_copy(v->as.frozen, &kept), 0);
+	isola_reader_destroy(rd);
+	isola_msg_clear(&r);
+	size_t kept_size;
+	cr_assert_eq(isola_frozen_size(kept, &kept_size), 0);
+	cr_assert_eq(kept_size, size, "the same image came back");
+	isola_frozen_release(kept);
 	cr_assert_eq(isola_pool_destroy(p), 0);
 
 	isola_frozen *again;

@@ -9,6 +9,7 @@
 #include "common/alloc.h"
 
 #include "common/atomics.h"
+#include <stdlib.h>
 #include <string.h>
 
 int isola_blob_create(const void *data, size_t len, isola_blob **out)
@@ -78,4 +79,16 @@ int isola_blob_data(const isola_blob *blob, const void **data, size_t *len)
 	*data = blob->data;
 	*len = blob->len;
 	return 0;
+}
+
+void isola__image_free(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	(void)len;
+	free(data); /* the freezer's malloc/realloc'd buffer */
+}
+
+bool isola__blob_is_image(const isola_blob *blob)
+{
+	return blob != NULL && blob->free_fn == isola__image_free;
 }

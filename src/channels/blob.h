@@ -21,6 +21,11 @@ struct isola_frozen {
 	uint32_t offset;
 };
 
+/* The free function of image blobs (isola.freeze), which marks them: only
+ * an image is read as one (a FROZEN_REF to another blob is refused). */
+void isola__image_free(void *ctx, void *data, size_t len);
+bool isola__blob_is_image(const isola_blob *blob);
+
 /* Drop every name of the registry (isola_fini). */
 void isola__registry_clear(void);
 

@@ -116,6 +116,19 @@ int isola_frozen_release(isola_frozen *f)
 	return 0;
 }
 
+int isola_frozen_copy(const isola_frozen *value, isola_frozen **out)
+{
+	if (value == NULL || out == NULL || value->image == NULL)
+		return ISOLA_EINVAL;
+	isola_frozen *f = malloc(sizeof(*f));
+	if (f == NULL)
+		return ISOLA_ENOMEM;
+	*f = *value;
+	isola_blob_retain(f->image);
+	*out = f;
+	return 0;
+}
+
 int isola_frozen_size(const isola_frozen *f, size_t *bytes)
 {
 	if (f == NULL || bytes == NULL)

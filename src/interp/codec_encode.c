@@ -1276,18 +1276,6 @@ PyObject *isola__encode_bytes(isola__state *st, PyObject *obj, const isola__code
 	return r;
 }
 
-static void image_free(void *ctx, void *data, size_t len)
-{
-	(void)ctx;
-	(void)len;
-	free(data);
-}
-
-int isola__blob_is_image(const isola_blob *blob)
-{
-	return blob != NULL && blob->free_fn == image_free;
-}
-
 int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out)
 {
 	static const isola__codec_opts frozen_opts = {
@@ -1310,7 +1298,7 @@ int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out)
 		} else if ((data = malloc(len)) != NULL) {
 			memcpy(data, e->buf.data, len);
 		}
-		if (data == NULL || isola_blob_wrap(data, len, image_free, NULL, out) != 0) {
+		if (data == NULL || isola_blob_wrap(data, len, isola__image_free, NULL, out) != 0) {
 			free(data);
 			PyErr_NoMemory();
 			e->code = ISOLA_ENOMEM;

@@ -440,8 +440,8 @@ class Pool:
                  initargs=(), allow_pickle=True, stop_grace=None):
         if workers is not None and workers <= 0:
             raise ValueError("workers must be greater than 0")
-        if workers is not None and workers > 1024:  # ISOLA_MAX_WORKERS
-            raise ValueError(f"workers must be at most 1024 (each is a thread with its "
+        if workers is not None and workers > MAX_WORKERS:
+            raise ValueError(f"workers must be at most {MAX_WORKERS} (each is a thread with its "
                              f"own interpreter, about 2.5 MB), got {workers}")
         if stop_grace is None:  # isola.STOP_GRACE, as the user may have set it
             stop_grace = getattr(_sys.modules.get("isola"), "STOP_GRACE", STOP_GRACE)

@@ -18,6 +18,7 @@
 #define ISOLA_INTERP_FROZEN_H
 
 #include "interp/state.h"
+#include "channels/blob.h" /* isola__blob_is_image */
 
 #include <stdint.h>
 #include <string.h>
@@ -43,9 +44,6 @@ static inline uint32_t isola__rd32(const unsigned char *p)
 	memcpy(&v, p, 4);
 	return v;
 }
-
-/* Whether blob is an image made by isola__freeze_image. */
-int isola__blob_is_image(const isola_blob *blob);
 
 /* Freeze obj into a new image (*out, one reference).  0, or a negative
  * ISOLA_E* code with TypeError/ValueError set naming the path. */

@@ -7,6 +7,7 @@ _T = TypeVar("_T")
 
 __version__: str
 BLOB_THRESHOLD: int
+MAX_WORKERS: int  # ISOLA_MAX_WORKERS: the most interpreters a pool may have
 
 class ChannelError(Exception): ...
 class ChannelClosed(ChannelError): ...

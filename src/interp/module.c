@@ -434,7 +434,8 @@ static int mod_exec(PyObject *m)
 		return -1;
 	}
 	if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
-	    PyModule_AddIntConstant(m, "BLOB_THRESHOLD", (long)ISOLA__BLOB_THRESHOLD_DEFAULT) < 0)
+	    PyModule_AddIntConstant(m, "BLOB_THRESHOLD", (long)ISOLA__BLOB_THRESHOLD_DEFAULT) < 0 ||
+	    PyModule_AddIntConstant(m, "MAX_WORKERS", ISOLA_MAX_WORKERS) < 0)
 		return -1;
 	if (add_package_path(m) < 0)
 		return -1;

@@ -117,29 +117,39 @@ const char *isola__python_warning(void)
 }
 
 /*
- * CPython 3.12 runs a single-phase extension's init function in an
- * isolated sub-interpreter before refusing it ("does not support loading
- * in subinterpreters"), and two workers doing that at once corrupt the
- * static types it shares: `import datetime` in two fresh workers
- * segfaults (3.12.1, with _xxsubinterpreters too).  Once the main
- * interpreter has the module, 3.12 refuses it up front, before any init,
- * and the stdlib falls back to its pure-Python version (_pydatetime,
- * _pydecimal...).  So the main interpreter imports the stdlib's
- * single-phase modules that workers commonly import.  GIL held.
+ * Fresh workers importing the same C extension at once crash CPython
+ * before 3.14 unless the main interpreter imported it first:
+ * - 3.12 runs a single-phase extension's init in an isolated
+ *   sub-interpreter before refusing it ("does not support loading in
+ *   subinterpreters"), and two doing that at once corrupt the static
+ *   types it shares (`import datetime` in two fresh workers segfaults,
+ *   with 3.12.1's own _xxsubinterpreters too).  Once the main interpreter
+ *   has the module, 3.12 refuses it up front and the stdlib falls back to
+ *   its pure-Python version (_pydatetime, _pydecimal...).
+ * - 3.13's _datetime (and zoneinfo, which imports it) crashes the same way
+ *   ("double free or corruption", Debian's 3.13 and pyenv's 3.13.0): its
+ *   static types are readied by the first interpreter to import it.
+ * So the main interpreter imports those modules when isola starts (a few
+ * ms).  Seen with tests/python/test_fresh_imports.py; 3.14 has neither
+ * problem.  GIL held.
  */
 void isola__preload_single_phase(void)
 {
 #if PY_VERSION_HEX < 0x030D0000
 	static const char *const mods[] = { "_datetime", "_decimal", "_elementtree",
 					    "pyexpat", "_ctypes", "_lsprof" };
-	if (PyInterpreterState_Get() != PyInterpreterState_Main())
+#elif PY_VERSION_HEX < 0x030E0000
+	static const char *const mods[] = { "_datetime" };
+#else
+	static const char *const mods[] = { NULL };
+#endif
+	if (mods[0] == NULL || PyInterpreterState_Get() != PyInterpreterState_Main())
 		return;
 	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
 		PyObject *m = PyImport_ImportModule(mods[i]);
 		Py_XDECREF(m);
 		PyErr_Clear(); /* not built here: nothing to protect */
 	}
-#endif
 }
 
 /* python3 ignores SIGPIPE so that a write to a closed pipe or socket

@@ -9,9 +9,9 @@
  * imported as an extension module).  Idempotent, any thread. */
 void isola__runtime_attach(void);
 
-/* 3.12: import the stdlib's single-phase extensions in the main
- * interpreter, so that workers refuse them safely (runtime.c).  GIL
- * held; nothing on other versions or in other interpreters. */
+/* Before 3.14: import in the main interpreter the stdlib extensions that
+ * crash when fresh workers import them at once (runtime.c).  GIL held;
+ * nothing on 3.14 or in other interpreters. */
 void isola__preload_single_phase(void);
 
 /* On a CPython known to crash with isolated sub-interpreters at exit

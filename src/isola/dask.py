@@ -228,12 +228,18 @@ class IsolaExecutor(_cf.Executor):
             self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
+_TASK_TYPE = []  # [dask._task_spec.Task or None], resolved on first use
+
+
 def _is_plain_task(task):
-    try:
-        from dask._task_spec import Task
-    except ImportError:
-        return False
-    return type(task) is Task and callable(getattr(task, "func", None))
+    if not _TASK_TYPE:
+        try:
+            from dask._task_spec import Task
+        except ImportError:
+            Task = None
+        _TASK_TYPE.append(Task)
+    Task = _TASK_TYPE[0]
+    return Task is not None and type(task) is Task and callable(getattr(task, "func", None))
 
 
 class IsolaPlugin(_WorkerPlugin):
@@ -291,7 +297,13 @@ def get(dsk, keys, num_workers=None, pool=None, **kwargs):
     calls.  Other keywords go to dask.multiprocessing.get."""
     import dask.multiprocessing as _dmp
     if isinstance(pool, _isola.Pool):
-        pool = IsolaExecutor(pool=pool)
+        # An executor over the caller's pool for this call only: its
+        # threads end with the call, the pool stays the caller's.
+        ex = IsolaExecutor(pool=pool)
+        try:
+            return _dmp.get(dsk, keys, pool=ex, **kwargs)
+        finally:
+            ex.shutdown(wait=True)
     if pool is None:
         with _default_lock:
             pool = _default.get(num_workers)

@@ -3,9 +3,12 @@
  * as a tree of isola_value nodes, unpacked with msgpack-c.  Tuples, sets
  * and frozensets (ext 1-3) and exceptions (ext 11) are unpacked into
  * their items; blob and channel references (ext 12/13) resolve to the
- * message's attached references; other ext types are handed over raw.
+ * message's attached references, a frozen reference (ext 18) to an
+ * isola_frozen; other ext types are handed over raw.
  */
 #include "isola.h"
+
+#include "channels/blob.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -53,6 +56,28 @@ static int convert_items(isola_reader *r, const msgpack_object *items, size_t n,
 		if (e != 0)
 			return e;
 	}
+	return 0;
+}
+
+/* A frozen reference: an attached image and an offset inside it. */
+static int frozen_ref(isola_reader *r, const msgpack_object_ext *ext, isola_value *v)
+{
+	const unsigned char *p = (const unsigned char *)ext->ptr;
+	int k;
+	void *ptr;
+	if (ext->size != 5 || isola_msg_ref(r->msg, p[0], &k, &ptr) != 0 ||
+	    k != ISOLA_REF_BLOB || !isola__blob_is_image(ptr))
+		return ISOLA_EINVAL;
+	uint32_t off = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+	if (off >= ((isola_blob *)ptr)->len)
+		return ISOLA_EINVAL;
+	isola_frozen *f = msgpack_zone_malloc(r->zone, sizeof(*f));
+	if (f == NULL)
+		return ISOLA_ENOMEM;
+	f->image = ptr; /* borrowed from the message, as blobs are */
+	f->offset = off;
+	v->type = ISOLA_VALUE_FROZEN;
+	v->as.frozen = f;
 	return 0;
 }
 
@@ -156,6 +181,8 @@ static int convert(isola_reader *r, const msgpack_object *o, size_t at, int dept
 				v->as.channel = ptr;
 			return 0;
 		}
+		if (ext->type == 18) /* a frozen value: [ref index][u32 BE offset] */
+			return frozen_ref(r, ext, v);
 		v->type = ext->type == 4 ? ISOLA_VALUE_BIGINT : ISOLA_VALUE_EXT;
 		v->ext_type = ext->type;
 		v->as.bytes.ptr = ext->ptr;

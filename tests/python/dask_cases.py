@@ -161,6 +161,15 @@ def local():
         out["exception"] = ["TaskError", str(exc)]
     with dask.config.set(scheduler=isola.dask.get):
         out["config"] = dask.compute(inc(41))[0]
+    # the caller's own pool, many times: it stays usable, no threads pile up
+    import functools
+    import threading
+    with isola.Pool(2) as pool:
+        get = functools.partial(isola.dask.get, pool=pool)
+        before = threading.active_count()
+        out["own_pool"] = [g.compute(scheduler=get) for _ in range(20)]
+        out["own_pool_threads"] = threading.active_count() - before
+        out["own_pool_after"] = pool.submit(abs, -3).result()
     return out
 
 

@@ -87,6 +87,11 @@ class DaskLocalScheduler(unittest.TestCase):
     def test_exception_type(self):
         self.assertEqual(self.out["exception"], ["TaskError", "bad 1"])
 
+    def test_the_callers_pool(self):
+        self.assertEqual(self.out["own_pool"], [9] * 20)
+        self.assertLessEqual(self.out["own_pool_threads"], 0)
+        self.assertEqual(self.out["own_pool_after"], 3)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -2,10 +2,11 @@
 
 On CPython 3.12 two isolated sub-interpreters importing a single-phase
 extension (_datetime, _decimal, ...) at the same moment corrupt its shared
-static types (a segfault; also with 3.12's own _xxsubinterpreters) unless
-the main interpreter imported it first.  isola imports them in the main
-interpreter on 3.12 (src/interp/runtime.c).  Run in a subprocess whose
-main interpreter does nothing else, with a hard timeout.
+static types (a segfault; also with 3.12's own _xxsubinterpreters), and on
+3.13 _datetime (zoneinfo too) does ("double free or corruption"), unless
+the main interpreter imported it first: isola does (src/interp/runtime.c).
+Run in a subprocess whose main interpreter does nothing else, with a hard
+timeout.
 """
 import os
 import subprocess
@@ -18,6 +19,10 @@ import isola
 
 def imp():
     import datetime, decimal
+    try:
+        import zoneinfo  # noqa: F401  (3.12 sub-interpreters: AttributeError, no crash)
+    except (ImportError, AttributeError):
+        pass
     try:
         import _datetime  # noqa: F401  (refused in 3.12's sub-interpreters)
     except ImportError:

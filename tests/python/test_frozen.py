@@ -224,6 +224,24 @@ class AcrossInterpreters(unittest.TestCase):
         with self.assertRaises(TypeError):
             isola.publish(1, {})
 
+    def test_interpreters_end_while_others_read(self):
+        """A pool whose workers hold views of a table ends (its
+        interpreters finalised, their views dropped) while another
+        pool's workers are reading the same table."""
+        table = isola.freeze({str(i): [i] for i in range(3000)})
+        want = sum(range(3000))
+        with isola.Pool(2) as readers:
+            long_reads = [readers.submit(_read_forever, table, 1.5) for _ in range(2)]
+            for _ in range(3):
+                ending = isola.Pool(2)
+                reads = [ending.submit(_sum_table, table, "test_frozen.none") for _ in range(4)]
+                self.assertEqual(reads[0].result(timeout=60), want)
+                ending.shutdown(wait=True, cancel_futures=True)
+            for f in long_reads:
+                self.assertEqual(f.result(timeout=60) % want, 0)
+        del table
+        gc.collect()
+
     def test_readers_and_writers_at_once(self):
         """4 workers read one value while threads freeze, publish, drop."""
         table = isola.publish("test_frozen.race", {str(i): [i] * 3 for i in range(2000)})
@@ -246,6 +264,16 @@ class AcrossInterpreters(unittest.TestCase):
             stop.set()
             t.join()
             isola.unpublish("test_frozen.churn")
+
+
+def _read_forever(table, seconds):
+    import time
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        for k in table:
+            n += table[k][0]
+    return n
 
 
 def _sum_table(table, churn_name):
