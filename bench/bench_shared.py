@@ -107,7 +107,7 @@ def ci_read_all(m):
     return n
 
 
-def interpreters_baseline(d, image):
+def interpreters_baseline(d):
     """3.14's concurrent.interpreters: the dict reaches each interpreter
     as a copy (call() pickles what it cannot share)."""
     try:
@@ -115,21 +115,31 @@ def interpreters_baseline(d, image):
     except ImportError:
         print("concurrent.interpreters: not in this Python (3.14+)")
         return
+    import threading
     for workers in (1, 2, 4):
         interps = [interpreters.create() for _ in range(workers)]
         gc.collect()
         base = rss()
+        peak = [base]
+        done = threading.Event()
+        def sample():
+            while not done.is_set():
+                peak.append(rss())
+                time.sleep(0.005)
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         t = time.perf_counter()
-        for it in interps:
-            it.call(ci_read_all, d)
+        threads = [threading.Thread(target=it.call, args=(ci_read_all, d)) for it in interps]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
         took = time.perf_counter() - t
-        # each interpreter's copy is garbage once call() returns: what it
-        # costs while reading is the peak, approximated by one copy each
-        # (measured here as the RSS left after the calls, a lower bound)
-        per = (rss() - base) / workers
-        print(f"concurrent.interpreters x{workers}: {took / workers * 1e3:8.1f} ms per "
-              f"interpreter to hand over and read, +{per / 1e6:.1f} MB RSS each after "
-              f"({per / image * 100:.0f}% of the image)")
+        done.set()
+        sampler.join()
+        per = (max(peak) - base) / workers
+        print(f"concurrent.interpreters x{workers}: {took * 1e3:8.1f} ms to hand it to all and "
+              f"read every entry, peak +{per / 1e6:.1f} MB RSS each (a copy per interpreter)")
         for it in interps:
             it.close()
 
@@ -148,12 +158,13 @@ def main():
     table = isola.freeze(d)
     t_freeze_first = time.perf_counter() - t0
     grew = rss() - before
+    nbytes = table.nbytes
     t_freeze = med(lambda: isola.freeze(d))
     image = isola.publish("bench.table", table)
     print(f"freeze        {t_freeze * 1e3:8.1f} ms   pickle.dumps {t_pickle * 1e3:8.1f} ms"
           f"   ratio {t_freeze / t_pickle:.2f}x  (first freeze {t_freeze_first * 1e3:.1f} ms)")
-    print(f"image growth  {grew / 1e6:8.1f} MB   pickle size  {size_pickle / 1e6:8.1f} MB"
-          f"   ratio {grew / size_pickle:.2f}x")
+    print(f"image         {nbytes / 1e6:8.1f} MB   pickle size  {size_pickle / 1e6:8.1f} MB"
+          f"   ratio {nbytes / size_pickle:.2f}x  (RSS grew by {grew / 1e6:.1f} MB)")
     del image
 
     with isola.Pool(4) as pool:
@@ -191,10 +202,10 @@ def main():
             [f.result() for f in futs]
             per = (max(peak) - base) / workers
             print(f"{workers} reader(s)  +{per / 1e6:7.2f} MB each while reading every entry "
-                  f"({per / grew * 100:.2f}% of the image)")
+                  f"({per / nbytes * 100:.2f}% of the image)")
 
     isola.unpublish("bench.table")
-    interpreters_baseline(d, grew)
+    interpreters_baseline(d)
     _FORK_TABLE = d
     ctx = mp.get_context("fork")
     for workers in (1, 2, 4):

@@ -574,6 +574,21 @@ static PyObject *fz_deepcopy(PyObject *self, PyObject *memo)
 	return Py_NewRef(self);
 }
 
+/* The whole image's size: what the value costs the process, once. */
+static PyObject *fz_nbytes(PyObject *self, void *closure)
+{
+	(void)closure;
+	size_t offset;
+	isola_blob *image = isola__frozen_blob((isola__frozen_obj *)self, &offset);
+	return PyLong_FromSize_t(image->len);
+}
+
+static PyGetSetDef fz_getset[] = {
+	{ "nbytes", fz_nbytes, NULL,
+	  "Bytes of the frozen image this value lives in (shared by every interpreter).", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
 #define COMMON_METHODS                                                                  \
 	{ "__copy__", fz_copy, METH_NOARGS, NULL },                                      \
 	{ "__deepcopy__", fz_deepcopy, METH_O, NULL },                                   \
@@ -600,6 +615,7 @@ static PyType_Slot map_slots[] = {
 	{ Py_tp_richcompare, map_richcompare },
 	{ Py_tp_iter, map_iter },
 	{ Py_tp_methods, map_methods },
+	{ Py_tp_getset, fz_getset },
 	{ Py_mp_length, fz_len },
 	{ Py_mp_subscript, map_subscript },
 	{ Py_sq_contains, map_contains },
@@ -745,6 +761,7 @@ static PyType_Slot seq_slots[] = {
 	{ Py_tp_richcompare, seq_richcompare },
 	{ Py_tp_iter, seq_iter },
 	{ Py_tp_methods, seq_methods },
+	{ Py_tp_getset, fz_getset },
 	{ Py_sq_length, fz_len },
 	{ Py_sq_item, seq_item },
 	{ Py_sq_contains, seq_contains },

@@ -45,6 +45,13 @@ class RoundTrip(unittest.TestCase):
         for v in (None, 3, 2 ** 80, "s", b"b", 1.25, (1, 2)):
             self.assertEqual(isola.freeze(v), v)
 
+    def test_nbytes_is_the_image_size(self):
+        small, big = isola.freeze({"a": 1}), isola.freeze({"a": "x" * 100_000})
+        self.assertLess(small.nbytes, 100)
+        self.assertGreater(big.nbytes, 100_000)
+        self.assertGreater(isola.freeze([big, big]).nbytes, 2 * big.nbytes - 100)  # copied in
+        self.assertEqual(isola.freeze({"s": [1, 2]})["s"].nbytes, isola.freeze({"s": [1, 2]}).nbytes)
+
     def test_freezing_a_frozen_value_is_free(self):
         f = isola.freeze({"a": [1]})
         self.assertIs(isola.freeze(f), f)
