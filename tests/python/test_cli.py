@@ -26,6 +26,7 @@ def shout(s):
 
 
 @unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with Debian's Pythons")
 class Cli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -161,6 +162,7 @@ class Cli(unittest.TestCase):
 
 
 @unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with Debian's Pythons")
 class Demos(unittest.TestCase):
     def run_demo(self, name, *args):
         env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "src"))

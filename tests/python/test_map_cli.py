@@ -68,6 +68,7 @@ def boom(x):
 
 
 @unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with Debian's Pythons")
 class MapCli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
