@@ -89,22 +89,19 @@ int isola_frozen_lookup(const char *name, isola_frozen **out)
 {
 	if (name == NULL || out == NULL)
 		return ISOLA_EINVAL;
-	isola_frozen *f = malloc(sizeof(*f));
-	if (f == NULL)
-		return ISOLA_ENOMEM;
+	isola_frozen v = { 0 };
 	pthread_mutex_lock(&reg_lock);
 	struct entry *e = find(name);
 	if (e != NULL) {
-		*f = e->value;
-		isola_blob_retain(f->image);
+		v = e->value;
+		isola_blob_retain(v.image); /* so an unpublish now cannot free it */
 	}
 	pthread_mutex_unlock(&reg_lock);
-	if (e == NULL) {
-		free(f);
+	if (e == NULL)
 		return ISOLA_ENOTFOUND;
-	}
-	*out = f;
-	return 0;
+	int r = isola_frozen_copy(&v, out);
+	isola_blob_release(v.image);
+	return r;
 }
 
 int isola_frozen_release(isola_frozen *f)

@@ -768,7 +768,16 @@ PyObject *isola__decode_bytes(isola__state *st, const void *data, size_t len,
 PyObject *isola__frozen_decode(isola__state *st, PyObject *owner, const unsigned char *p,
 			       const unsigned char *end, int thaw, const unsigned char **next)
 {
-	dec d = { .st = st, .o = &isola__codec_defaults, .msg = NULL, .start = p, .p = p,
+	/* Images never hold a pickle (freeze refuses what would need one): a
+	 * reference pointing into bytes that look like one is refused too. */
+	static const isola__codec_opts image = {
+		.allow_pickle = 0,
+		.allow_refs = 0,
+		.blob_threshold = SIZE_MAX,
+		.max_size = SIZE_MAX,
+		.max_depth = ISOLA__MAX_DEPTH_DEFAULT,
+	};
+	dec d = { .st = st, .o = &image, .msg = NULL, .start = p, .p = p,
 		  .end = end, .frozen_owner = owner, .thaw = thaw };
 	PyObject *r = dec_obj(&d);
 	if (next != NULL)

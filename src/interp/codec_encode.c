@@ -1046,15 +1046,11 @@ static int enc_frozen_view_copy(enc *e, PyObject *obj)
 /* What isola.freeze accepts; anything else is a TypeError naming its path. */
 static int enc_frozen_obj(enc *e, PyObject *obj)
 {
+	/* enc_obj wrote None, bool, int, float, str and bytes before coming
+	 * here: they are frozen exactly as they travel. */
 	PyTypeObject *t = Py_TYPE(obj);
-	if (obj == Py_None || obj == Py_True || obj == Py_False || t == &PyLong_Type ||
-	    t == &PyFloat_Type || t == &PyUnicode_Type || t == &PyBytes_Type ||
-	    t == &PyComplex_Type) {
-		e->freeze = 0; /* scalars: exactly as on the wire */
-		int r = enc_obj(e, obj);
-		e->freeze = 1;
-		return r;
-	}
+	if (t == &PyComplex_Type)
+		return enc_complex(e, obj);
 	if (t == &PyList_Type)
 		return enc_frozen_seq(e, obj);
 	if (t == &PyDict_Type)
@@ -1068,7 +1064,7 @@ static int enc_frozen_obj(enc *e, PyObject *obj)
 	}
 	if (t == &PySet_Type || t == &PyFrozenSet_Type)
 		return enc_wrapped_seq(e, obj, ISOLA_EXT_FROZENSET);
-	if (t == e->st->frozen_map_type || t == e->st->frozen_seq_type)
+	if (isola__is_frozen_view(e->st, obj))
 		return enc_frozen_view_copy(e, obj);
 	/* datetime types, C or (3.12's sub-interpreters) pure Python ones */
 	if (ensure_datetime(e->st) < 0)
@@ -1161,7 +1157,7 @@ static int enc_obj(enc *e, PyObject *obj)
 	}
 	if (t == &PyComplex_Type)
 		return enc_complex(e, obj);
-	if (t == e->st->frozen_map_type || t == e->st->frozen_seq_type)
+	if (isola__is_frozen_view(e->st, obj))
 		return enc_frozen_ref(e, obj);
 	if (t == e->st->buffer_type) {
 		isola__buffer_obj *b = (isola__buffer_obj *)obj;

@@ -68,6 +68,13 @@ PyObject *isola__frozen_at(isola__state *st, isola_blob *blob, size_t offset);
 /* Where a view's container starts in its image (for FROZEN_REF). */
 isola_blob *isola__frozen_blob(const isola__frozen_obj *f, size_t *offset);
 
+/* Whether obj is a FrozenMap or FrozenSeq of this interpreter. */
+static inline int isola__is_frozen_view(const isola__state *st, PyObject *obj)
+{
+	PyTypeObject *t = Py_TYPE(obj);
+	return t == st->frozen_map_type || t == st->frozen_seq_type;
+}
+
 /* Whether a view covers its whole container (not a slice of it). */
 static inline int isola__frozen_whole(const isola__frozen_obj *f)
 {

@@ -10,16 +10,11 @@
 
 #include <stdlib.h>
 
-static int is_view(isola__state *st, PyObject *obj)
-{
-	return Py_TYPE(obj) == st->frozen_map_type || Py_TYPE(obj) == st->frozen_seq_type;
-}
-
 /* obj as an image and an offset in it (a new reference to the image):
  * a whole view is its own image, anything else is frozen now. */
 static int image_of(isola__state *st, PyObject *obj, isola_frozen *out)
 {
-	if (is_view(st, obj) && isola__frozen_whole((isola__frozen_obj *)obj)) {
+	if (isola__is_frozen_view(st, obj) && isola__frozen_whole((isola__frozen_obj *)obj)) {
 		size_t offset;
 		out->image = isola__frozen_blob((isola__frozen_obj *)obj, &offset);
 		if (offset > UINT32_MAX) { /* deep inside an image past 4 GiB */
@@ -37,7 +32,7 @@ static int image_of(isola__state *st, PyObject *obj, isola_frozen *out)
 PyObject *isola__py_freeze(PyObject *m, PyObject *obj)
 {
 	isola__state *st = PyModule_GetState(m);
-	if (is_view(st, obj))
+	if (isola__is_frozen_view(st, obj))
 		return Py_NewRef(obj);
 	isola_frozen f;
 	if (image_of(st, obj, &f) < 0)

@@ -359,34 +359,28 @@ static PyObject *map_iter_items(PyObject *self, PyObject *unused)
 	return iter_new(self, IT_ITEMS);
 }
 
-/* keys()/values()/items(): the collections.abc views (set-like keys and
- * items), iterating with the iterators above. */
-static PyObject *map_view(PyObject *self, const char *which)
-{
-	PyObject *mod = PyImport_ImportModule("_collections_abc");
-	PyObject *cls = mod ? PyObject_GetAttrString(mod, which) : NULL;
-	PyObject *r = cls ? PyObject_CallOneArg(cls, self) : NULL;
-	Py_XDECREF(cls);
-	Py_XDECREF(mod);
-	return r;
-}
-
+/* keys()/values()/items(): collections.abc views (set-like keys and
+ * items), made at module exec; values and items iterate with the
+ * iterators above rather than a lookup per key. */
 static PyObject *map_keys(PyObject *self, PyObject *unused)
 {
 	(void)unused;
-	return map_view(self, "KeysView");
+	isola__state *st = PyType_GetModuleState(Py_TYPE(self));
+	return PyObject_CallOneArg(st->frozen_views[0], self);
 }
 
 static PyObject *map_values(PyObject *self, PyObject *unused)
 {
 	(void)unused;
-	return map_view(self, "ValuesView");
+	isola__state *st = PyType_GetModuleState(Py_TYPE(self));
+	return PyObject_CallOneArg(st->frozen_views[1], self);
 }
 
 static PyObject *map_items(PyObject *self, PyObject *unused)
 {
 	(void)unused;
-	return map_view(self, "ItemsView");
+	isola__state *st = PyType_GetModuleState(Py_TYPE(self));
+	return PyObject_CallOneArg(st->frozen_views[2], self);
 }
 
 /* ---- thawing and comparing --------------------------------------------- */
@@ -790,19 +784,31 @@ int isola__frozen_types_add(PyObject *m, isola__state *st)
 	    st->frozen_iter_type == NULL || PyModule_AddType(m, st->frozen_map_type) < 0 ||
 	    PyModule_AddType(m, st->frozen_seq_type) < 0)
 		return -1;
-	/* isinstance(v, Mapping / Sequence), in every interpreter. */
-	PyObject *abc = PyImport_ImportModule("_collections_abc");
-	int ok = abc != NULL;
-	for (int i = 0; ok && i < 2; i++) {
-		PyObject *cls = PyObject_GetAttrString(abc, i == 0 ? "Mapping" : "Sequence");
-		PyObject *r = cls ? PyObject_CallMethod(cls, "register", "O",
-							i == 0 ? st->frozen_map_type
-							       : st->frozen_seq_type)
-				  : NULL;
-		ok = r != NULL;
-		Py_XDECREF(r);
-		Py_XDECREF(cls);
-	}
-	Py_XDECREF(abc);
+	/* isinstance(v, Mapping / Sequence) in every interpreter, and the
+	 * views keys()/values()/items() return. */
+	static const char src[] =
+		"from _collections_abc import Mapping, Sequence, KeysView, ValuesView, ItemsView\n"
+		"Mapping.register(FrozenMap)\n"
+		"Sequence.register(FrozenSeq)\n"
+		"class FrozenValuesView(ValuesView):\n"
+		"    __slots__ = ()\n"
+		"    def __iter__(self):\n"
+		"        return self._mapping._iter_values()\n"
+		"class FrozenItemsView(ItemsView):\n"
+		"    __slots__ = ()\n"
+		"    def __iter__(self):\n"
+		"        return self._mapping._iter_items()\n"
+		"views = (KeysView, FrozenValuesView, FrozenItemsView)\n";
+	PyObject *ns = Py_BuildValue("{sOsO}", "FrozenMap", st->frozen_map_type, "FrozenSeq",
+				     st->frozen_seq_type);
+	PyObject *builtins = ns ? PyEval_GetBuiltins() : NULL; /* borrowed */
+	int ok = builtins != NULL && PyDict_SetItemString(ns, "__builtins__", builtins) == 0;
+	PyObject *r = ok ? PyRun_String(src, Py_file_input, ns, ns) : NULL;
+	PyObject *views = r ? PyDict_GetItemString(ns, "views") : NULL; /* borrowed */
+	ok = views != NULL;
+	for (int i = 0; ok && i < 3; i++)
+		st->frozen_views[i] = Py_NewRef(PyTuple_GET_ITEM(views, i));
+	Py_XDECREF(r);
+	Py_XDECREF(ns);
 	return ok ? 0 : -1;
 }

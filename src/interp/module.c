@@ -523,6 +523,8 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->frozen_map_type);
 	Py_VISIT(st->frozen_seq_type);
 	Py_VISIT(st->frozen_iter_type);
+	for (int i = 0; i < 3; i++)
+		Py_VISIT(st->frozen_views[i]);
 	Py_VISIT(st->main_path);
 	return 0;
 }
@@ -552,6 +554,8 @@ static int mod_clear(PyObject *m)
 	Py_CLEAR(st->frozen_map_type);
 	Py_CLEAR(st->frozen_seq_type);
 	Py_CLEAR(st->frozen_iter_type);
+	for (int i = 0; i < 3; i++)
+		Py_CLEAR(st->frozen_views[i]);
 	Py_CLEAR(st->main_path);
 	return 0;
 }

@@ -25,6 +25,7 @@ typedef struct isola__state {
 	int importing_main;   /* importing it now (a Pool made then: no guard) */
 	PyTypeObject *pool_type, *cfuture_type;
 	PyTypeObject *frozen_map_type, *frozen_seq_type, *frozen_iter_type;
+	PyObject *frozen_views[3]; /* the classes of keys(), values(), items() */
 	int front_loaded;     /* front.py has run in this interpreter */
 } isola__state;
 
