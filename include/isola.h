@@ -645,13 +645,42 @@ int isola_pool_submit(isola_pool *pool, const char *target, isola_msg *args,
 
 /*
  * Map target over n argument sets (each an array or map, as for submit),
- * in chunks of chunksize calls (0: n / (4 * workers), at least 1).  The
- * pool takes the contents of every argsets[i] on success.  out[k] (the
- * caller provides ceil(n / chunksize) slots; *n_chunks says how many are
- * used) gets one future per chunk whose result is the array of that
- * chunk's return values, in order; a chunk fails at its first exception.
+ * in chunks: one task and one future per chunk, whose result is the array
+ * of that chunk's outcomes, in order.  The caller provides
+ * ceil(n / chunksize) slots in out (chunksize as resolved below).
+ *
+ * 0: every chunk is queued; out[0 .. *n_chunks) are new futures the
+ * caller releases, and the pool took the contents of every argsets[i].
+ * On failure out and *n_chunks are not written: EINVAL (bad arguments),
+ * ECLOSED (shut down) or ENOMEM with nothing queued and argsets as they
+ * were; ECLOSED or EAGAIN (the queue stayed full past queue_wait_ns)
+ * from the queue refusing a chunk: the chunks queued before it are
+ * cancelled (one a worker had already started runs on, its result
+ * dropped) and their argument sets are consumed; the others are left.
  * References: at most 8 per chunk in all.
  */
+typedef struct isola_map_options {
+	/* Calls per chunk.  0: n / (4 * workers), at least 1. */
+	size_t chunksize;
+	/* > 0: a chunk that has run this long is interrupted (its future
+	 * ends ETIMEDOUT, as a submitted task's); <= 0: no limit. */
+	int64_t timeout_ns;
+	/* 0: a chunk fails (EPYTHON) at its first exception, and its error
+	 * message starts "map element I: " (I counts from 0 over all n).
+	 * 1: per element: each slot of the chunk's result array holds that
+	 * call's return value or the Exception it raised (the wire type
+	 * exception: ISOLA_VALUE_EXCEPTION for isola_reader), and the chunk
+	 * fails only as a whole (timeout, cancel, shutdown, or an interrupt
+	 * that is not an Exception). */
+	int per_element;
+} isola_map_options;
+
+/* opts NULL: all defaults (every field 0). */
+int isola_pool_map_ex(isola_pool *pool, const char *target, isola_msg *argsets,
+		      size_t n, const isola_map_options *opts, isola_future **out,
+		      size_t *n_chunks);
+
+/* isola_pool_map_ex with only a chunk size (0: the default). */
 int isola_pool_map(isola_pool *pool, const char *target, isola_msg *argsets,
 		   size_t n, size_t chunksize, isola_future **out, size_t *n_chunks);
 

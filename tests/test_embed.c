@@ -33,7 +33,8 @@ static void setup(void)
 	      "def big():\n    return 2**70\n"
 	      "def looked_up(name, key):\n    import isola\n    return isola.lookup(name)[key]\n"
 	      "def get(m, key):\n    return (type(m).__name__, m[key])\n"
-	      "def frozen_back(name):\n    import isola\n    return isola.lookup(name)\n",
+	      "def frozen_back(name):\n    import isola\n    return isola.lookup(name)\n"
+	      "def inv(x):\n    return 1 / x\n",
 	      f);
 	fclose(f);
 	/* module_paths only: no pool below names dir in its own setup. */
@@ -489,4 +490,166 @@ Test(embed, a_frozen_table_from_c_reaches_every_worker)
 	cr_assert_null(bad);
 	cr_assert_eq(isola_frozen_publish(NULL, NULL), ISOLA_EINVAL);
 	isola_writer_destroy(w);
+}
+
+/* Argument sets [x] for x = start, start+1, ... (ints, via the writer). */
+static void int_argsets(isola_msg *sets, size_t n, int start)
+{
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(isola_write_list(w, 1), 0);
+		cr_assert_eq(isola_write_int(w, start + (int)i), 0);
+		isola_msg_init(&sets[i]);
+		cr_assert_eq(isola_writer_finish(w, &sets[i]), 0);
+	}
+	isola_writer_destroy(w);
+}
+
+static void clear_all(isola_msg *sets, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		isola_msg_clear(&sets[i]);
+}
+
+Test(embed, a_failed_map_chunk_names_its_element)
+{
+	isola_pool *p = pool(2);
+	isola_msg sets[6];
+	int_argsets(sets, 6, -3); /* -3 .. 2: element 3 divides by zero */
+	isola_future *out[3];
+	size_t k = 0;
+	cr_assert_eq(isola_pool_map(p, "embed_helper:inv", sets, 6, 2, out, &k), 0);
+	cr_assert_eq(k, 3);
+	int failed = 0;
+	for (size_t c = 0; c < k; c++) {
+		cr_assert_eq(isola_future_wait(out[c], -1), 0);
+		int s = isola_future_result(out[c], NULL);
+		if (c == 1) {
+			const char *type = NULL, *msg = NULL;
+			cr_assert_eq(s, ISOLA_EPYTHON);
+			cr_assert_eq(isola_future_error(out[c], &type, &msg, NULL), 0);
+			cr_assert_str_eq(type, "ZeroDivisionError");
+			cr_assert(strncmp(msg, "map element 3: ", 15) == 0, "message: '%s'", msg);
+			failed++;
+		} else {
+			cr_assert_eq(s, 0, "chunk %zu", c);
+		}
+		isola_future_release(out[c]);
+	}
+	cr_assert_eq(failed, 1);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, a_per_element_map_reports_every_call)
+{
+	isola_pool *p = pool(2);
+	isola_msg sets[5];
+	int_argsets(sets, 5, -2); /* -2 .. 2 */
+	isola_future *out[5];
+	size_t k = 0;
+	isola_map_options o = { .chunksize = 5, .per_element = 1 };
+	cr_assert_eq(isola_pool_map_ex(p, "embed_helper:inv", sets, 5, &o, out, &k), 0);
+	cr_assert_eq(k, 1);
+	isola_msg r = wait_result(out[0]); /* the chunk as a whole succeeded */
+	isola_reader *rd;
+	const isola_value *v;
+	cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
+	cr_assert_eq(v->type, ISOLA_VALUE_LIST);
+	cr_assert_eq(v->as.seq.n, 5);
+	for (size_t i = 0; i < 5; i++) {
+		const isola_value *it = &v->as.seq.items[i];
+		if (i == 2) {
+			cr_assert_eq(it->type, ISOLA_VALUE_EXCEPTION);
+			const isola_value *qual = &it->as.seq.items[1];
+			cr_assert(qual->as.bytes.len == 17 &&
+				  memcmp(qual->as.bytes.ptr, "ZeroDivisionError", 17) == 0);
+		} else {
+			cr_assert_eq(it->type, ISOLA_VALUE_FLOAT, "element %zu", i);
+			cr_assert_float_eq(it->as.f, 1.0 / ((double)i - 2), 1e-12);
+		}
+	}
+	isola_reader_destroy(rd);
+	isola_msg_clear(&r);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, a_map_timeout_interrupts_its_chunk)
+{
+	isola_pool *p = pool(1);
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	isola_msg sets[1];
+	cr_assert_eq(isola_write_list(w, 0), 0);
+	isola_msg_init(&sets[0]);
+	cr_assert_eq(isola_writer_finish(w, &sets[0]), 0);
+	isola_writer_destroy(w);
+	isola_future *out[1];
+	size_t k = 0;
+	isola_map_options o = { .timeout_ns = 100000000 };
+	cr_assert_eq(isola_pool_map_ex(p, "embed_helper:spin", sets, 1, &o, out, &k), 0);
+	cr_assert_eq(k, 1);
+	cr_assert_eq(isola_future_wait(out[0], 20000000000LL), 0);
+	cr_assert_eq(isola_future_result(out[0], NULL), ISOLA_ETIMEDOUT);
+	isola_future_release(out[0]);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, a_refused_map_writes_no_output)
+{
+	isola_pool *p = pool(1);
+	isola_msg sets[3];
+	int_argsets(sets, 3, 1);
+	isola_future *out[3] = { NULL, NULL, NULL };
+	size_t k = 77;
+	cr_assert_eq(isola_pool_map(p, "no_colon", sets, 3, 1, out, &k), ISOLA_EINVAL);
+	cr_assert_eq(isola_pool_shutdown(p, 0, -1), 0);
+	cr_assert_eq(isola_pool_map(p, "embed_helper:inv", sets, 3, 1, out, &k), ISOLA_ECLOSED);
+	cr_assert_eq(k, 77, "n_chunks untouched");
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_null(out[i]);
+		const void *d;
+		size_t len = 0;
+		cr_assert_eq(isola_msg_bytes(&sets[i], &d, &len), 0);
+		cr_assert_gt(len, 0, "argument set %zu kept", i);
+	}
+	clear_all(sets, 3);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, a_map_the_queue_cannot_take_whole_reports_nothing)
+{
+	isola_pool_options po = { .workers = 1, .queue_wait_ns = 1000000 };
+	isola_pool *p = NULL;
+	cr_assert_eq(isola_pool_create(&po, &p, NULL), 0);
+	isola_msg a;
+	float_arg(&a, 0.5);
+	isola_future *busy;
+	cr_assert_eq(isola_pool_submit(p, "embed_helper:nap", &a, 0, &busy), 0);
+	enum { N = 70000 }; /* more chunks than the shared queue holds */
+	isola_msg *sets = calloc(N, sizeof(*sets));
+	isola_future **out = calloc(N, sizeof(*out));
+	cr_assert(sets != NULL && out != NULL);
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	for (size_t i = 0; i < N; i++) {
+		cr_assert_eq(isola_write_list(w, 0), 0);
+		isola_msg_init(&sets[i]);
+		cr_assert_eq(isola_writer_finish(w, &sets[i]), 0);
+	}
+	isola_writer_destroy(w);
+	size_t k = 77;
+	cr_assert_eq(isola_pool_map(p, "embed_helper:seven", sets, N, 1, out, &k), ISOLA_EAGAIN);
+	cr_assert_eq(k, 77, "n_chunks untouched");
+	for (size_t i = 0; i < N; i++)
+		cr_assert_null(out[i], "out[%zu] untouched", i);
+	const void *d;
+	size_t len = 0;
+	cr_assert_eq(isola_msg_bytes(&sets[N - 1], &d, &len), 0);
+	cr_assert_gt(len, 0, "the sets that were not queued stay the caller's");
+	clear_all(sets, N);
+	free(sets);
+	free(out);
+	isola_future_release(busy);
+	cr_assert_eq(isola_pool_destroy(p), 0);
 }

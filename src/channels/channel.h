@@ -102,6 +102,14 @@ void isola__ref_retain(uintptr_t ref);
 int isola__msg_copy(isola_msg *dst, const isola_msg *src);
 void isola__ref_release(uintptr_t ref);
 
+/* No bytes and no references (what isola_msg_init leaves). */
+bool isola__msg_is_empty(const isola_msg *msg);
+/* References attached so far (what isola__msg_drop_refs counts from). */
+size_t isola__msg_nrefs(const isola_msg *msg);
+/* Release the references attached after the first keep (an encoder
+ * undoing a failed part). */
+void isola__msg_drop_refs(isola_msg *msg, size_t keep);
+
 /* Tags: bits that the layer above sets once, right after creating the
  * channel and before sharing it, and that every handle of the channel
  * reads, in any interpreter (the Python binding keeps "no pickle" here,

@@ -174,3 +174,19 @@ int isola__msg_copy(isola_msg *dst, const isola_msg *src)
 		isola_msg_clear(dst);
 	return r;
 }
+
+bool isola__msg_is_empty(const isola_msg *msg)
+{
+	return msg->len_ == 0 && msg->nrefs_ == 0;
+}
+
+size_t isola__msg_nrefs(const isola_msg *msg)
+{
+	return msg->nrefs_;
+}
+
+void isola__msg_drop_refs(isola_msg *msg, size_t keep)
+{
+	while (msg->nrefs_ > keep)
+		isola__ref_release(msg->refs_[--msg->nrefs_]);
+}

@@ -9,6 +9,7 @@
  * object is owned by the container being built as soon as it exists.
  */
 #include "interp/codec.h"
+#include "channels/channel.h"
 
 #include "interp/frozen.h"
 #include "interp/wire.h"
@@ -528,7 +529,7 @@ static PyObject *dec_ref(dec *d, const unsigned char *at, const unsigned char *p
 	void *ptr;
 	if (isola_msg_ref(d->msg, index, &k, &ptr) != 0)
 		return derr(d, at, "reference %zu, but the message carries %u", index,
-			    (unsigned)d->msg->nrefs_);
+			    (unsigned)isola__msg_nrefs(d->msg));
 	if (k != kind)
 		return derr(d, at, "reference %zu is not a %s", index,
 			    kind == ISOLA_REF_BLOB ? "blob" : "channel");

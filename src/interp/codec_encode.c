@@ -433,7 +433,7 @@ static int enc_blob_ref(enc *e, PyObject *obj, isola_blob *blob)
 	if (e->msg == NULL || !e->o->allow_refs)
 		return fail_at(e, PyExc_TypeError, obj,
 			       "can only travel through a channel (as a zero-copy reference)");
-	size_t index = e->msg->nrefs_;
+	size_t index = isola__msg_nrefs(e->msg);
 	int r = isola_msg_attach_blob(e->msg, blob);
 	if (r == ISOLA_ELIMIT)
 		return fail_at(e, PyExc_ValueError, obj,
@@ -454,7 +454,7 @@ static int enc_bytes_like(enc *e, PyObject *obj, const void *data, size_t len,
 	 * left (a chunk of many large results): then copied inline, since
 	 * how isola batches results must never make them fail. */
 	if (len >= e->o->blob_threshold && e->msg != NULL && e->o->allow_refs &&
-	    e->msg->nrefs_ < ISOLA_MSG_MAX_REFS) {
+	    isola__msg_nrefs(e->msg) < ISOLA_MSG_MAX_REFS) {
 		isola_blob *blob = NULL;
 		int r = immutable ? isola__owner_blob(e->st->owner, obj, data, len, &blob)
 				  : isola_blob_create(data, len, &blob);
@@ -736,7 +736,7 @@ static int enc_or_repr(enc *e, PyObject *obj)
 {
 	size_t mark = e->buf.len;
 	int depth = e->depth;
-	uint8_t refs = e->msg ? e->msg->nrefs_ : 0;
+	size_t refs = e->msg ? isola__msg_nrefs(e->msg) : 0;
 	if (enc_obj(e, obj) == 0)
 		return 0;
 	if (!PyErr_ExceptionMatches(PyExc_Exception))
@@ -744,8 +744,8 @@ static int enc_or_repr(enc *e, PyObject *obj)
 	PyObject *why = PyErr_GetRaisedException();
 	e->buf.len = mark;
 	e->depth = depth; /* frames pushed by the failed walk */
-	while (e->msg && e->msg->nrefs_ > refs)
-		isola__ref_release(e->msg->refs_[--e->msg->nrefs_]);
+	if (e->msg)
+		isola__msg_drop_refs(e->msg, refs);
 	PyObject *rep = PyObject_Repr(obj);
 	if (rep == NULL) {
 		/* No repr either (a list nested too deeply for repr, say):
@@ -1084,7 +1084,7 @@ static int enc_frozen_ref(enc *e, PyObject *obj)
 	isola__frozen_obj *f = (isola__frozen_obj *)obj;
 	size_t offset;
 	isola_blob *image = isola__frozen_blob(f, &offset);
-	if (e->msg == NULL || !e->o->allow_refs || e->msg->nrefs_ >= ISOLA_MSG_MAX_REFS ||
+	if (e->msg == NULL || !e->o->allow_refs || isola__msg_nrefs(e->msg) >= ISOLA_MSG_MAX_REFS ||
 	    !isola__frozen_whole(f) || offset > UINT32_MAX) {
 		PyObject *plain = isola__thaw(e->st, obj);
 		if (plain == NULL)
@@ -1094,11 +1094,15 @@ static int enc_frozen_ref(enc *e, PyObject *obj)
 		return r;
 	}
 	/* The same image already attached: its index again. */
-	size_t index = e->msg->nrefs_;
-	for (size_t i = 0; i < e->msg->nrefs_; i++)
-		if (e->msg->refs_[i] == ((uintptr_t)image | ISOLA_REF_BLOB))
+	size_t nrefs = isola__msg_nrefs(e->msg), index = nrefs;
+	for (size_t i = 0; i < nrefs; i++) {
+		int kind;
+		void *ptr;
+		if (isola_msg_ref(e->msg, i, &kind, &ptr) == 0 && kind == ISOLA_REF_BLOB &&
+		    ptr == (void *)image)
 			index = i;
-	if (index == e->msg->nrefs_ && isola_msg_attach_blob(e->msg, image) != 0)
+	}
+	if (index == nrefs && isola_msg_attach_blob(e->msg, image) != 0)
 		return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
 	unsigned char ref[5] = { (unsigned char)index, (unsigned char)(offset >> 24),
 				 (unsigned char)(offset >> 16), (unsigned char)(offset >> 8),
@@ -1163,7 +1167,7 @@ static int enc_obj(enc *e, PyObject *obj)
 		isola__buffer_obj *b = (isola__buffer_obj *)obj;
 		/* No reference slot left (many shared results in one chunk):
 		 * its bytes, copied, rather than a failure. */
-		if (e->msg != NULL && e->o->allow_refs && e->msg->nrefs_ >= ISOLA_MSG_MAX_REFS) {
+		if (e->msg != NULL && e->o->allow_refs && isola__msg_nrefs(e->msg) >= ISOLA_MSG_MAX_REFS) {
 			PK(msgpack_pack_bin(&e->pk, (size_t)b->len));
 			PK(msgpack_pack_bin_body(&e->pk, b->data, (size_t)b->len));
 			return 0;
@@ -1174,7 +1178,7 @@ static int enc_obj(enc *e, PyObject *obj)
 		if (e->msg == NULL || !e->o->allow_refs)
 			return fail_at(e, PyExc_TypeError, obj,
 				       "can only travel through a channel, not as bytes");
-		size_t index = e->msg->nrefs_;
+		size_t index = isola__msg_nrefs(e->msg);
 		int r = isola_msg_attach_channel(e->msg, ((isola__channel_obj *)obj)->ch);
 		if (r != 0)
 			return fail_at(e, PyExc_ValueError, obj,

@@ -9,7 +9,7 @@
  */
 #include "interp/interp.h"
 
-#include "interp/codec.h"
+#include "interp/call.h"
 #include "interp/module.h"
 #include "interp/state.h"
 #include "interp/runtime.h"
@@ -186,69 +186,6 @@ int isola_interp_error(const isola_interp *in, const char **type,
 	return 0;
 }
 
-/* Resolve "pkg.mod:qual.name" to a new reference; NULL with an error. */
-PyObject *isola__resolve_target(const char *target)
-{
-	const char *colon = strchr(target, ':');
-	if (colon == NULL || colon == target || colon[1] == '\0') {
-		PyErr_Format(PyExc_ValueError,
-			     "bad target '%s': expected \"package.module:qualname\"", target);
-		return NULL;
-	}
-	PyObject *modname = PyUnicode_FromStringAndSize(target, colon - target);
-	PyObject *obj = NULL;
-	if (modname != NULL &&
-	    (PyUnicode_CompareWithASCIIString(modname, "__main__") == 0 ||
-	     PyUnicode_CompareWithASCIIString(modname, "__isola_main__") == 0) &&
-	    PyInterpreterState_Get() != PyInterpreterState_Main())
-		obj = isola__import_main_script(); /* a worker: the caller's script */
-	else if (modname != NULL)
-		obj = PyImport_Import(modname);
-	Py_XDECREF(modname);
-	const char *p = colon + 1;
-	while (obj != NULL && *p != '\0') {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		PyObject *name = PyUnicode_FromStringAndSize(p, (Py_ssize_t)n);
-		PyObject *next = name ? PyObject_GetAttr(obj, name) : NULL;
-		Py_XDECREF(name);
-		Py_DECREF(obj);
-		obj = next;
-		p += n + (dot != NULL);
-	}
-	return obj;
-}
-
-/* Call fn with decoded args: a list (positional), a dict (keywords), or
- * a 2-tuple (list, dict) for both. */
-PyObject *isola__call_decoded(PyObject *fn, PyObject *args)
-{
-	if (args == NULL || args == Py_None)
-		return PyObject_CallNoArgs(fn);
-	if (PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 2 &&
-	    PyList_Check(PyTuple_GET_ITEM(args, 0)) && PyDict_Check(PyTuple_GET_ITEM(args, 1))) {
-		PyObject *t = PySequence_Tuple(PyTuple_GET_ITEM(args, 0));
-		PyObject *r = t ? PyObject_Call(fn, t, PyTuple_GET_ITEM(args, 1)) : NULL;
-		Py_XDECREF(t);
-		return r;
-	}
-	if (PyList_Check(args)) {
-		PyObject *t = PySequence_Tuple(args);
-		PyObject *r = t ? PyObject_Call(fn, t, NULL) : NULL;
-		Py_XDECREF(t);
-		return r;
-	}
-	if (PyDict_Check(args)) {
-		PyObject *t = PyTuple_New(0);
-		PyObject *r = t ? PyObject_Call(fn, t, args) : NULL;
-		Py_XDECREF(t);
-		return r;
-	}
-	PyErr_Format(PyExc_TypeError, "call arguments must be a list, a dict or a "
-				      "(list, dict) tuple, not %s", Py_TYPE(args)->tp_name);
-	return NULL;
-}
-
 int isola_interp_call(isola_interp *in, const char *target, const isola_msg *args,
 		      isola_msg *result)
 {
@@ -256,35 +193,11 @@ int isola_interp_call(isola_interp *in, const char *target, const isola_msg *arg
 		return ISOLA_EINVAL;
 	isola__interp_enter(in);
 	isola__error_clear(&in->err);
-	int r = 0;
-	PyObject *fn = NULL, *a = NULL, *ret = NULL;
-	isola__state *st = isola__state_current();
-	if (st == NULL)
-		goto pyerr;
-	fn = isola__resolve_target(target);
-	if (fn == NULL) {
-		r = PyErr_ExceptionMatches(PyExc_ImportError) ||
-				    PyErr_ExceptionMatches(PyExc_AttributeError)
-			    ? ISOLA_ENOTFOUND
-			    : ISOLA_EPYTHON;
+	isola__job j = { .kind = ISOLA__JOB_CALL, .target = target, .args = args,
+			 .codec = &isola__codec_defaults };
+	int r = isola__job_run(&j, result, NULL);
+	if (r < 0)
 		isola__error_capture(&in->err);
-		goto out;
-	}
-	if (args != NULL) {
-		a = isola__decode(st, args, &isola__codec_defaults);
-		if (a == NULL)
-			goto pyerr;
-	}
-	ret = isola__call_decoded(fn, a);
-	if (ret == NULL || isola__encode(st, ret, &isola__codec_defaults, result) < 0)
-		goto pyerr;
-	goto out;
-pyerr:
-	r = isola__error_capture(&in->err);
-out:
-	Py_XDECREF(fn);
-	Py_XDECREF(a);
-	Py_XDECREF(ret);
 	isola__interp_leave(in);
 	return r;
 }

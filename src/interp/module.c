@@ -526,6 +526,7 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 	for (int i = 0; i < 3; i++)
 		Py_VISIT(st->frozen_views[i]);
 	Py_VISIT(st->main_path);
+	Py_VISIT(st->targets);
 	return 0;
 }
 
@@ -557,6 +558,7 @@ static int mod_clear(PyObject *m)
 	for (int i = 0; i < 3; i++)
 		Py_CLEAR(st->frozen_views[i]);
 	Py_CLEAR(st->main_path);
+	Py_CLEAR(st->targets);
 	return 0;
 }
 

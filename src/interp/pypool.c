@@ -80,47 +80,6 @@ static isola__state *state_of(PyObject *self)
 	return PyType_GetModuleState(Py_TYPE(self));
 }
 
-PyObject *isola__import_main_script(void)
-{
-	PyObject *mods = PyImport_GetModuleDict();
-	PyObject *have = PyDict_GetItemString(mods, "__isola_main__");
-	if (have != NULL)
-		return Py_NewRef(have);
-	isola__state *st = isola__state_current();
-	if (st == NULL)
-		return NULL;
-	if (st->main_path == NULL) {
-		PyErr_SetString(PyExc_ImportError,
-				"a function of __main__ was sent, but this interpreter does not "
-				"know the script's path (interactive session or -c?): define it "
-				"in an importable module");
-		return NULL;
-	}
-	PyObject *util = PyImport_ImportModule("importlib.util");
-	PyObject *spec = util ? PyObject_CallMethod(util, "spec_from_file_location", "sO",
-						    "__isola_main__", st->main_path)
-			      : NULL;
-	PyObject *mod = spec ? PyObject_CallMethod(util, "module_from_spec", "O", spec) : NULL;
-	PyObject *loader = spec ? PyObject_GetAttrString(spec, "loader") : NULL;
-	PyObject *r = NULL;
-	if (mod != NULL && loader != NULL && PyDict_SetItemString(mods, "__isola_main__", mod) == 0) {
-		st->importing_main = 1;
-		r = PyObject_CallMethod(loader, "exec_module", "O", mod);
-		st->importing_main = 0;
-		if (r == NULL)
-			PyDict_DelItemString(mods, "__isola_main__");
-	}
-	Py_XDECREF(util);
-	Py_XDECREF(spec);
-	Py_XDECREF(loader);
-	if (r == NULL) {
-		Py_XDECREF(mod);
-		return NULL;
-	}
-	Py_DECREF(r);
-	return mod;
-}
-
 /* ---- _Pool -------------------------------------------------------------- */
 
 static void free_strings(const char **v, size_t n)

@@ -22,17 +22,13 @@ typedef struct isola__state {
 	PyObject *remote_error_classes; /* builtin base name -> RemoteError subclass */
 	isola__owner *owner; /* release queue for zero-copy blobs */
 	PyObject *main_path;  /* workers: the caller's __main__ script, or NULL */
+	PyObject *targets;    /* "mod:qual" -> callable, for pool tasks (call.c) */
 	int importing_main;   /* importing it now (a Pool made then: no guard) */
 	PyTypeObject *pool_type, *cfuture_type;
 	PyTypeObject *frozen_map_type, *frozen_seq_type, *frozen_iter_type;
 	PyObject *frozen_views[3]; /* the classes of keys(), values(), items() */
 	int front_loaded;     /* front.py has run in this interpreter */
 } isola__state;
-
-/* In a worker: import the caller's __main__ script by path as
- * "__isola_main__" (once), so that its functions can be found without
- * running its `if __name__ == "__main__":` block.  New reference. */
-PyObject *isola__import_main_script(void);
 
 /* isola.Channel instances.  Whether a channel takes the pickle fallback
  * is a tag of the C channel itself (ISOLA__TAG_NO_PICKLE), shared by

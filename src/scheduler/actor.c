@@ -16,7 +16,7 @@
 
 #include "channels/channel.h"
 #include "common/atomics.h"
-#include "interp/codec.h"
+#include "interp/call.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -362,11 +362,9 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 			monitor(p, id, "restarted", why);
 		PyObject *cls = isola__resolve_target(target);
 		free(target);
-		PyObject *a = cls && st && (args.len_ || args.nrefs_) ? isola__decode(st, &args, &o) : NULL;
-		PyObject *inst = cls && !PyErr_Occurred() ? isola__call_decoded(cls, a) : NULL;
+		PyObject *inst = cls && st ? isola__call_msg(st, cls, &args, &o) : NULL;
 		isola_msg_clear(&args);
 		Py_XDECREF(cls);
-		Py_XDECREF(a);
 		PyObject *key = actor_key(id);
 		if (inst != NULL && key != NULL && PyDict_SetItem(w->actors, key, inst) == 0) {
 			Py_DECREF(inst);
@@ -436,11 +434,8 @@ static void call_method(struct worker *w, struct task *t)
 	isola__codec_opts o = isola__codec_defaults;
 	o.allow_pickle = !p->no_pickle;
 	PyObject *meth = PyObject_GetAttrString(inst, t->target);
-	PyObject *args = meth && st && (t->args.len_ || t->args.nrefs_) ? isola__decode(st, &t->args, &o)
-								       : NULL;
-	PyObject *ret = meth && !PyErr_Occurred() ? isola__call_decoded(meth, args) : NULL;
+	PyObject *ret = meth && st ? isola__call_msg(st, meth, &t->args, &o) : NULL;
 	Py_XDECREF(meth);
-	Py_XDECREF(args);
 	isola_msg res;
 	isola_msg_init(&res);
 	if (ret != NULL && (t->future == NULL || isola__encode(st, ret, &o, &res) == 0)) {

@@ -373,53 +373,107 @@ int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
 	return 0;
 }
 
-int isola_pool_map(isola_pool *p, const char *target, isola_msg *argsets, size_t n,
-		   size_t chunksize, isola_future **out, size_t *n_chunks)
+static size_t default_chunksize(const struct isola_pool *p, size_t n)
 {
-	if (p == NULL || target == NULL || (argsets == NULL && n > 0) || out == NULL ||
-	    n_chunks == NULL || !isola__valid_target(target))
-		return ISOLA_EINVAL;
-	if (isola__load_acquire(&p->closing))
-		return ISOLA_ECLOSED;
-	if (chunksize == 0) {
-		chunksize = n / (4 * (size_t)p->n);
-		if (chunksize == 0)
-			chunksize = 1;
-	}
-	size_t k = 0;
-	for (size_t start = 0; start < n; start += chunksize, k++) {
+	size_t c = n / (4 * (size_t)p->n);
+	return c > 0 ? c : 1;
+}
+
+/* The chunk tasks of a map, all allocated before any is queued (so that
+ * ENOMEM leaves the caller's argument sets as they were). */
+static struct task **map_tasks(struct isola_pool *p, const char *target, size_t n,
+			       const isola_map_options *o, size_t chunksize, size_t k)
+{
+	struct task **ts = calloc(k, sizeof(*ts));
+	for (size_t c = 0; ts != NULL && c < k; c++) {
+		size_t start = c * chunksize;
 		size_t m = n - start < chunksize ? n - start : chunksize;
 		struct task *t = isola__task_new(TASK_CHUNK, target);
 		isola_future *f = t ? isola__future_new(p) : NULL;
 		isola_msg *items = f ? calloc(m, sizeof(isola_msg)) : NULL;
 		if (items == NULL) {
-			free(items);
-			if (f)
+			if (f != NULL)
 				isola_future_release(f);
 			isola__task_free(t);
-			goto fail;
+			while (c-- > 0)
+				isola__task_free(ts[c]); /* frees each one's future too */
+			free(ts);
+			return NULL;
 		}
-		for (size_t i = 0; i < m; i++)
-			isola__msg_move(&items[i], &argsets[start + i]);
-		t->chunk.items = items;
-		t->chunk.n = m;
+		t->chunk = (struct argset){ .items = items, .n = m, .first = start,
+					    .per_element = o->per_element != 0 };
+		t->timeout_ns = o->timeout_ns;
 		t->future = f;
-		isola_future_retain(f);
-		if (isola__task_enqueue(p, p->shared_q, t) != 0) {
-			for (size_t i = 0; i < m; i++)
-				isola__msg_move(&argsets[start + i], &items[i]);
-			isola_future_release(f);
-			isola__task_free(t);
-			goto fail;
-		}
-		out[k] = f;
+		ts[c] = t;
 	}
-	*n_chunks = k;
-	return 0;
-fail:
-	/* Chunks already queued run; their futures are the caller's. */
-	*n_chunks = k;
-	return isola__load_acquire(&p->closing) ? ISOLA_ECLOSED : ISOLA_ENOMEM;
+	return ts;
+}
+
+int isola_pool_map_ex(isola_pool *p, const char *target, isola_msg *argsets, size_t n,
+		      const isola_map_options *opts, isola_future **out, size_t *n_chunks)
+{
+	ISOLA__CHECK_POOL(p);
+	static const isola_map_options defaults = { 0 };
+	const isola_map_options *o = opts != NULL ? opts : &defaults;
+	if (p == NULL || target == NULL || (argsets == NULL && n > 0) || out == NULL ||
+	    n_chunks == NULL || !isola__valid_target(target))
+		return ISOLA_EINVAL;
+	if (isola__load_acquire(&p->closing))
+		return ISOLA_ECLOSED;
+	size_t chunksize = o->chunksize > 0 ? o->chunksize : default_chunksize(p, n);
+	size_t k = n / chunksize + (n % chunksize != 0);
+	struct task **ts = k > 0 ? map_tasks(p, target, n, o, chunksize, k) : NULL;
+	if (k > 0 && ts == NULL)
+		return ISOLA_ENOMEM;
+	/* A queued task is the worker's (it may run and be freed at once):
+	 * only its future, held by the caller's reference, is used after. */
+	isola_future **fs = k > 0 ? calloc(k, sizeof(*fs)) : NULL;
+	if (k > 0 && fs == NULL) {
+		for (size_t c = 0; c < k; c++)
+			isola__task_free(ts[c]);
+		free(ts);
+		return ISOLA_ENOMEM;
+	}
+	int r = 0;
+	size_t queued = 0;
+	for (; queued < k; queued++) {
+		struct task *t = ts[queued];
+		for (size_t i = 0; i < t->chunk.n; i++)
+			isola__msg_move(&t->chunk.items[i], &argsets[t->chunk.first + i]);
+		fs[queued] = t->future;
+		isola_future_retain(t->future); /* the caller's reference */
+		if ((r = isola__task_enqueue(p, p->shared_q, t)) != 0) {
+			for (size_t i = 0; i < t->chunk.n; i++)
+				isola__msg_move(&argsets[t->chunk.first + i], &t->chunk.items[i]);
+			isola_future_release(t->future);
+			break;
+		}
+	}
+	if (r != 0) {
+		/* Nothing is reported: cancel what was queued (a chunk that a
+		 * worker already started runs on, its result dropped).  Their
+		 * argument sets went with them; the rest stay the caller's. */
+		for (size_t c = 0; c < queued; c++) {
+			isola__future_cancel_pending(fs[c], "the map could not be queued whole");
+			isola_future_release(fs[c]);
+		}
+		for (size_t c = queued; c < k; c++)
+			isola__task_free(ts[c]);
+	} else {
+		if (k > 0)
+			memcpy(out, fs, k * sizeof(*fs));
+		*n_chunks = k;
+	}
+	free(fs);
+	free(ts);
+	return r;
+}
+
+int isola_pool_map(isola_pool *p, const char *target, isola_msg *argsets, size_t n,
+		   size_t chunksize, isola_future **out, size_t *n_chunks)
+{
+	isola_map_options o = { .chunksize = chunksize };
+	return isola_pool_map_ex(p, target, argsets, n, &o, out, n_chunks);
 }
 
 int isola_pool_run(isola_pool *p, const char *source, char **error_out)

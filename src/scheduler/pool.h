@@ -28,6 +28,8 @@
 struct argset {
 	isola_msg *items; /* one message per call (TASK_CHUNK) */
 	size_t n;
+	size_t first;     /* index of items[0] in the whole map */
+	bool per_element; /* each call's exception is its slot's value */
 };
 
 enum task_kind {
@@ -59,7 +61,6 @@ struct worker {
 	isola_interp *interp;
 	unsigned long thread_ident; /* for PyThreadState_SetAsyncExc */
 	isola_channel *private_q;   /* actor messages */
-	PyObject *targets;          /* target -> callable cache (its interp) */
 	PyObject *actors;           /* actor id -> instance (its interp) */
 	/* The running task, for the watchdog: written with the GIL held. */
 	isola_future *current;      /* atomic */

@@ -7,9 +7,10 @@
 #include "common/atomics.h"
 #include "channels/channel.h"
 #include "channels/wait.h"
-#include "interp/codec.h"
+#include "interp/call.h"
 #include "interp/state.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,54 +21,13 @@ static isola__codec_opts codec_opts(struct isola_pool *p)
 	return o;
 }
 
-/* target -> callable, cached per worker (a dict of its interpreter). */
-static PyObject *resolve_cached(struct worker *w, const char *target)
+/* An interrupt asked of f, as the status its Cancelled means (0: none). */
+static int interrupt_status(isola_future *f)
 {
-	PyObject *key = PyUnicode_FromString(target);
-	if (key == NULL)
-		return NULL;
-	PyObject *fn = PyDict_GetItemWithError(w->targets, key);
-	if (fn != NULL) {
-		Py_DECREF(key);
-		return Py_NewRef(fn);
-	}
-	if (PyErr_Occurred() || (fn = isola__resolve_target(target)) == NULL) {
-		Py_DECREF(key);
-		return NULL;
-	}
-	PyDict_SetItem(w->targets, key, fn);
-	Py_DECREF(key);
-	return fn;
-}
-
-/* The current Python exception as f's outcome (GIL held; clears it):
- * the status (EPYTHON, or ECANCELED/ETIMEDOUT for an interrupt isola
- * raised), the encoded exception and its text. */
-static int capture_exception(struct worker *w, isola_future *f, isola_msg *res,
-			     isola__error *err)
-{
-	PyObject *exc = PyErr_GetRaisedException();
-	isola__state *st = isola__state_current();
-	int status = ISOLA_EPYTHON;
 	int why = isola__load_acquire(&f->interrupt);
-	if (st != NULL && why != INTERRUPT_NONE && PyObject_IsInstance(exc, st->Cancelled) == 1)
-		status = why == INTERRUPT_TIMEOUT ? ISOLA_ETIMEDOUT : ISOLA_ECANCELED;
-	PyErr_Clear();
-	if (st != NULL) {
-		isola__codec_opts o = codec_opts(w->pool);
-		if (isola__encode(st, exc, &o, res) < 0)
-			PyErr_Clear();
-	}
-	PyErr_SetRaisedException(exc);
-	isola__error_capture(err);
-	if (status != ISOLA_EPYTHON && (err->message == NULL || err->message[0] == '\0')) {
-		/* The interrupt's own isola.Cancelled has no text: say why. */
-		free(err->message);
-		err->message = isola__strdup(status == ISOLA_ETIMEDOUT
-						     ? "the task ran past its timeout and was interrupted"
-						     : "the task was cancelled while running");
-	}
-	return status;
+	return why == INTERRUPT_TIMEOUT ? ISOLA_ETIMEDOUT
+	       : why == INTERRUPT_CANCEL ? ISOLA_ECANCELED
+					 : 0;
 }
 
 void isola__complete_with_exception(struct worker *w, isola_future *f)
@@ -79,60 +39,44 @@ void isola__complete_with_exception(struct worker *w, isola_future *f)
 	isola_msg res;
 	isola_msg_init(&res);
 	isola__error err = { 0 };
-	int status = capture_exception(w, f, &res, &err);
+	isola__codec_opts o = codec_opts(w->pool);
+	int status = isola__outcome_capture(interrupt_status(f), &o, &res, &err);
 	isola__future_complete(f, status, &res, &err);
 	isola_msg_clear(&res);
 	isola__error_clear(&err);
 }
 
-/* Run one call/chunk/source task; the GIL is held.  0 or -1 (error set;
- * *not_found when it is the target that could not be resolved). */
-static int run_python(struct worker *w, struct task *t, isola_msg *result, bool *not_found)
+/* Run one call/chunk/source task; the GIL is held.  0, or ENOTFOUND /
+ * EPYTHON with the exception set (*failed_at: a chunk's failing call). */
+static int run_python(struct worker *w, struct task *t, isola_msg *result, size_t *failed_at)
 {
-	isola__state *st = isola__state_current();
-	if (st == NULL)
-		return -1;
 	isola__codec_opts o = codec_opts(w->pool);
-	if (t->kind == TASK_RUN) {
-		PyObject *main = PyImport_AddModule("__main__");
-		PyObject *g = main ? PyModule_GetDict(main) : NULL;
-		PyObject *r = g ? PyRun_String(t->target, Py_file_input, g, g) : NULL;
-		if (r == NULL)
-			return -1;
-		Py_DECREF(r);
-		return isola__encode(st, Py_None, &o, result) < 0 ? -1 : 0;
+	isola__job j = {
+		.kind = t->kind == TASK_RUN ? ISOLA__JOB_SOURCE
+			: t->kind == TASK_CHUNK ? ISOLA__JOB_CHUNK
+						: ISOLA__JOB_CALL,
+		.target = t->target,
+		.args = &t->args,
+		.argsets = t->chunk.items,
+		.n = t->chunk.n,
+		.per_element = t->chunk.per_element,
+		.cached = true,
+		.codec = &o,
+	};
+	return isola__job_run(&j, result, failed_at);
+}
+
+/* A chunk that stopped at one call: the error text says which one. */
+static void name_failed_element(isola__error *err, const struct task *t, size_t failed_at)
+{
+	const char *was = err->message ? err->message : "";
+	size_t n = strlen(was) + 48;
+	char *m = malloc(n);
+	if (m != NULL) {
+		snprintf(m, n, "map element %zu: %s", t->chunk.first + failed_at, was);
+		free(err->message);
+		err->message = m;
 	}
-	PyObject *fn = resolve_cached(w, t->target);
-	if (fn == NULL) {
-		*not_found = PyErr_ExceptionMatches(PyExc_ImportError) ||
-			     PyErr_ExceptionMatches(PyExc_AttributeError);
-		return -1;
-	}
-	PyObject *ret = NULL;
-	if (t->kind == TASK_CALL) {
-		PyObject *args = t->args.len_ || t->args.nrefs_ ? isola__decode(st, &t->args, &o) : NULL;
-		if (args != NULL || !PyErr_Occurred())
-			ret = isola__call_decoded(fn, args);
-		Py_XDECREF(args);
-	} else { /* TASK_CHUNK: a list of the results, in order */
-		ret = PyList_New((Py_ssize_t)t->chunk.n);
-		for (size_t i = 0; ret != NULL && i < t->chunk.n; i++) {
-			PyObject *args = isola__decode(st, &t->chunk.items[i], &o);
-			PyObject *r = args ? isola__call_decoded(fn, args) : NULL;
-			Py_XDECREF(args);
-			if (r == NULL) {
-				Py_CLEAR(ret);
-				break;
-			}
-			PyList_SET_ITEM(ret, (Py_ssize_t)i, r);
-		}
-	}
-	Py_DECREF(fn);
-	if (ret == NULL)
-		return -1;
-	int r = isola__encode(st, ret, &o, result);
-	Py_DECREF(ret);
-	return r < 0 ? -1 : 0;
 }
 
 /*
@@ -277,11 +221,15 @@ static void run_task(struct worker *w, struct task *t)
 		isola__actor_run(w, t);
 	} else {
 		f = t->future;
-		bool not_found = false;
-		if (run_python(w, t, &result, &not_found) < 0) {
-			status = capture_exception(w, f, &result, &err);
-			if (not_found && status == ISOLA_EPYTHON)
+		size_t failed_at = SIZE_MAX;
+		int r = run_python(w, t, &result, &failed_at);
+		if (r < 0) {
+			isola__codec_opts o = codec_opts(p);
+			status = isola__outcome_capture(interrupt_status(f), &o, &result, &err);
+			if (r == ISOLA_ENOTFOUND && status == ISOLA_EPYTHON)
 				status = ISOLA_ENOTFOUND;
+			if (t->kind == TASK_CHUNK && failed_at != SIZE_MAX && status == ISOLA_EPYTHON)
+				name_failed_element(&err, t, failed_at);
 		}
 		/* Free the task before the caller wakes: it is likely to
 		 * allocate the next one at once, from the same malloc arena. */
@@ -345,7 +293,6 @@ static bool start(struct worker *w)
 		w->scratch = isola__future_new(p);
 	if (r == 0) {
 		isola__interp_enter(w->interp);
-		w->targets = PyDict_New();
 		w->actors = PyDict_New();
 		w->thread_ident = PyThread_get_thread_ident();
 		isola__state *st = isola__state_current();
@@ -436,7 +383,6 @@ void *isola__worker_main(void *arg)
 	pthread_mutex_lock(&w->attach_lock); /* the watchdog is not attached */
 	if (w->interp != NULL) {
 		isola__interp_enter(w->interp);
-		Py_CLEAR(w->targets);
 		Py_CLEAR(w->actors);
 		isola__interp_leave(w->interp);
 		isola_interp_destroy(w->interp);
