@@ -221,3 +221,8 @@ int isola__outcome_capture(int interrupt_status, const isola__codec_opts *o,
 	}
 	return status;
 }
+
+void isola__outcome_discard(void)
+{
+	PyErr_Clear();
+}

@@ -11,6 +11,7 @@
 #define ISOLA_INTERP_CALL_H
 
 #include "interp/codec.h"
+#include "interp/host.h"
 #include "interp/pyerror.h"
 
 #include <stdbool.h>
@@ -35,37 +36,5 @@ PyObject *isola__call_decoded(PyObject *fn, PyObject *args);
  * return value as a new reference, or NULL with an error set. */
 PyObject *isola__call_msg(isola__state *st, PyObject *fn, const isola_msg *args,
 			  const isola__codec_opts *o);
-
-enum isola__job_kind {
-	ISOLA__JOB_CALL,   /* target(*args) */
-	ISOLA__JOB_CHUNK,  /* target over argsets[0..n): the list of results */
-	ISOLA__JOB_SOURCE, /* exec source in __main__; the result is None */
-};
-
-typedef struct isola__job {
-	enum isola__job_kind kind;
-	const char *target; /* "mod:qual", or the source */
-	const isola_msg *args;    /* CALL; NULL: none */
-	const isola_msg *argsets; /* CHUNK */
-	size_t n;
-	/* CHUNK: an Exception raised by one call becomes that slot's value
-	 * (the wire's exception type) and the others still run; otherwise the
-	 * chunk stops at it and *failed_at says which. */
-	bool per_element;
-	bool cached; /* resolve through the interpreter's cache of targets */
-	const isola__codec_opts *codec;
-} isola__job;
-
-/* Run a job in the calling interpreter; result gets the encoded return
- * value.  0, or ENOTFOUND / EPYTHON with the exception set (and for a
- * chunk that stopped, *failed_at = the index of the call that raised). */
-int isola__job_run(const isola__job *j, isola_msg *result, size_t *failed_at);
-
-/* The exception that ended a task, as its outcome (clears it): the
- * status (EPYTHON; interrupt_status instead, ECANCELED or ETIMEDOUT, when
- * the exception is the isola.Cancelled that an interrupt raised, 0 if
- * none was asked for), the encoded exception in *res, the text in *err. */
-int isola__outcome_capture(int interrupt_status, const isola__codec_opts *o,
-			   isola_msg *res, isola__error *err);
 
 #endif

@@ -7,21 +7,9 @@
 #ifndef ISOLA_INTERP_CODEC_H
 #define ISOLA_INTERP_CODEC_H
 
+#include "interp/codec_opts.h"
 #include "interp/state.h"
 
-typedef struct isola__codec_opts {
-	int allow_pickle;      /* encode/decode the pickle fallback */
-	int allow_refs;        /* blobs and channels as references */
-	size_t blob_threshold; /* bytes-like at least this big travel as blobs */
-	size_t max_size;       /* encoded size limit */
-	int max_depth;         /* nesting limit */
-} isola__codec_opts;
-
-#define ISOLA__BLOB_THRESHOLD_DEFAULT ((size_t)64 * 1024)
-#define ISOLA__MAX_SIZE_DEFAULT ((size_t)1 << 30)
-#define ISOLA__MAX_DEPTH_DEFAULT 512
-
-extern const isola__codec_opts isola__codec_defaults;
 
 /* Encode obj into out (overwritten), attaching blob/channel references.
  * 0, or a negative ISOLA_E* code with a Python exception set: ETYPE

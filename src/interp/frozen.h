@@ -84,12 +84,6 @@ static inline int isola__frozen_whole(const isola__frozen_obj *f)
 /* thaw(obj): plain dicts and lists for every view inside obj. */
 PyObject *isola__thaw(isola__state *st, PyObject *obj);
 
-/* The module's functions (frozen_api.c). */
-PyObject *isola__py_freeze(PyObject *m, PyObject *obj);
-PyObject *isola__py_thaw(PyObject *m, PyObject *obj);
-PyObject *isola__py_publish(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
-PyObject *isola__py_lookup(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
-PyObject *isola__py_unpublish(PyObject *m, PyObject *name);
 
 /* Make the view types in module m and register them with
  * collections.abc (module exec). */

@@ -10,7 +10,7 @@
 #include "interp/interp.h"
 
 #include "interp/call.h"
-#include "interp/module.h"
+#include "interp/binding.h"
 #include "interp/state.h"
 #include "interp/runtime.h"
 
@@ -66,7 +66,7 @@ static int run_in_main(const char *source)
 /* The Python side of creation: paths, preloads, init source. */
 static int setup(const isola_interp_options *o)
 {
-	if (isola__module_install() < 0)
+	if (isola__module_install_here() < 0)
 		return -1;
 	static const isola_interp_options none = { 0 };
 	if (o == NULL)
@@ -144,6 +144,7 @@ int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
 	in->tstate = ts;
 	in->istate = PyThreadState_GetInterpreter(ts);
 	in->thread = pthread_self();
+	in->thread_ident = PyThread_get_thread_ident();
 	if (setup(opts) < 0) {
 		isola__error_capture(&in->err);
 		if (error_out != NULL)

@@ -9,7 +9,7 @@
  */
 #include "interp/runtime.h"
 
-#include "interp/module.h" /* Python.h first: it sets _POSIX_C_SOURCE */
+#include "interp/binding.h" /* Python.h first: it sets _POSIX_C_SOURCE */
 #include "interp/pycompat.h"
 #include "interp/pyerror.h"
 #include "channels/blob.h"
@@ -66,6 +66,24 @@ static int copy_paths(const isola_init_options *opts)
 		}
 	}
 	return 0;
+}
+
+static const isola__binding *binding; /* atomic */
+
+void isola__runtime_bind(const isola__binding *b)
+{
+	/* Release: a thread that sees the pointer sees what it points to. */
+	__atomic_store_n(&binding, b, __ATOMIC_RELEASE);
+}
+
+int isola__module_install_here(void)
+{
+	const isola__binding *b = __atomic_load_n(&binding, __ATOMIC_ACQUIRE); /* as above */
+	if (b == NULL) {
+		PyErr_SetString(PyExc_ImportError, "the isola module is not bound to the runtime");
+		return -1;
+	}
+	return b->module_install();
 }
 
 void isola__runtime_attach(void)
@@ -170,7 +188,7 @@ static void warn_old_python(void)
 		fprintf(stderr, "%s\n", w);
 }
 
-int isola_init(const isola_init_options *opts)
+int isola__runtime_start(const isola_init_options *opts)
 {
 	pthread_mutex_lock(&rt_lock);
 	if (isola__runtime_ready()) {
@@ -186,7 +204,8 @@ int isola_init(const isola_init_options *opts)
 		return 0;
 	}
 	/* `import isola` works in every interpreter of a runtime we start. */
-	if (PyImport_AppendInittab("isola", PyInit_isola) < 0) {
+	const isola__binding *b = __atomic_load_n(&binding, __ATOMIC_ACQUIRE); /* as above */
+	if (b == NULL || PyImport_AppendInittab("isola", b->module_init) < 0) {
 		pthread_mutex_unlock(&rt_lock);
 		return ISOLA_ENOMEM;
 	}

@@ -23,6 +23,8 @@ typedef struct isola__state {
 	isola__owner *owner; /* release queue for zero-copy blobs */
 	PyObject *main_path;  /* workers: the caller's __main__ script, or NULL */
 	PyObject *targets;    /* "mod:qual" -> callable, for pool tasks (call.c) */
+	PyObject *actors;     /* actor id -> instance (actor_host.c) */
+	PyObject *actor_raised; /* what an actor's method last raised, for its hook */
 	int importing_main;   /* importing it now (a Pool made then: no guard) */
 	PyTypeObject *pool_type, *cfuture_type;
 	PyTypeObject *frozen_map_type, *frozen_seq_type, *frozen_iter_type;
@@ -48,6 +50,9 @@ typedef struct {
 	const void *data;
 	Py_ssize_t len;
 } isola__buffer_obj;
+
+/* Where each interpreter's dict keeps the module (module exec puts it). */
+#define ISOLA__STATE_KEY "isola.module"
 
 /* The calling interpreter's isola state, importing the module if needed.
  * GIL held.  NULL with an exception set on failure. */

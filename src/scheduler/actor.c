@@ -6,8 +6,8 @@
  * with a new generation, so a stale id never reaches a new actor; it
  * gets ECLOSED.  The slot table lives in C, guarded by the pool lock
  * (taken once per call/send to find the worker; never held while
- * waiting).  The instance lives in its worker's interpreter, in
- * worker->actors, touched only by that worker with its GIL held.
+ * waiting).  The instance lives in its worker's interpreter
+ * (interp/actor_host.c), touched only by that worker with its GIL held.
  *
  * Kill epochs: a kill bumps the slot's epoch at once; messages sent
  * before it carry the old epoch and fail with ECLOSED when they come up.
@@ -16,7 +16,7 @@
 
 #include "channels/channel.h"
 #include "common/atomics.h"
-#include "interp/call.h"
+#include "interp/host.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -282,11 +282,6 @@ void isola__actor_free_all(struct isola_pool *p)
 
 /* ---- on the worker (its GIL held) ------------------------------------ */
 
-static PyObject *actor_key(uint64_t id)
-{
-	return PyLong_FromUnsignedLongLong(id);
-}
-
 /* Record a restart; false if the budget (max within window) is spent. */
 static bool may_restart(struct actor_slot *s)
 {
@@ -300,20 +295,11 @@ static bool may_restart(struct actor_slot *s)
 	return true;
 }
 
-/* Drop the instance from its worker (GIL held). */
-static void forget_instance(struct worker *w, uint64_t id)
-{
-	PyObject *key = actor_key(id);
-	if (key != NULL && PyDict_DelItem(w->actors, key) < 0)
-		PyErr_Clear();
-	Py_XDECREF(key);
-}
-
 /* Stop the actor for good (pool lock taken here). */
 static void stop(struct worker *w, uint64_t id, const char *reason)
 {
 	struct isola_pool *p = w->pool;
-	forget_instance(w, id);
+	isola__actor_forget(id);
 	pthread_mutex_lock(&p->lock);
 	struct actor_slot *s = lookup(p, id);
 	if (s != NULL) {
@@ -328,23 +314,10 @@ static void stop(struct worker *w, uint64_t id, const char *reason)
 	monitor(p, id, "stopped", reason);
 }
 
-/* The current exception as "Type: message" (clears it). */
-static char *exception_text(void)
-{
-	isola__error e = { 0 };
-	isola__error_capture(&e);
-	char buf[512];
-	snprintf(buf, sizeof(buf), "%s: %s", e.type ? e.type : "Exception",
-		 e.message ? e.message : "");
-	isola__error_clear(&e);
-	return isola__strdup(buf);
-}
-
 /* Construct (again, while the policy allows); false if it stopped. */
 static bool construct(struct worker *w, uint64_t id, bool restarting, const char *why)
 {
 	struct isola_pool *p = w->pool;
-	isola__state *st = isola__state_current();
 	isola__codec_opts o = isola__codec_defaults;
 	o.allow_pickle = !p->no_pickle;
 	for (;;) {
@@ -360,20 +333,12 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 		}
 		if (restarting)
 			monitor(p, id, "restarted", why);
-		PyObject *cls = isola__resolve_target(target);
+		char *text = NULL;
+		int r = isola__actor_construct(id, target, &args, &o, &text);
 		free(target);
-		PyObject *inst = cls && st ? isola__call_msg(st, cls, &args, &o) : NULL;
 		isola_msg_clear(&args);
-		Py_XDECREF(cls);
-		PyObject *key = actor_key(id);
-		if (inst != NULL && key != NULL && PyDict_SetItem(w->actors, key, inst) == 0) {
-			Py_DECREF(inst);
-			Py_DECREF(key);
+		if (r == 0)
 			return true;
-		}
-		Py_XDECREF(inst);
-		Py_XDECREF(key);
-		char *text = exception_text();
 		pthread_mutex_lock(&p->lock);
 		s = lookup(p, id);
 		bool again = s != NULL && may_restart(s);
@@ -394,7 +359,7 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 static void crashed(struct worker *w, uint64_t id, const char *reason)
 {
 	struct isola_pool *p = w->pool;
-	forget_instance(w, id);
+	isola__actor_forget(id);
 	pthread_mutex_lock(&p->lock);
 	struct actor_slot *s = lookup(p, id);
 	bool again = s != NULL && may_restart(s);
@@ -421,50 +386,32 @@ static void call_method(struct worker *w, struct task *t)
 	struct actor_slot *s = lookup(p, t->actor_id);
 	bool current = s != NULL && isola__load_acquire(&s->epoch) == t->epoch;
 	pthread_mutex_unlock(&p->lock);
-	PyObject *key = actor_key(t->actor_id);
-	PyObject *inst = current && key ? PyDict_GetItemWithError(w->actors, key) : NULL;
-	Py_XDECREF(key);
-	if (inst == NULL) {
-		PyErr_Clear();
+	isola__codec_opts o = isola__codec_defaults;
+	o.allow_pickle = !p->no_pickle;
+	isola_msg res;
+	isola_msg_init(&res);
+	int r = current ? isola__actor_call_method(t->actor_id, t->target, &t->args, &o,
+						   t->future ? &res : NULL)
+			: ISOLA_ENOTFOUND;
+	if (r == ISOLA_ENOTFOUND) {
 		fail_closed(t->future, "the actor is dead, was killed, or failed to start");
 		return;
 	}
-	Py_INCREF(inst);
-	isola__state *st = isola__state_current();
-	isola__codec_opts o = isola__codec_defaults;
-	o.allow_pickle = !p->no_pickle;
-	PyObject *meth = PyObject_GetAttrString(inst, t->target);
-	PyObject *ret = meth && st ? isola__call_msg(st, meth, &t->args, &o) : NULL;
-	Py_XDECREF(meth);
-	isola_msg res;
-	isola_msg_init(&res);
-	if (ret != NULL && (t->future == NULL || isola__encode(st, ret, &o, &res) == 0)) {
-		Py_DECREF(ret);
+	if (r == 0) {
 		if (t->future != NULL)
 			isola__future_complete(t->future, 0, &res, NULL);
-		Py_DECREF(inst);
 		return;
 	}
-	Py_XDECREF(ret);
 	/* The method raised: the caller gets the error; the actor lives on
 	 * unless its __isola_restart__ hook itself fails. */
-	PyObject *exc = PyErr_GetRaisedException();
-	PyErr_SetRaisedException(Py_NewRef(exc));
 	isola__complete_with_exception(w, t->future);
-	if (PyObject_HasAttrString(inst, "__isola_restart__")) {
-		PyObject *r = PyObject_CallMethod(inst, "__isola_restart__", "O", exc);
-		if (r == NULL) {
-			char *text = exception_text();
-			char reason[600];
-			snprintf(reason, sizeof(reason), "__isola_restart__ failed: %s",
-				 text ? text : "?");
-			free(text);
-			crashed(w, t->actor_id, reason);
-		}
-		Py_XDECREF(r);
+	char *text = NULL;
+	if (isola__actor_restart_hook(t->actor_id, &text) != 0) {
+		char reason[600];
+		snprintf(reason, sizeof(reason), "__isola_restart__ failed: %s", text ? text : "?");
+		crashed(w, t->actor_id, reason);
 	}
-	Py_DECREF(exc);
-	Py_DECREF(inst);
+	free(text);
 }
 
 void isola__actor_run(struct worker *w, struct task *t)
@@ -490,5 +437,5 @@ void isola__actor_run(struct worker *w, struct task *t)
 	default:
 		break;
 	}
-	PyErr_Clear();
+	isola__outcome_discard();
 }

@@ -1,24 +1,21 @@
 /*
  * interrupt.c - the watchdog: interrupting running tasks.
  *
- * How a running task is interrupted, on CPython 3.12 to 3.14 alike: the
- * watchdog thread makes a thread state of its own in the worker's
- * interpreter and attaches it (PyEval_RestoreThread), which takes that
- * interpreter's GIL: the worker's eval loop hands it over at its next
- * switch-interval check (5 ms by default).  Holding it, the watchdog
- * checks that the task it means is still the one running (the worker
- * publishes and clears it under the same GIL), and if so calls
- * PyThreadState_SetAsyncExc(worker thread, isola.Cancelled) with the
- * worker interpreter's own Cancelled class.  The worker raises it at its
- * next bytecode boundary.  After every task the worker clears any
- * pending async exception under its GIL, so an interrupt that comes too
- * late is dropped instead of hitting the next task.  Code blocked in C
- * (time.sleep, a socket read) is interrupted only when it returns.
+ * A worker publishes its running task (and clears it) under its own
+ * GIL.  The worker's watchdog thread, asked to look (a cancel, a
+ * deadline, shutdown), visits the worker's interpreter (host.h: a thread
+ * state of its own, taking that interpreter's GIL at the running code's
+ * next switch-interval check), checks that the task it means is still
+ * the one running, and if so has isola.Cancelled raised in the worker's
+ * thread at its next bytecode boundary.  After every task the worker
+ * withdraws any pending one under its GIL, so an interrupt that comes
+ * too late is dropped instead of hitting the next task.  Code blocked in
+ * C (time.sleep, a socket read) is interrupted only when it returns.
  */
 #include "scheduler/pool.h"
 
 #include "common/atomics.h"
-#include "interp/state.h"
+#include "interp/host.h"
 
 #include <signal.h>
 
@@ -51,7 +48,7 @@ int isola__task_restart_deadline(int64_t ns, int *reason)
 	 * which the caller holds: nothing changes under us here. */
 	*reason = isola__load_acquire(&f->interrupt);
 	if (*reason == INTERRUPT_TIMEOUT) {
-		PyThreadState_SetAsyncExc(w->thread_ident, NULL); /* not yet raised: withdraw */
+		isola__interp_async_cancel(w->interp, false); /* not yet raised: withdraw */
 		f->injected = 0;
 		__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
 		/* Release: the watchdog's acquire of interrupt sees the reset. */
@@ -65,40 +62,42 @@ int isola__task_restart_deadline(int64_t ns, int *reason)
 	return 0;
 }
 
-/* Under worker w's GIL: raise Cancelled in its thread if its running task
- * asked for it (or all = 1, or its deadline expired). */
+struct look {
+	struct worker *w;
+	int all;
+	int64_t now;
+};
+
+/* Under worker w's GIL (a visit): raise Cancelled in its thread if its
+ * running task asked for it (or all = 1, or its deadline expired). */
+static void look_at_task(void *arg)
+{
+	struct look *l = arg;
+	struct worker *w = l->w;
+	isola_future *f = isola__load_acquire(&w->current);
+	if (f == NULL || f->injected)
+		return;
+	int64_t dl = isola__load_acquire(&w->current_deadline);
+	int none = INTERRUPT_NONE;
+	uint64_t killing = isola__load_acquire(&w->kill_actor);
+	if (l->all || (killing != 0 && killing == isola__load_acquire(&w->current_actor)))
+		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
+	else if (dl != 0 && l->now >= dl)
+		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_TIMEOUT);
+	if (isola__load_acquire(&f->interrupt) != INTERRUPT_NONE &&
+	    isola__interp_async_cancel(w->interp, true) == 0) {
+		f->injected = 1;
+		/* Release: a wait that sees it sees the interrupt. */
+		__atomic_store_n(&w->abort_wait, 1, __ATOMIC_RELEASE);
+	}
+}
+
 static void interrupt_worker(struct worker *w, int all, int64_t now)
 {
-	pthread_mutex_lock(&w->attach_lock);
-	PyThreadState *ts = w->interp ? PyThreadState_New(w->interp->istate) : NULL;
-	if (ts == NULL) {
-		pthread_mutex_unlock(&w->attach_lock);
-		return;
-	}
-	PyEval_RestoreThread(ts);
-	isola_future *f = isola__load_acquire(&w->current);
-	if (f != NULL && !f->injected) {
-		int64_t dl = isola__load_acquire(&w->current_deadline);
-		int none = INTERRUPT_NONE;
-		uint64_t killing = isola__load_acquire(&w->kill_actor);
-		if (all || (killing != 0 && killing == isola__load_acquire(&w->current_actor)))
-			isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
-		else if (dl != 0 && now >= dl)
-			isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_TIMEOUT);
-		if (isola__load_acquire(&f->interrupt) != INTERRUPT_NONE) {
-			isola__state *st = isola__state_current();
-			if (st != NULL) {
-				PyThreadState_SetAsyncExc(w->thread_ident, st->Cancelled);
-				f->injected = 1;
-				/* Release: a wait that sees it sees the interrupt. */
-				__atomic_store_n(&w->abort_wait, 1, __ATOMIC_RELEASE);
-			} else {
-				PyErr_Clear();
-			}
-		}
-	}
-	PyThreadState_Clear(ts);
-	PyThreadState_DeleteCurrent(); /* releases the GIL */
+	struct look l = { w, all, now };
+	pthread_mutex_lock(&w->attach_lock); /* the interpreter stays while we visit */
+	if (w->interp != NULL)
+		isola__interp_visit(w->interp, look_at_task, &l);
 	pthread_mutex_unlock(&w->attach_lock);
 }
 

@@ -8,15 +8,15 @@
  * travel as pointers inside 8-byte inline messages.
  *
  * Cancelling and timing out running tasks is the job of each worker's
- * watchdog thread (interrupt.c): it takes the worker interpreter's GIL through a thread
- * state of its own and raises isola.Cancelled in the worker's thread.
+ * watchdog thread (interrupt.c), through interp's entry points (host.h):
+ * the scheduler never calls CPython itself.
  */
 #ifndef ISOLA_SCHEDULER_POOL_H
 #define ISOLA_SCHEDULER_POOL_H
 
-#include "interp/interp.h" /* Python.h first: it sets the feature macros */
-
 #include "isola.h"
+
+#include "interp/host.h"
 #include "scheduler/future.h"
 #include "scheduler/post_wait.h"
 
@@ -59,9 +59,7 @@ struct worker {
 	int index;
 	pthread_t thread;
 	isola_interp *interp;
-	unsigned long thread_ident; /* for PyThreadState_SetAsyncExc */
 	isola_channel *private_q;   /* actor messages */
-	PyObject *actors;           /* actor id -> instance (its interp) */
 	/* The running task, for the watchdog: written with the GIL held. */
 	isola_future *current;      /* atomic */
 	uint64_t current_actor;     /* atomic: the actor whose message runs, or 0 */

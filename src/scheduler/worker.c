@@ -7,8 +7,7 @@
 #include "common/atomics.h"
 #include "channels/channel.h"
 #include "channels/wait.h"
-#include "interp/call.h"
-#include "interp/state.h"
+#include "interp/host.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +32,7 @@ static int interrupt_status(isola_future *f)
 void isola__complete_with_exception(struct worker *w, isola_future *f)
 {
 	if (f == NULL) {
-		PyErr_Clear(); /* actor send: nobody to tell */
+		isola__outcome_discard(); /* actor send: nobody to tell */
 		return;
 	}
 	isola_msg res;
@@ -174,12 +173,7 @@ static void run_task(struct worker *w, struct task *t)
 		return;
 	}
 	if (t->kind == TASK_DRAIN) {
-		isola__interp_enter(w->interp);
-		isola__state *st = isola__state_current();
-		if (st != NULL && st->owner != NULL)
-			isola__owner_drain(st->owner);
-		PyErr_Clear();
-		isola__interp_leave(w->interp);
+		isola__host_drain(w->interp);
 		isola__task_free(t);
 		return;
 	}
@@ -243,7 +237,7 @@ static void run_task(struct worker *w, struct task *t)
 	isola__store_release(&w->current_deadline, 0);
 	isola__store_release(&w->current_actor, 0);
 	/* An interrupt that arrived as the task ended must not hit the next. */
-	PyThreadState_SetAsyncExc(w->thread_ident, NULL);
+	isola__interp_async_cancel(w->interp, false);
 	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
 	isola__interp_leave(w->interp);
 	/* Completed with the GIL released: callbacks (the Python front's
@@ -291,20 +285,12 @@ static bool start(struct worker *w)
 	pthread_mutex_unlock(&w->attach_lock);
 	if (r == 0)
 		w->scratch = isola__future_new(p);
+	/* Memory of this interpreter's objects that others held zero-copy is
+	 * given back at once, even when idle. */
 	if (r == 0) {
-		isola__interp_enter(w->interp);
-		w->actors = PyDict_New();
-		w->thread_ident = PyThread_get_thread_ident();
-		isola__state *st = isola__state_current();
-		if (st != NULL && st->owner != NULL) {
-			/* Memory of this interpreter's objects that others held
-			 * zero-copy is given back at once, even when idle. */
-			isola_channel_retain(w->private_q);
-			isola__owner_set_waker(st->owner, post_drain, w->private_q,
-					       release_queue);
-		}
-		PyErr_Clear();
-		isola__interp_leave(w->interp);
+		isola_channel_retain(w->private_q);
+		if (isola__host_begin(w->interp, post_drain, w->private_q, release_queue) != 0)
+			isola_channel_release(w->private_q); /* no owner: never called */
 	}
 	pthread_mutex_lock(&p->lock);
 	if (r == 0) {
@@ -382,9 +368,7 @@ void *isola__worker_main(void *arg)
 	}
 	pthread_mutex_lock(&w->attach_lock); /* the watchdog is not attached */
 	if (w->interp != NULL) {
-		isola__interp_enter(w->interp);
-		Py_CLEAR(w->actors);
-		isola__interp_leave(w->interp);
+		isola__host_end(w->interp);
 		isola_interp_destroy(w->interp);
 		w->interp = NULL;
 	}

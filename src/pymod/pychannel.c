@@ -7,11 +7,11 @@
  * GIL release), then waits with the GIL released, waking for signals so
  * Ctrl-C works in the main interpreter.
  */
-#include "interp/pychannel.h"
+#include "pymod/pychannel.h"
 
 #include "channels/channel.h"
 #include "interp/codec.h"
-#include "interp/module.h"
+#include "pymod/module.h"
 
 /* Python timeout (None or seconds >= 0) to ns (-1 forever); -2 on error. */
 int64_t isola__timeout_ns(PyObject *timeout)
@@ -109,16 +109,6 @@ static void chan_dealloc(PyObject *self)
 	isola_channel_release(((isola__channel_obj *)self)->ch);
 	tp->tp_free(self);
 	Py_DECREF(tp);
-}
-
-PyObject *isola__channel_wrap(isola__state *st, isola_channel *ch)
-{
-	isola__channel_obj *c = PyObject_New(isola__channel_obj, st->channel_type);
-	if (c == NULL)
-		return NULL;
-	isola_channel_retain(ch);
-	c->ch = ch;
-	return (PyObject *)c;
 }
 
 static isola_channel *need_ch(PyObject *self)

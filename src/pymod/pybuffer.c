@@ -7,22 +7,9 @@
  * keeps its blob alive as long as it or any view of it lives.  Sending
  * a Buffer sends the same blob again, without copying.
  */
-#include "interp/pychannel.h"
+#include "pymod/pychannel.h"
 
 #include <string.h>
-
-PyObject *isola__buffer_wrap(isola__state *st, isola_blob *blob)
-{
-	isola__buffer_obj *b = PyObject_New(isola__buffer_obj, st->buffer_type);
-	if (b == NULL)
-		return NULL;
-	isola_blob_retain(blob);
-	b->blob = blob;
-	size_t len;
-	isola_blob_data(blob, &b->data, &len);
-	b->len = (Py_ssize_t)len;
-	return (PyObject *)b;
-}
 
 static void buf_dealloc(PyObject *self)
 {

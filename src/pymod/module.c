@@ -5,71 +5,23 @@
  * exceptions are created anew in each interpreter, and it keeps no
  * global PyObject.
  */
-#include "interp/module.h"
+#include "pymod/module.h"
 
 #include "channels/channel.h"
-#include "interp/codec.h"
+#include "interp/call.h"
 #include "interp/frozen.h"
-#include "interp/pychannel.h"
+#include "pymod/pychannel.h"
+#include "interp/binding.h"
 #include "interp/runtime.h"
 #include <pthread.h>
 #include <string.h>
 #include "front_py.h" /* generated: isola__front_source */
 #include "interp/interp.h"
 
-#define STATE_KEY "isola.module"
 
 static isola__state *mod_state(PyObject *m)
 {
 	return PyModule_GetState(m);
-}
-
-isola__state *isola__state_current(void)
-{
-	PyObject *d = PyInterpreterState_GetDict(PyInterpreterState_Get());
-	if (d == NULL) {
-		PyErr_SetString(PyExc_RuntimeError, "no interpreter dict");
-		return NULL;
-	}
-	PyObject *m = PyDict_GetItemString(d, STATE_KEY); /* borrowed */
-	if (m == NULL) {
-		if (isola__module_install() < 0)
-			return NULL;
-		m = PyDict_GetItemString(d, STATE_KEY);
-		if (m == NULL) {
-			PyErr_SetString(PyExc_RuntimeError, "isola module state missing");
-			return NULL;
-		}
-	}
-	return mod_state(m);
-}
-
-PyObject *isola__raise(isola__state *st, int code, const char *what)
-{
-	switch (code) {
-	case ISOLA_ECLOSED:
-		PyErr_SetString(st->ChannelClosed, "channel is closed");
-		break;
-	case ISOLA_EAGAIN:
-		if (what != NULL && what[0] == 's')
-			PyErr_SetString(st->ChannelFull, "channel is full");
-		else
-			PyErr_SetString(st->ChannelEmpty, "channel is empty");
-		break;
-	case ISOLA_ETIMEDOUT:
-		PyErr_Format(PyExc_TimeoutError, "%s timed out", what ? what : "wait");
-		break;
-	case ISOLA_ENOMEM:
-		PyErr_NoMemory();
-		break;
-	case ISOLA_EINVAL:
-		PyErr_Format(PyExc_ValueError, "%s: %s", what ? what : "isola", isola_strerror(code));
-		break;
-	default:
-		PyErr_Format(PyExc_RuntimeError, "%s: %s (%s)", what ? what : "isola",
-			     isola_strerror(code), isola_err_name(code));
-	}
-	return NULL;
 }
 
 /* ---- functions -------------------------------------------------------- */
@@ -440,9 +392,10 @@ static int mod_exec(PyObject *m)
 	if (add_package_path(m) < 0)
 		return -1;
 	PyObject *d = PyInterpreterState_GetDict(PyInterpreterState_Get());
-	if (d == NULL || PyDict_SetItemString(d, STATE_KEY, m) < 0)
+	if (d == NULL || PyDict_SetItemString(d, ISOLA__STATE_KEY, m) < 0)
 		return -1;
 	isola__preload_single_phase();
+	isola__runtime_bind(&isola__pymod_binding);
 	isola__runtime_attach();
 	return 0;
 }
@@ -527,6 +480,8 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 		Py_VISIT(st->frozen_views[i]);
 	Py_VISIT(st->main_path);
 	Py_VISIT(st->targets);
+	Py_VISIT(st->actors);
+	Py_VISIT(st->actor_raised);
 	return 0;
 }
 
@@ -559,6 +514,8 @@ static int mod_clear(PyObject *m)
 		Py_CLEAR(st->frozen_views[i]);
 	Py_CLEAR(st->main_path);
 	Py_CLEAR(st->targets);
+	Py_CLEAR(st->actors);
+	Py_CLEAR(st->actor_raised);
 	return 0;
 }
 

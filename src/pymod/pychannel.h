@@ -1,6 +1,6 @@
 /* pychannel.h - isola.Channel and the blocking helpers it shares. */
-#ifndef ISOLA_INTERP_PYCHANNEL_H
-#define ISOLA_INTERP_PYCHANNEL_H
+#ifndef ISOLA_PYMOD_PYCHANNEL_H
+#define ISOLA_PYMOD_PYCHANNEL_H
 
 #include "interp/codec.h"
 #include "interp/state.h"

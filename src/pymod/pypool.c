@@ -12,12 +12,12 @@
  * interpreter completes the Future.  A synchronous call thus costs no
  * thread hop and no GIL hand-off.
  */
-#include "interp/pychannel.h"
+#include "pymod/pychannel.h"
 
 #include "channels/channel.h"
 #include "channels/wait.h"
 #include "interp/codec.h"
-#include "interp/module.h"
+#include "pymod/module.h"
 #include "interp/pyerror.h"
 #include "scheduler/future.h"
 #include "scheduler/post_wait.h"
