@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "interp/codec.h"
-#include "interp/module.h"
+#include "pymod/module.h"
 
 static isola__state *st;
 static isola__codec_opts opts;

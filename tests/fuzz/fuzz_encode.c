@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "interp/codec.h"
-#include "interp/module.h"
+#include "pymod/module.h"
 
 static isola__state *st;
 static isola__codec_opts opts;
