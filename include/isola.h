@@ -624,7 +624,8 @@ typedef struct isola_pool_options {
  * If any worker's setup fails, everything started is torn down, the
  * error is EPYTHON and its text goes to *error_out (free() it) when
  * error_out is not NULL.  Fails with ESTATE, ELIMIT (workers above
- * ISOLA_MAX_WORKERS), ENOMEM, ESYS, EPYTHON.
+ * ISOLA_MAX_WORKERS), EINVAL (a NULL string in setup's lists), ENOMEM,
+ * ESYS, EPYTHON.
  * Pool functions may be called from any thread, except destroy.
  */
 int isola_pool_create(const isola_pool_options *opts, isola_pool **out,
@@ -767,7 +768,9 @@ int isola_actor_spawn(isola_pool *pool, const char *target, isola_msg *args,
 		      const isola_actor_options *opts, isola_actor *out);
 
 /* Call method with args; *out: a future for the result.  send: the same
- * without a future (errors are counted, not reported).  ECLOSED: dead. */
+ * without a future: a send whose method raises, or whose actor is dead
+ * or killed by the time it comes up, is not reported but counted
+ * (isola_pool_send_errors).  ECLOSED: dead. */
 int isola_actor_call(isola_pool *pool, isola_actor a, const char *method,
 		     isola_msg *args, isola_future **out);
 int isola_actor_send(isola_pool *pool, isola_actor a, const char *method,
@@ -788,6 +791,10 @@ int isola_actor_stats(isola_pool *pool, isola_actor a, uint64_t *mailbox_depth,
  * when it is full, later events are dropped (a worker never blocks on
  * it) and counted: isola_pool_monitor_dropped. */
 int isola_pool_monitor(isola_pool *pool, isola_channel **out);
+
+/* Actor sends (isola_actor_send) that failed so far: their method
+ * raised, or their actor was dead or killed when they came up. */
+int isola_pool_send_errors(isola_pool *pool, uint64_t *n);
 
 /* Monitor events dropped so far because the monitor channel was full. */
 int isola_pool_monitor_dropped(isola_pool *pool, uint64_t *n);

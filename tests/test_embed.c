@@ -34,7 +34,9 @@ static void setup(void)
 	      "def looked_up(name, key):\n    import isola\n    return isola.lookup(name)[key]\n"
 	      "def get(m, key):\n    return (type(m).__name__, m[key])\n"
 	      "def frozen_back(name):\n    import isola\n    return isola.lookup(name)\n"
-	      "def inv(x):\n    return 1 / x\n",
+	      "def inv(x):\n    return 1 / x\n"
+	      "class Box:\n    def ok(self):\n        return 1\n"
+	      "    def bad(self):\n        raise ValueError('no')\n",
 	      f);
 	fclose(f);
 	/* module_paths only: no pool below names dir in its own setup. */
@@ -652,4 +654,38 @@ Test(embed, a_map_the_queue_cannot_take_whole_reports_nothing)
 	free(out);
 	isola_future_release(busy);
 	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, failed_actor_sends_are_counted)
+{
+	isola_pool *p = pool(1);
+	isola_actor a;
+	cr_assert_eq(isola_actor_spawn(p, "embed_helper:Box", NULL, NULL, &a), 0);
+	uint64_t n = 99;
+	cr_assert_eq(isola_pool_send_errors(p, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(isola_actor_send(p, a, "ok", NULL), 0);
+	cr_assert_eq(isola_actor_send(p, a, "bad", NULL), 0);
+	cr_assert_eq(isola_actor_send(p, a, "bad", NULL), 0);
+	isola_future *f; /* the mailbox is ordered: once this is done, so are the sends */
+	cr_assert_eq(isola_actor_call(p, a, "ok", NULL, &f), 0);
+	isola_msg r = wait_result(f);
+	isola_msg_clear(&r);
+	cr_assert_eq(isola_pool_send_errors(p, &n), 0);
+	cr_assert_eq(n, 2, "two sends raised");
+	cr_assert_eq(isola_pool_send_errors(NULL, &n), ISOLA_EINVAL);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(embed, a_null_setup_string_is_einval)
+{
+	const char *paths[] = { "/tmp", NULL };
+	isola_pool_options o = { .workers = 1, .setup = { .sys_path = paths, .n_sys_path = 2 } };
+	isola_pool *p = NULL;
+	cr_assert_eq(isola_pool_create(&o, &p, NULL), ISOLA_EINVAL);
+	cr_assert_null(p);
+	const char *pre[] = { NULL };
+	isola_pool_options o2 = { .workers = 1, .setup = { .preload = pre, .n_preload = 1 } };
+	cr_assert_eq(isola_pool_create(&o2, &p, NULL), ISOLA_EINVAL);
+	cr_assert_null(p);
 }

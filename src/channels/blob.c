@@ -85,7 +85,7 @@ void isola__image_free(void *ctx, void *data, size_t len)
 {
 	(void)ctx;
 	(void)len;
-	free(data); /* the freezer's malloc/realloc'd buffer */
+	isola__free(data); /* the freezer's malloc/realloc'd buffer */
 }
 
 bool isola__blob_is_image(const isola_blob *blob)

@@ -8,6 +8,7 @@
  * without the registry).
  */
 #include "channels/blob.h"
+#include "common/alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ int isola_frozen_publish(const char *name, const isola_frozen *value)
 	if (name == NULL || value == NULL || value->image == NULL)
 		return ISOLA_EINVAL;
 	size_t len = strlen(name);
-	char *copy = malloc(len + 1);
+	char *copy = isola__malloc(len + 1);
 	if (copy == NULL)
 		return ISOLA_ENOMEM;
 	memcpy(copy, name, len + 1);
@@ -43,10 +44,10 @@ int isola_frozen_publish(const char *name, const isola_frozen *value)
 	struct entry *e = find(name);
 	if (e == NULL && n_entries == cap_entries) {
 		size_t cap = cap_entries ? 2 * cap_entries : 16;
-		struct entry *grown = realloc(entries, cap * sizeof(*grown));
+		struct entry *grown = isola__realloc(entries, cap * sizeof(*grown));
 		if (grown == NULL) {
 			pthread_mutex_unlock(&reg_lock);
-			free(copy);
+			isola__free(copy);
 			return ISOLA_ENOMEM;
 		}
 		entries = grown;
@@ -57,7 +58,7 @@ int isola_frozen_publish(const char *name, const isola_frozen *value)
 		e = &entries[n_entries++];
 		e->name = copy;
 	} else {
-		free(copy);
+		isola__free(copy);
 		old = e->value.image;
 	}
 	isola_blob_retain(value->image);
@@ -80,7 +81,7 @@ int isola_frozen_unpublish(const char *name)
 	struct entry gone = *e;
 	*e = entries[--n_entries];
 	pthread_mutex_unlock(&reg_lock);
-	free(gone.name);
+	isola__free(gone.name);
 	isola_blob_release(gone.value.image);
 	return 0;
 }
@@ -109,7 +110,7 @@ int isola_frozen_release(isola_frozen *f)
 	if (f == NULL)
 		return 0;
 	isola_blob_release(f->image);
-	free(f);
+	isola__free(f);
 	return 0;
 }
 
@@ -117,7 +118,7 @@ int isola_frozen_copy(const isola_frozen *value, isola_frozen **out)
 {
 	if (value == NULL || out == NULL || value->image == NULL)
 		return ISOLA_EINVAL;
-	isola_frozen *f = malloc(sizeof(*f));
+	isola_frozen *f = isola__malloc(sizeof(*f));
 	if (f == NULL)
 		return ISOLA_ENOMEM;
 	*f = *value;
@@ -143,8 +144,8 @@ void isola__registry_clear(void)
 	n_entries = cap_entries = 0;
 	pthread_mutex_unlock(&reg_lock);
 	for (size_t i = 0; i < n; i++) {
-		free(all[i].name);
+		isola__free(all[i].name);
 		isola_blob_release(all[i].value.image);
 	}
-	free(all);
+	isola__free(all);
 }

@@ -31,6 +31,11 @@ void isola__alloc_fail_after(long n, int persist)
 	isola__store_relaxed(&fail_countdown, n < 0 ? 0 : (int)n);
 }
 
+long isola__alloc_fail_pending(void)
+{
+	return isola__load_relaxed(&fail_countdown);
+}
+
 void *isola__malloc(size_t n)
 {
 	return should_fail() ? NULL : malloc(n ? n : 1);

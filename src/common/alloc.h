@@ -28,4 +28,8 @@ void isola__free_pages(void *p, size_t n);
  * For tests; any thread. */
 void isola__alloc_fail_after(long n, int persist);
 
+/* Allocations still to go before the injected failure (0: it happened,
+ * or none is set).  For tests. */
+long isola__alloc_fail_pending(void);
+
 #endif

@@ -4,6 +4,7 @@
  * the exception that ended a job.
  */
 #include "interp/call.h"
+#include "common/alloc.h"
 
 #include "channels/channel.h"
 
@@ -214,7 +215,7 @@ int isola__outcome_capture(int interrupt_status, const isola__codec_opts *o,
 	isola__error_capture(err);
 	if (status != ISOLA_EPYTHON && (err->message == NULL || err->message[0] == '\0')) {
 		/* The interrupt's own isola.Cancelled has no text: say why. */
-		free(err->message);
+		isola__free(err->message);
 		err->message = isola__strdup(status == ISOLA_ETIMEDOUT
 						     ? "the task ran past its timeout and was interrupted"
 						     : "the task was cancelled while running");

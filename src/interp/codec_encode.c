@@ -10,6 +10,7 @@
  * object that cannot travel sits ("args[1]['key']").
  */
 #include "interp/codec.h"
+#include "common/alloc.h"
 
 #include "channels/blob.h"
 #include "channels/channel.h"
@@ -49,7 +50,7 @@ static int wbuf_write(void *ctx, const char *src, size_t n)
 		size_t cap = b->cap * 2;
 		while (cap < b->len + n)
 			cap *= 2;
-		char *d = b->heap ? realloc(b->data, cap) : malloc(cap);
+		char *d = b->heap ? isola__realloc(b->data, cap) : isola__malloc(cap);
 		if (d == NULL) {
 			b->no_memory = 1;
 			return -1;
@@ -1231,7 +1232,7 @@ static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts 
 static void encode_done(enc *e)
 {
 	if (e->buf.heap)
-		free(e->buf.data);
+		isola__free(e->buf.data);
 	if (e->frames != e->inline_frames)
 		PyMem_Free(e->frames);
 }
@@ -1292,14 +1293,14 @@ int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out)
 		size_t len = e->buf.len;
 		char *data;
 		if (e->buf.heap) { /* shrink to fit: the image lives long */
-			data = realloc(e->buf.data, len);
+			data = isola__realloc(e->buf.data, len);
 			if (data != NULL)
 				e->buf.heap = 0; /* data owns the bytes now */
-		} else if ((data = malloc(len)) != NULL) {
+		} else if ((data = isola__malloc(len)) != NULL) {
 			memcpy(data, e->buf.data, len);
 		}
 		if (data == NULL || isola_blob_wrap(data, len, isola__image_free, NULL, out) != 0) {
-			free(data);
+			isola__free(data);
 			PyErr_NoMemory();
 			e->code = ISOLA_ENOMEM;
 			r = -1;

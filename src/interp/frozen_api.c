@@ -4,6 +4,7 @@
  * src/pymod/frozen_functions.c).
  */
 #include "interp/frozen.h"
+#include "common/alloc.h"
 
 #include "channels/blob.h"
 #include "interp/codec.h"
@@ -19,7 +20,7 @@ int isola_frozen_from_msgpack(const void *data, size_t len, isola_frozen **out)
 		return ISOLA_ESTATE;
 	if (isola__tstate_unchecked() != NULL)
 		return ISOLA_ESTATE; /* attached elsewhere: PyGILState would mix them */
-	isola_frozen *f = malloc(sizeof(*f));
+	isola_frozen *f = isola__malloc(sizeof(*f));
 	if (f == NULL)
 		return ISOLA_ENOMEM;
 	PyGILState_STATE g = PyGILState_Ensure();
@@ -43,7 +44,7 @@ int isola_frozen_from_msgpack(const void *data, size_t len, isola_frozen **out)
 	PyErr_Clear();
 	PyGILState_Release(g);
 	if (r != 0) {
-		free(f);
+		isola__free(f);
 		return r;
 	}
 	*out = f;

@@ -8,6 +8,7 @@
  * re-attaches on the same thread, and detaches before returning.
  */
 #include "interp/interp.h"
+#include "common/alloc.h"
 
 #include "interp/call.h"
 #include "interp/binding.h"
@@ -119,7 +120,7 @@ int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
 		return ISOLA_ESTATE;
 	if (isola__tstate_unchecked() != NULL)
 		return ISOLA_ESTATE; /* this thread is attached elsewhere */
-	isola_interp *in = calloc(1, sizeof(*in));
+	isola_interp *in = isola__calloc(1, sizeof(*in));
 	if (in == NULL)
 		return ISOLA_ENOMEM;
 
@@ -138,7 +139,7 @@ int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
 		if (error_out != NULL)
 			*error_out = isola__strdup(st.err_msg ? st.err_msg
 							      : "interpreter creation failed");
-		free(in);
+		isola__free(in);
 		return ISOLA_EPYTHON;
 	}
 	in->tstate = ts;
@@ -151,7 +152,7 @@ int isola_interp_create(const isola_interp_options *opts, isola_interp **out,
 			*error_out = isola__error_format(&in->err);
 		isola__error_clear(&in->err);
 		Py_EndInterpreter(ts);
-		free(in);
+		isola__free(in);
 		return ISOLA_EPYTHON;
 	}
 	isola__interp_leave(in);
@@ -210,7 +211,7 @@ int isola_interp_destroy(isola_interp *in)
 	isola__interp_enter(in);
 	Py_EndInterpreter(in->tstate); /* leaves no thread state attached */
 	isola__error_clear(&in->err);
-	free(in);
+	isola__free(in);
 	isola__runtime_interp_removed();
 	return 0;
 }

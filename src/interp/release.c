@@ -1,5 +1,6 @@
 /* release.c - the owner's release queue for zero-copy blobs (release.h). */
 #include "interp/release.h"
+#include "common/alloc.h"
 
 #include "common/atomics.h"
 
@@ -32,7 +33,7 @@ struct isola__owner {
 
 isola__owner *isola__owner_new(void)
 {
-	isola__owner *o = calloc(1, sizeof(*o));
+	isola__owner *o = isola__calloc(1, sizeof(*o));
 	if (o == NULL)
 		return NULL;
 	o->head = NULL;
@@ -47,7 +48,7 @@ static void owner_unref(isola__owner *o)
 		return;
 	if (o->free_wake_arg != NULL)
 		o->free_wake_arg(o->wake_arg);
-	free(o);
+	isola__free(o);
 }
 
 void isola__owner_set_waker(isola__owner *o, isola__owner_waker wake, void *arg,
@@ -68,7 +69,7 @@ void isola__owner_drain(isola__owner *o)
 	while (p != NULL) {
 		struct pending *next = p->next;
 		Py_DECREF(p->obj);
-		free(p);
+		isola__free(p);
 		p = next;
 	}
 }
@@ -108,7 +109,7 @@ static void release_to_owner(void *ctx, void *data, size_t len)
 		if (old == NULL && o->wake != NULL)
 			o->wake(o->wake_arg);
 	} else {
-		free(p); /* leak p->obj: its interpreter is gone */
+		isola__free(p); /* leak p->obj: its interpreter is gone */
 	}
 	owner_unref(o);
 }
@@ -116,14 +117,14 @@ static void release_to_owner(void *ctx, void *data, size_t len)
 int isola__owner_blob(isola__owner *o, PyObject *obj, const void *data,
 		      size_t len, isola_blob **out)
 {
-	struct pending *p = malloc(sizeof(*p));
+	struct pending *p = isola__malloc(sizeof(*p));
 	if (p == NULL)
 		return ISOLA_ENOMEM;
 	p->owner = o;
 	p->obj = obj;
 	int r = isola_blob_wrap((void *)data, len, release_to_owner, p, out);
 	if (r != 0) {
-		free(p);
+		isola__free(p);
 		return r;
 	}
 	Py_INCREF(obj);

@@ -8,6 +8,7 @@
  * From Python, the isola module attaches to the runtime already running.
  */
 #include "interp/runtime.h"
+#include "common/alloc.h"
 
 #include "interp/binding.h" /* Python.h first: it sets _POSIX_C_SOURCE */
 #include "interp/pycompat.h"
@@ -45,8 +46,8 @@ const char *const *isola__runtime_module_paths(size_t *n)
 static void free_paths(void)
 {
 	for (size_t i = 0; i < rt.npaths; i++)
-		free(rt.paths[i]);
-	free(rt.paths);
+		isola__free(rt.paths[i]);
+	isola__free(rt.paths);
 	rt.paths = NULL;
 	rt.npaths = 0;
 }
@@ -55,7 +56,7 @@ static int copy_paths(const isola_init_options *opts)
 {
 	if (opts == NULL || opts->n_module_paths == 0)
 		return 0;
-	rt.paths = calloc(opts->n_module_paths, sizeof(char *));
+	rt.paths = isola__calloc(opts->n_module_paths, sizeof(char *));
 	if (rt.paths == NULL)
 		return -1;
 	for (; rt.npaths < opts->n_module_paths; rt.npaths++) {
@@ -128,7 +129,7 @@ const char *isola__python_warning(void)
 {
 	/* Py_Version: the running library's version (not the headers'). */
 	if (Py_Version < 0x030D0000)
-		return "isola: CPython 3.12 may abort at exit (\"free(): invalid size\") once a "
+		return "isola: CPython 3.12 may abort at exit (\"isola__free(): invalid size\") once a "
 		       "worker has imported asyncio or ssl (CPython gh-112140, seen on 3.12.1); "
 		       "use Python 3.13 or newer";
 	return NULL;

@@ -610,7 +610,9 @@ class Pool:
     def stats(self):
         """Per worker: tasks_run, busy_seconds, queue_depth, actors; and
         queued: tasks waiting in the shared queue; monitor_dropped: monitor
-        events lost because nobody read the monitor."""
+        events lost because nobody read the monitor; send_errors: actor
+        send_message() calls that failed (the method raised, or the actor
+        was gone), which nobody else is told of."""
         return self._c.stats()
 
     def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False, timeout=None):

@@ -13,6 +13,7 @@
  * thread hop and no GIL hand-off.
  */
 #include "pymod/pychannel.h"
+#include "common/alloc.h"
 
 #include "channels/channel.h"
 #include "channels/wait.h"
@@ -72,7 +73,7 @@ static void post_token(isola_future *f, void *arg)
 	if (isola_channel_send(d->ch, &m, -1) != 0)
 		isola_msg_clear(&m); /* closed: nobody is listening any more */
 	isola_channel_release(d->ch);
-	free(d);
+	isola__free(d);
 }
 
 static isola__state *state_of(PyObject *self)
@@ -85,8 +86,8 @@ static isola__state *state_of(PyObject *self)
 static void free_strings(const char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		free((void *)v[i]);
-	free(v);
+		isola__free((void *)v[i]);
+	isola__free(v);
 }
 
 /* A sequence of str to a malloc'd array of malloc'd UTF-8 copies. */
@@ -100,7 +101,7 @@ static int strings(PyObject *seq, const char ***out, size_t *n)
 	if (fast == NULL)
 		return -1;
 	Py_ssize_t k = PySequence_Fast_GET_SIZE(fast);
-	const char **v = calloc((size_t)k + 1, sizeof(char *));
+	const char **v = isola__calloc((size_t)k + 1, sizeof(char *));
 	for (Py_ssize_t i = 0; v && i < k; i++) {
 		PyObject *o = PySequence_Fast_GET_ITEM(fast, i);
 		PyObject *s = PyOS_FSPath(o);
@@ -182,7 +183,7 @@ static int pool_init(PyObject *self, PyObject *args, PyObject *kw)
 		PyErr_Format(broken ? broken : PyExc_OSError, "isola: starting the pool failed: %s",
 			     err ? err : isola_strerror(r));
 		Py_XDECREF(broken);
-		free(err);
+		isola__free(err);
 		return -1;
 	}
 	if (isola_channel_create(1 << 16, &p->done) != 0) {
@@ -385,7 +386,7 @@ static PyObject *pool_map_chunk(PyObject *self, PyObject *args)
 	if (fast == NULL)
 		return NULL;
 	size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
-	isola_msg *sets = calloc(n ? n : 1, sizeof(isola_msg));
+	isola_msg *sets = isola__calloc(n ? n : 1, sizeof(isola_msg));
 	size_t done = 0;
 	int r = sets ? 0 : ISOLA_ENOMEM;
 	for (; r == 0 && done < n; done++)
@@ -398,13 +399,13 @@ static PyObject *pool_map_chunk(PyObject *self, PyObject *args)
 	if (r == 0) {
 		r = isola_pool_map(p->pool, target, sets, n, n ? n : 1, &f, &k);
 		if (r == 0 && k == 0) { /* nothing to do: an empty result */
-			free(sets);
+			isola__free(sets);
 			return PyList_New(0);
 		}
 	}
 	for (size_t i = 0; i < done; i++)
 		isola_msg_clear(&sets[i]);
-	free(sets);
+	isola__free(sets);
 	if (r == ISOLA__PYERR)
 		return NULL;
 	if (r != 0)
@@ -544,7 +545,7 @@ static PyObject *pool_run(PyObject *self, PyObject *arg)
 	if (r != 0) {
 		PyErr_Format(PyExc_RuntimeError, "run() failed on a worker: %s",
 			     err ? err : isola_strerror(r));
-		free(err);
+		isola__free(err);
 		return NULL;
 	}
 	Py_RETURN_NONE;
@@ -663,11 +664,13 @@ static PyObject *pool_stats(PyObject *self, PyObject *unused)
 	}
 	if (list == NULL)
 		return NULL;
-	uint64_t dropped = 0;
+	uint64_t dropped = 0, send_errors = 0;
 	isola_pool_monitor_dropped(pool, &dropped);
-	PyObject *r = Py_BuildValue("{s:N,s:K,s:K}", "workers", list, "queued",
+	isola_pool_send_errors(pool, &send_errors);
+	PyObject *r = Py_BuildValue("{s:N,s:K,s:K,s:K}", "workers", list, "queued",
 				    (unsigned long long)shared, "monitor_dropped",
-				    (unsigned long long)dropped);
+				    (unsigned long long)dropped, "send_errors",
+				    (unsigned long long)send_errors);
 	return r;
 }
 
@@ -846,7 +849,7 @@ static PyObject *cfut_notify(PyObject *self, PyObject *unused)
 {
 	(void)unused;
 	cfuture_obj *c = (cfuture_obj *)self;
-	struct done_arg *d = malloc(sizeof(*d));
+	struct done_arg *d = isola__malloc(sizeof(*d));
 	if (d == NULL)
 		return PyErr_NoMemory();
 	d->ch = c->done;
@@ -855,7 +858,7 @@ static PyObject *cfut_notify(PyObject *self, PyObject *unused)
 	int r = isola__future_on_done_pending(c->f, post_token, d);
 	if (r != 0) {
 		isola_channel_release(c->done);
-		free(d);
+		isola__free(d);
 		if (r != ISOLA_ESTATE)
 			return PyErr_NoMemory();
 	}

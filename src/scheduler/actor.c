@@ -13,6 +13,7 @@
  * before it carry the old epoch and fail with ECLOSED when they come up.
  */
 #include "scheduler/pool.h"
+#include "common/alloc.h"
 
 #include "channels/channel.h"
 #include "common/atomics.h"
@@ -112,7 +113,7 @@ int isola_actor_spawn(isola_pool *p, const char *target, isola_msg *args,
 			break;
 		}
 	if (index == p->n_actor_slots) {
-		struct actor_slot *grown = realloc(p->actors, (index + 1) * sizeof(*grown));
+		struct actor_slot *grown = isola__realloc(p->actors, (index + 1) * sizeof(*grown));
 		if (grown == NULL) {
 			pthread_mutex_unlock(&p->lock);
 			isola__task_free(t);
@@ -154,7 +155,7 @@ int isola_actor_spawn(isola_pool *p, const char *target, isola_msg *args,
 		if (args != NULL)
 			isola__msg_move(args, &s->ctor_args);
 		isola_msg_clear(&s->ctor_args);
-		free(s->target);
+		isola__free(s->target);
 		s->target = NULL;
 		s->alive = 0;
 		if (p->workers[w].n_actors > 0)
@@ -273,9 +274,9 @@ void isola__actor_free_all(struct isola_pool *p)
 {
 	for (size_t i = 0; i < p->n_actor_slots; i++) {
 		isola_msg_clear(&p->actors[i].ctor_args);
-		free(p->actors[i].target);
+		isola__free(p->actors[i].target);
 	}
-	free(p->actors);
+	isola__free(p->actors);
 	p->actors = NULL;
 	p->n_actor_slots = 0;
 }
@@ -305,7 +306,7 @@ static void stop(struct worker *w, uint64_t id, const char *reason)
 	if (s != NULL) {
 		s->alive = 0;
 		isola_msg_clear(&s->ctor_args);
-		free(s->target);
+		isola__free(s->target);
 		s->target = NULL;
 		if (p->workers[w->index].n_actors > 0)
 			p->workers[w->index].n_actors--;
@@ -328,14 +329,14 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 		int ok = s && target && isola__msg_copy(&args, &s->ctor_args) == 0;
 		pthread_mutex_unlock(&p->lock);
 		if (!ok) {
-			free(target);
+			isola__free(target);
 			return false;
 		}
 		if (restarting)
 			monitor(p, id, "restarted", why);
 		char *text = NULL;
 		int r = isola__actor_construct(id, target, &args, &o, &text);
-		free(target);
+		isola__free(target);
 		isola_msg_clear(&args);
 		if (r == 0)
 			return true;
@@ -345,7 +346,7 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 		pthread_mutex_unlock(&p->lock);
 		char reason[600];
 		snprintf(reason, sizeof(reason), "constructor failed: %s", text ? text : "?");
-		free(text);
+		isola__free(text);
 		if (!again) {
 			stop(w, id, reason);
 			return false;
@@ -370,10 +371,18 @@ static void crashed(struct worker *w, uint64_t id, const char *reason)
 		stop(w, id, reason);
 }
 
-static void fail_closed(isola_future *f, const char *why)
+/* A send (no future) that failed: counted, since nobody is told. */
+static void count_send_error(struct isola_pool *p)
 {
-	if (f == NULL)
+	isola__add_relaxed(&p->send_errors, 1); /* a statistic: relaxed */
+}
+
+static void fail_closed(struct isola_pool *p, isola_future *f, const char *why)
+{
+	if (f == NULL) {
+		count_send_error(p);
 		return;
+	}
 	isola__error e = { isola__strdup("isola.ChannelClosed"), isola__strdup(why), NULL };
 	isola__future_complete(f, ISOLA_ECLOSED, NULL, &e);
 	isola__error_clear(&e);
@@ -394,7 +403,7 @@ static void call_method(struct worker *w, struct task *t)
 						   t->future ? &res : NULL)
 			: ISOLA_ENOTFOUND;
 	if (r == ISOLA_ENOTFOUND) {
-		fail_closed(t->future, "the actor is dead, was killed, or failed to start");
+		fail_closed(p, t->future, "the actor is dead, was killed, or failed to start");
 		return;
 	}
 	if (r == 0) {
@@ -404,6 +413,8 @@ static void call_method(struct worker *w, struct task *t)
 	}
 	/* The method raised: the caller gets the error; the actor lives on
 	 * unless its __isola_restart__ hook itself fails. */
+	if (t->future == NULL)
+		count_send_error(p);
 	isola__complete_with_exception(w, t->future);
 	char *text = NULL;
 	if (isola__actor_restart_hook(t->actor_id, &text) != 0) {
@@ -411,7 +422,7 @@ static void call_method(struct worker *w, struct task *t)
 		snprintf(reason, sizeof(reason), "__isola_restart__ failed: %s", text ? text : "?");
 		crashed(w, t->actor_id, reason);
 	}
-	free(text);
+	isola__free(text);
 }
 
 void isola__actor_run(struct worker *w, struct task *t)

@@ -1,5 +1,6 @@
 /* future.c - futures: completion, waiting, callbacks, cancel (future.h). */
 #include "scheduler/pool.h" /* first: it brings Python.h, which sets feature macros */
+#include "common/alloc.h"
 #include "scheduler/future.h"
 
 #include "channels/channel.h"
@@ -10,7 +11,7 @@
 
 struct isola__pool_link *isola__pool_link_new(struct isola_pool *pool)
 {
-	struct isola__pool_link *l = calloc(1, sizeof(*l));
+	struct isola__pool_link *l = isola__calloc(1, sizeof(*l));
 	if (l == NULL)
 		return NULL;
 	l->refs = 1;
@@ -29,7 +30,7 @@ void isola__pool_link_release(struct isola__pool_link *l)
 	if (l == NULL || !isola__ref_dec_is_last(&l->refs))
 		return;
 	pthread_mutex_destroy(&l->lock);
-	free(l);
+	isola__free(l);
 }
 
 void isola__pool_link_cut(struct isola__pool_link *l)
@@ -41,7 +42,7 @@ void isola__pool_link_cut(struct isola__pool_link *l)
 
 isola_future *isola__future_new(struct isola_pool *pool)
 {
-	isola_future *f = calloc(1, sizeof(*f));
+	isola_future *f = isola__calloc(1, sizeof(*f));
 	if (f == NULL)
 		return NULL;
 	f->tag = ISOLA__FUTURE_TAG;
@@ -74,12 +75,12 @@ int isola_future_release(isola_future *f)
 	isola__error_clear(&f->err);
 	for (struct callback *c = f->callbacks, *n; c != NULL; c = n) {
 		n = c->next;
-		free(c);
+		isola__free(c);
 	}
 	pthread_mutex_destroy(&f->lock);
 	isola__pool_link_release(f->link);
 	f->tag = 0;
-	free(f);
+	isola__free(f);
 	return 0;
 }
 
@@ -131,7 +132,7 @@ static void finish(isola_future *f, int status, isola_msg *result, isola__error 
 	while (rev != NULL) {
 		struct callback *n = rev->next;
 		rev->cb(f, rev->arg);
-		free(rev);
+		isola__free(rev);
 		rev = n;
 	}
 }
@@ -255,7 +256,7 @@ static int add_callback(isola_future *f, isola_future_cb cb, void *arg, bool run
 {
 	if (f == NULL || cb == NULL)
 		return ISOLA_EINVAL;
-	struct callback *c = malloc(sizeof(*c));
+	struct callback *c = isola__malloc(sizeof(*c));
 	if (c == NULL)
 		return ISOLA_ENOMEM;
 	c->cb = cb;
@@ -270,7 +271,7 @@ static int add_callback(isola_future *f, isola_future_cb cb, void *arg, bool run
 		return 0;
 	}
 	pthread_mutex_unlock(&f->lock);
-	free(c);
+	isola__free(c);
 	if (!run_if_done)
 		return ISOLA_ESTATE;
 	cb(f, arg);
@@ -303,7 +304,7 @@ static void any_waiter_release(struct any_waiter *aw)
 {
 	/* acq_rel: the last one out sees every other's use of aw. */
 	if (__atomic_sub_fetch(&aw->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		free(aw);
+		isola__free(aw);
 }
 
 static void any_done(isola_future *f, void *arg)
@@ -347,7 +348,7 @@ int isola_future_wait_any(isola_future *const *fs, size_t n, int64_t timeout_ns,
 	isola__deadline_init(&d, timeout_ns);
 	if (d.now)
 		return ISOLA_ETIMEDOUT;
-	struct any_waiter *aw = malloc(sizeof(*aw));
+	struct any_waiter *aw = isola__malloc(sizeof(*aw));
 	if (aw == NULL)
 		return ISOLA_ENOMEM;
 	ck_ec32_init(&aw->ec, 0);

@@ -2,6 +2,7 @@
  * pool.c - pool lifecycle, submitting work, stats (design in pool.h).
  */
 #include "scheduler/pool.h"
+#include "common/alloc.h"
 
 #include "common/atomics.h"
 #include "channels/channel.h"
@@ -18,7 +19,7 @@
 struct task *isola__task_new(enum task_kind kind, const char *target)
 {
 	size_t len = target ? strlen(target) + 1 : 0;
-	struct task *t = calloc(1, sizeof(*t) + len);
+	struct task *t = isola__calloc(1, sizeof(*t) + len);
 	if (t == NULL)
 		return NULL;
 	t->kind = kind;
@@ -34,9 +35,9 @@ void isola__task_free(struct task *t)
 	isola_msg_clear(&t->args);
 	for (size_t i = 0; i < t->chunk.n; i++)
 		isola_msg_clear(&t->chunk.items[i]);
-	free(t->chunk.items);
+	isola__free(t->chunk.items);
 	isola_future_release(t->future);
-	free(t);
+	isola__free(t);
 }
 
 struct task *isola__task_of(isola_msg *m)
@@ -75,20 +76,31 @@ int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t)
 
 /* ---- setup options, deep-copied ------------------------------------ */
 
-static const char **copy_strings(const char *const *src, size_t n, struct isola_pool *p,
-				 size_t *k)
+/* n copies of src's strings into a new array; every copy is also
+ * recorded in p->setup_strings (freed by free_setup, whatever failed).
+ * 0, EINVAL (a NULL string), ENOMEM. */
+static int copy_strings(struct isola_pool *p, const char *const *src, size_t n,
+			const char ***out)
 {
+	*out = NULL;
 	if (n == 0)
-		return NULL;
-	const char **dst = calloc(n, sizeof(char *));
+		return 0;
+	if (src == NULL)
+		return ISOLA_EINVAL;
+	const char **dst = isola__calloc(n, sizeof(char *));
 	if (dst == NULL)
-		return NULL;
+		return ISOLA_ENOMEM;
+	*out = dst;
 	for (size_t i = 0; i < n; i++) {
-		char *s = isola__strdup(src[i]);
-		p->setup_strings[(*k)++] = s;
-		dst[i] = s;
+		if (src[i] == NULL)
+			return ISOLA_EINVAL;
+		char *c = isola__strdup(src[i]);
+		if (c == NULL)
+			return ISOLA_ENOMEM;
+		p->setup_strings[p->n_setup_strings++] = c;
+		dst[i] = c;
 	}
-	return dst;
+	return 0;
 }
 
 static int copy_setup(struct isola_pool *p, const isola_interp_options *o)
@@ -96,30 +108,34 @@ static int copy_setup(struct isola_pool *p, const isola_interp_options *o)
 	if (o == NULL)
 		return 0;
 	size_t total = o->n_sys_path + o->n_preload + 1;
-	p->setup_strings = calloc(total + 1, sizeof(char *));
+	p->setup_strings = isola__calloc(total, sizeof(char *));
 	if (p->setup_strings == NULL)
 		return ISOLA_ENOMEM;
-	size_t k = 0;
-	p->setup.sys_path = copy_strings(o->sys_path, o->n_sys_path, p, &k);
+	const char **paths = NULL, **preload = NULL;
+	int r = copy_strings(p, o->sys_path, o->n_sys_path, &paths);
+	p->setup.sys_path = paths;
 	p->setup.n_sys_path = o->n_sys_path;
-	p->setup.preload = copy_strings(o->preload, o->n_preload, p, &k);
+	if (r == 0)
+		r = copy_strings(p, o->preload, o->n_preload, &preload);
+	p->setup.preload = preload;
 	p->setup.n_preload = o->n_preload;
-	if (o->init_source != NULL) {
-		char *s = isola__strdup(o->init_source);
-		p->setup_strings[k++] = s;
-		p->setup.init_source = s;
+	if (r == 0 && o->init_source != NULL) {
+		char *c = isola__strdup(o->init_source);
+		if (c == NULL)
+			return ISOLA_ENOMEM;
+		p->setup_strings[p->n_setup_strings++] = c;
+		p->setup.init_source = c;
 	}
-	return 0;
+	return r;
 }
 
 static void free_setup(struct isola_pool *p)
 {
-	if (p->setup_strings != NULL)
-		for (char **s = p->setup_strings; *s != NULL; s++)
-			free(*s);
-	free(p->setup_strings);
-	free((void *)p->setup.sys_path);
-	free((void *)p->setup.preload);
+	for (size_t i = 0; i < p->n_setup_strings; i++)
+		isola__free(p->setup_strings[i]);
+	isola__free(p->setup_strings);
+	isola__free((void *)p->setup.sys_path);
+	isola__free((void *)p->setup.preload);
 }
 
 /* ---- lifecycle ------------------------------------------------------ */
@@ -155,13 +171,13 @@ static void free_pool(struct isola_pool *p)
 	isola_channel_release(p->monitor);
 	for (int i = 0; p->workers != NULL && i < p->n; i++)
 		pthread_mutex_destroy(&p->workers[i].attach_lock);
-	free(p->workers);
-	free(p->start_error);
+	isola__free(p->workers);
+	isola__free(p->start_error);
 	free_setup(p);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	p->tag = 0;
-	free(p);
+	isola__free(p);
 }
 
 /* Stop and join the first n workers' watchdogs. */
@@ -183,7 +199,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		return ISOLA_ESTATE;
 	if (opts != NULL && opts->workers > ISOLA_MAX_WORKERS)
 		return ISOLA_ELIMIT;
-	struct isola_pool *p = calloc(1, sizeof(*p));
+	struct isola_pool *p = isola__calloc(1, sizeof(*p));
 	if (p == NULL)
 		return ISOLA_ENOMEM;
 	p->tag = ISOLA__POOL_TAG;
@@ -202,7 +218,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	pthread_cond_init(&p->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	ck_ec32_init(&p->exit_ec, 0);
-	p->workers = calloc((size_t)n, sizeof(struct worker));
+	p->workers = isola__calloc((size_t)n, sizeof(struct worker));
 	p->link = isola__pool_link_new(p);
 	int r = p->workers && p->link ? copy_setup(p, opts ? &opts->setup : NULL) : ISOLA_ENOMEM;
 	if (r == 0)
@@ -384,20 +400,20 @@ static size_t default_chunksize(const struct isola_pool *p, size_t n)
 static struct task **map_tasks(struct isola_pool *p, const char *target, size_t n,
 			       const isola_map_options *o, size_t chunksize, size_t k)
 {
-	struct task **ts = calloc(k, sizeof(*ts));
+	struct task **ts = isola__calloc(k, sizeof(*ts));
 	for (size_t c = 0; ts != NULL && c < k; c++) {
 		size_t start = c * chunksize;
 		size_t m = n - start < chunksize ? n - start : chunksize;
 		struct task *t = isola__task_new(TASK_CHUNK, target);
 		isola_future *f = t ? isola__future_new(p) : NULL;
-		isola_msg *items = f ? calloc(m, sizeof(isola_msg)) : NULL;
+		isola_msg *items = f ? isola__calloc(m, sizeof(isola_msg)) : NULL;
 		if (items == NULL) {
 			if (f != NULL)
 				isola_future_release(f);
 			isola__task_free(t);
 			while (c-- > 0)
 				isola__task_free(ts[c]); /* frees each one's future too */
-			free(ts);
+			isola__free(ts);
 			return NULL;
 		}
 		t->chunk = (struct argset){ .items = items, .n = m, .first = start,
@@ -427,11 +443,11 @@ int isola_pool_map_ex(isola_pool *p, const char *target, isola_msg *argsets, siz
 		return ISOLA_ENOMEM;
 	/* A queued task is the worker's (it may run and be freed at once):
 	 * only its future, held by the caller's reference, is used after. */
-	isola_future **fs = k > 0 ? calloc(k, sizeof(*fs)) : NULL;
+	isola_future **fs = k > 0 ? isola__calloc(k, sizeof(*fs)) : NULL;
 	if (k > 0 && fs == NULL) {
 		for (size_t c = 0; c < k; c++)
 			isola__task_free(ts[c]);
-		free(ts);
+		isola__free(ts);
 		return ISOLA_ENOMEM;
 	}
 	int r = 0;
@@ -464,8 +480,8 @@ int isola_pool_map_ex(isola_pool *p, const char *target, isola_msg *argsets, siz
 			memcpy(out, fs, k * sizeof(*fs));
 		*n_chunks = k;
 	}
-	free(fs);
-	free(ts);
+	isola__free(fs);
+	isola__free(ts);
 	return r;
 }
 
@@ -485,7 +501,7 @@ int isola_pool_run(isola_pool *p, const char *source, char **error_out)
 		return ISOLA_ECLOSED;
 	if (isola__worker_pool == p)
 		return ISOLA_ESTATE; /* a worker would wait for itself */
-	isola_future **fs = calloc((size_t)p->n, sizeof(*fs));
+	isola_future **fs = isola__calloc((size_t)p->n, sizeof(*fs));
 	if (fs == NULL)
 		return ISOLA_ENOMEM;
 	int r = 0;
@@ -515,7 +531,7 @@ int isola_pool_run(isola_pool *p, const char *source, char **error_out)
 		}
 		isola_future_release(fs[i]);
 	}
-	free(fs);
+	isola__free(fs);
 	return r;
 }
 
@@ -555,6 +571,14 @@ int isola_pool_monitor(isola_pool *p, isola_channel **out)
 		return ISOLA_EINVAL;
 	isola_channel_retain(p->monitor);
 	*out = p->monitor;
+	return 0;
+}
+
+int isola_pool_send_errors(isola_pool *p, uint64_t *n)
+{
+	if (p == NULL || n == NULL)
+		return ISOLA_EINVAL;
+	*n = isola__load_relaxed(&p->send_errors);
 	return 0;
 }
 

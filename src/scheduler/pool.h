@@ -114,8 +114,10 @@ struct isola_pool {
 	isola_channel *shared_q;
 	isola_channel *monitor;
 	uint64_t monitor_dropped; /* relaxed atomic: events the full monitor lost */
+	uint64_t send_errors;     /* relaxed atomic: actor sends that failed (no future) */
 	isola_interp_options setup;
 	char **setup_strings; /* owned copies behind setup */
+	size_t n_setup_strings;
 	int no_pickle;
 	int64_t queue_wait_ns; /* isola_pool_options.queue_wait_ns */
 	int closing;          /* atomic: enum closing_level, only rises */

@@ -3,6 +3,7 @@
  * takes tasks from its private queue and the pool's shared queue.
  */
 #include "scheduler/pool.h"
+#include "common/alloc.h"
 
 #include "common/atomics.h"
 #include "channels/channel.h"
@@ -70,10 +71,10 @@ static void name_failed_element(isola__error *err, const struct task *t, size_t 
 {
 	const char *was = err->message ? err->message : "";
 	size_t n = strlen(was) + 48;
-	char *m = malloc(n);
+	char *m = isola__malloc(n);
 	if (m != NULL) {
 		snprintf(m, n, "map element %zu: %s", t->chunk.first + failed_at, was);
-		free(err->message);
+		isola__free(err->message);
 		err->message = m;
 	}
 }
@@ -300,7 +301,7 @@ static bool start(struct worker *w)
 		if (p->start_error == NULL)
 			p->start_error = err ? err : isola__strdup(isola_strerror(r));
 		else
-			free(err);
+			isola__free(err);
 	}
 	pthread_cond_broadcast(&p->cond);
 	while (p->started + p->failed < p->n)

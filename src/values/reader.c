@@ -7,6 +7,7 @@
  * isola_frozen; other ext types are handed over raw.
  */
 #include "isola.h"
+#include "common/alloc.h"
 
 #include "channels/blob.h"
 
@@ -27,7 +28,7 @@ static isola_value *node_new(isola_reader *r)
 {
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? 2 * r->cap : 64;
-		isola_value *v = realloc(r->nodes, cap * sizeof(*v));
+		isola_value *v = isola__realloc(r->nodes, cap * sizeof(*v));
 		if (v == NULL)
 			return NULL;
 		r->nodes = v;
@@ -200,8 +201,8 @@ void isola_reader_destroy(isola_reader *r)
 		return;
 	if (r->zone != NULL)
 		msgpack_zone_free(r->zone);
-	free(r->nodes);
-	free(r);
+	isola__free(r->nodes);
+	isola__free(r);
 }
 
 int isola_reader_create(const isola_msg *msg, isola_reader **out, const isola_value **root)
@@ -211,7 +212,7 @@ int isola_reader_create(const isola_msg *msg, isola_reader **out, const isola_va
 	const void *data;
 	size_t len;
 	isola_msg_bytes(msg, &data, &len);
-	isola_reader *r = calloc(1, sizeof(*r));
+	isola_reader *r = isola__calloc(1, sizeof(*r));
 	if (r == NULL || (r->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL) {
 		isola_reader_destroy(r);
 		return ISOLA_ENOMEM;

@@ -7,6 +7,7 @@
  * message being built as they are written (ext 12/13 carry the index).
  */
 #include "isola.h"
+#include "common/alloc.h"
 
 #include "channels/blob.h"
 
@@ -35,7 +36,7 @@ int isola_writer_create(isola_writer **out)
 {
 	if (out == NULL)
 		return ISOLA_EINVAL;
-	isola_writer *w = calloc(1, sizeof(*w));
+	isola_writer *w = isola__calloc(1, sizeof(*w));
 	if (w == NULL)
 		return ISOLA_ENOMEM;
 	msgpack_sbuffer_init(&w->sb);
@@ -61,7 +62,7 @@ void isola_writer_destroy(isola_writer *w)
 		return;
 	reset(w);
 	msgpack_sbuffer_destroy(&w->sb);
-	free(w);
+	isola__free(w);
 }
 
 /* Before a value: is there room for one? */
