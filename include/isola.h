@@ -754,10 +754,13 @@ typedef struct isola_actor {
 	uint64_t id;
 } isola_actor;
 
+#define ISOLA_ACTOR_MAX_RESTARTS 3            /* max_restarts' default */
+#define ISOLA_ACTOR_WINDOW_NS 5000000000LL    /* window_ns' default: 5 s */
+
 typedef struct isola_actor_options {
 	int restart;         /* 0: stop on crash; 1: restart */
-	int max_restarts;    /* within window_ns (default 3) */
-	int64_t window_ns;   /* default 5 s */
+	int max_restarts;    /* within window_ns (<= 0: ISOLA_ACTOR_MAX_RESTARTS) */
+	int64_t window_ns;   /* <= 0: ISOLA_ACTOR_WINDOW_NS */
 	int worker;          /* < 0: the least loaded */
 } isola_actor_options;
 

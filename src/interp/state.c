@@ -31,17 +31,25 @@ isola__state *isola__state_current(void)
 	return PyModule_GetState(m);
 }
 
-PyObject *isola__raise(isola__state *st, int code, const char *what)
+PyObject *isola__raise(isola__state *st, int code, enum isola__raise_ctx ctx, const char *what)
 {
 	switch (code) {
 	case ISOLA_ECLOSED:
-		PyErr_SetString(st->ChannelClosed, "channel is closed");
+		if (ctx == ISOLA__FOR_POOL)
+			PyErr_Format(PyExc_RuntimeError, "cannot %s after the pool shut down",
+				     what ? what : "do that");
+		else if (ctx == ISOLA__FOR_ACTOR)
+			PyErr_SetString(st->ChannelClosed, "the actor is dead (stopped or killed)");
+		else
+			PyErr_SetString(st->ChannelClosed, "channel is closed");
 		break;
 	case ISOLA_EAGAIN:
-		if (what != NULL && what[0] == 's')
+		if (ctx == ISOLA__FOR_SEND)
 			PyErr_SetString(st->ChannelFull, "channel is full");
-		else
+		else if (ctx == ISOLA__FOR_RECV)
 			PyErr_SetString(st->ChannelEmpty, "channel is empty");
+		else
+			PyErr_Format(PyExc_TimeoutError, "%s timed out", what ? what : "wait");
 		break;
 	case ISOLA_ETIMEDOUT:
 		PyErr_Format(PyExc_TimeoutError, "%s timed out", what ? what : "wait");

@@ -62,7 +62,20 @@ isola__state *isola__state_current(void);
 PyObject *isola__channel_wrap(isola__state *st, isola_channel *ch);
 PyObject *isola__buffer_wrap(isola__state *st, isola_blob *blob);
 
-/* Raise the Python exception for an ISOLA_E* code (returns NULL). */
-PyObject *isola__raise(isola__state *st, int code, const char *what);
+/* Where a code comes from: the same code means different exceptions
+ * (ECLOSED: ChannelClosed for a channel or an actor, RuntimeError for a
+ * pool, as concurrent.futures has it; EAGAIN: ChannelFull on a send,
+ * ChannelEmpty on a receive, TimeoutError for the rest). */
+enum isola__raise_ctx {
+	ISOLA__FOR_SEND,
+	ISOLA__FOR_RECV,
+	ISOLA__FOR_POOL,
+	ISOLA__FOR_ACTOR,
+	ISOLA__FOR_OTHER,
+};
+
+/* The one mapping of ISOLA_E* codes to Python exceptions: raise it and
+ * return NULL.  what names the operation in the message. */
+PyObject *isola__raise(isola__state *st, int code, enum isola__raise_ctx ctx, const char *what);
 
 #endif

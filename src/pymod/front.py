@@ -18,7 +18,6 @@ import threading as _threading
 import types as _types
 import weakref as _weakref
 
-_DEFAULT_RESTART_WINDOW = 5.0
 
 # concurrent.futures.Future.__init__ makes a threading.Condition per
 # future (~7 us, most of a trivial task's cost here).  Futures of one pool
@@ -197,8 +196,9 @@ class Future(_cf.Future):
         return asyncio.wrap_future(self).__await__()
 
 
-# _Future.state() values (isola_future_state in isola.h).
-_C_PENDING, _C_RUNNING, _C_DONE = 0, 1, 2
+# _Future.state() values: isola_future_state in isola.h, from the C module
+# (states from DONE on are the ended ones).
+_C_PENDING, _C_RUNNING, _C_DONE = _FUTURE_PENDING, _FUTURE_RUNNING, _FUTURE_DONE
 
 
 def _complete(fut, outcome):
@@ -576,8 +576,8 @@ class Pool:
 
     # -- actors ------------------------------------------------------------
 
-    def spawn(self, cls, /, *args, restart=False, max_restarts=3,
-              restart_window=_DEFAULT_RESTART_WINDOW, **kwargs):
+    def spawn(self, cls, /, *args, restart=False, max_restarts=ACTOR_MAX_RESTARTS,
+              restart_window=ACTOR_RESTART_WINDOW, **kwargs):
         """Create cls(*args, **kwargs) on one worker and return a proxy.
 
         Its methods run there one at a time, in the order they were called:

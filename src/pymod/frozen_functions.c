@@ -67,7 +67,7 @@ PyObject *isola__py_publish(PyObject *m, PyObject *const *args, Py_ssize_t nargs
 	int r = isola_frozen_publish(name, &f);
 	PyObject *value = r == 0 ? isola__frozen_at(st, f.image, f.offset) : NULL;
 	isola_blob_release(f.image);
-	return r == 0 ? value : isola__raise(st, r, "publish");
+	return r == 0 ? value : isola__raise(st, r, ISOLA__FOR_OTHER, "publish");
 }
 
 PyObject *isola__py_lookup(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
@@ -87,7 +87,7 @@ PyObject *isola__py_lookup(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 		return NULL;
 	}
 	if (r != 0)
-		return isola__raise(st, r, "lookup");
+		return isola__raise(st, r, ISOLA__FOR_OTHER, "lookup");
 	PyObject *value = isola__frozen_at(st, f->image, f->offset);
 	isola_frozen_release(f);
 	return value;
@@ -104,7 +104,7 @@ PyObject *isola__py_unpublish(PyObject *m, PyObject *name)
 		return NULL;
 	}
 	if (r != 0)
-		return isola__raise(PyModule_GetState(m), r, "unpublish");
+		return isola__raise(PyModule_GetState(m), r, ISOLA__FOR_OTHER, "unpublish");
 	Py_RETURN_NONE;
 }
 

@@ -26,17 +26,35 @@ static isola__state *mod_state(PyObject *m)
 
 /* ---- functions -------------------------------------------------------- */
 
+struct select_op {
+	isola_channel **chs;
+	size_t n;
+	isola_msg *msg; /* NULL: _wait_any */
+	uint64_t room;
+	isola__deadline d;
+	int flags;
+	size_t *idx;
+};
+
+static int select_op(void *arg)
+{
+	struct select_op *s = arg;
+	return s->msg ? isola__channel_select_until(s->chs, s->n, s->msg, &s->d, s->flags, s->idx)
+		      : isola__channel_wait_any_room(s->chs, s->n, s->room, &s->d, s->flags, s->idx);
+}
+
 /* select() and _wait_any(): wait (GIL released, Ctrl-C and cancel
- * honoured) until one of up to 64 channels is ready.  With msg, take its
- * message (select); without, take nothing (_wait_any).  Returns the tuple
- * of channels it made (it keeps every Channel, and so its C channel, alive
- * while the GIL is released, whatever other threads do to the caller's
- * list meanwhile) and sets *idx; NULL with an exception set. */
+ * honoured) until one of up to ISOLA_SELECT_MAX channels is ready.  With
+ * msg, take its message (select); without, take nothing (_wait_any).
+ * Returns the tuple of channels it made (it keeps every Channel, and so
+ * its C channel, alive while the GIL is released, whatever other threads
+ * do to the caller's list meanwhile) and sets *idx; NULL with an
+ * exception set. */
 static PyObject *wait_channels(isola__state *st, PyObject *chans, PyObject *timeout,
 			       const char *what, isola_msg *msg, uint64_t room, size_t *idx)
 {
-	int64_t t = isola__timeout_ns(timeout);
-	if (t == -2)
+	int64_t t;
+	if (isola__timeout_arg(timeout, &t) < 0)
 		return NULL;
 	PyObject *seq = PySequence_Tuple(chans);
 	if (seq == NULL) {
@@ -64,30 +82,20 @@ static PyObject *wait_channels(isola__state *st, PyObject *chans, PyObject *time
 		}
 		chs[i] = ((isola__channel_obj *)c)->ch;
 	}
-	isola__deadline d;
-	isola__deadline_init(&d, 0);
-	int r = msg ? isola__channel_select_until(chs, (size_t)n, msg, &d, 0, idx)
-		    : isola__channel_wait_any_room(chs, (size_t)n, room, &d, 0, idx);
+	struct select_op op = { .chs = chs, .n = (size_t)n, .msg = msg, .room = room, .idx = idx };
+	isola__deadline_init(&op.d, 0);
+	int r = select_op(&op); /* a first look with the GIL held */
 	if (r == ISOLA_EAGAIN && t != 0) {
-		isola__deadline_init(&d, t);
-		for (;;) {
-			Py_BEGIN_ALLOW_THREADS
-			r = msg ? isola__channel_select_until(chs, (size_t)n, msg, &d,
-							      ISOLA__WAIT_INTERRUPTIBLE, idx)
-				: isola__channel_wait_any_room(chs, (size_t)n, room, &d,
-							       ISOLA__WAIT_INTERRUPTIBLE, idx);
-			Py_END_ALLOW_THREADS
-			if (r != ISOLA_EINTR)
-				break;
-			if (isola__wait_interrupted() < 0) {
-				Py_DECREF(seq);
-				return NULL;
-			}
+		isola__deadline_init(&op.d, t);
+		op.flags = ISOLA__WAIT_INTERRUPTIBLE;
+		if (isola__wait_released(select_op, &op, &r) < 0) {
+			Py_DECREF(seq);
+			return NULL;
 		}
 	}
 	if (r != 0) {
 		Py_DECREF(seq);
-		return isola__raise(st, r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r, what);
+		return isola__raise(st, r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r, ISOLA__FOR_OTHER, what);
 	}
 	return seq;
 }
@@ -387,7 +395,13 @@ static int mod_exec(PyObject *m)
 	}
 	if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
 	    PyModule_AddIntConstant(m, "BLOB_THRESHOLD", (long)ISOLA__BLOB_THRESHOLD_DEFAULT) < 0 ||
-	    PyModule_AddIntConstant(m, "MAX_WORKERS", ISOLA_MAX_WORKERS) < 0)
+	    PyModule_AddIntConstant(m, "MAX_WORKERS", ISOLA_MAX_WORKERS) < 0 ||
+	    PyModule_AddIntConstant(m, "ACTOR_MAX_RESTARTS", ISOLA_ACTOR_MAX_RESTARTS) < 0 ||
+	    PyModule_AddObject(m, "ACTOR_RESTART_WINDOW",
+			       PyFloat_FromDouble((double)ISOLA_ACTOR_WINDOW_NS / 1e9)) < 0 ||
+	    PyModule_AddIntConstant(m, "_FUTURE_PENDING", ISOLA_FUTURE_PENDING) < 0 ||
+	    PyModule_AddIntConstant(m, "_FUTURE_RUNNING", ISOLA_FUTURE_RUNNING) < 0 ||
+	    PyModule_AddIntConstant(m, "_FUTURE_DONE", ISOLA_FUTURE_DONE) < 0)
 		return -1;
 	if (add_package_path(m) < 0)
 		return -1;

@@ -13,44 +13,80 @@
 #include "interp/codec.h"
 #include "pymod/module.h"
 
-/* Python timeout (None or seconds >= 0) to ns (-1 forever); -2 on error. */
-int64_t isola__timeout_ns(PyObject *timeout)
+int isola__timeout_arg(PyObject *timeout, int64_t *ns)
 {
+	*ns = -1;
 	if (timeout == NULL || timeout == Py_None)
-		return -1;
+		return 0;
 	double s = PyFloat_AsDouble(timeout);
 	if (s == -1.0 && PyErr_Occurred())
-		return -2;
+		return -1;
 	if (!(s >= 0)) {
 		PyErr_SetString(PyExc_ValueError, "timeout must be None or a number >= 0");
-		return -2;
-	}
-	if (s > 1e9) /* ~31 years: forever */
 		return -1;
-	return (int64_t)(s * 1e9 + 0.5);
+	}
+	if (s <= 1e9) /* more: ~31 years, forever */
+		*ns = (int64_t)(s * 1e9 + 0.5);
+	return 0;
 }
+
+struct channel_op {
+	isola_channel *ch;
+	isola_msg *msg;
+	isola__deadline d;
+	int is_send;
+};
+
+static int channel_op(void *arg)
+{
+	struct channel_op *c = arg;
+	return c->is_send ? isola__channel_send_until(c->ch, c->msg, &c->d, ISOLA__WAIT_INTERRUPTIBLE)
+			  : isola__channel_recv_until(c->ch, c->msg, &c->d, ISOLA__WAIT_INTERRUPTIBLE);
+}
+
+static int wait_interrupted(void);
 
 int isola__channel_wait_op(isola_channel *ch, isola_msg *msg, int64_t timeout_ns,
-			   int is_send)
+			   int is_send, int nowait)
 {
 	int r = is_send ? isola__channel_try_send(ch, msg) : isola__channel_try_recv(ch, msg);
-	if (r != ISOLA_EAGAIN || timeout_ns == 0)
-		return r;
-	isola__deadline d;
-	isola__deadline_init(&d, timeout_ns);
+	if (r == ISOLA_EAGAIN && !nowait && timeout_ns != 0) {
+		struct channel_op c = { .ch = ch, .msg = msg, .is_send = is_send };
+		isola__deadline_init(&c.d, timeout_ns);
+		if (isola__wait_released(channel_op, &c, &r) < 0)
+			return -1;
+	}
+	if (r == ISOLA_EAGAIN && !nowait)
+		r = ISOLA_ETIMEDOUT; /* a wait that ran out, or timeout=0 */
+	if (r == 0)
+		return 0;
+	isola__state *st = isola__state_current();
+	if (st != NULL)
+		isola__raise(st, r, is_send ? ISOLA__FOR_SEND : ISOLA__FOR_RECV,
+			     is_send ? "send" : "recv");
+	return -1;
+}
+
+int isola__wait_released(int (*op)(void *arg), void *arg, int *status)
+{
 	for (;;) {
+		int r;
 		Py_BEGIN_ALLOW_THREADS
-		r = is_send ? isola__channel_send_until(ch, msg, &d, ISOLA__WAIT_INTERRUPTIBLE)
-			    : isola__channel_recv_until(ch, msg, &d, ISOLA__WAIT_INTERRUPTIBLE);
+		r = op(arg);
 		Py_END_ALLOW_THREADS
-		if (r != ISOLA_EINTR)
-			return r;
-		if (isola__wait_interrupted() < 0)
-			return ISOLA__PYERR;
+		if (r != ISOLA_EINTR) {
+			*status = r;
+			return 0;
+		}
+		if (wait_interrupted() < 0)
+			return -1;
 	}
 }
 
-int isola__wait_interrupted(void)
+/* After an ISOLA_EINTR wait (GIL held): run signal handlers, and raise
+ * isola.Cancelled if this worker's task was cancelled meanwhile.  -1
+ * with an exception set: end the wait; 0: wait again. */
+static int wait_interrupted(void)
 {
 	/* Run signal handlers (main interpreter, main thread); a
 	 * KeyboardInterrupt ends the wait, anything else resumes it. */
@@ -143,15 +179,10 @@ static PyObject *do_send(PyObject *self, PyObject *obj, int64_t timeout_ns, int 
 	isola_msg msg;
 	if (isola__encode(st, obj, &o, &msg) < 0)
 		return NULL;
-	int r = isola__channel_wait_op(ch, &msg, nowait ? 0 : timeout_ns, 1);
-	if (r == 0)
+	if (isola__channel_wait_op(ch, &msg, timeout_ns, 1, nowait) == 0)
 		Py_RETURN_NONE;
 	isola_msg_clear(&msg); /* undelivered: drop its payload and refs */
-	if (r == ISOLA__PYERR)
-		return NULL;
-	if (r == ISOLA_EAGAIN && !nowait)
-		r = ISOLA_ETIMEDOUT; /* timeout=0 on a full channel */
-	return isola__raise(st, r, "send");
+	return NULL;
 }
 
 static PyObject *do_recv(PyObject *self, int64_t timeout_ns, int nowait)
@@ -162,14 +193,8 @@ static PyObject *do_recv(PyObject *self, int64_t timeout_ns, int nowait)
 	isola__state *st = chan_state(self);
 	isola_msg msg;
 	isola_msg_init(&msg);
-	int r = isola__channel_wait_op(ch, &msg, nowait ? 0 : timeout_ns, 0);
-	if (r == ISOLA__PYERR)
+	if (isola__channel_wait_op(ch, &msg, timeout_ns, 0, nowait) < 0)
 		return NULL;
-	if (r != 0) {
-		if (r == ISOLA_EAGAIN && !nowait)
-			r = ISOLA_ETIMEDOUT;
-		return isola__raise(st, r, "recv");
-	}
 	isola__codec_opts o = opts_for(self);
 	PyObject *obj = isola__decode(st, &msg, &o);
 	isola_msg_clear(&msg);
@@ -182,8 +207,8 @@ static PyObject *chan_send(PyObject *self, PyObject *args, PyObject *kw)
 	PyObject *obj, *timeout = Py_None;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:send", kwlist, &obj, &timeout))
 		return NULL;
-	int64_t t = isola__timeout_ns(timeout);
-	return t == -2 ? NULL : do_send(self, obj, t, 0);
+	int64_t t;
+	return isola__timeout_arg(timeout, &t) < 0 ? NULL : do_send(self, obj, t, 0);
 }
 
 static PyObject *chan_recv(PyObject *self, PyObject *args, PyObject *kw)
@@ -192,8 +217,8 @@ static PyObject *chan_recv(PyObject *self, PyObject *args, PyObject *kw)
 	PyObject *timeout = Py_None;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwlist, &timeout))
 		return NULL;
-	int64_t t = isola__timeout_ns(timeout);
-	return t == -2 ? NULL : do_recv(self, t, 0);
+	int64_t t;
+	return isola__timeout_arg(timeout, &t) < 0 ? NULL : do_recv(self, t, 0);
 }
 
 static PyObject *chan_send_nowait(PyObject *self, PyObject *obj)

@@ -267,9 +267,7 @@ static int encode_call_args(pool_obj *p, PyObject *args, PyObject *kwargs, isola
 
 static PyObject *raise_code(pool_obj *p, int r, const char *what)
 {
-	if (r == ISOLA_ECLOSED)
-		return PyErr_Format(PyExc_RuntimeError, "cannot %s after the pool shut down", what);
-	return isola__raise(state_of((PyObject *)p), r, what);
+	return isola__raise(state_of((PyObject *)p), r, ISOLA__FOR_POOL, what);
 }
 
 /* ---- posting work without blocking the interpreter ------------------ */
@@ -311,40 +309,42 @@ static int post_once(struct post *c)
 	return ISOLA_EINVAL;
 }
 
+static int post_op(void *arg)
+{
+	return post_once(arg);
+}
+
 /*
  * Post with the GIL held and no waiting; if the queue is full, post again
  * with the GIL released (other threads of this interpreter, the one that
  * would drain the queue among them, keep running), waiting for room until
- * Ctrl-C or a cancel of the task this thread runs (ISOLA__PYERR, an
- * exception set).  Returns 0 or an ISOLA_E* code.
+ * Ctrl-C or a cancel of the task this thread runs.  0, or -1 with an
+ * exception set (what names the call; ctx says what ECLOSED means).
  */
-static int post(pool_obj *p, struct post *c)
+static int post(pool_obj *p, struct post *c, enum isola__raise_ctx ctx, const char *what)
 {
 	isola__deadline now, forever;
 	isola__deadline_init(&now, 0);
 	struct isola__post_wait w = { &now, 0 };
 	isola__post_wait = &w;
 	int r = post_once(c);
+	int failed = 0;
 	if (r == ISOLA_EAGAIN && c->kind != POST_MAP) { /* map's chunks may be half posted */
 		isola__deadline_init(&forever, -1);
 		w.deadline = &forever;
 		w.flags = ISOLA__WAIT_INTERRUPTIBLE;
 		p->inside++; /* the pool stays while the GIL is released */
-		for (;;) {
-			Py_BEGIN_ALLOW_THREADS
-			r = post_once(c);
-			Py_END_ALLOW_THREADS
-			if (r != ISOLA_EINTR)
-				break;
-			if (isola__wait_interrupted() < 0) {
-				r = ISOLA__PYERR;
-				break;
-			}
-		}
+		failed = isola__wait_released(post_op, c, &r) < 0;
 		pool_leave(p);
 	}
 	isola__post_wait = NULL;
-	return r;
+	if (failed)
+		return -1;
+	if (r != 0) {
+		isola__raise(state_of((PyObject *)p), r, ctx, what);
+		return -1;
+	}
+	return 0;
 }
 
 /* submit(target, args, kwargs, timeout) -> _Future */
@@ -355,8 +355,8 @@ static PyObject *pool_submit(PyObject *self, PyObject *args)
 	PyObject *a, *kw, *timeout;
 	if (!PyArg_ParseTuple(args, "sOOO:submit", &target, &a, &kw, &timeout))
 		return NULL;
-	int64_t t = isola__timeout_ns(timeout);
-	if (t == -2 || need_pool(p) == NULL)
+	int64_t t;
+	if (isola__timeout_arg(timeout, &t) < 0 || need_pool(p) == NULL)
 		return NULL;
 	isola_msg m;
 	if (encode_call_args(p, a, kw, &m) < 0)
@@ -364,10 +364,9 @@ static PyObject *pool_submit(PyObject *self, PyObject *args)
 	isola_future *f;
 	struct post c = { .kind = POST_SUBMIT, .pool = p->pool, .target = target, .args = &m,
 			  .task_timeout = t > 0 ? t : 0, .out = &f };
-	int r = post(p, &c);
-	if (r != 0) {
+	if (post(p, &c, ISOLA__FOR_POOL, "submit") < 0) {
 		isola_msg_clear(&m);
-		return r == ISOLA__PYERR ? NULL : raise_code(p, r, "submit");
+		return NULL;
 	}
 	return wrap_future(p, f);
 }
@@ -389,14 +388,14 @@ static PyObject *pool_map_chunk(PyObject *self, PyObject *args)
 	isola_msg *sets = isola__calloc(n ? n : 1, sizeof(isola_msg));
 	size_t done = 0;
 	int r = sets ? 0 : ISOLA_ENOMEM;
-	for (; r == 0 && done < n; done++)
-		if (encode_call_args(p, PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)done), NULL,
-				     &sets[done]) < 0)
-			r = ISOLA__PYERR;
+	int encode_failed = 0;
+	for (; r == 0 && !encode_failed && done < n; done++)
+		encode_failed = encode_call_args(p, PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)done),
+						 NULL, &sets[done]) < 0;
 	Py_DECREF(fast);
 	isola_future *f = NULL;
 	size_t k = 0;
-	if (r == 0) {
+	if (r == 0 && !encode_failed) {
 		r = isola_pool_map(p->pool, target, sets, n, n ? n : 1, &f, &k);
 		if (r == 0 && k == 0) { /* nothing to do: an empty result */
 			isola__free(sets);
@@ -406,7 +405,7 @@ static PyObject *pool_map_chunk(PyObject *self, PyObject *args)
 	for (size_t i = 0; i < done; i++)
 		isola_msg_clear(&sets[i]);
 	isola__free(sets);
-	if (r == ISOLA__PYERR)
+	if (encode_failed)
 		return NULL;
 	if (r != 0)
 		return raise_code(p, r, "map");
@@ -434,10 +433,9 @@ static PyObject *pool_spawn(PyObject *self, PyObject *args)
 	isola_actor act;
 	struct post c = { .kind = POST_SPAWN, .pool = p->pool, .target = target, .args = &m,
 			  .actor_opts = &o, .actor_out = &act };
-	int r = post(p, &c);
-	if (r != 0) {
+	if (post(p, &c, ISOLA__FOR_POOL, "spawn") < 0) {
 		isola_msg_clear(&m);
-		return r == ISOLA__PYERR ? NULL : raise_code(p, r, "spawn");
+		return NULL;
 	}
 	return PyLong_FromUnsignedLongLong(act.id);
 }
@@ -461,15 +459,9 @@ static PyObject *pool_actor_call(PyObject *self, PyObject *args)
 	isola_future *f = NULL;
 	struct post c = { .kind = want ? POST_CALL : POST_SEND, .pool = p->pool, .target = method,
 			  .args = &m, .actor = act, .out = &f };
-	int r = post(p, &c);
-	if (r != 0) {
+	if (post(p, &c, ISOLA__FOR_ACTOR, "call") < 0) {
 		isola_msg_clear(&m);
-		if (r == ISOLA__PYERR)
-			return NULL;
-		if (r == ISOLA_ECLOSED)
-			return PyErr_Format(state_of(self)->ChannelClosed,
-					    "actor %llu is dead (stopped or killed)", id);
-		return raise_code(p, r, "call");
+		return NULL;
 	}
 	if (!want)
 		Py_RETURN_NONE;
@@ -484,13 +476,8 @@ static PyObject *pool_kill(PyObject *self, PyObject *arg)
 		return NULL;
 	isola_actor act = { id };
 	struct post c = { .kind = POST_KILL, .pool = p->pool, .actor = act };
-	int r = post(p, &c);
-	if (r == ISOLA__PYERR)
+	if (post(p, &c, ISOLA__FOR_ACTOR, "kill") < 0)
 		return NULL;
-	if (r == ISOLA_ECLOSED)
-		return PyErr_Format(state_of(self)->ChannelClosed, "actor %llu is dead", id);
-	if (r != 0)
-		return raise_code(p, r, "kill");
 	Py_RETURN_NONE;
 }
 
@@ -816,6 +803,17 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(sN)", kind, value);
 }
 
+struct future_op {
+	isola_future *f;
+	isola__deadline d;
+};
+
+static int future_op(void *arg)
+{
+	struct future_op *o = arg;
+	return isola__future_wait_flags(o->f, &o->d, ISOLA__WAIT_INTERRUPTIBLE);
+}
+
 /* wait(timeout=None) -> True once done, False on timeout.  Waits on the
  * C future itself, GIL released (spin, then sleep; Ctrl-C works). */
 static PyObject *cfut_wait(PyObject *self, PyObject *args)
@@ -823,22 +821,14 @@ static PyObject *cfut_wait(PyObject *self, PyObject *args)
 	PyObject *timeout = Py_None;
 	if (!PyArg_ParseTuple(args, "|O:wait", &timeout))
 		return NULL;
-	int64_t t = isola__timeout_ns(timeout);
-	if (t == -2)
+	int64_t t;
+	if (isola__timeout_arg(timeout, &t) < 0)
 		return NULL;
-	isola_future *f = ((cfuture_obj *)self)->f;
-	isola__deadline d;
-	isola__deadline_init(&d, t);
+	struct future_op op = { .f = ((cfuture_obj *)self)->f };
+	isola__deadline_init(&op.d, t);
 	int r;
-	for (;;) {
-		Py_BEGIN_ALLOW_THREADS
-		r = isola__future_wait_flags(f, &d, ISOLA__WAIT_INTERRUPTIBLE);
-		Py_END_ALLOW_THREADS
-		if (r != ISOLA_EINTR)
-			break;
-		if (isola__wait_interrupted() < 0)
-			return NULL;
-	}
+	if (isola__wait_released(future_op, &op, &r) < 0)
+		return NULL;
 	return PyBool_FromLong(r == 0);
 }
 

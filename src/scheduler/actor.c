@@ -88,16 +88,16 @@ int isola_actor_spawn(isola_pool *p, const char *target, isola_msg *args,
 		return ISOLA_EINVAL;
 	if (isola__load_acquire(&p->closing))
 		return ISOLA_ECLOSED;
-	isola_actor_options o = { .restart = 0, .max_restarts = 3,
-				  .window_ns = 5000000000LL, .worker = -1 };
+	isola_actor_options o = { .restart = 0, .max_restarts = ISOLA_ACTOR_MAX_RESTARTS,
+				  .window_ns = ISOLA_ACTOR_WINDOW_NS, .worker = -1 };
 	if (opts != NULL) {
 		o = *opts;
 		if (o.max_restarts <= 0)
-			o.max_restarts = 3;
+			o.max_restarts = ISOLA_ACTOR_MAX_RESTARTS;
 		if (o.max_restarts > MAX_TRACKED_RESTARTS)
 			o.max_restarts = MAX_TRACKED_RESTARTS;
 		if (o.window_ns <= 0)
-			o.window_ns = 5000000000LL;
+			o.window_ns = ISOLA_ACTOR_WINDOW_NS;
 	}
 	if (o.worker >= p->n)
 		return ISOLA_EINVAL;

@@ -14,6 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An idle worker's spin before it parks adapts between these: a parked
+ * thread takes ~70 us to wake, a spinner holds a core. */
+#define IDLE_SPIN_MIN_NS 20000
+#define IDLE_SPIN_MAX_NS 200000
+
 static isola__codec_opts codec_opts(struct isola_pool *p)
 {
 	isola__codec_opts o = isola__codec_defaults;
@@ -357,11 +362,11 @@ void *isola__worker_main(void *arg)
 			if (r == ISOLA_ECLOSED)
 				break; /* both closed and drained */
 			if (slept)
-				isola__spin_ns_local = isola__spin_ns_local / 2 > 20000
-							       ? isola__spin_ns_local / 2 : 20000;
+				isola__spin_ns_local = isola__spin_ns_local / 2 > IDLE_SPIN_MIN_NS
+							       ? isola__spin_ns_local / 2 : IDLE_SPIN_MIN_NS;
 			else
-				isola__spin_ns_local = isola__spin_ns_local * 2 < 200000
-							       ? isola__spin_ns_local * 2 : 200000;
+				isola__spin_ns_local = isola__spin_ns_local * 2 < IDLE_SPIN_MAX_NS
+							       ? isola__spin_ns_local * 2 : IDLE_SPIN_MAX_NS;
 			if (r != 0)
 				continue;
 			run_task(w, isola__task_of(&m));
