@@ -25,6 +25,7 @@ static char *exception_text(void)
 
 static PyObject *actors_of(isola__state *st)
 {
+	ISOLA__ASSERT_GIL();
 	if (st->actors == NULL)
 		st->actors = PyDict_New();
 	return st->actors;

@@ -175,6 +175,7 @@ static bool is_not_found(void)
 
 int isola__job_run(const isola__job *j, isola_msg *result, size_t *failed_at)
 {
+	ISOLA__ASSERT_GIL();
 	isola__state *st = isola__state_current();
 	if (st == NULL)
 		return ISOLA_EPYTHON;
@@ -202,6 +203,7 @@ int isola__job_run(const isola__job *j, isola_msg *result, size_t *failed_at)
 int isola__outcome_capture(int interrupt_status, const isola__codec_opts *o,
 			   isola_msg *res, isola__error *err)
 {
+	ISOLA__ASSERT_GIL();
 	PyObject *exc = PyErr_GetRaisedException();
 	isola__state *st = isola__state_current();
 	int status = ISOLA_EPYTHON;

@@ -51,6 +51,7 @@ void isola__host_end(isola_interp *in)
 
 int isola__interp_async_cancel(isola_interp *in, bool raise)
 {
+	ISOLA__ASSERT_GIL();
 	if (!raise) {
 		PyThreadState_SetAsyncExc(in->thread_ident, NULL);
 		return 0;

@@ -22,6 +22,7 @@
 
 void isola__interp_enter(isola_interp *in)
 {
+	assert(pthread_equal(pthread_self(), in->thread) || !"isola: interpreter used off its thread");
 	PyEval_RestoreThread(in->tstate);
 }
 

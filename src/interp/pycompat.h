@@ -5,6 +5,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <assert.h>
+
 #if PY_VERSION_HEX < 0x030C0000
 #error "isola needs CPython 3.12 or newer (per-interpreter GIL, PEP 684)"
 #endif
@@ -15,6 +17,10 @@
 #else
 #define isola__tstate_unchecked() _PyThreadState_UncheckedGet()
 #endif
+
+/* Debug builds: "GIL held" stated as a check (in a GIL build, a thread
+ * with an attached thread state holds its interpreter's GIL). */
+#define ISOLA__ASSERT_GIL() assert(isola__tstate_unchecked() != NULL || !"isola: GIL not held")
 
 #if PY_VERSION_HEX < 0x030D0000
 #define Py_HashPointer _Py_HashPointer

@@ -59,6 +59,7 @@ static char *format_traceback(PyObject *exc)
 
 int isola__error_capture(isola__error *err)
 {
+	ISOLA__ASSERT_GIL();
 	isola__error_clear(err);
 	PyObject *exc = PyErr_GetRaisedException();
 	if (exc == NULL) {

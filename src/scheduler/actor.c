@@ -46,6 +46,7 @@ static uint64_t make_id(uint32_t index, uint32_t gen)
 /* The slot for id if it names a live actor (pool lock held). */
 static struct actor_slot *lookup(struct isola_pool *p, uint64_t id)
 {
+	assert(isola__mutex_held(&p->lock));
 	uint32_t index = (uint32_t)id, gen = (uint32_t)(id >> 32);
 	if (index >= p->n_actor_slots)
 		return NULL;

@@ -179,6 +179,16 @@ struct task *isola__task_of(isola_msg *m);
 struct task *isola__task_take(isola_channel *q);
 
 
+/* Debug builds: "p->lock held" stated as a check (it cannot tell which
+ * thread holds it, but catches a lookup made with nobody holding it). */
+static inline bool isola__mutex_held(pthread_mutex_t *m)
+{
+	if (pthread_mutex_trylock(m) != 0)
+		return true;
+	pthread_mutex_unlock(m);
+	return false;
+}
+
 /* Actors (actor.c), run by the worker with its GIL held. */
 void isola__actor_run(struct worker *w, struct task *t);
 void isola__actor_free_all(struct isola_pool *pool);

@@ -123,6 +123,7 @@ static void spinner_end(struct worker *w)
 /* Publish what w runs now (name NULL: nothing).  Worker thread only. */
 static void running_set(struct worker *w, const char *name, int64_t since)
 {
+	assert(isola__this_worker == w || !"isola: running_set off its worker");
 	union {
 		char c[ISOLA_RUNNING_NAME_MAX];
 		uint64_t w[ISOLA_RUNNING_NAME_MAX / 8];
