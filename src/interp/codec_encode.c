@@ -265,6 +265,26 @@ static void ext_end(enc *e, size_t at)
 	p[3] = (unsigned char)n;
 }
 
+/* ext_end for an image's small values: a payload under 256 bytes gets
+ * a 3-byte ext8 header instead (the payload moves down 3 bytes; nothing
+ * in it records an absolute position: frozen containers' offsets are
+ * relative to their own payload).  A million (int, str) tuples: 3 MB. */
+static void ext_end_small(enc *e, size_t at)
+{
+	size_t n = e->buf.len - at - 6;
+	if (n > 255) {
+		ext_end(e, at);
+		return;
+	}
+	unsigned char *p = (unsigned char *)e->buf.data + at;
+	int8_t type = (int8_t)p[5];
+	memmove(p + 3, p + 6, n);
+	p[0] = 0xc7;
+	p[1] = (unsigned char)n;
+	p[2] = (unsigned char)type;
+	e->buf.len -= 3;
+}
+
 static int enc_sequence_items(enc *e, PyObject *seq, enum frame_kind kind)
 {
 	if (push(e, seq, kind) < 0)
@@ -1060,7 +1080,7 @@ static int enc_frozen_obj(enc *e, PyObject *obj)
 		size_t at;
 		if (ext_begin(e, ISOLA_EXT_TUPLE, &at) < 0 || enc_sequence_items(e, obj, F_INDEX) < 0)
 			return -1;
-		ext_end(e, at);
+		ext_end_small(e, at);
 		return 0;
 	}
 	if (t == &PySet_Type || t == &PyFrozenSet_Type)

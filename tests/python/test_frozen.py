@@ -53,6 +53,22 @@ class RoundTrip(unittest.TestCase):
         self.assertGreater(isola.freeze([big, big]).nbytes, 2 * big.nbytes - 100)  # copied in
         self.assertEqual(isola.freeze({"s": [1, 2]})["s"].nbytes, isola.freeze({"s": [1, 2]}).nbytes)
 
+    def test_small_tuples_take_a_short_header(self):
+        # A tuple whose payload fits in 255 bytes gets a 3-byte header in
+        # an image (issue #18's size target): 1,000 (int, str) values.
+        n = 1000
+        one = isola.freeze({"k": (1, "v")}).nbytes
+        many = isola.freeze({f"k{i:04d}": (i, "v") for i in range(n)}).nbytes
+        self.assertLess(many, n * 32, f"{many} bytes for {n} entries")  # 33.8 with 6-byte headers
+        # Around the 255-byte payload boundary, nested containers inside.
+        for size in (250, 251, 252, 253, 254, 255, 256, 300):
+            v = (b"x" * size, [1, (2, [3])], {"a": (4,)})
+            for w in ((b"x" * (size - 6),), v):
+                f = isola.freeze({"t": w, "after": (5, "z"), "list": [w, w]})
+                self.assertEqual(isola.thaw(f), {"t": w, "after": (5, "z"), "list": [w, w]})
+                self.assertEqual(f["list"][1], w)
+        self.assertLess(one, 60)
+
     def test_freezing_a_frozen_value_is_free(self):
         f = isola.freeze({"a": [1]})
         self.assertIs(isola.freeze(f), f)
