@@ -39,6 +39,24 @@ typedef struct wbuf {
 	char small[256];
 } wbuf;
 
+/* Grow b to hold at least want bytes in one step (0, or -1: no memory). */
+static int wbuf_ensure(wbuf *b, size_t want)
+{
+	if (want <= b->cap || want > b->max)
+		return 0; /* enough, or wbuf_write reports the limit */
+	char *d = b->heap ? isola__realloc(b->data, want) : isola__malloc(want);
+	if (d == NULL) {
+		b->no_memory = 1;
+		return -1;
+	}
+	if (!b->heap)
+		memcpy(d, b->data, b->len);
+	b->data = d;
+	b->cap = want;
+	b->heap = 1;
+	return 0;
+}
+
 static int wbuf_write(void *ctx, const char *src, size_t n)
 {
 	wbuf *b = ctx;
@@ -995,22 +1013,30 @@ static uint32_t slot_count(uint32_t n)
 	return (uint32_t)cap;
 }
 
-/* FROZEN_MAP: [u32 n][u32 cap][u32 slot: entry + 1 or 0][n x (u32 hash,
- * u32 key offset)][key value key value...]; linear probing from
- * hash & (cap - 1), with Python's hash of the key (cut to 32 bits). */
+/* FROZEN_MAP: [u32 n][u32 cap][cap x u32 slot: a key's offset, or 0]
+ * [key value key value... in insertion order]; linear probing from
+ * hash & (cap - 1), with Python's hash of the key (cut to 32 bits).  No
+ * hash is stored: a probe compares the key itself (str keys by their
+ * UTF-8 bytes), which keeps the index at 4 bytes per slot. */
 static int enc_frozen_map(enc *e, PyObject *d)
 {
 	Py_ssize_t n = PyDict_GET_SIZE(d);
 	if ((uint64_t)n > UINT32_MAX / 16)
 		return frozen_too_big(e, d);
 	uint32_t n32 = (uint32_t)n, cap = slot_count(n32);
-	size_t at, slots, entries;
+	size_t at, slots;
 	if (push(e, d, F_VALUE) < 0 || ext_begin(e, ISOLA_EXT_FROZEN_MAP, &at) < 0)
 		return -1;
 	size_t payload = at + ISOLA__FROZEN_HDR;
-	if (put(e, &n32, 4) < 0 || put(e, &cap, 4) < 0 ||
-	    reserve(e, 4 * (size_t)cap, &slots) < 0 || reserve(e, 8 * (size_t)n, &entries) < 0)
+	/* Room for the index and ~32 bytes an entry at once: a big image then
+	 * grows in one allocation (mapped, and remapped if it grows on) and
+	 * leaves no chunk of every size in between behind in the heap (it
+	 * did: 8 MiB of slack after freezing a million entries). */
+	if (wbuf_ensure(&e->buf, e->buf.len + 8 + 4 * (size_t)cap + 32 * (size_t)n) < 0)
+		return write_failed(e);
+	if (put(e, &n32, 4) < 0 || put(e, &cap, 4) < 0 || reserve(e, 4 * (size_t)cap, &slots) < 0)
 		return -1;
+
 	Py_ssize_t pos = 0, i = 0;
 	PyObject *k, *v;
 	while (PyDict_Next(d, &pos, &k, &v)) {
@@ -1022,8 +1048,14 @@ static int enc_frozen_map(enc *e, PyObject *d)
 		uint32_t off;
 		if (h == -1 || payload_off(e, d, payload, &off) < 0)
 			return -1;
-		put32_at(e, entries + 8 * (size_t)i, (uint32_t)h);
-		put32_at(e, entries + 8 * (size_t)i + 4, off);
+		/* Into its slot now (the buffer may move later: addressed by
+		 * offset); a slot holds its key's offset, never 0 (keys follow
+		 * the slots), and the table was zeroed. */
+		unsigned char *slot = (unsigned char *)e->buf.data + slots;
+		uint32_t s = (uint32_t)h & (cap - 1);
+		while (isola__rd32(slot + 4 * (size_t)s) != 0)
+			s = (s + 1) & (cap - 1);
+		memcpy(slot + 4 * (size_t)s, &off, 4);
 		if (enc_pair(e, k, v) < 0)
 			return -1;
 		i++;
@@ -1034,16 +1066,6 @@ static int enc_frozen_map(enc *e, PyObject *d)
 	}
 	if (e->buf.len - payload > UINT32_MAX)
 		return frozen_too_big(e, d);
-	/* The index, now that the buffer no longer moves. */
-	unsigned char *ent = (unsigned char *)e->buf.data + entries;
-	unsigned char *slot = (unsigned char *)e->buf.data + slots;
-	for (uint32_t j = 0; j < n32; j++) {
-		uint32_t s = isola__rd32(ent + 8 * (size_t)j) & (cap - 1);
-		while (isola__rd32(slot + 4 * (size_t)s) != 0)
-			s = (s + 1) & (cap - 1);
-		uint32_t entry = j + 1;
-		memcpy(slot + 4 * (size_t)s, &entry, 4);
-	}
 	ext_end(e, at);
 	pop(e);
 	return 0;

@@ -22,9 +22,10 @@ static PyObject *malformed(const char *what)
 	return NULL;
 }
 
-static const unsigned char *entries_of(const isola__frozen_obj *f)
+/* Where a mapping's first key starts (after n, cap and the slots). */
+static uint32_t first_key(const isola__frozen_obj *f)
 {
-	return f->p + 8 + 4 * (size_t)f->cap;
+	return 8 + 4 * f->cap;
 }
 
 /* The payload end, for decoding. */
@@ -64,7 +65,7 @@ PyObject *isola__frozen_container(isola__state *st, PyObject *owner, int type,
 		if (size < 8)
 			return malformed("mapping too small");
 		cap = isola__rd32(p + 4);
-		if (cap == 0 || (cap & (cap - 1)) != 0 || cap <= n || 8 + 4 * cap + 8 * n > size)
+		if (cap == 0 || (cap & (cap - 1)) != 0 || cap <= n || 8 + 4 * cap > size)
 			return malformed("mapping index past its container");
 	}
 	if (thaw)
@@ -134,14 +135,14 @@ static int64_t str_at(const unsigned char *k, const unsigned char *end, int *hdr
 	return (size_t)*hdr + (size_t)len <= left ? len : -1;
 }
 
-/* Does entry j's key equal key?  1 yes (*value: where its value starts),
- * 0 no, -1 error.  A str key against a str entry compares UTF-8 bytes. */
-static int key_matches(isola__frozen_obj *f, uint32_t j, PyObject *key, const char *utf8,
+/* Does the key at koff equal key?  1 yes (*value: where its value
+ * starts), 0 no, -1 error.  A str key against a stored str compares
+ * UTF-8 bytes (no object made); other keys are decoded and compared. */
+static int key_matches(isola__frozen_obj *f, uint32_t koff, PyObject *key, const char *utf8,
 		       Py_ssize_t utf8_len, const unsigned char **value)
 {
-	uint32_t koff = isola__rd32(entries_of(f) + 8 * (size_t)j + 4);
-	if (koff >= f->size) {
-		malformed("key offset past its container");
+	if (koff < first_key(f) || koff >= f->size) {
+		malformed("key offset outside its container");
 		return -1;
 	}
 	const unsigned char *k = f->p + koff;
@@ -169,19 +170,13 @@ static int map_find(isola__frozen_obj *f, PyObject *key, const unsigned char **v
 	Py_ssize_t utf8_len = 0;
 	if (PyUnicode_CheckExact(key) && (utf8 = PyUnicode_AsUTF8AndSize(key, &utf8_len)) == NULL)
 		PyErr_Clear(); /* lone surrogates: compared as objects */
-	const unsigned char *slots = f->p + 8, *ent = entries_of(f);
+	const unsigned char *slots = f->p + 8;
 	uint32_t mask = f->cap - 1, h32 = (uint32_t)h;
 	for (uint32_t s = h32 & mask, probes = 0; probes < f->cap; s = (s + 1) & mask, probes++) {
-		uint32_t e = isola__rd32(slots + 4 * (size_t)s);
-		if (e == 0)
+		uint32_t koff = isola__rd32(slots + 4 * (size_t)s);
+		if (koff == 0)
 			return 0;
-		if (e > f->n) {
-			malformed("index entry out of range");
-			return -1;
-		}
-		if (isola__rd32(ent + 8 * (size_t)(e - 1)) != h32)
-			continue;
-		int m = key_matches(f, e - 1, key, utf8, utf8_len, value);
+		int m = key_matches(f, koff, key, utf8, utf8_len, value);
 		if (m != 0)
 			return m;
 	}
@@ -230,31 +225,128 @@ static PyObject *map_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 	return r < 0 ? NULL : Py_NewRef(nargs == 2 ? args[1] : Py_None);
 }
 
-/* Entry j's key (and, with value, where its value starts). */
-static PyObject *map_key(isola__frozen_obj *f, uint32_t j, const unsigned char **value)
+/* Entries are read in insertion order with a cursor: the offset of an
+ * entry's key; each read moves it past the entry's value. */
+
+/* The msgpack value at p (bounded by end) skipped: where the next one
+ * starts, or NULL if it is malformed or nested past the codec's depth. */
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth)
 {
-	uint32_t koff = isola__rd32(entries_of(f) + 8 * (size_t)j + 4);
-	return decode_at(f, koff, 0, value);
+	enum { DATA, EXT, ARRAY, MAP } kind = DATA;
+	if (p >= end || depth > ISOLA__MAX_DEPTH_DEFAULT)
+		return NULL;
+	unsigned char b = *p++;
+	uint64_t len = 0, items = 0;
+	int width = 0; /* bytes of a length or count that follow */
+	if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3))
+		return p; /* fixint, nil, bools */
+	if ((b & 0xe0) == 0xa0) {
+		len = b & 0x1f;
+	} else if ((b & 0xf0) == 0x90) {
+		items = b & 0x0f;
+	} else if ((b & 0xf0) == 0x80) {
+		items = 2 * (uint64_t)(b & 0x0f);
+	} else {
+		switch (b) {
+		case 0xcc: case 0xd0: len = 1; break;
+		case 0xcd: case 0xd1: len = 2; break;
+		case 0xca: case 0xce: case 0xd2: len = 4; break;
+		case 0xcb: case 0xcf: case 0xd3: len = 8; break;
+		case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext: type + data */
+			len = 1 + ((uint64_t)1 << (b - 0xd4));
+			break;
+		case 0xc4: case 0xd9: width = 1; break;
+		case 0xc5: case 0xda: width = 2; break;
+		case 0xc6: case 0xdb: width = 4; break;
+		case 0xc7: width = 1, kind = EXT; break; /* then the type byte */
+		case 0xc8: width = 2, kind = EXT; break;
+		case 0xc9: width = 4, kind = EXT; break;
+		case 0xdc: width = 2, kind = ARRAY; break;
+		case 0xdd: width = 4, kind = ARRAY; break;
+		case 0xde: width = 2, kind = MAP; break;
+		case 0xdf: width = 4, kind = MAP; break;
+		default: return NULL;
+		}
+		if (width > 0) {
+			if ((size_t)(end - p) < (size_t)width)
+				return NULL;
+			uint64_t v = 0;
+			for (int i = 0; i < width; i++)
+				v = v << 8 | p[i];
+			p += width;
+			if (kind == ARRAY || kind == MAP)
+				items = kind == MAP ? 2 * v : v;
+			else
+				len = v + (kind == EXT); /* an ext's type byte */
+		}
+	}
+	if (len > (uint64_t)(end - p))
+		return NULL;
+	p += len;
+	for (uint64_t i = 0; p != NULL && i < items; i++)
+		p = skip_value(p, end, depth + 1);
+	return p;
 }
 
-/* Entry j's value, skipping a str key without decoding it. */
-static PyObject *map_value_of(isola__frozen_obj *f, uint32_t j)
+/* The key at *cur (and, with value, where its value starts); *cur moves
+ * past the entry when value is NULL (the value is skipped). */
+static PyObject *map_key_at(isola__frozen_obj *f, uint32_t *cur, const unsigned char **value)
 {
-	uint32_t koff = isola__rd32(entries_of(f) + 8 * (size_t)j + 4);
-	if (koff >= f->size)
-		return malformed("key offset past its container");
-	const unsigned char *k = f->p + koff, *value;
+	const unsigned char *v;
+	PyObject *k = decode_at(f, *cur, 0, &v);
+	if (k == NULL)
+		return NULL;
+	if (value != NULL) {
+		*value = v;
+		return k;
+	}
+	const unsigned char *next = skip_value(v, end_of(f), 0);
+	if (next == NULL) {
+		Py_DECREF(k);
+		return malformed("value past its container");
+	}
+	*cur = (uint32_t)(next - f->p);
+	return k;
+}
+
+/* The value of the entry at *cur, skipping a str key without decoding
+ * it; *cur moves past the entry. */
+static PyObject *map_value_at(isola__frozen_obj *f, uint32_t *cur)
+{
+	if (*cur >= f->size)
+		return malformed("entry past its container");
+	const unsigned char *k = f->p + *cur, *value;
 	int hdr;
 	int64_t len = str_at(k, end_of(f), &hdr);
 	if (len >= 0) {
 		value = k + hdr + len;
 	} else {
-		PyObject *key = map_key(f, j, &value);
+		PyObject *key = decode_at(f, *cur, 0, &value);
 		if (key == NULL)
 			return NULL;
 		Py_DECREF(key);
 	}
-	return map_value(f, value, 0);
+	if (value >= end_of(f))
+		return malformed("value past its container");
+	const unsigned char *next;
+	PyObject *v = decode_at(f, (uint32_t)(value - f->p), 0, &next);
+	if (v != NULL)
+		*cur = (uint32_t)(next - f->p);
+	return v;
+}
+
+/* After map_key_at(f, cur, &value): the value at value, and *cur moved
+ * past it to the next entry. */
+static PyObject *map_value_next(isola__frozen_obj *f, const unsigned char *value, uint32_t *cur,
+				int thaw)
+{
+	if (value >= end_of(f))
+		return malformed("value past its container");
+	const unsigned char *next;
+	PyObject *v = decode_at(f, (uint32_t)(value - f->p), thaw, &next);
+	if (v != NULL)
+		*cur = (uint32_t)(next - f->p);
+	return v;
 }
 
 /* ---- iterators --------------------------------------------------------- */
@@ -265,6 +357,7 @@ typedef struct {
 	PyObject_HEAD
 	isola__frozen_obj *view;
 	Py_ssize_t i;
+	uint32_t cur; /* mappings: the next entry's key offset */
 	enum iter_mode mode;
 } frozen_iter;
 
@@ -276,6 +369,7 @@ static PyObject *iter_new(PyObject *self, enum iter_mode mode)
 		return NULL;
 	it->view = (isola__frozen_obj *)Py_NewRef(self);
 	it->i = 0;
+	it->cur = mode == IT_SEQ ? 0 : first_key(it->view);
 	it->mode = mode;
 	return (PyObject *)it;
 }
@@ -291,13 +385,13 @@ static PyObject *iter_next(PyObject *self)
 	case IT_SEQ:
 		return seq_get(f, f->start + i * f->step, 0);
 	case IT_KEYS:
-		return map_key(f, (uint32_t)i, NULL);
+		return map_key_at(f, &it->cur, NULL);
 	case IT_VALUES:
-		return map_value_of(f, (uint32_t)i);
+		return map_value_at(f, &it->cur);
 	case IT_ITEMS: {
 		const unsigned char *value;
-		PyObject *k = map_key(f, (uint32_t)i, &value);
-		PyObject *v = k ? map_value(f, value, 0) : NULL;
+		PyObject *k = map_key_at(f, &it->cur, &value);
+		PyObject *v = k ? map_value_next(f, value, &it->cur, 0) : NULL;
 		PyObject *r = v ? PyTuple_Pack(2, k, v) : NULL;
 		Py_XDECREF(k);
 		Py_XDECREF(v);
@@ -393,6 +487,7 @@ static PyObject *thaw_container(isola__state *st, PyObject *owner, int type,
 	if (f == NULL)
 		return NULL;
 	PyObject *r = type == ISOLA_EXT_FROZEN_SEQ ? PyList_New(f->n) : PyDict_New();
+	uint32_t cur = type == ISOLA_EXT_FROZEN_SEQ ? 0 : first_key(f);
 	for (uint32_t j = 0; r != NULL && j < f->n; j++) {
 		if (type == ISOLA_EXT_FROZEN_SEQ) {
 			PyObject *item = seq_get(f, j, 1);
@@ -403,10 +498,8 @@ static PyObject *thaw_container(isola__state *st, PyObject *owner, int type,
 			continue;
 		}
 		const unsigned char *value;
-		PyObject *k = map_key(f, j, &value);
-		PyObject *v = k ? (value < end_of(f) ? decode_at(f, (uint32_t)(value - f->p), 1, NULL)
-						     : malformed("value past its container"))
-				: NULL;
+		PyObject *k = map_key_at(f, &cur, &value);
+		PyObject *v = k ? map_value_next(f, value, &cur, 1) : NULL;
 		if (v == NULL || PyDict_SetItem(r, k, v) < 0)
 			Py_CLEAR(r);
 		Py_XDECREF(k);
@@ -493,10 +586,11 @@ static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 	int eq = PyObject_Size(other) == f->len;
 	if (eq && Py_TYPE(other) == Py_TYPE(self) && ((isola__frozen_obj *)other)->p == f->p)
 		return PyBool_FromLong(op == Py_EQ);
+	uint32_t cur = first_key(f);
 	for (uint32_t j = 0; eq == 1 && j < f->n; j++) {
 		const unsigned char *value;
-		PyObject *k = map_key(f, j, &value);
-		PyObject *v = k ? map_value(f, value, 0) : NULL;
+		PyObject *k = map_key_at(f, &cur, &value);
+		PyObject *v = k ? map_value_next(f, value, &cur, 0) : NULL;
 		PyObject *ov = v ? PyObject_GetItem(other, k) : NULL;
 		if (ov != NULL)
 			eq = PyObject_RichCompareBool(v, ov, Py_EQ);

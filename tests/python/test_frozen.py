@@ -137,6 +137,29 @@ class Reading(unittest.TestCase):
         self.assertEqual(f.keys() & {"1", "x"}, {"1"})
         self.assertEqual(dict(f), d)
 
+    def test_keys_iterate_past_every_kind_of_value(self):
+        # Iterating keys skips each value without decoding it: every
+        # msgpack shape a value can take, then a key after it.
+        values = [None, True, False, 0, 127, -1, -32, -33, 200, -200, 70000, -70000,
+                  2 ** 40, -(2 ** 40), 2 ** 64, -(2 ** 100), 1.5, 1 - 2j, "", "x" * 31,
+                  "y" * 40, "z" * 300, "w" * 70000, b"", b"b" * 300, b"c" * 70000,
+                  (), (1,), (1, "two", (3.0,)), tuple(range(100)), frozenset({1, "a"}),
+                  [], [1, [2]], {}, {"k": {"d": [1]}}, datetime.date(2020, 1, 2),
+                  datetime.datetime(2024, 5, 6, 7, 8, 9, 10), list(range(20)),
+                  {i: i for i in range(20)}]
+        d = {}
+        for i, v in enumerate(values):
+            d[f"k{i}"] = v
+            d[i] = v  # int keys after each value too
+        f = isola.freeze(d)
+        self.assertEqual(list(f), list(d))
+        self.assertEqual(list(f.keys()), list(d))
+        self.assertEqual([isola.thaw(v) for v in f.values()],
+                         [isola.thaw(v) for v in d.values()])
+        self.assertEqual(isola.thaw(f), d)
+        for k in d:
+            self.assertEqual(isola.thaw(f[k]), d[k])
+
     def test_equal_keys_of_other_types_are_found(self):
         f = isola.freeze({1: "one", "\udc80": "surrogate", "\u00e9": "e"})
         self.assertEqual(f[1.0], "one")
