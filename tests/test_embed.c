@@ -35,6 +35,20 @@ static void setup(void)
 	      "def get(m, key):\n    return (type(m).__name__, m[key])\n"
 	      "def frozen_back(name):\n    import isola\n    return isola.lookup(name)\n"
 	      "def inv(x):\n    return 1 / x\n"
+	      "def hold(ch):\n    return ch.recv()\n"
+	      "def read_loop(name, seconds):\n"
+	      "    import isola\n    t = isola.lookup(name)\n    n = rounds = 0\n"
+	      "    end = time.monotonic() + seconds\n"
+	      "    while time.monotonic() < end or rounds == 0:\n"
+	      "        for k in t:\n            n += t[k][0]\n        rounds += 1\n"
+	      "    return [n, rounds]\n"
+	      "def churn(seconds):\n"
+	      "    import isola\n    i = 0\n    end = time.monotonic() + seconds\n"
+	      "    while time.monotonic() < end or i == 0:\n"
+	      "        v = isola.freeze({str(j): (j, 'x' * j) for j in range(50)})\n"
+	      "        isola.publish('embed.churn', v)\n        isola.lookup('embed.churn')['7']\n"
+	      "        isola.unpublish('embed.churn')\n        del v\n        i += 1\n"
+	      "    return i\n"
 	      "class Box:\n    def ok(self):\n        return 1\n"
 	      "    def bad(self):\n        raise ValueError('no')\n",
 	      f);
@@ -624,10 +638,18 @@ Test(embed, a_map_the_queue_cannot_take_whole_reports_nothing)
 	isola_pool_options po = { .workers = 1, .queue_wait_ns = 1000000 };
 	isola_pool *p = NULL;
 	cr_assert_eq(isola_pool_create(&po, &p, NULL), 0);
+	/* The only worker waits on a channel until this test lets it go. */
+	isola_channel *gate;
+	cr_assert_eq(isola_channel_create(1, &gate), 0);
+	isola_writer *gw;
+	cr_assert_eq(isola_writer_create(&gw), 0);
+	cr_assert_eq(isola_write_list(gw, 1), 0);
+	cr_assert_eq(isola_write_channel(gw, gate), 0);
 	isola_msg a;
-	float_arg(&a, 0.5);
+	isola_msg_init(&a);
+	cr_assert_eq(isola_writer_finish(gw, &a), 0);
 	isola_future *busy;
-	cr_assert_eq(isola_pool_submit(p, "embed_helper:nap", &a, 0, &busy), 0);
+	cr_assert_eq(isola_pool_submit(p, "embed_helper:hold", &a, 0, &busy), 0);
 	enum { N = 70000 }; /* more chunks than the shared queue holds */
 	isola_msg *sets = calloc(N, sizeof(*sets));
 	isola_future **out = calloc(N, sizeof(*out));
@@ -652,7 +674,15 @@ Test(embed, a_map_the_queue_cannot_take_whole_reports_nothing)
 	clear_all(sets, N);
 	free(sets);
 	free(out);
-	isola_future_release(busy);
+	cr_assert_eq(isola_write_nil(gw), 0); /* let the worker go */
+	isola_msg go;
+	isola_msg_init(&go);
+	cr_assert_eq(isola_writer_finish(gw, &go), 0);
+	cr_assert_eq(isola_channel_send(gate, &go, -1), 0);
+	isola_msg r = wait_result(busy);
+	isola_msg_clear(&r);
+	isola_writer_destroy(gw);
+	isola_channel_release(gate);
 	cr_assert_eq(isola_pool_destroy(p), 0);
 }
 
@@ -688,4 +718,85 @@ Test(embed, a_null_setup_string_is_einval)
 	isola_pool_options o2 = { .workers = 1, .setup = { .preload = pre, .n_preload = 1 } };
 	cr_assert_eq(isola_pool_create(&o2, &p, NULL), ISOLA_EINVAL);
 	cr_assert_null(p);
+}
+
+/* Issue #18: four interpreters read one frozen table while a fifth and
+ * this thread freeze, publish and drop others (run under ASan and TSan
+ * by scripts/test-sanitizers). */
+Test(embed, readers_of_a_frozen_table_while_others_freeze_publish_and_drop)
+{
+	enum { ENTRIES = 100 };
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	cr_assert_eq(isola_write_map(w, ENTRIES), 0);
+	long long sum = 0;
+	for (int i = 0; i < ENTRIES; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", i);
+		cr_assert_eq(isola_write_str(w, key, ISOLA_STRLEN), 0);
+		cr_assert_eq(isola_write_tuple(w, 2), 0);
+		cr_assert_eq(isola_write_int(w, i), 0);
+		cr_assert_eq(isola_write_str(w, key, ISOLA_STRLEN), 0);
+		sum += i;
+	}
+	isola_msg m;
+	isola_msg_init(&m);
+	cr_assert_eq(isola_writer_finish(w, &m), 0);
+	const void *data;
+	size_t len;
+	isola_msg_bytes(&m, &data, &len);
+	isola_frozen *table;
+	cr_assert_eq(isola_frozen_from_msgpack(data, len, &table), 0);
+	cr_assert_eq(isola_frozen_publish("embed.shared", table), 0);
+
+	isola_pool *p = pool(5);
+	isola_future *f[5];
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(isola_write_list(w, i < 4 ? 2 : 1), 0);
+		if (i < 4)
+			cr_assert_eq(isola_write_str(w, "embed.shared", ISOLA_STRLEN), 0);
+		cr_assert_eq(isola_write_float(w, 0.5), 0);
+		isola_msg args;
+		isola_msg_init(&args);
+		cr_assert_eq(isola_writer_finish(w, &args), 0);
+		cr_assert_eq(isola_pool_submit(p, i < 4 ? "embed_helper:read_loop" : "embed_helper:churn",
+					       &args, 0, &f[i]),
+			     0);
+	}
+	/* Meanwhile here: freeze from msgpack, publish, look up, drop. */
+	int mine = 0;
+	for (int done = 0; !done; mine++) {
+		isola_frozen *v, *got;
+		cr_assert_eq(isola_frozen_from_msgpack(data, len, &v), 0);
+		cr_assert_eq(isola_frozen_publish("embed.mine", v), 0);
+		cr_assert_eq(isola_frozen_lookup("embed.mine", &got), 0);
+		isola_frozen_release(got);
+		cr_assert_eq(isola_frozen_unpublish("embed.mine"), 0);
+		isola_frozen_release(v);
+		int st;
+		cr_assert_eq(isola_future_state(f[0], &st), 0);
+		done = st >= ISOLA_FUTURE_DONE;
+	}
+	isola_msg_clear(&m);
+	for (int i = 0; i < 5; i++) {
+		isola_msg r = wait_result(f[i]);
+		isola_reader *rd;
+		const isola_value *v;
+		cr_assert_eq(isola_reader_create(&r, &rd, &v), 0);
+		if (i < 4) {
+			cr_assert_eq(v->type, ISOLA_VALUE_LIST);
+			long long n = v->as.seq.items[0].as.i, rounds = v->as.seq.items[1].as.i;
+			cr_assert_gt(rounds, 0);
+			cr_assert_eq(n, rounds * sum, "reader %d read every entry right", i);
+		} else {
+			cr_assert_gt(v->as.i, 0, "the churner froze, published and dropped");
+		}
+		isola_reader_destroy(rd);
+		isola_msg_clear(&r);
+	}
+	cr_assert_gt(mine, 0);
+	cr_assert_eq(isola_frozen_unpublish("embed.shared"), 0);
+	isola_frozen_release(table);
+	isola_writer_destroy(w);
+	cr_assert_eq(isola_pool_destroy(p), 0);
 }
