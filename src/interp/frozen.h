@@ -45,6 +45,12 @@ static inline uint32_t isola__rd32(const unsigned char *p)
 	return v;
 }
 
+/* The msgpack value at p (bounded by end) skipped: where the next one
+ * starts, or NULL if it is malformed or nested past the codec's depth
+ * (depth: how deep p already is). */
+const unsigned char *isola__skip_value(const unsigned char *p, const unsigned char *end,
+				       int depth);
+
 /* Freeze obj into a new image (*out, one reference).  0, or a negative
  * ISOLA_E* code with TypeError/ValueError set naming the path. */
 int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out);

@@ -228,9 +228,7 @@ static PyObject *map_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 /* Entries are read in insertion order with a cursor: the offset of an
  * entry's key; each read moves it past the entry's value. */
 
-/* The msgpack value at p (bounded by end) skipped: where the next one
- * starts, or NULL if it is malformed or nested past the codec's depth. */
-static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth)
+const unsigned char *isola__skip_value(const unsigned char *p, const unsigned char *end, int depth)
 {
 	enum { DATA, EXT, ARRAY, MAP } kind = DATA;
 	if (p >= end || depth > ISOLA__MAX_DEPTH_DEFAULT)
@@ -284,7 +282,7 @@ static const unsigned char *skip_value(const unsigned char *p, const unsigned ch
 		return NULL;
 	p += len;
 	for (uint64_t i = 0; p != NULL && i < items; i++)
-		p = skip_value(p, end, depth + 1);
+		p = isola__skip_value(p, end, depth + 1);
 	return p;
 }
 
@@ -300,7 +298,7 @@ static PyObject *map_key_at(isola__frozen_obj *f, uint32_t *cur, const unsigned 
 		*value = v;
 		return k;
 	}
-	const unsigned char *next = skip_value(v, end_of(f), 0);
+	const unsigned char *next = isola__skip_value(v, end_of(f), 0);
 	if (next == NULL) {
 		Py_DECREF(k);
 		return malformed("value past its container");
