@@ -39,12 +39,10 @@ typedef struct wbuf {
 	char small[256];
 } wbuf;
 
-/* Grow b to hold at least want bytes in one step (0, or -1: no memory). */
-static int wbuf_ensure(wbuf *b, size_t want)
+/* Give b a capacity of cap bytes (> its length).  0, or -1: no memory. */
+static int wbuf_resize(wbuf *b, size_t cap)
 {
-	if (want <= b->cap || want > b->max)
-		return 0; /* enough, or wbuf_write reports the limit */
-	char *d = b->heap ? isola__realloc(b->data, want) : isola__malloc(want);
+	char *d = b->heap ? isola__realloc(b->data, cap) : isola__malloc(cap);
 	if (d == NULL) {
 		b->no_memory = 1;
 		return -1;
@@ -52,9 +50,17 @@ static int wbuf_ensure(wbuf *b, size_t want)
 	if (!b->heap)
 		memcpy(d, b->data, b->len);
 	b->data = d;
-	b->cap = want;
+	b->cap = cap;
 	b->heap = 1;
 	return 0;
+}
+
+/* Grow b to hold at least want bytes in one step (0, or -1: no memory). */
+static int wbuf_ensure(wbuf *b, size_t want)
+{
+	if (want <= b->cap || want > b->max)
+		return 0; /* enough, or wbuf_write reports the limit */
+	return wbuf_resize(b, want);
 }
 
 static int wbuf_write(void *ctx, const char *src, size_t n)
@@ -68,16 +74,8 @@ static int wbuf_write(void *ctx, const char *src, size_t n)
 		size_t cap = b->cap * 2;
 		while (cap < b->len + n)
 			cap *= 2;
-		char *d = b->heap ? isola__realloc(b->data, cap) : isola__malloc(cap);
-		if (d == NULL) {
-			b->no_memory = 1;
+		if (wbuf_resize(b, cap) < 0)
 			return -1;
-		}
-		if (!b->heap)
-			memcpy(d, b->data, b->len);
-		b->data = d;
-		b->cap = cap;
-		b->heap = 1;
 	}
 	memcpy(b->data + b->len, src, n);
 	b->len += n;

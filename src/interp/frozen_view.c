@@ -183,11 +183,18 @@ static int map_find(isola__frozen_obj *f, PyObject *key, const unsigned char **v
 	return 0;
 }
 
-static PyObject *map_value(isola__frozen_obj *f, const unsigned char *value, int thaw)
+/* The value starting at value; with cur, *cur moves past it (to the
+ * next entry). */
+static PyObject *map_value(isola__frozen_obj *f, const unsigned char *value, int thaw,
+			   uint32_t *cur)
 {
 	if (value >= end_of(f))
 		return malformed("value past its container");
-	return decode_at(f, (uint32_t)(value - f->p), thaw, NULL);
+	const unsigned char *next;
+	PyObject *v = decode_at(f, (uint32_t)(value - f->p), thaw, &next);
+	if (v != NULL && cur != NULL)
+		*cur = (uint32_t)(next - f->p);
+	return v;
 }
 
 static Py_ssize_t fz_len(PyObject *self)
@@ -201,7 +208,7 @@ static PyObject *map_subscript(PyObject *self, PyObject *key)
 	const unsigned char *value;
 	int r = map_find(f, key, &value);
 	if (r > 0)
-		return map_value(f, value, 0);
+		return map_value(f, value, 0, NULL);
 	if (r == 0)
 		PyErr_SetObject(PyExc_KeyError, key);
 	return NULL;
@@ -221,13 +228,14 @@ static PyObject *map_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 	const unsigned char *value;
 	int r = map_find(f, args[0], &value);
 	if (r > 0)
-		return map_value(f, value, 0);
+		return map_value(f, value, 0, NULL);
 	return r < 0 ? NULL : Py_NewRef(nargs == 2 ? args[1] : Py_None);
 }
 
 /* Entries are read in insertion order with a cursor: the offset of an
  * entry's key; each read moves it past the entry's value. */
 
+/* frozen.h: the value at p skipped, without decoding it. */
 const unsigned char *isola__skip_value(const unsigned char *p, const unsigned char *end, int depth)
 {
 	enum { DATA, EXT, ARRAY, MAP } kind = DATA;
@@ -307,44 +315,16 @@ static PyObject *map_key_at(isola__frozen_obj *f, uint32_t *cur, const unsigned 
 	return k;
 }
 
-/* The value of the entry at *cur, skipping a str key without decoding
- * it; *cur moves past the entry. */
+/* The value of the entry at *cur (its key skipped, not decoded); *cur
+ * moves past the entry. */
 static PyObject *map_value_at(isola__frozen_obj *f, uint32_t *cur)
 {
 	if (*cur >= f->size)
 		return malformed("entry past its container");
-	const unsigned char *k = f->p + *cur, *value;
-	int hdr;
-	int64_t len = str_at(k, end_of(f), &hdr);
-	if (len >= 0) {
-		value = k + hdr + len;
-	} else {
-		PyObject *key = decode_at(f, *cur, 0, &value);
-		if (key == NULL)
-			return NULL;
-		Py_DECREF(key);
-	}
-	if (value >= end_of(f))
-		return malformed("value past its container");
-	const unsigned char *next;
-	PyObject *v = decode_at(f, (uint32_t)(value - f->p), 0, &next);
-	if (v != NULL)
-		*cur = (uint32_t)(next - f->p);
-	return v;
-}
-
-/* After map_key_at(f, cur, &value): the value at value, and *cur moved
- * past it to the next entry. */
-static PyObject *map_value_next(isola__frozen_obj *f, const unsigned char *value, uint32_t *cur,
-				int thaw)
-{
-	if (value >= end_of(f))
-		return malformed("value past its container");
-	const unsigned char *next;
-	PyObject *v = decode_at(f, (uint32_t)(value - f->p), thaw, &next);
-	if (v != NULL)
-		*cur = (uint32_t)(next - f->p);
-	return v;
+	const unsigned char *value = isola__skip_value(f->p + *cur, end_of(f), 0);
+	if (value == NULL)
+		return malformed("key past its container");
+	return map_value(f, value, 0, cur);
 }
 
 /* ---- iterators --------------------------------------------------------- */
@@ -389,7 +369,7 @@ static PyObject *iter_next(PyObject *self)
 	case IT_ITEMS: {
 		const unsigned char *value;
 		PyObject *k = map_key_at(f, &it->cur, &value);
-		PyObject *v = k ? map_value_next(f, value, &it->cur, 0) : NULL;
+		PyObject *v = k ? map_value(f, value, 0, &it->cur) : NULL;
 		PyObject *r = v ? PyTuple_Pack(2, k, v) : NULL;
 		Py_XDECREF(k);
 		Py_XDECREF(v);
@@ -497,7 +477,7 @@ static PyObject *thaw_container(isola__state *st, PyObject *owner, int type,
 		}
 		const unsigned char *value;
 		PyObject *k = map_key_at(f, &cur, &value);
-		PyObject *v = k ? map_value_next(f, value, &cur, 1) : NULL;
+		PyObject *v = k ? map_value(f, value, 1, &cur) : NULL;
 		if (v == NULL || PyDict_SetItem(r, k, v) < 0)
 			Py_CLEAR(r);
 		Py_XDECREF(k);
@@ -588,7 +568,7 @@ static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 	for (uint32_t j = 0; eq == 1 && j < f->n; j++) {
 		const unsigned char *value;
 		PyObject *k = map_key_at(f, &cur, &value);
-		PyObject *v = k ? map_value_next(f, value, &cur, 0) : NULL;
+		PyObject *v = k ? map_value(f, value, 0, &cur) : NULL;
 		PyObject *ov = v ? PyObject_GetItem(other, k) : NULL;
 		if (ov != NULL)
 			eq = PyObject_RichCompareBool(v, ov, Py_EQ);

@@ -1,7 +1,8 @@
 /* future.c - futures: completion, waiting, callbacks, cancel (future.h). */
-#include "scheduler/pool.h" /* first: it brings Python.h, which sets feature macros */
-#include "common/alloc.h"
 #include "scheduler/future.h"
+
+#include "common/alloc.h"
+#include "scheduler/pool.h"
 
 #include "channels/channel.h"
 #include "common/atomics.h"
