@@ -11,7 +11,7 @@
 static int fail_countdown;
 static int fail_persist;
 
-static int should_fail(void)
+int isola__alloc_fault(void)
 {
 	int n = isola__load_relaxed(&fail_countdown);
 	if (n == 0)
@@ -38,17 +38,17 @@ long isola__alloc_fail_pending(void)
 
 void *isola__malloc(size_t n)
 {
-	return should_fail() ? NULL : malloc(n ? n : 1);
+	return isola__alloc_fault() ? NULL : malloc(n ? n : 1);
 }
 
 void *isola__calloc(size_t count, size_t n)
 {
-	return should_fail() ? NULL : calloc(count ? count : 1, n ? n : 1);
+	return isola__alloc_fault() ? NULL : calloc(count ? count : 1, n ? n : 1);
 }
 
 void *isola__realloc(void *p, size_t n)
 {
-	return should_fail() ? NULL : realloc(p, n ? n : 1);
+	return isola__alloc_fault() ? NULL : realloc(p, n ? n : 1);
 }
 
 void isola__free(void *p)
@@ -59,7 +59,7 @@ void isola__free(void *p)
 void *isola__aligned_alloc(size_t align, size_t n)
 {
 	void *p = NULL;
-	if (should_fail() || posix_memalign(&p, align, n ? n : 1) != 0)
+	if (isola__alloc_fault() || posix_memalign(&p, align, n ? n : 1) != 0)
 		return NULL;
 	return p;
 }
@@ -75,7 +75,7 @@ void *isola__zalloc_pages(size_t n)
 			memset(p, 0, n);
 		return p;
 	}
-	if (should_fail())
+	if (isola__alloc_fault())
 		return NULL;
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;

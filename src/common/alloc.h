@@ -23,6 +23,10 @@ void *isola__aligned_alloc(size_t align, size_t n);
 void *isola__zalloc_pages(size_t n);
 void isola__free_pages(void *p, size_t n);
 
+/* Count one allocation for fault injection: 1 if it is to fail.  For
+ * allocators built on these (recycle.h). */
+int isola__alloc_fault(void);
+
 /* Make the allocation n calls from now fail (n = 1: the next one), and
  * every one after it while persist is set.  n = 0 turns failures off.
  * For tests; any thread. */

@@ -2,6 +2,7 @@
 #include "scheduler/future.h"
 
 #include "common/alloc.h"
+#include "common/recycle.h"
 #include "scheduler/pool.h"
 
 #include "channels/channel.h"
@@ -41,9 +42,12 @@ void isola__pool_link_cut(struct isola__pool_link *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* Made by a caller, most often freed by a worker: recycled (recycle.h). */
+static isola__recycler futures = ISOLA__RECYCLER_INIT(sizeof(isola_future));
+
 isola_future *isola__future_new(struct isola_pool *pool)
 {
-	isola_future *f = isola__calloc(1, sizeof(*f));
+	isola_future *f = isola__recycled_calloc(&futures);
 	if (f == NULL)
 		return NULL;
 	f->tag = ISOLA__FUTURE_TAG;
@@ -81,7 +85,7 @@ int isola_future_release(isola_future *f)
 	pthread_mutex_destroy(&f->lock);
 	isola__pool_link_release(f->link);
 	f->tag = 0;
-	isola__free(f);
+	isola__recycled_free(&futures, f);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
  */
 #include "scheduler/pool.h"
 #include "common/alloc.h"
+#include "common/recycle.h"
 
 #include "common/atomics.h"
 #include "channels/channel.h"
@@ -16,12 +17,20 @@
 #define PRIVATE_QUEUE 4096 /* actor messages per worker */
 #define MONITOR_QUEUE 1024
 
+/* A caller makes a task, a worker frees it: tasks whose target fits
+ * TASK_TARGET_INLINE are recycled (recycle.h). */
+#define TASK_TARGET_INLINE 80
+static isola__recycler tasks = ISOLA__RECYCLER_INIT(sizeof(struct task) + TASK_TARGET_INLINE);
+
 struct task *isola__task_new(enum task_kind kind, const char *target)
 {
 	size_t len = target ? strlen(target) + 1 : 0;
-	struct task *t = isola__calloc(1, sizeof(*t) + len);
+	bool recycled = len <= TASK_TARGET_INLINE;
+	struct task *t = recycled ? isola__recycled_calloc(&tasks)
+				  : isola__calloc(1, sizeof(*t) + len);
 	if (t == NULL)
 		return NULL;
+	t->recycled = recycled;
 	t->kind = kind;
 	if (target != NULL)
 		t->target = memcpy(t->target_buf, target, len);
@@ -37,7 +46,10 @@ void isola__task_free(struct task *t)
 		isola_msg_clear(&t->chunk.items[i]);
 	isola__free(t->chunk.items);
 	isola_future_release(t->future);
-	isola__free(t);
+	if (t->recycled)
+		isola__recycled_free(&tasks, t);
+	else
+		isola__free(t);
 }
 
 struct task *isola__task_of(isola_msg *m)

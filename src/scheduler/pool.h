@@ -51,6 +51,7 @@ struct task {
 	uint64_t epoch;       /* actor messages: the actor's kill epoch */
 	int64_t timeout_ns;   /* <= 0: none */
 	uint64_t actor_id;
+	bool recycled;     /* from the task recycler (pool.c) */
 	char target_buf[]; /* one allocation with the task */
 };
 
