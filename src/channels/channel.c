@@ -113,6 +113,9 @@ static void note_depth(isola_channel *ch, uint64_t enq)
 		;
 }
 
+_Thread_local const isola_channel *isola__last_recv_channel;
+_Thread_local uint32_t isola__last_recv_sender_cpu;
+
 int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
 {
 	struct isola__cell *cell;
@@ -139,6 +142,9 @@ int isola__channel_try_send(isola_channel *ch, isola_msg *msg)
 	if (pos <= ch->mask && pos % CELLS_PER_PAGE == 0)
 		touch_page_of(ch, pos + CELLS_PER_PAGE); /* first lap: see above */
 	isola__msg_move(&cell->msg, msg);
+	/* For the receiver: where its sender runs (channel.h).  Published
+	 * with the message by the release below. */
+	cell->msg.reserved_ = (uint16_t)isola__cpu_tag();
 	/* Release: the message is written before the consumer can see
 	 * seq == 2*pos + 1 and read it. */
 	isola__store_release(&cell->seq, isola__turn(ch, pos) + 1);
@@ -178,6 +184,8 @@ int isola__channel_try_recv(isola_channel *ch, isola_msg *out)
 			pos = isola__load_relaxed(&ch->deq_pos);
 		}
 	}
+	isola__last_recv_channel = ch;
+	isola__last_recv_sender_cpu = cell->msg.reserved_;
 	isola__msg_move(out, &cell->msg);
 	/* Release: our reads of the cell complete before the producer of
 	 * the next lap sees it free and overwrites it. */

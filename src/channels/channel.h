@@ -87,6 +87,13 @@ struct isola_channel {
 	struct isola__cell *cells;
 };
 
+/* Per thread: the channel of this thread's last receive, and 1 + the
+ * CPU its sender ran on (a sender leaves it in the cell's msg.reserved_,
+ * where the receiver finds it in a line it reads anyway).  select.c
+ * uses it to decide whether to spin. */
+extern _Thread_local const isola_channel *isola__last_recv_channel;
+extern _Thread_local uint32_t isola__last_recv_sender_cpu;
+
 /* The stored seq value of "cell free for position pos" (add 1: "full
  * for position pos"): see the top of this file. */
 static inline uint64_t isola__turn(const isola_channel *ch, uint64_t pos)

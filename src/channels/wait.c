@@ -196,7 +196,53 @@ static void note_preempted(int64_t now)
 }
 
 /* Per thread: this thread's last yield gave the CPU away (see below). */
+#define YIELD_GAVE_AWAY_NS 1500 /* an idle yield takes ~0.2 us */
 static _Thread_local int yield_at_once;
+
+/*
+ * Waking a sleeper costs its waker an interrupt to the sleeper's CPU and
+ * the sleeper a trip through the scheduler: 20-50 us on a VM whose cores
+ * are busy, more than a 20 us spin.  Two threads exchanging messages then
+ * fall into a rut: each sleeps, so each message is a wake-up (a round
+ * trip of 46 us against 0.8 us spinning).  So a message wait remembers
+ * how long its last sleep lasted until the message came (begin to ready)
+ * and, if that was short, spins twice as long next time: the wait that
+ * would have slept catches the reply, the partner finds it spinning in
+ * turn, and both are out of the rut.  A long sleep (a partner that was
+ * descheduled, or plain idleness) forgets it.  Hand-offs (futures) keep
+ * their short spin: there spinning delays the very thread that completes
+ * them (CONTENDED_HANDOFF_SPIN_NS).
+ */
+#define ADAPTIVE_SPIN_MAX_NS 200000
+static _Thread_local int64_t spin_began_ns; /* the current wait's first poll */
+static _Thread_local int64_t last_sleep_ns; /* begin to ready, or 0 */
+
+static int64_t adapted_budget(int64_t budget, int flags)
+{
+	if ((flags & ISOLA__WAIT_HANDOFF) || last_sleep_ns == 0)
+		return budget;
+	int64_t want = 2 * last_sleep_ns;
+	if (want > ADAPTIVE_SPIN_MAX_NS)
+		want = ADAPTIVE_SPIN_MAX_NS;
+	return want > budget ? want : budget;
+}
+
+/* A wait that slept ended ready at now (see above). */
+static void note_slept(int64_t now)
+{
+	int64_t took = now - spin_began_ns;
+	last_sleep_ns = took > 0 && took <= ADAPTIVE_SPIN_MAX_NS ? took : 0;
+}
+
+uint32_t isola__cpu_tag(void)
+{
+	return (uint32_t)(sched_getcpu() + 1); /* ~1 ns: glibc reads rseq's cpu_id */
+}
+
+bool isola__cpu_is_mine(uint32_t tag)
+{
+	return tag != 0 && tag == isola__cpu_tag();
+}
 
 int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadline, int flags)
 {
@@ -209,11 +255,14 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	 * is ~40-140 cycles, and a reply may be that close), reading the
 	 * clock only every 64 rounds. */
 	int64_t start = isola__now_ns();
+	spin_began_ns = start;
 	bool contended = start < __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
 	int64_t budget = isola__spin_ns_local ? isola__spin_ns_local : isola__spin_ns;
 	int64_t cap = flags & ISOLA__WAIT_HANDOFF ? CONTENDED_HANDOFF_SPIN_NS : CONTENDED_SPIN_NS;
 	if (contended && budget > cap)
 		budget = cap;
+	if (!(flags & ISOLA__WAIT_SPIN_ONLY))
+		budget = adapted_budget(budget, flags);
 	int64_t spin_until = start + budget;
 	if (!deadline->forever) { /* never spin past the caller's deadline */
 		int64_t dl = (int64_t)deadline->at.tv_sec * 1000000000 + deadline->at.tv_nsec;
@@ -225,13 +274,19 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	 * for isola), a spinner must not starve the very thread that is
 	 * about to produce what it waits for.  A yield that took long gave
 	 * the CPU to another thread: we share a CPU with someone, likely
-	 * the very thread we wait for (two spinners the scheduler put on
-	 * one core).  Then pausing first only delays it: the next spin of
-	 * this thread yields at once, until a yield comes back quickly
-	 * (a round trip between two threads on one core: 15 -> 10 us).
-	 * While contended, only the pause phase: a yield may hand the CPU
-	 * to a busy thread for a whole time slice. */
-	int yielding = yield_at_once && !contended;
+	 * the very thread we wait for (two threads that the scheduler put
+	 * on one core, and it does not move a thread that ran lately, even
+	 * with the other core idle).  Then stop spinning and sleep: the
+	 * waker's futex wake places us on an idle CPU if there is one, and
+	 * if there is none, a sleep and a wake cost less than a yield that
+	 * may run a busy process for its slice.  The next spin of this
+	 * thread yields at once, until a yield comes back quickly.  While
+	 * contended, only the pause phase: a yield may hand the CPU to a
+	 * busy thread for a whole time slice.  Except when the caller knows
+	 * that the thread it waits for is on this CPU (PARTNER_HERE, in
+	 * wait.h): then yield from the first poll, and keep yielding. */
+	bool partner_here = flags & ISOLA__WAIT_PARTNER_HERE;
+	int yielding = partner_here || (yield_at_once && !contended);
 	int64_t last = start;
 	for (unsigned i = 1;; i++) {
 		if (yielding)
@@ -246,11 +301,15 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 				if (r == ISOLA_EAGAIN)
 					return r; /* sleep: the spin lost its CPU */
 			}
-			if (yielding)
-				yield_at_once = now - last > 5000;
+			/* With the partner here, giving it the CPU is the point. */
+			bool gave_away = yielding && !partner_here && now - last > YIELD_GAVE_AWAY_NS;
+			if (yielding && !partner_here)
+				yield_at_once = gave_away;
 			last = now;
 			if (r != ISOLA_EAGAIN)
 				return r;
+			if (gave_away)
+				return ISOLA_EAGAIN; /* sleep: see above */
 			if (now >= spin_until)
 				return ISOLA_EAGAIN;
 			yielding = yielding || (now - start >= 2000 && !contended);
@@ -271,13 +330,16 @@ int isola__wait(struct ck_ec32 *ec, int (*ready)(void *arg), void *arg,
 	isola__last_wait_slept = 1;
 	struct wait_ctx ctx = { .deadline = deadline, .flags = flags };
 	const struct timespec *dl = deadline->forever ? NULL : &deadline->at;
-	for (;;) {
+	for (bool slept = false;; slept = true) {
 		/* Snapshot before re-checking: a change after our check bumps
 		 * the count past the snapshot, so the sleep returns at once. */
 		uint32_t snap = ck_ec32_value(ec);
 		r = ready(arg);
-		if (r != ISOLA_EAGAIN)
+		if (r != ISOLA_EAGAIN) {
+			if (slept && !(flags & ISOLA__WAIT_HANDOFF))
+				note_slept(isola__now_ns());
 			return r;
+		}
 		if (isola__deadline_passed(deadline))
 			return ISOLA_ETIMEDOUT;
 		if ((flags & ISOLA__WAIT_INTERRUPTIBLE) && isola__wait_aborted())

@@ -173,6 +173,12 @@ static int ready_done(void *arg)
 	return is_done(isola__load_acquire(&f->state)) ? 0 : ISOLA_EAGAIN;
 }
 
+int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flags)
+{
+	int r = isola__wait(&f->done_ec, ready_done, f, d, flags | ISOLA__WAIT_HANDOFF);
+	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
+}
+
 int isola_future_wait(isola_future *f, int64_t timeout_ns)
 {
 	ISOLA__CHECK_FUTURE(f);
@@ -180,14 +186,7 @@ int isola_future_wait(isola_future *f, int64_t timeout_ns)
 		return ISOLA_EINVAL;
 	isola__deadline d;
 	isola__deadline_init(&d, timeout_ns);
-	int r = isola__wait(&f->done_ec, ready_done, f, &d, ISOLA__WAIT_HANDOFF);
-	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
-}
-
-int isola__future_wait_flags(isola_future *f, const isola__deadline *d, int flags)
-{
-	int r = isola__wait(&f->done_ec, ready_done, f, d, flags | ISOLA__WAIT_HANDOFF);
-	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
+	return isola__future_wait_flags(f, &d, 0);
 }
 
 int isola_future_result(isola_future *f, isola_msg *result)
