@@ -196,7 +196,7 @@ static void note_preempted(int64_t now)
 }
 
 /* Per thread: this thread's last yield gave the CPU away (see below). */
-#define YIELD_GAVE_AWAY_NS 1500 /* an idle yield takes ~0.2 us */
+#define YIELD_GAVE_AWAY_NS 5000
 static _Thread_local int yield_at_once;
 
 /*
@@ -274,17 +274,14 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	 * for isola), a spinner must not starve the very thread that is
 	 * about to produce what it waits for.  A yield that took long gave
 	 * the CPU to another thread: we share a CPU with someone, likely
-	 * the very thread we wait for (two threads that the scheduler put
-	 * on one core, and it does not move a thread that ran lately, even
-	 * with the other core idle).  Then stop spinning and sleep: the
-	 * waker's futex wake places us on an idle CPU if there is one, and
-	 * if there is none, a sleep and a wake cost less than a yield that
-	 * may run a busy process for its slice.  The next spin of this
-	 * thread yields at once, until a yield comes back quickly.  While
-	 * contended, only the pause phase: a yield may hand the CPU to a
-	 * busy thread for a whole time slice.  Except when the caller knows
-	 * that the thread it waits for is on this CPU (PARTNER_HERE, in
-	 * wait.h): then yield from the first poll, and keep yielding. */
+	 * the very thread we wait for (two spinners the scheduler put on
+	 * one core).  Then pausing first only delays it: the next spin of
+	 * this thread yields at once, until a yield comes back quickly
+	 * (a round trip between two threads on one core: 15 -> 10 us).
+	 * While contended, only the pause phase: a yield may hand the CPU
+	 * to a busy thread for a whole time slice.  Except when the caller
+	 * knows that the thread it waits for is on this CPU (PARTNER_HERE,
+	 * in wait.h): then yield from the first poll, and keep yielding. */
 	bool partner_here = flags & ISOLA__WAIT_PARTNER_HERE;
 	int yielding = partner_here || (yield_at_once && !contended);
 	int64_t last = start;
@@ -301,15 +298,11 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 				if (r == ISOLA_EAGAIN)
 					return r; /* sleep: the spin lost its CPU */
 			}
-			/* With the partner here, giving it the CPU is the point. */
-			bool gave_away = yielding && !partner_here && now - last > YIELD_GAVE_AWAY_NS;
 			if (yielding && !partner_here)
-				yield_at_once = gave_away;
+				yield_at_once = now - last > YIELD_GAVE_AWAY_NS;
 			last = now;
 			if (r != ISOLA_EAGAIN)
 				return r;
-			if (gave_away)
-				return ISOLA_EAGAIN; /* sleep: see above */
 			if (now >= spin_until)
 				return ISOLA_EAGAIN;
 			yielding = yielding || (now - start >= 2000 && !contended);
