@@ -285,6 +285,7 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	bool partner_here = flags & ISOLA__WAIT_PARTNER_HERE;
 	int yielding = partner_here || (yield_at_once && !contended);
 	int64_t last = start;
+	bool ran_other = false;
 	for (unsigned i = 1;; i++) {
 		if (yielding)
 			sched_yield();
@@ -298,8 +299,14 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 				if (r == ISOLA_EAGAIN)
 					return r; /* sleep: the spin lost its CPU */
 			}
-			if (yielding && !partner_here)
-				yield_at_once = now - last > YIELD_GAVE_AWAY_NS;
+			/* Once a yield of this spin ran another thread, the
+			 * next spin yields at once (a partner that just
+			 * yielded may not be picked again at once, so the
+			 * next yield can come back quickly all the same). */
+			if (yielding && !partner_here) {
+				ran_other = ran_other || now - last > YIELD_GAVE_AWAY_NS;
+				yield_at_once = ran_other;
+			}
 			last = now;
 			if (r != ISOLA_EAGAIN)
 				return r;
