@@ -229,11 +229,13 @@ int isola__channel_wait_any_room(isola_channel *const *chans, size_t n, uint64_t
  * Whether the message this thread last received, from one of chans,
  * came from a sender on this thread's CPU (channel.h).  Then the next
  * one most likely will too (two threads exchanging messages that the
- * scheduler put on one core): see ISOLA__WAIT_PARTNER_HERE.  Not for
- * a pool worker's idle spin (SPIN_ONLY), whose next sender is whoever
- * submits next: parking it there costs each call a wake-up that the
- * kernel of a VM rarely places on the idle core (measured: sync call
- * 7.8 us against 3.0 us).
+ * scheduler put on one core): see ISOLA__WAIT_PARTNER_HERE.  Only while
+ * the machine is contended: on one with a free core, the plain spin
+ * (pause, then yield) lets the kernel move one of the two there (an
+ * exchange on one core then measured 1.2 us a round trip yielding at
+ * once, against 0.65 us once moved apart).  Not for a pool worker's
+ * idle spin (SPIN_ONLY), whose next sender is whoever submits next, nor
+ * for futures (HANDOFF).
  */
 static bool sender_is_here(isola_channel *const *chans, size_t n)
 {
@@ -279,7 +281,7 @@ static int select_or_wait(isola_channel *const *chans, size_t n, uint64_t room,
 				counted |= (uint64_t)1 << i;
 			}
 		if (room == 0 && !(flags & (ISOLA__WAIT_SPIN_ONLY | ISOLA__WAIT_HANDOFF)) &&
-		    sender_is_here(chans, n))
+		    isola__cpu_contended() && sender_is_here(chans, n))
 			flags |= ISOLA__WAIT_PARTNER_HERE;
 		r = isola__spin(try_all, &op, d, flags);
 		for (size_t i = 0; i < n; i++)

@@ -49,7 +49,8 @@ enum {
 	 * the CPU; sleeping makes every message a wake-up, and the kernel
 	 * places a wakee on its waker's core, so the two stay on one core
 	 * for good (round trip 5.6 us with one core busy, against 1.7 us
-	 * yielding, bench_busy).  Two runnable threads it spreads. */
+	 * yielding, bench_busy).  select.c sets it while the machine is
+	 * contended only (see there). */
 	ISOLA__WAIT_PARTNER_HERE = 16,
 };
 
