@@ -73,6 +73,10 @@ struct worker {
 	 * watchdog when it interrupts the running task, cleared by the
 	 * worker after the task; both under the worker's GIL. */
 	uint32_t abort_wait;
+	/* Atomic hint: isola__cpu_tag of the CPU this worker went idle on
+	 * (parked, or about to), 0 while it runs a task (pool.c:
+	 * enqueue_call). */
+	uint32_t idle_cpu;
 	pthread_t watchdog; /* interrupts this worker's tasks (interrupt.c) */
 	int interrupt_look; /* p->lock: some future asked; look at the running task */
 	/* Held by the watchdog while attached to this interpreter, and by

@@ -248,9 +248,13 @@ static void run_task(struct worker *w, struct task *t)
 	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
 	isola__interp_leave(w->interp);
 	/* Completed with the GIL released: callbacks (the Python front's
-	 * completion post among them) may block, never this interpreter. */
-	if (f != NULL)
+	 * completion post among them) may block, never this interpreter.
+	 * Idle from here on, for callers choosing a queue (pool.c): the
+	 * caller's next call often comes before this worker has parked. */
+	if (f != NULL) {
+		__atomic_store_n(&w->idle_cpu, isola__cpu_tag(), __ATOMIC_RELAXED);
 		isola__future_complete(f, status, &result, status ? &err : NULL);
+	}
 	isola_msg_clear(&result);
 	isola__error_clear(&err);
 	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
@@ -356,6 +360,8 @@ void *isola__worker_main(void *arg)
 			bool slept = false;
 			if (r == ISOLA_EAGAIN) {
 				isola__last_wait_slept = 0;
+				/* Relaxed: a hint for callers choosing a queue. */
+				__atomic_store_n(&w->idle_cpu, isola__cpu_tag(), __ATOMIC_RELAXED);
 				r = isola__channel_select_until(queues, 2, &m, &forever,
 								ISOLA__WAIT_NO_SPIN, &idx);
 				slept = isola__last_wait_slept;
@@ -370,6 +376,7 @@ void *isola__worker_main(void *arg)
 							       ? isola__spin_ns_local * 2 : IDLE_SPIN_MAX_NS;
 			if (r != 0)
 				continue;
+			__atomic_store_n(&w->idle_cpu, 0, __ATOMIC_RELAXED); /* busy */
 			run_task(w, isola__task_of(&m));
 		}
 	}
