@@ -11,6 +11,7 @@
 #include "channels/wait.h"
 #include "common/alloc.h"
 #include "isola.h"
+#include "u32_messages.h"
 
 static int64_t now_ns(void)
 {
@@ -19,27 +20,9 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void send_u32(isola_channel *ch, uint32_t v)
-{
-	isola_msg m;
-	isola_msg_init(&m);
-	cr_assert_eq(isola_msg_set_bytes(&m, &v, sizeof(v)), 0);
-	cr_assert_eq(isola_channel_send(ch, &m, 0), 0);
-}
-
 static uint32_t recv_u32(isola_channel *ch)
 {
-	isola_msg m;
-	isola_msg_init(&m);
-	cr_assert_eq(isola_channel_recv(ch, &m, 0), 0);
-	const void *p;
-	size_t len;
-	isola_msg_bytes(&m, &p, &len);
-	cr_assert_eq(len, sizeof(uint32_t));
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	isola_msg_clear(&m);
-	return v;
+	return recv_u32_within(ch, 0);
 }
 
 Test(channel, create_rounds_capacity_up_to_power_of_two)

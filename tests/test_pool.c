@@ -823,6 +823,18 @@ static uint64_t private_sends(isola_pool *p)
 	return n;
 }
 
+/* One synchronous call, checked. */
+static void square_of_3(isola_pool *p)
+{
+	long long v = 3;
+	isola_msg a;
+	int_args(&a, 1, &v);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, "pool_helper:square", &a, 0, &f), 0);
+	cr_assert_eq(int_result(f), 9);
+	isola_future_release(f);
+}
+
 /* With both cores busy, a call handed to a worker parked on the other
  * CPU waited there for a busy process's time slice (p99 1.7-2.9 ms in
  * 2 runs of 3).  On a contended machine a call now goes to a worker that
@@ -832,15 +844,8 @@ Test(pool, on_a_contended_machine_a_call_goes_to_a_worker_idle_on_the_callers_cp
 {
 	pin_here_to_cpu0(); /* the workers inherit it */
 	isola_pool *p = make_pool(2);
-	long long v = 3;
-	for (int i = 0; i < 3; i++) {
-		isola_msg a;
-		int_args(&a, 1, &v);
-		isola_future *f;
-		cr_assert_eq(isola_pool_submit(p, "pool_helper:square", &a, 0, &f), 0);
-		cr_assert_eq(int_result(f), 9);
-		isola_future_release(f);
-	}
+	for (int i = 0; i < 3; i++)
+		square_of_3(p);
 	/* Contended: a spinner on CPU 0 loses it to a busy thread. */
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, busy_on_cpu0, NULL), 0);
@@ -855,14 +860,8 @@ Test(pool, on_a_contended_machine_a_call_goes_to_a_worker_idle_on_the_callers_cp
 	cr_assert(isola__cpu_contended(), "could not make the machine contended");
 	uint64_t before = private_sends(p);
 	enum { CALLS = 20 };
-	for (int i = 0; i < CALLS; i++) {
-		isola_msg a;
-		int_args(&a, 1, &v);
-		isola_future *f;
-		cr_assert_eq(isola_pool_submit(p, "pool_helper:square", &a, 0, &f), 0);
-		cr_assert_eq(int_result(f), 9);
-		isola_future_release(f);
-	}
+	for (int i = 0; i < CALLS; i++)
+		square_of_3(p);
 	uint64_t routed = private_sends(p) - before;
 	cr_assert(isola__cpu_contended(), "the contended window closed during the calls");
 	cr_assert_geq(routed, CALLS / 2, "only %llu of %d calls went to the idle worker here",
