@@ -22,10 +22,7 @@
  * took 30 us instead of 3).  So the first POPULATED_BYTES are mapped for
  * writing when the channel is made (MADV_POPULATE_WRITE, one call), and
  * past them, on its first lap, a sender writes the next page before any
- * receiver can read it.  (Populated pages also measured fastest after
- * the first lap: 2 producers on one core, 16.2 M msg/s against 14.9 M
- * for pages first mapped by a copy-on-write and 11.4 M for pages first
- * written one at a time by the sender, on this VM; not explained.)
+ * receiver can read it.
  */
 #define PAGE_BYTES 4096
 #define CELLS_PER_PAGE (PAGE_BYTES / sizeof(struct isola__cell))

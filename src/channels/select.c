@@ -281,7 +281,7 @@ static int select_or_wait(isola_channel *const *chans, size_t n, uint64_t room,
 				counted |= (uint64_t)1 << i;
 			}
 		if (room == 0 && !(flags & (ISOLA__WAIT_SPIN_ONLY | ISOLA__WAIT_HANDOFF)) &&
-		    isola__cpu_contended() && sender_is_here(chans, n))
+		    sender_is_here(chans, n) && isola__cpu_contended())
 			flags |= ISOLA__WAIT_PARTNER_HERE;
 		r = isola__spin(try_all, &op, d, flags);
 		for (size_t i = 0; i < n; i++)

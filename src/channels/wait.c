@@ -195,8 +195,11 @@ static void note_preempted(int64_t now)
 	__atomic_store_n(&contended_until, now + win, __ATOMIC_RELAXED);
 }
 
-/* Per thread: this thread's last yield gave the CPU away (see below). */
-#define YIELD_GAVE_AWAY_NS 1500 /* a yield with nobody else to run takes ~0.2 us */
+/* A yield that took this long ran another thread (one with nobody else
+ * to run takes ~0.2 us here). */
+#define YIELD_GAVE_AWAY_NS 1500
+/* Per thread: a yield of this thread's last spin gave the CPU away (see
+ * below). */
 static _Thread_local int yield_at_once;
 
 /*
