@@ -44,6 +44,8 @@ static void touch_page_of(isola_channel *ch, uint64_t index)
 static void populate(isola_channel *ch)
 {
 	size_t n = (ch->mask + 1) * sizeof(struct isola__cell);
+	if (n < ISOLA__ZALLOC_PAGES_MIN)
+		return; /* heap memory, written by its memset already */
 	if (n > POPULATED_BYTES)
 		n = POPULATED_BYTES;
 	if (madvise(ch->cells, n, MADV_POPULATE_WRITE) == 0)

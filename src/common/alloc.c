@@ -64,12 +64,10 @@ void *isola__aligned_alloc(size_t align, size_t n)
 	return p;
 }
 
-/* Below this, malloc's own zeroing is cheaper than a mapping. */
-#define PAGES_MIN ((size_t)64 * 1024)
 
 void *isola__zalloc_pages(size_t n)
 {
-	if (n < PAGES_MIN) {
+	if (n < ISOLA__ZALLOC_PAGES_MIN) {
 		void *p = isola__aligned_alloc(64, n);
 		if (p != NULL)
 			memset(p, 0, n);
@@ -85,7 +83,7 @@ void isola__free_pages(void *p, size_t n)
 {
 	if (p == NULL)
 		return;
-	if (n < PAGES_MIN)
+	if (n < ISOLA__ZALLOC_PAGES_MIN)
 		isola__free(p);
 	else
 		munmap(p, n);

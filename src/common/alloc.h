@@ -21,6 +21,9 @@ void *isola__aligned_alloc(size_t align, size_t n);
  * costs no memory and no page faults.  Free with isola__free_pages and
  * the same n. */
 void *isola__zalloc_pages(size_t n);
+/* Below this, isola__zalloc_pages is malloc + memset (already written:
+ * cheaper than a mapping); from it on, fresh pages. */
+#define ISOLA__ZALLOC_PAGES_MIN ((size_t)64 * 1024)
 void isola__free_pages(void *p, size_t n);
 
 /* Count one allocation for fault injection: 1 if it is to fail.  For
