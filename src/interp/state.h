@@ -9,6 +9,7 @@
 #include "interp/release.h"
 #include "isola.h"
 
+/* Every object reference below is in module.c's STATE_REFS (traverse, clear). */
 typedef struct isola__state {
 	PyTypeObject *channel_type;
 	PyTypeObject *buffer_type;

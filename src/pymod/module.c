@@ -471,65 +471,32 @@ static PyObject *mod_resolve(PyObject *m, PyObject *arg)
 	return t ? isola__resolve_target(t) : NULL;
 }
 
+/* Every object reference the module state holds, in one list that both
+ * traverse and clear use (so neither can miss one). */
+#define STATE_REFS(X)                                                                  \
+	X(channel_type) X(buffer_type) X(ChannelClosed) X(ChannelFull) X(ChannelEmpty)  \
+	X(RemoteError) X(Cancelled) X(datetime_mod) X(dt_datetime) X(dt_date)          \
+	X(dt_time) X(dt_timedelta) X(dt_timezone) X(dt_utc) X(pickle_dumps)             \
+	X(pickle_loads) X(remote_error_classes) X(pool_type) X(cfuture_type)            \
+	X(frozen_map_type) X(frozen_seq_type) X(frozen_iter_type) X(frozen_views[0])    \
+	X(frozen_views[1]) X(frozen_views[2]) X(main_path) X(targets) X(actors)         \
+	X(actor_raised)
+
 static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 {
 	isola__state *st = mod_state(m);
-	Py_VISIT(st->channel_type);
-	Py_VISIT(st->buffer_type);
-	Py_VISIT(st->ChannelClosed);
-	Py_VISIT(st->ChannelFull);
-	Py_VISIT(st->ChannelEmpty);
-	Py_VISIT(st->RemoteError);
-	Py_VISIT(st->Cancelled);
-	Py_VISIT(st->datetime_mod);
-	Py_VISIT(st->pickle_dumps);
-	Py_VISIT(st->pickle_loads);
-	Py_VISIT(st->remote_error_classes);
-	Py_VISIT(st->pool_type);
-	Py_VISIT(st->cfuture_type);
-	Py_VISIT(st->frozen_map_type);
-	Py_VISIT(st->frozen_seq_type);
-	Py_VISIT(st->frozen_iter_type);
-	for (int i = 0; i < 3; i++)
-		Py_VISIT(st->frozen_views[i]);
-	Py_VISIT(st->main_path);
-	Py_VISIT(st->targets);
-	Py_VISIT(st->actors);
-	Py_VISIT(st->actor_raised);
+#define VISIT_REF(field) Py_VISIT(st->field);
+	STATE_REFS(VISIT_REF)
+#undef VISIT_REF
 	return 0;
 }
 
 static int mod_clear(PyObject *m)
 {
 	isola__state *st = mod_state(m);
-	Py_CLEAR(st->channel_type);
-	Py_CLEAR(st->buffer_type);
-	Py_CLEAR(st->ChannelClosed);
-	Py_CLEAR(st->ChannelFull);
-	Py_CLEAR(st->ChannelEmpty);
-	Py_CLEAR(st->RemoteError);
-	Py_CLEAR(st->Cancelled);
-	Py_CLEAR(st->datetime_mod);
-	Py_CLEAR(st->dt_datetime);
-	Py_CLEAR(st->dt_date);
-	Py_CLEAR(st->dt_time);
-	Py_CLEAR(st->dt_timedelta);
-	Py_CLEAR(st->dt_timezone);
-	Py_CLEAR(st->dt_utc);
-	Py_CLEAR(st->pickle_dumps);
-	Py_CLEAR(st->pickle_loads);
-	Py_CLEAR(st->remote_error_classes);
-	Py_CLEAR(st->pool_type);
-	Py_CLEAR(st->cfuture_type);
-	Py_CLEAR(st->frozen_map_type);
-	Py_CLEAR(st->frozen_seq_type);
-	Py_CLEAR(st->frozen_iter_type);
-	for (int i = 0; i < 3; i++)
-		Py_CLEAR(st->frozen_views[i]);
-	Py_CLEAR(st->main_path);
-	Py_CLEAR(st->targets);
-	Py_CLEAR(st->actors);
-	Py_CLEAR(st->actor_raised);
+#define CLEAR_REF(field) Py_CLEAR(st->field);
+	STATE_REFS(CLEAR_REF)
+#undef CLEAR_REF
 	return 0;
 }
 
