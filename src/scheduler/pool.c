@@ -388,10 +388,16 @@ static int enqueue_call(struct isola_pool *p, struct task *t)
 		for (int i = 0; i < p->n; i++) {
 			struct worker *w = &p->workers[i];
 			/* Never this very worker (a done-callback that submits
-			 * and waits would wait for itself). */
+			 * and waits would wait for itself).  Claim the idle
+			 * worker (here -> 0), so that one call, not a burst,
+			 * goes to it: the rest stay in the shared queue, for
+			 * any worker and for shutdown's cancel.  Relaxed: a
+			 * hint (worker.c), ordering nothing. */
+			uint32_t expect = here;
 			if (w == isola__this_worker ||
-			    __atomic_load_n(&w->idle_cpu, __ATOMIC_RELAXED) != here)
-				continue; /* relaxed: a hint (worker.c) */
+			    !__atomic_compare_exchange_n(&w->idle_cpu, &expect, 0, false,
+							 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+				continue;
 			isola_msg m;
 			isola_msg_init(&m);
 			isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */
