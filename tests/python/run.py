@@ -52,5 +52,8 @@ def run_suites(pattern="test_*.py", verbosity=1, stream=None):
 
 if __name__ == "__main__":
     passed, failed, skipped = run_suites(*(sys.argv[1:2] or ["test_*.py"]))
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    # On a line of its own whatever a test left on stdout without a newline
+    # (CPython's suites print timings with end=' ' when verbose).
+    sys.stdout.flush()
+    print(f"\n{passed} passed, {failed} failed, {skipped} skipped", flush=True)
     sys.exit(1 if failed or passed == 0 else 0)

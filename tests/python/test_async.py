@@ -95,7 +95,9 @@ class SendAsync(unittest.TestCase):
             return lat
 
         lats = [asyncio.run(once()) for _ in range(5)]
-        self.assertLess(statistics.median(lats), 0.01, lats)
+        # polling (the bug) waited up to 50 ms; a wake-up is far below that even
+        # on a loaded machine (median of 5)
+        self.assertLess(statistics.median(lats), 0.025, lats)
 
     def test_cancelled_send_sends_nothing_and_close_wakes(self):
         async def main():

@@ -48,20 +48,20 @@ class Basics(unittest.TestCase):
         self.assertTrue(issubclass(isola.ChannelFull, isola.ChannelError))
         self.assertEqual(ch.recv_nowait(), "a")
 
-    def test_timeouts_are_exact(self):
+    def test_timeouts_never_fire_early(self):
+        # Only the lower bound is a contract: how late a timeout fires
+        # depends on the machine's load (bench/bench_timeouts.py measures it).
         ch = isola.Channel(1)
         for _ in range(3):
             t0 = time.monotonic()
             with self.assertRaises(TimeoutError):
                 ch.recv(timeout=0.05)
-            waited = time.monotonic() - t0
-            self.assertGreaterEqual(waited, 0.05)
-            self.assertLess(waited, 0.1)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.05)
         ch.send(1)
         t0 = time.monotonic()
         with self.assertRaises(TimeoutError):
             ch.send(2, timeout=0.05)
-        self.assertTrue(0.05 <= time.monotonic() - t0 < 0.1)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.05)
         self.assertEqual(ch.stats()["full_waits"], 1)
         with self.assertRaises(TimeoutError):
             ch.send(2, timeout=0)

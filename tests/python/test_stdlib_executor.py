@@ -63,6 +63,7 @@ if _util is not None:
 
     _shutdown.assert_python_ok = _adapted_assert_python_ok
     from test import support as _support
+    _support.verbose = False  # quiet, as regrtest runs them (no per-test timings)
     if _support.use_resources is not None and "walltime" not in _support.use_resources:
         _support.use_resources.append("walltime")  # test_map_timeout: 6 s
     elif _support.use_resources is None:
