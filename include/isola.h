@@ -57,7 +57,8 @@ extern "C" {
 	X(ESTATE, -12, "not allowed in the current state")                    \
 	X(ESYS, -13, "operating system call failed")                          \
 	X(ENOTFOUND, -14, "not found")                                        \
-	X(ELIMIT, -15, "limit exceeded")
+	X(ELIMIT, -15, "limit exceeded")                                      \
+	X(ECRASHED, -16, "a worker process died")
 
 enum isola_errno {
 	ISOLA_OK = 0,

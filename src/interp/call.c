@@ -52,6 +52,8 @@ PyObject *isola__import_main_script(void)
 	return mod;
 }
 
+int isola__main_script_elsewhere;
+
 /* Resolve "pkg.mod:qual.name" to a new reference; NULL with an error. */
 PyObject *isola__resolve_target(const char *target)
 {
@@ -66,7 +68,7 @@ PyObject *isola__resolve_target(const char *target)
 	if (modname != NULL &&
 	    (PyUnicode_CompareWithASCIIString(modname, "__main__") == 0 ||
 	     PyUnicode_CompareWithASCIIString(modname, "__isola_main__") == 0) &&
-	    PyInterpreterState_Get() != PyInterpreterState_Main())
+	    (PyInterpreterState_Get() != PyInterpreterState_Main() || isola__main_script_elsewhere))
 		obj = isola__import_main_script(); /* a worker: the caller's script */
 	else if (modname != NULL)
 		obj = PyImport_Import(modname);

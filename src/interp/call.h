@@ -25,6 +25,10 @@ PyObject *isola__resolve_target(const char *target);
  * running its `if __name__ == "__main__":` block.  New reference. */
 PyObject *isola__import_main_script(void);
 
+/* Set in a process worker (pymod/pyproc.c): its __main__ is the worker's
+ * loop, so "__main__:f" means the caller's script there too. */
+extern int isola__main_script_elsewhere;
+
 /* The same, cached per interpreter (the state's targets dict). */
 PyObject *isola__resolve_cached(isola__state *st, const char *target);
 

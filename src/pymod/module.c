@@ -6,6 +6,7 @@
  * global PyObject.
  */
 #include "pymod/module.h"
+#include "pymod/pyproc.h"
 
 #include "channels/channel.h"
 #include "interp/call.h"
@@ -281,6 +282,12 @@ static PyMethodDef mod_methods[] = {
 	  "_task_deadline(seconds)\n--\n\nFrom a task on a pool worker: restart its deadline "
 	  "(0: none); returns 1 if it was cancelled, 2 if it timed out (forgiven), else 0 "
 	  "(private; isola map's per-item timeout)." },
+	{ "_proc_serve", isola__py_proc_serve, METH_VARARGS,
+	  "_proc_serve(fd, ppid, setup_error)\n--\n\nA process worker's loop (private: "
+	  "isola._proc_worker runs it)." },
+	{ "_proc_interrupt_due", isola__py_proc_interrupt_due, METH_NOARGS,
+	  "_proc_interrupt_due()\n--\n\nIn a process worker: whether the parent asked to "
+	  "interrupt the running task (private)." },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -366,6 +373,11 @@ static int mod_exec(PyObject *m)
 	if (st->pool_type == NULL || st->cfuture_type == NULL)
 		return -1;
 	if (isola__frozen_types_add(m, st) < 0)
+		return -1;
+	PyObject *lane_type = PyType_FromModuleAndSpec(m, &isola__proclane_spec, NULL);
+	int lane_added = lane_type ? PyModule_AddType(m, (PyTypeObject *)lane_type) : -1;
+	Py_XDECREF(lane_type);
+	if (lane_added < 0)
 		return -1;
 	if (PyModule_AddType(m, st->channel_type) < 0 || PyModule_AddType(m, st->buffer_type) < 0 ||
 	    PyModule_AddType(m, st->pool_type) < 0 || PyModule_AddType(m, st->cfuture_type) < 0)

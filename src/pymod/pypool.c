@@ -244,11 +244,13 @@ static PyObject *wrap_future(pool_obj *p, isola_future *f)
 
 /* Encode (args, kwargs) for a call: [args] alone when there are no
  * keywords, else the (list, dict) tuple. */
-static int encode_call_args(pool_obj *p, PyObject *args, PyObject *kwargs, isola_msg *out)
+static int encode_call_args_refs(pool_obj *p, PyObject *args, PyObject *kwargs, int refs,
+				 isola_msg *out)
 {
 	isola__state *st = state_of((PyObject *)p);
 	isola__codec_opts o = isola__codec_defaults;
 	o.allow_pickle = p->allow_pickle;
+	o.allow_refs = refs;
 	PyObject *list = PySequence_List(args);
 	if (list == NULL)
 		return -1;
@@ -263,6 +265,28 @@ static int encode_call_args(pool_obj *p, PyObject *args, PyObject *kwargs, isola
 	int r = isola__encode(st, payload, &o, out);
 	Py_DECREF(payload);
 	return r < 0 ? -1 : 0;
+}
+
+static int encode_call_args(pool_obj *p, PyObject *args, PyObject *kwargs, isola_msg *out)
+{
+	return encode_call_args_refs(p, args, kwargs, isola__codec_defaults.allow_refs, out);
+}
+
+/* For the process lane (pyproc.c): a pool's _Future for f (taken), and
+ * its call arguments encoded without references. */
+PyObject *isola__pool_wrap_future(PyObject *pool, isola_future *f)
+{
+	return wrap_future((pool_obj *)pool, f);
+}
+
+int isola__pool_encode_plain(PyObject *pool, PyObject *args, PyObject *kwargs, isola_msg *out)
+{
+	return encode_call_args_refs((pool_obj *)pool, args, kwargs, 0, out);
+}
+
+int isola__pool_allow_pickle(PyObject *pool)
+{
+	return ((pool_obj *)pool)->allow_pickle;
 }
 
 static PyObject *raise_code(pool_obj *p, int r, const char *what)

@@ -47,6 +47,11 @@ static isola__recycler futures = ISOLA__RECYCLER_INIT(sizeof(isola_future));
 
 isola_future *isola__future_new(struct isola_pool *pool)
 {
+	return isola__future_new_linked(pool->link);
+}
+
+isola_future *isola__future_new_linked(struct isola__pool_link *link)
+{
 	isola_future *f = isola__recycled_calloc(&futures);
 	if (f == NULL)
 		return NULL;
@@ -55,7 +60,7 @@ isola_future *isola__future_new(struct isola_pool *pool)
 	f->state = ISOLA_FUTURE_PENDING;
 	ck_ec32_init(&f->done_ec, 0);
 	pthread_mutex_init(&f->lock, NULL);
-	f->link = pool->link;
+	f->link = link;
 	isola__pool_link_retain(f->link);
 	return f;
 }

@@ -65,6 +65,9 @@ void isola__pool_link_release(struct isola__pool_link *l);
 void isola__pool_link_cut(struct isola__pool_link *l);
 
 isola_future *isola__future_new(struct isola_pool *pool);
+/* A future reaching its owner through link (a process lane's link has
+ * no pool: a running task's interrupt is seen by the lane's proxy). */
+isola_future *isola__future_new_linked(struct isola__pool_link *link);
 
 /* Like isola_future_on_done, but if f is already done, cb is not run:
  * returns ISOLA_ESTATE instead (the caller takes over). */

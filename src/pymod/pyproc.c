@@ -1,0 +1,531 @@
+/*
+ * pyproc.c - the process lane in the isola module: isola._ProcLane (the
+ * parent's side, over scheduler/proclane.h) and _proc_serve (the child's
+ * loop, run by `python -m isola._proc_worker FD PPID`).
+ *
+ * The child runs each task in its main interpreter with the routine
+ * interpreter workers use (isola__job_run), so resolution, decoding,
+ * exceptions and their encoding are the same.  Messages carry no
+ * references (blobs and channels are this process's memory): arguments
+ * are encoded without them (large bytes inline, frozen values thawed),
+ * and so are results.
+ */
+#include "pymod/pyproc.h"
+
+#include "channels/procring.h"
+#include "common/alloc.h"
+#include "interp/call.h"
+#include "interp/codec.h"
+#include "interp/host.h"
+#include "interp/pyerror.h"
+#include "pymod/pychannel.h"
+#include "scheduler/procframe.h"
+#include "scheduler/proclane.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+/* ---- the parent's side: _ProcLane ---------------------------------------- */
+
+typedef struct {
+	PyObject_HEAD
+	isola__proclane *lane;
+	int joined;
+} lane_obj;
+
+/* A sequence of str to a NULL-terminated array of UTF-8 copies. */
+static char **strv(PyObject *seq)
+{
+	PyObject *fast = PySequence_Fast(seq, "expected a sequence of str");
+	if (fast == NULL)
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+	char **v = isola__calloc((size_t)n + 1, sizeof(char *));
+	for (Py_ssize_t i = 0; v != NULL && i < n; i++) {
+		const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
+		v[i] = s ? isola__strdup(s) : NULL;
+		if (v[i] == NULL) {
+			for (Py_ssize_t j = 0; j < i; j++)
+				isola__free(v[j]);
+			isola__free(v);
+			v = NULL;
+		}
+	}
+	Py_DECREF(fast);
+	if (v == NULL && !PyErr_Occurred())
+		PyErr_NoMemory();
+	return v;
+}
+
+static void strv_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		isola__free(v[i]);
+	isola__free(v);
+}
+
+/* _ProcLane(workers, exe, argv, env, grace_seconds) */
+static int lane_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+	lane_obj *l = (lane_obj *)self;
+	int n;
+	const char *exe;
+	PyObject *argv, *env;
+	double grace;
+	if (kw != NULL && PyDict_Size(kw) > 0) {
+		PyErr_SetString(PyExc_TypeError, "_ProcLane takes no keyword arguments");
+		return -1;
+	}
+	if (!PyArg_ParseTuple(args, "isOOd:_ProcLane", &n, &exe, &argv, &env, &grace))
+		return -1;
+	if (l->lane != NULL) {
+		PyErr_SetString(PyExc_RuntimeError, "_ProcLane already started");
+		return -1;
+	}
+	char **a = strv(argv), **e = a ? strv(env) : NULL;
+	if (e == NULL) {
+		strv_free(a);
+		return -1;
+	}
+	isola__proclane_options o = { .workers = n, .exe = exe, .argv = (const char *const *)a,
+				      .envp = (const char *const *)e,
+				      .grace_ns = (int64_t)(grace * 1e9) };
+	int r = isola__proclane_create(&o, &l->lane);
+	strv_free(a);
+	strv_free(e);
+	if (r != 0) {
+		PyErr_Format(PyExc_OSError, "cannot start the process lane: %s", isola_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+static isola__proclane *need_lane(lane_obj *l)
+{
+	if (l->lane == NULL || l->joined)
+		PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+	return l->joined ? NULL : l->lane;
+}
+
+struct ready_op {
+	isola__proclane *lane;
+	int64_t timeout;
+	char *why;
+};
+
+static int ready_op(void *arg)
+{
+	struct ready_op *o = arg;
+	return isola__proclane_wait_ready(o->lane, o->timeout, &o->why);
+}
+
+/* wait_ready(timeout) -> None, or the reason a child failed to start (str) */
+static PyObject *lane_wait_ready(PyObject *self, PyObject *args)
+{
+	PyObject *timeout = Py_None;
+	if (!PyArg_ParseTuple(args, "|O:wait_ready", &timeout))
+		return NULL;
+	isola__proclane *lane = need_lane((lane_obj *)self);
+	int64_t t;
+	if (lane == NULL || isola__timeout_arg(timeout, &t) < 0)
+		return NULL;
+	struct ready_op op = { lane, t, NULL };
+	int r;
+	Py_BEGIN_ALLOW_THREADS
+	r = ready_op(&op);
+	Py_END_ALLOW_THREADS
+	if (r == ISOLA_ETIMEDOUT) {
+		PyErr_SetString(PyExc_TimeoutError, "process workers did not start in time");
+		return NULL;
+	}
+	if (r != 0) {
+		PyObject *s = PyUnicode_DecodeUTF8(op.why ? op.why : "", op.why ? (Py_ssize_t)strlen(op.why) : 0,
+						   "replace");
+		isola__free(op.why);
+		return s;
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *submit_failed(int r)
+{
+	if (r == ISOLA_ECLOSED)
+		PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+	else if (r == ISOLA_ETYPE)
+		PyErr_SetString(PyExc_TypeError,
+				"a process worker cannot receive references to this process's memory "
+				"(channels, isola.Buffer)");
+	else if (r == ISOLA_ENOMEM)
+		PyErr_NoMemory();
+	else
+		PyErr_Format(PyExc_RuntimeError, "process lane: %s", isola_strerror(r));
+	return NULL;
+}
+
+/* submit(pool, target, args, kwargs, timeout) -> _Future (the pool's kind) */
+static PyObject *lane_submit(PyObject *self, PyObject *args)
+{
+	PyObject *pool, *a, *kw, *timeout;
+	const char *target;
+	if (!PyArg_ParseTuple(args, "OsOOO:submit", &pool, &target, &a, &kw, &timeout))
+		return NULL;
+	isola__proclane *lane = need_lane((lane_obj *)self);
+	int64_t t;
+	if (lane == NULL || isola__timeout_arg(timeout, &t) < 0)
+		return NULL;
+	isola_msg m;
+	if (isola__pool_encode_plain(pool, a, kw, &m) < 0)
+		return NULL;
+	isola_future *f;
+	int r = isola__proclane_submit(lane, ISOLA__PROC_CALL, target, &m, NULL, 0, 0,
+				       t > 0 ? t : 0, isola__pool_allow_pickle(pool) ? PROC_ALLOW_PICKLE : 0,
+				       &f);
+	if (r != 0) {
+		isola_msg_clear(&m);
+		return submit_failed(r);
+	}
+	return isola__pool_wrap_future(pool, f);
+}
+
+/* map_chunk(pool, target, [args tuples...]) -> _Future of a list */
+static PyObject *lane_map_chunk(PyObject *self, PyObject *args)
+{
+	PyObject *pool, *items;
+	const char *target;
+	if (!PyArg_ParseTuple(args, "OsO:map_chunk", &pool, &target, &items))
+		return NULL;
+	isola__proclane *lane = need_lane((lane_obj *)self);
+	if (lane == NULL)
+		return NULL;
+	PyObject *fast = PySequence_Fast(items, "map_chunk takes a sequence");
+	if (fast == NULL)
+		return NULL;
+	size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
+	isola_msg *sets = isola__calloc(n ? n : 1, sizeof(isola_msg));
+	if (sets == NULL) {
+		Py_DECREF(fast);
+		return PyErr_NoMemory();
+	}
+	size_t done = 0;
+	int failed = 0;
+	for (; !failed && done < n; done++)
+		failed = isola__pool_encode_plain(pool, PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)done),
+						  NULL, &sets[done]) < 0;
+	Py_DECREF(fast);
+	PyObject *res = NULL;
+	if (!failed) {
+		isola_future *f;
+		int r = isola__proclane_submit(lane, ISOLA__PROC_CHUNK, target, NULL, sets, n, 0, 0,
+					       isola__pool_allow_pickle(pool) ? PROC_ALLOW_PICKLE : 0,
+					       &f);
+		res = r == 0 ? isola__pool_wrap_future(pool, f) : submit_failed(r);
+	}
+	for (size_t i = 0; i < done; i++)
+		isola_msg_clear(&sets[i]);
+	isola__free(sets);
+	return res;
+}
+
+/* stats() -> {"queued": n, "workers": [{pid, tasks_run, crashes, starts, running}]} */
+static PyObject *lane_stats(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	lane_obj *l = (lane_obj *)self;
+	if (l->lane == NULL)
+		return PyDict_New();
+	int n = isola__proclane_size(l->lane);
+	PyObject *list = PyList_New(n);
+	for (int i = 0; list != NULL && i < n; i++) {
+		isola__proc_stats s;
+		isola__proclane_stats(l->lane, i, &s);
+		PyObject *d = Py_BuildValue("{s:i,s:K,s:K,s:K,s:s}", "pid", s.pid, "tasks_run",
+					    (unsigned long long)s.tasks_run, "crashes",
+					    (unsigned long long)s.crashes, "starts",
+					    (unsigned long long)s.starts, "running", s.running);
+		if (d == NULL) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, i, d);
+	}
+	if (list == NULL)
+		return NULL;
+	return Py_BuildValue("{s:n,s:N}", "queued", (Py_ssize_t)isola__proclane_queued(l->lane),
+			     "workers", list);
+}
+
+struct shutdown_op {
+	isola__proclane *lane;
+	int how, wait;
+	int64_t timeout;
+};
+
+static int shutdown_op(void *arg)
+{
+	struct shutdown_op *o = arg;
+	return isola__proclane_shutdown(o->lane, o->how, o->wait, o->timeout);
+}
+
+/* shutdown(how, wait, timeout=None) -> True once joined (False: timed out) */
+static PyObject *lane_shutdown(PyObject *self, PyObject *args)
+{
+	lane_obj *l = (lane_obj *)self;
+	int how, wait;
+	PyObject *timeout = Py_None;
+	if (!PyArg_ParseTuple(args, "ip|O:shutdown", &how, &wait, &timeout))
+		return NULL;
+	int64_t t;
+	if (isola__timeout_arg(timeout, &t) < 0)
+		return NULL;
+	if (l->lane == NULL || l->joined)
+		Py_RETURN_TRUE;
+	struct shutdown_op op = { l->lane, how, wait, t };
+	int r;
+	/* Bounded: a proxy kills its child grace after an interrupt. */
+	if (isola__wait_released(shutdown_op, &op, &r) < 0)
+		return NULL;
+	if (wait && r == 0)
+		l->joined = 1;
+	return PyBool_FromLong(r == 0);
+}
+
+static void lane_dealloc(PyObject *self)
+{
+	lane_obj *l = (lane_obj *)self;
+	PyTypeObject *tp = Py_TYPE(self);
+	if (l->lane != NULL) {
+		int r;
+		Py_BEGIN_ALLOW_THREADS
+		r = isola__proclane_shutdown(l->lane, ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT,
+					     1, -1);
+		Py_END_ALLOW_THREADS
+		if (r == 0)
+			isola__proclane_destroy(l->lane);
+		l->lane = NULL;
+	}
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+static PyMethodDef lane_methods[] = {
+	{ "wait_ready", lane_wait_ready, METH_VARARGS, NULL },
+	{ "submit", lane_submit, METH_VARARGS, NULL },
+	{ "map_chunk", lane_map_chunk, METH_VARARGS, NULL },
+	{ "stats", lane_stats, METH_NOARGS, NULL },
+	{ "shutdown", lane_shutdown, METH_VARARGS, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyType_Slot lane_slots[] = {
+	{ Py_tp_doc, "The process lane under isola.Pool (private)." },
+	{ Py_tp_init, lane_init },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_dealloc, lane_dealloc },
+	{ Py_tp_methods, lane_methods },
+	{ 0, NULL },
+};
+
+PyType_Spec isola__proclane_spec = {
+	.name = "isola._ProcLane",
+	.basicsize = sizeof(lane_obj),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+	.slots = lane_slots,
+};
+
+/* ---- the child's side --------------------------------------------------- */
+
+static isola__procshm *child_shm;
+static uint64_t child_task; /* the id of the task running now, 0: none */
+static pid_t child_parent;
+
+/* The child's check between sleeps: the parent is gone -> ECLOSED. */
+static int parent_alive(void *arg)
+{
+	(void)arg;
+	return getppid() == child_parent ? 0 : ISOLA_ECLOSED;
+}
+
+/* _proc_interrupt_due() -> True when the parent asked to interrupt the
+ * task running now (the SIGINT handler of isola._proc_worker asks). */
+PyObject *isola__py_proc_interrupt_due(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	if (child_shm == NULL || child_task == 0)
+		Py_RETURN_FALSE;
+	/* Acquire: pairs with the parent's release store before its kill. */
+	uint64_t want = __atomic_load_n(isola__procshm_word(child_shm), __ATOMIC_ACQUIRE);
+	return PyBool_FromLong(want == child_task);
+}
+
+static int send_reply(uint64_t id, int status, const isola_msg *result, const isola__error *e,
+		      uint64_t failed_at)
+{
+	const void *p = NULL;
+	size_t k = 0;
+	if (result != NULL)
+		isola_msg_bytes(result, &p, &k);
+	const char *type = e && e->type ? e->type : "", *msg = e && e->message ? e->message : "",
+		   *tb = e && e->traceback ? e->traceback : "";
+	struct proc_rep h = { .status = status, .type_len = (uint32_t)strlen(type),
+			      .msg_len = (uint32_t)strlen(msg), .tb_len = (uint32_t)strlen(tb),
+			      .id = id, .failed_at = failed_at, .result_len = k };
+	struct iovec v[5] = { { &h, sizeof(h) }, { (void *)p, k }, { (void *)type, h.type_len },
+			      { (void *)msg, h.msg_len }, { (void *)tb, h.tb_len } };
+	isola__deadline forever;
+	isola__deadline_init(&forever, -1);
+	int r;
+	Py_BEGIN_ALLOW_THREADS
+	r = isola__procring_send(child_shm, ISOLA__PROC_CHILD, v, 5, &forever, 20000000,
+				 parent_alive, NULL);
+	Py_END_ALLOW_THREADS
+	return r;
+}
+
+/* Run one request (GIL held); 0, or an error of the transport. */
+static int serve_one(void *buf, size_t len)
+{
+	struct proc_req h;
+	if (len < sizeof(h))
+		return ISOLA_EDECODE;
+	memcpy(&h, buf, sizeof(h));
+	const char *p = (const char *)buf + sizeof(h), *end = (const char *)buf + len;
+	if ((size_t)(end - p) < h.target_len)
+		return ISOLA_EDECODE;
+	char *target = isola__malloc((size_t)h.target_len + 1);
+	isola_msg *sets = isola__calloc(h.n ? h.n : 1, sizeof(isola_msg));
+	if (target == NULL || sets == NULL) {
+		isola__free(target);
+		isola__free(sets);
+		return ISOLA_ENOMEM;
+	}
+	memcpy(target, p, h.target_len);
+	target[h.target_len] = '\0';
+	p += h.target_len;
+	int r = 0;
+	uint32_t got = 0;
+	for (; got < h.n && r == 0; got++) {
+		uint64_t k;
+		if ((size_t)(end - p) < sizeof(k)) {
+			r = ISOLA_EDECODE;
+			break;
+		}
+		memcpy(&k, p, sizeof(k));
+		p += sizeof(k);
+		if ((uint64_t)(end - p) < k) {
+			r = ISOLA_EDECODE;
+			break;
+		}
+		isola_msg_init(&sets[got]);
+		r = isola_msg_set_bytes(&sets[got], p, (size_t)k);
+		p += k;
+	}
+	if (r == 0) {
+		isola__codec_opts o = isola__codec_defaults;
+		o.allow_pickle = (h.flags & PROC_ALLOW_PICKLE) != 0;
+		o.allow_refs = 0;
+		isola__job j = {
+			.kind = h.kind == ISOLA__PROC_CHUNK ? ISOLA__JOB_CHUNK : ISOLA__JOB_CALL,
+			.target = target,
+			.args = &sets[0],
+			.argsets = sets,
+			.n = h.n,
+			.cached = true,
+			.codec = &o,
+		};
+		isola_msg result;
+		isola_msg_init(&result);
+		isola__error e = { 0 };
+		size_t failed_at = SIZE_MAX;
+		child_task = h.id;
+		int jr = isola__job_run(&j, &result, &failed_at);
+		int status = 0;
+		if (jr < 0) {
+			uint64_t want = __atomic_load_n(isola__procshm_word(child_shm), __ATOMIC_ACQUIRE);
+			status = isola__outcome_capture(want == h.id ? ISOLA_ECANCELED : 0, &o, &result,
+							&e);
+			if (jr == ISOLA_ENOTFOUND && status == ISOLA_EPYTHON)
+				status = ISOLA_ENOTFOUND;
+			if (h.kind == ISOLA__PROC_CHUNK && failed_at != SIZE_MAX &&
+			    status == ISOLA_EPYTHON) {
+				size_t n = strlen(e.message ? e.message : "") + 48;
+				char *m = isola__malloc(n);
+				if (m != NULL) {
+					snprintf(m, n, "map element %zu: %s",
+						 (size_t)h.first + failed_at, e.message ? e.message : "");
+					isola__free(e.message);
+					e.message = m;
+				}
+			}
+		}
+		child_task = 0;
+		r = send_reply(h.id, status, &result, status ? &e : NULL,
+			       failed_at == SIZE_MAX ? UINT64_MAX : failed_at);
+		isola_msg_clear(&result);
+		isola__error_clear(&e);
+	}
+	for (uint32_t i = 0; i < got; i++)
+		isola_msg_clear(&sets[i]);
+	isola__free(sets);
+	isola__free(target);
+	return r;
+}
+
+/* _proc_serve(fd, ppid, setup_error) -> None when the parent says goodbye
+ * (or is gone).  setup_error (str or None): the child's setup failed;
+ * the parent is told and the loop does not start. */
+PyObject *isola__py_proc_serve(PyObject *m, PyObject *args)
+{
+	(void)m;
+	int fd, ppid;
+	PyObject *setup_error;
+	if (!PyArg_ParseTuple(args, "iiO:_proc_serve", &fd, &ppid, &setup_error))
+		return NULL;
+	if (child_shm != NULL) {
+		PyErr_SetString(PyExc_RuntimeError, "_proc_serve: already serving");
+		return NULL;
+	}
+	/* Die with the parent's thread that started us; if it is gone
+	 * already, the check below sees it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	child_parent = (pid_t)ppid;
+	if (getppid() != child_parent)
+		_exit(1);
+	int r = isola__procshm_attach(fd, &child_shm);
+	if (r != 0) {
+		PyErr_Format(PyExc_OSError, "_proc_serve: cannot map fd %d: %s", fd, isola_strerror(r));
+		return NULL;
+	}
+	close(fd);
+	isola__main_script_elsewhere = 1;
+	if (setup_error != Py_None) {
+		const char *s = PyUnicode_AsUTF8(setup_error);
+		isola__error e = { isola__strdup("Exception"), isola__strdup(s ? s : "?"), NULL };
+		PyErr_Clear();
+		send_reply(0, ISOLA_EPYTHON, NULL, &e, UINT64_MAX);
+		isola__error_clear(&e);
+		Py_RETURN_NONE;
+	}
+	if (send_reply(0, 0, NULL, NULL, UINT64_MAX) != 0)
+		Py_RETURN_NONE;
+	isola__deadline forever;
+	isola__deadline_init(&forever, -1);
+	for (;;) {
+		void *buf;
+		size_t len;
+		Py_BEGIN_ALLOW_THREADS
+		r = isola__procring_recv(child_shm, ISOLA__PROC_CHILD, &buf, &len, &forever, 20000000,
+					 parent_alive, NULL);
+		Py_END_ALLOW_THREADS
+		if (r != 0)
+			break; /* goodbye, or the parent is gone */
+		r = serve_one(buf, len);
+		isola__free(buf);
+		if (r != 0)
+			break;
+	}
+	Py_RETURN_NONE;
+}

@@ -1,0 +1,22 @@
+/* pyproc.h - the process lane in the isola module (pyproc.c), and what it
+ * borrows from the pool binding (pypool.c). */
+#ifndef ISOLA_PYMOD_PYPROC_H
+#define ISOLA_PYMOD_PYPROC_H
+
+#include "interp/state.h"
+
+extern PyType_Spec isola__proclane_spec;
+
+/* The child's loop and its SIGINT handler's question (module functions). */
+PyObject *isola__py_proc_serve(PyObject *m, PyObject *args);
+PyObject *isola__py_proc_interrupt_due(PyObject *m, PyObject *unused);
+
+/* pypool.c: a _Future of pool (an isola._Pool) for f, which it takes
+ * (NULL with an error set, f cancelled and released); pool's call
+ * arguments encoded without references (0, or -1 with an error set);
+ * whether pool allows the pickle fallback. */
+PyObject *isola__pool_wrap_future(PyObject *pool, isola_future *f);
+int isola__pool_encode_plain(PyObject *pool, PyObject *args, PyObject *kwargs, isola_msg *out);
+int isola__pool_allow_pickle(PyObject *pool);
+
+#endif

@@ -1,0 +1,840 @@
+/*
+ * proclane.c - the process lane (proclane.h): a proxy thread per child
+ * process, the lane's task queue, crash handling and interrupts.
+ *
+ * One proxy thread owns one child at a time: it starts it, sends it
+ * tasks, reads its replies, reaps it.  So the child's pid, its region
+ * and waitpid all belong to that thread, and a child can never be
+ * reaped twice or outlive its proxy.  Other threads only read figures
+ * (stats) and ask for interrupts through the future (f->interrupt) or
+ * the lane (interrupt_all); the proxy sees either at its next check
+ * (every SLICE_NS while it waits for a reply).
+ */
+#include "scheduler/proclane.h"
+
+#include "channels/channel.h"
+#include "channels/procring.h"
+#include "common/alloc.h"
+#include "common/atomics.h"
+#include "common/errinfo.h"
+#include "scheduler/future.h"
+#include "scheduler/procframe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SLICE_NS 2000000 /* a proxy's checks (death, interrupts) while it waits */
+#define QUEUE_CAP 65536
+#define START_TIMEOUT_NS 120000000000LL /* a child's setup: a hang limit only */
+
+struct ptask {
+	int kind;
+	char *target;
+	isola_msg args;   /* CALL */
+	isola_msg *sets;  /* CHUNK */
+	size_t n, first;
+	int flags;
+	int64_t timeout_ns;
+	isola_future *f;
+};
+
+/* A proxy's child, as the proxy's wait sees it. */
+enum child_state {
+	CHILD_NONE = 0,  /* not started, or reaped */
+	CHILD_RUNNING,
+};
+
+struct pworker {
+	struct isola__proclane *lane;
+	int index;
+	pthread_t thread;
+	bool thread_started;
+	/* Proxy thread only, except pid (atomic, read by stats). */
+	int pid;
+	enum child_state state;
+	int wstatus;          /* how the child ended, once reaped */
+	isola__procshm *shm;
+	uint64_t next_id;
+	/* The running task (proxy thread only). */
+	struct ptask *task;
+	uint64_t task_id;
+	int64_t deadline;     /* ns, 0: none */
+	int64_t interrupted_at; /* ns, 0: not interrupted */
+	int interrupt_why;    /* enum interrupt_reason sent */
+	bool killed;          /* the proxy killed the child (grace ran out) */
+	/* Figures (relaxed atomics) and the running name (name_lock). */
+	uint64_t tasks_run, crashes, starts;
+	pthread_mutex_t name_lock;
+	char running[ISOLA_RUNNING_NAME_MAX];
+};
+
+/* isola__proclane->closing, only rises. */
+enum lane_closing { LANE_OPEN = 0, LANE_FINISH = 1, LANE_CANCEL = 2 };
+
+struct isola__proclane {
+	int n;
+	char *exe;
+	char **argv, **envp; /* copies, NULL-terminated; argv has 2 free slots */
+	size_t argc;
+	int64_t grace_ns;
+	size_t ring_bytes;
+	isola_channel *queue; /* struct ptask *, 8-byte inline messages */
+	struct isola__pool_link *link;
+	struct pworker *w;
+	int closing;       /* atomic: enum lane_closing */
+	int interrupt_all; /* atomic: interrupt every running task */
+	pid_t parent;
+	/* Start-up and joining. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ready, failed, exited;
+	char *why;
+	bool joined;
+};
+
+static size_t queue_depth(isola_channel *q)
+{
+	isola_channel_stats st;
+	isola_channel_stats_get(q, &st);
+	return (size_t)st.depth;
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+static void ptask_free(struct ptask *t)
+{
+	if (t == NULL)
+		return;
+	isola_msg_clear(&t->args);
+	for (size_t i = 0; t->sets != NULL && i < t->n; i++)
+		isola_msg_clear(&t->sets[i]);
+	isola__free(t->sets);
+	isola__free(t->target);
+	isola_future_release(t->f);
+	isola__free(t);
+}
+
+static void fail_task(struct ptask *t, int status, const char *type, const char *msg)
+{
+	isola__error e = { isola__strdup(type), isola__strdup(msg), NULL };
+	isola__future_complete(t->f, status, NULL, &e);
+	isola__error_clear(&e);
+}
+
+static bool has_refs(const isola_msg *m)
+{
+	size_t k = 0;
+	isola_msg_ref_count(m, &k);
+	return k > 0;
+}
+
+int isola__proclane_submit(isola__proclane *l, int kind, const char *target, isola_msg *args,
+			   isola_msg *argsets, size_t n, size_t first, int64_t timeout_ns,
+			   int flags, isola_future **out)
+{
+	*out = NULL;
+	if (kind != ISOLA__PROC_CALL && kind != ISOLA__PROC_CHUNK)
+		return ISOLA_EINVAL;
+	if (isola__load_acquire(&l->closing) != LANE_OPEN)
+		return ISOLA_ECLOSED;
+	if (kind == ISOLA__PROC_CALL && args != NULL && has_refs(args))
+		return ISOLA_ETYPE;
+	for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++)
+		if (has_refs(&argsets[i]))
+			return ISOLA_ETYPE;
+	struct ptask *t = isola__calloc(1, sizeof(*t));
+	if (t == NULL)
+		return ISOLA_ENOMEM;
+	isola_msg_init(&t->args);
+	t->kind = kind;
+	t->target = isola__strdup(target);
+	t->f = isola__future_new_linked(l->link);
+	if (kind == ISOLA__PROC_CHUNK)
+		t->sets = isola__calloc(n ? n : 1, sizeof(isola_msg));
+	if (t->target == NULL || t->f == NULL || (kind == ISOLA__PROC_CHUNK && t->sets == NULL)) {
+		ptask_free(t);
+		return ISOLA_ENOMEM;
+	}
+	t->n = n;
+	t->first = first;
+	t->flags = flags;
+	t->timeout_ns = timeout_ns;
+	isola_future_retain(t->f); /* one for the caller, one for the task */
+	isola_future *f = t->f;
+	/* The messages move into the task (back to the caller on failure). */
+	if (kind == ISOLA__PROC_CALL && args != NULL) {
+		t->args = *args;
+		isola_msg_init(args);
+	}
+	for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++) {
+		t->sets[i] = argsets[i];
+		isola_msg_init(&argsets[i]);
+	}
+	isola_msg m;
+	isola_msg_init(&m);
+	isola_msg_set_bytes(&m, &t, sizeof(t));
+	/* The channel's send and the proxy's receive order the task's fields
+	 * (written above) before the proxy reads them. */
+	int r = isola_channel_send(l->queue, &m, -1);
+	if (r != 0) {
+		if (kind == ISOLA__PROC_CALL && args != NULL) {
+			*args = t->args;
+			isola_msg_init(&t->args);
+		}
+		for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++) {
+			argsets[i] = t->sets[i];
+			isola_msg_init(&t->sets[i]);
+		}
+		isola_future_release(f);
+		ptask_free(t);
+		return r;
+	}
+	*out = f;
+	return 0;
+}
+
+/* ---- children ------------------------------------------------------------ */
+
+static void describe_death(char *buf, size_t n, const struct pworker *w, int wstatus)
+{
+	if (WIFSIGNALED(wstatus)) {
+		int sig = WTERMSIG(wstatus);
+		const char *abbrev = sigabbrev_np(sig);
+		snprintf(buf, n, "process worker %d (pid %d) was killed by signal %d (SIG%s: %s)",
+			 w->index, w->pid, sig, abbrev ? abbrev : "?", strsignal(sig));
+	} else if (WIFEXITED(wstatus)) {
+		snprintf(buf, n, "process worker %d (pid %d) exited with status %d", w->index,
+			 w->pid, WEXITSTATUS(wstatus));
+	} else {
+		snprintf(buf, n, "process worker %d (pid %d) ended (wait status %#x)", w->index,
+			 w->pid, wstatus);
+	}
+}
+
+/* Reap the child if it has ended (block: wait for it).  True once
+ * reaped (w->wstatus says how). */
+static bool reap(struct pworker *w, bool block)
+{
+	if (w->state != CHILD_RUNNING)
+		return true;
+	for (;;) {
+		pid_t r = waitpid(w->pid, &w->wstatus, block ? 0 : WNOHANG);
+		if (r == w->pid) {
+			w->state = CHILD_NONE;
+			return true;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) { /* not ours any more (SIGCHLD ignored?): treat as gone */
+			w->wstatus = 0;
+			w->state = CHILD_NONE;
+			return true;
+		}
+		return false;
+	}
+}
+
+static void drop_child(struct pworker *w)
+{
+	if (w->state == CHILD_RUNNING) {
+		kill(w->pid, SIGKILL);
+		reap(w, true);
+	}
+	isola__procshm_unmap(w->shm);
+	w->shm = NULL;
+	__atomic_store_n(&w->pid, 0, __ATOMIC_RELAXED); /* stats only */
+}
+
+/* posix_spawn a child with a fresh region as PROC_CHILD_FD.  0 or ESYS. */
+static int spawn_child(struct pworker *w)
+{
+	struct isola__proclane *l = w->lane;
+	int fd;
+	int r = isola__procshm_create(l->ring_bytes, &w->shm, &fd);
+	if (r != 0)
+		return r;
+	if (fd == PROC_CHILD_FD) { /* dup2 onto itself would keep close-on-exec */
+		int g = fcntl(fd, F_DUPFD_CLOEXEC, PROC_CHILD_FD + 1);
+		close(fd);
+		fd = g;
+		if (fd < 0) {
+			isola__procshm_unmap(w->shm);
+			w->shm = NULL;
+			return ISOLA_ESYS;
+		}
+	}
+	char fdnum[16], ppid[24];
+	snprintf(fdnum, sizeof(fdnum), "%d", PROC_CHILD_FD);
+	snprintf(ppid, sizeof(ppid), "%d", (int)l->parent);
+	/* argv's two free slots (this thread's copy on the stack). */
+	char *argv[l->argc + 3];
+	for (size_t i = 0; i < l->argc; i++)
+		argv[i] = l->argv[i];
+	argv[l->argc] = fdnum;
+	argv[l->argc + 1] = ppid;
+	argv[l->argc + 2] = NULL;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, PROC_CHILD_FD);
+	posix_spawnattr_init(&at);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	/* Its own process group: a terminal's Ctrl-C reaches the parent,
+	 * which interrupts tasks itself; children are not hit mid-setup. */
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+					      POSIX_SPAWN_SETPGROUP);
+	pid_t pid;
+	int e = posix_spawn(&pid, l->exe, &fa, &at, argv, l->envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(fd);
+	if (e != 0) {
+		isola__procshm_unmap(w->shm);
+		w->shm = NULL;
+		errno = e;
+		return ISOLA_ESYS;
+	}
+	w->state = CHILD_RUNNING;
+	w->killed = false;
+	__atomic_store_n(&w->pid, (int)pid, __ATOMIC_RELAXED); /* stats only */
+	isola__add_relaxed(&w->starts, 1);
+	return 0;
+}
+
+/* ---- waiting for the child -------------------------------------------- */
+
+static void send_interrupt(struct pworker *w, int why)
+{
+	if (w->interrupted_at != 0 || w->task == NULL)
+		return;
+	/* Release: the child reads the word in its SIGINT handler, after
+	 * the signal (which orders it anyway: kill is a system call). */
+	__atomic_store_n(isola__procshm_word(w->shm), w->task_id, __ATOMIC_RELEASE);
+	w->interrupt_why = why;
+	w->interrupted_at = isola__now_ns();
+	kill(w->pid, SIGINT);
+}
+
+/* The proxy's check between sleeps: the child died (ECRASHED), or an
+ * interrupt is due (sent; after grace, the child is killed). */
+static int check_child(void *arg)
+{
+	struct pworker *w = arg;
+	if (reap(w, false))
+		return ISOLA_ECRASHED;
+	if (w->task == NULL)
+		return 0;
+	int64_t now = isola__now_ns();
+	if (w->interrupted_at == 0) {
+		int want = isola__load_acquire(&w->task->f->interrupt);
+		if (want == INTERRUPT_NONE && w->deadline != 0 && now >= w->deadline) {
+			int none = INTERRUPT_NONE;
+			isola__cas_acq_rel(&w->task->f->interrupt, &none, INTERRUPT_TIMEOUT);
+			want = isola__load_acquire(&w->task->f->interrupt);
+		}
+		if (want == INTERRUPT_NONE && isola__load_acquire(&w->lane->interrupt_all)) {
+			int none = INTERRUPT_NONE;
+			isola__cas_acq_rel(&w->task->f->interrupt, &none, INTERRUPT_CANCEL);
+			want = isola__load_acquire(&w->task->f->interrupt);
+		}
+		if (want != INTERRUPT_NONE)
+			send_interrupt(w, want);
+	} else if (!w->killed && now - w->interrupted_at >= w->lane->grace_ns) {
+		w->killed = true;
+		kill(w->pid, SIGKILL);
+	}
+	return 0;
+}
+
+/* ---- the proxy ------------------------------------------------------------- */
+
+/* Read the setup reply: 0, or a failure with *why (malloc'd). */
+static int await_ready(struct pworker *w, char **why)
+{
+	isola__deadline d;
+	isola__deadline_init(&d, START_TIMEOUT_NS);
+	void *b;
+	size_t len;
+	int r = isola__procring_recv(w->shm, ISOLA__PROC_PARENT, &b, &len, &d, SLICE_NS,
+				     check_child, w);
+	char buf[512];
+	if (r == ISOLA_ECRASHED || r == ISOLA_ECLOSED) {
+		describe_death(buf, sizeof(buf), w, w->wstatus);
+		size_t k = strlen(buf);
+		snprintf(buf + k, sizeof(buf) - k, " while starting");
+		*why = isola__strdup(buf);
+		return ISOLA_ECRASHED;
+	}
+	if (r != 0) {
+		snprintf(buf, sizeof(buf), "process worker %d: no word from its child (%s)",
+			 w->index, isola_strerror(r));
+		*why = isola__strdup(buf);
+		return r;
+	}
+	struct proc_rep h;
+	int status = ISOLA_EDECODE;
+	if (len >= sizeof(h)) {
+		memcpy(&h, b, sizeof(h));
+		status = h.status;
+	}
+	if (status != 0) {
+		size_t off = sizeof(h) + (size_t)h.result_len + h.type_len;
+		size_t k = len >= off + h.msg_len ? h.msg_len : 0;
+		char *m = isola__malloc(k + 1);
+		if (m != NULL) {
+			memcpy(m, (char *)b + off, k);
+			m[k] = '\0';
+		}
+		*why = m;
+	}
+	isola__free(b);
+	return status;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+	char *c = isola__malloc(n + 1);
+	if (c != NULL) {
+		memcpy(c, s, n);
+		c[n] = '\0';
+	}
+	return c;
+}
+
+/* Send t to the child; wait for its reply; complete t's future.  Returns
+ * false when the child is gone (t completed with the reason). */
+static bool run_task(struct pworker *w, struct ptask *t)
+{
+	w->task = t;
+	w->task_id = ++w->next_id;
+	w->interrupted_at = 0;
+	w->interrupt_why = INTERRUPT_NONE;
+	int64_t t0 = isola__now_ns();
+	w->deadline = t->timeout_ns > 0 ? t0 + t->timeout_ns : 0;
+	pthread_mutex_lock(&w->name_lock);
+	snprintf(w->running, sizeof(w->running), "%s", t->target);
+	pthread_mutex_unlock(&w->name_lock);
+	isola__add_relaxed(&w->tasks_run, 1);
+
+	struct proc_req h = { .kind = (uint32_t)t->kind, .flags = (uint32_t)t->flags,
+			      .id = w->task_id, .first = t->first,
+			      .target_len = (uint32_t)strlen(t->target),
+			      .n = t->kind == ISOLA__PROC_CALL ? 1u : (uint32_t)t->n };
+	size_t nv = 2 + 2 * (size_t)h.n;
+	struct iovec *v = isola__calloc(nv, sizeof(*v));
+	uint64_t *lens = isola__calloc(h.n ? h.n : 1, sizeof(uint64_t));
+	int r = v && lens ? 0 : ISOLA_ENOMEM;
+	if (r == 0) {
+		v[0] = (struct iovec){ &h, sizeof(h) };
+		v[1] = (struct iovec){ t->target, h.target_len };
+		for (uint32_t i = 0; i < h.n; i++) {
+			const isola_msg *m = t->kind == ISOLA__PROC_CALL ? &t->args : &t->sets[i];
+			const void *p = NULL;
+			size_t k = 0;
+			isola_msg_bytes(m, &p, &k);
+			lens[i] = k;
+			v[2 + 2 * i] = (struct iovec){ &lens[i], sizeof(uint64_t) };
+			v[3 + 2 * i] = (struct iovec){ (void *)p, k };
+		}
+		isola__deadline forever;
+		isola__deadline_init(&forever, -1);
+		r = isola__procring_send(w->shm, ISOLA__PROC_PARENT, v, (int)nv, &forever, SLICE_NS,
+					 check_child, w);
+	}
+	isola__free(v);
+	isola__free(lens);
+	void *b = NULL;
+	size_t len = 0;
+	struct proc_rep rep;
+	if (r == 0) {
+		for (;;) {
+			isola__deadline forever;
+			isola__deadline_init(&forever, -1);
+			r = isola__procring_recv(w->shm, ISOLA__PROC_PARENT, &b, &len, &forever,
+						 SLICE_NS, check_child, w);
+			if (r != 0)
+				break;
+			if (len < sizeof(rep)) {
+				r = ISOLA_EDECODE;
+				break;
+			}
+			memcpy(&rep, b, sizeof(rep));
+			if (rep.id == w->task_id)
+				break;
+			isola__free(b); /* a stale reply: never expected, but harmless */
+			b = NULL;
+		}
+	}
+	bool alive = true;
+	if (r == 0 && sizeof(rep) + rep.result_len + rep.type_len + rep.msg_len + rep.tb_len > len)
+		r = ISOLA_EDECODE;
+	if (r == 0) {
+		const char *p = (const char *)b + sizeof(rep);
+		isola__error e = { 0 };
+		int status = rep.status;
+		if (status != 0) {
+			const char *q = p + rep.result_len;
+			e.type = dup_n(q, rep.type_len);
+			e.message = dup_n(q + rep.type_len, rep.msg_len);
+			e.traceback = dup_n(q + rep.type_len + rep.msg_len, rep.tb_len);
+			/* The child knows it was interrupted (ECANCELED); the proxy
+			 * knows why. */
+			if (status == ISOLA_ECANCELED && w->interrupt_why == INTERRUPT_TIMEOUT)
+				status = ISOLA_ETIMEDOUT;
+		}
+		isola_msg res;
+		isola_msg_init(&res);
+		if (rep.result_len > 4096) { /* big: the reply's buffer becomes the message */
+			memmove(b, p, (size_t)rep.result_len);
+			if (isola_msg_adopt(&res, b, (size_t)rep.result_len) == 0)
+				b = NULL;
+		} else {
+			isola_msg_set_bytes(&res, p, (size_t)rep.result_len);
+		}
+		isola__future_complete(t->f, status, &res, status ? &e : NULL);
+		isola_msg_clear(&res);
+		isola__error_clear(&e);
+	} else {
+		/* The child died (or its ring broke): this task fails alone. */
+		alive = false;
+		if (w->state == CHILD_RUNNING) {
+			kill(w->pid, SIGKILL);
+			reap(w, true);
+		}
+		char buf[512];
+		describe_death(buf, sizeof(buf), w, w->wstatus);
+		size_t k = strlen(buf);
+		if (w->killed) {
+			snprintf(buf + k, sizeof(buf) - k,
+				 ": %s was interrupted and still ran %.1f s later, so it was killed",
+				 t->target, (double)w->lane->grace_ns / 1e9);
+			fail_task(t, w->interrupt_why == INTERRUPT_TIMEOUT ? ISOLA_ETIMEDOUT
+									   : ISOLA_ECANCELED,
+				  "isola.Cancelled", buf);
+		} else {
+			if (r != ISOLA_ECRASHED)
+				snprintf(buf + k, sizeof(buf) - k, " (%s)", isola_strerror(r));
+			k = strlen(buf);
+			snprintf(buf + k, sizeof(buf) - k, " while running %s", t->target);
+			isola__add_relaxed(&w->crashes, 1);
+			fail_task(t, ISOLA_ECRASHED, "isola.WorkerCrashed", buf);
+		}
+	}
+	isola__free(b);
+	w->task = NULL;
+	pthread_mutex_lock(&w->name_lock);
+	w->running[0] = '\0';
+	pthread_mutex_unlock(&w->name_lock);
+	return alive;
+}
+
+/* Start (or restart) the child; report the first start to the lane.
+ * False if the lane is to stop (setup failed). */
+static bool start_child(struct pworker *w, bool first)
+{
+	struct isola__proclane *l = w->lane;
+	char *why = NULL;
+	int r = spawn_child(w);
+	if (r != 0) {
+		char buf[256];
+		snprintf(buf, sizeof(buf), "process worker %d: cannot start %s: %s", w->index,
+			 l->exe, strerror(errno));
+		why = isola__strdup(buf);
+	} else {
+		r = await_ready(w, &why);
+		if (r == ISOLA_ECRASHED)
+			isola__add_relaxed(&w->crashes, 1);
+	}
+	if (r != 0)
+		drop_child(w);
+	if (first || r != 0) {
+		pthread_mutex_lock(&l->lock);
+		if (r == 0) {
+			l->ready++;
+		} else {
+			l->failed++;
+			if (l->why == NULL)
+				l->why = why ? why : isola__strdup("a process worker failed to start");
+			else
+				isola__free(why);
+			why = NULL;
+		}
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->lock);
+	}
+	isola__free(why);
+	return r == 0;
+}
+
+static void *proxy_main(void *arg)
+{
+	struct pworker *w = arg;
+	struct isola__proclane *l = w->lane;
+	bool ok = start_child(w, true);
+	for (;;) {
+		isola_msg m;
+		isola_msg_init(&m);
+		int r = isola_channel_recv(l->queue, &m, -1);
+		if (r != 0)
+			break; /* closed and drained */
+		struct ptask *t;
+		const void *p;
+		size_t k;
+		isola_msg_bytes(&m, &p, &k);
+		memcpy(&t, p, sizeof(t));
+		isola_msg_clear(&m);
+		if (isola__load_acquire(&l->closing) == LANE_CANCEL) {
+			fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
+			ptask_free(t);
+			continue;
+		}
+		if (!ok) {
+			pthread_mutex_lock(&l->lock);
+			char *why = isola__strdup(l->why ? l->why : "no process worker");
+			pthread_mutex_unlock(&l->lock);
+			fail_task(t, ISOLA_ECRASHED, "isola.BrokenPool", why);
+			isola__free(why);
+			ptask_free(t);
+			/* Try again for the next task: what failed may pass (a
+			 * transient crash); a broken setup fails each task fast. */
+			if (isola__load_acquire(&l->closing) == LANE_OPEN)
+				ok = start_child(w, false);
+			continue;
+		}
+		if (!isola__future_start(t->f)) { /* cancelled while queued */
+			ptask_free(t);
+			continue;
+		}
+		if (!run_task(w, t)) {
+			drop_child(w);
+			if (isola__load_acquire(&l->closing) == LANE_OPEN ||
+			    queue_depth(l->queue) > 0)
+				ok = start_child(w, false);
+			else
+				ok = false;
+		}
+		ptask_free(t);
+	}
+	/* Goodbye: the child leaves its loop and exits; after the grace it
+	 * is killed.  Reaped either way. */
+	if (w->shm != NULL && w->state == CHILD_RUNNING) {
+		isola__procring_close(w->shm, ISOLA__PROC_PARENT);
+		int64_t end = isola__now_ns() + l->grace_ns;
+		while (!reap(w, false) && isola__now_ns() < end)
+			usleep(1000);
+	}
+	drop_child(w);
+	pthread_mutex_lock(&l->lock);
+	l->exited++;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+/* ---- the lane ------------------------------------------------------------ */
+
+static char **copy_strv(const char *const *v, size_t *n, size_t spare)
+{
+	size_t k = 0;
+	while (v != NULL && v[k] != NULL)
+		k++;
+	char **c = isola__calloc(k + 1 + spare, sizeof(char *));
+	for (size_t i = 0; c != NULL && i < k; i++) {
+		c[i] = isola__strdup(v[i]);
+		if (c[i] == NULL) {
+			for (size_t j = 0; j < i; j++)
+				isola__free(c[j]);
+			isola__free(c);
+			return NULL;
+		}
+	}
+	if (n != NULL)
+		*n = k;
+	return c;
+}
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		isola__free(v[i]);
+	isola__free(v);
+}
+
+void isola__proclane_destroy(isola__proclane *l)
+{
+	if (l == NULL)
+		return;
+	for (int i = 0; l->w != NULL && i < l->n; i++)
+		pthread_mutex_destroy(&l->w[i].name_lock);
+	isola__free(l->w);
+	isola_channel_release(l->queue);
+	isola__pool_link_release(l->link);
+	free_strv(l->argv);
+	free_strv(l->envp);
+	isola__free(l->exe);
+	isola__free(l->why);
+	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->cond);
+	isola__free(l);
+}
+
+int isola__proclane_create(const isola__proclane_options *o, isola__proclane **out)
+{
+	*out = NULL;
+	if (o == NULL || o->workers < 1 || o->workers > ISOLA_MAX_WORKERS || o->exe == NULL ||
+	    o->argv == NULL || o->grace_ns < 0)
+		return ISOLA_EINVAL;
+	isola__proclane *l = isola__calloc(1, sizeof(*l));
+	if (l == NULL)
+		return ISOLA_ENOMEM;
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->cond, NULL);
+	l->n = o->workers;
+	l->grace_ns = o->grace_ns;
+	l->ring_bytes = o->ring_bytes ? o->ring_bytes : ((size_t)1 << 20);
+	l->parent = getpid();
+	l->exe = isola__strdup(o->exe);
+	l->argv = copy_strv(o->argv, &l->argc, 2);
+	const char *const empty[] = { NULL };
+	l->envp = copy_strv(o->envp ? o->envp : empty, NULL, 0);
+	l->link = isola__pool_link_new(NULL);
+	l->w = isola__calloc((size_t)l->n, sizeof(*l->w));
+	int r = l->exe && l->argv && l->envp && l->link && l->w ? 0 : ISOLA_ENOMEM;
+	if (r == 0)
+		r = isola_channel_create(QUEUE_CAP, &l->queue);
+	if (r != 0) {
+		l->n = l->w ? l->n : 0;
+		isola__proclane_destroy(l);
+		return r;
+	}
+	for (int i = 0; i < l->n; i++) {
+		l->w[i].lane = l;
+		l->w[i].index = i;
+		pthread_mutex_init(&l->w[i].name_lock, NULL);
+	}
+	int started = 0;
+	for (; started < l->n; started++) {
+		if (pthread_create(&l->w[started].thread, NULL, proxy_main, &l->w[started]) != 0)
+			break;
+		l->w[started].thread_started = true;
+	}
+	if (started < l->n) {
+		isola_channel_close(l->queue);
+		for (int i = 0; i < started; i++)
+			pthread_join(l->w[i].thread, NULL);
+		isola__proclane_destroy(l);
+		return ISOLA_ESYS;
+	}
+	*out = l;
+	return 0;
+}
+
+int isola__proclane_wait_ready(isola__proclane *l, int64_t timeout_ns, char **why)
+{
+	*why = NULL;
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	pthread_mutex_lock(&l->lock);
+	int r = 0;
+	while (l->ready < l->n && l->failed == 0) {
+		if (d.forever) {
+			pthread_cond_wait(&l->cond, &l->lock);
+		} else {
+			struct timespec ts; /* the cond uses CLOCK_REALTIME */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			int64_t left = ((int64_t)d.at.tv_sec * 1000000000 + d.at.tv_nsec) -
+				       isola__now_ns();
+			if (left <= 0) {
+				r = ISOLA_ETIMEDOUT;
+				break;
+			}
+			int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + left;
+			ts.tv_sec = at / 1000000000;
+			ts.tv_nsec = at % 1000000000;
+			pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+		}
+	}
+	if (r == 0 && l->failed > 0) {
+		r = ISOLA_EPYTHON;
+		*why = isola__strdup(l->why ? l->why : "a process worker failed to start");
+	}
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+int isola__proclane_size(isola__proclane *l)
+{
+	return l->n;
+}
+
+size_t isola__proclane_queued(isola__proclane *l)
+{
+	return queue_depth(l->queue);
+}
+
+void isola__proclane_stats(isola__proclane *l, int i, isola__proc_stats *out)
+{
+	struct pworker *w = &l->w[i];
+	out->pid = __atomic_load_n(&w->pid, __ATOMIC_RELAXED);
+	out->tasks_run = isola__load_relaxed(&w->tasks_run);
+	out->crashes = isola__load_relaxed(&w->crashes);
+	out->starts = isola__load_relaxed(&w->starts);
+	pthread_mutex_lock(&w->name_lock);
+	memcpy(out->running, w->running, sizeof(out->running));
+	pthread_mutex_unlock(&w->name_lock);
+}
+
+int isola__proclane_shutdown(isola__proclane *l, int how, int wait, int64_t timeout_ns)
+{
+	int level = how & ISOLA_SHUTDOWN_CANCEL ? LANE_CANCEL : LANE_FINISH;
+	int cur = isola__load_acquire(&l->closing);
+	/* Only rises: a later FINISH never lowers a CANCEL. */
+	while (cur < level && !isola__cas_acq_rel(&l->closing, &cur, level))
+		;
+	if (how & ISOLA_SHUTDOWN_INTERRUPT) /* read by the proxies' checks */
+		isola__store_release(&l->interrupt_all, 1);
+	isola_channel_close(l->queue);
+	if (!wait)
+		return 0;
+	isola__deadline d;
+	isola__deadline_init(&d, timeout_ns);
+	pthread_mutex_lock(&l->lock);
+	int r = 0;
+	while (l->exited < l->n && r == 0) {
+		if (d.forever) {
+			pthread_cond_wait(&l->cond, &l->lock);
+			continue;
+		}
+		int64_t left = ((int64_t)d.at.tv_sec * 1000000000 + d.at.tv_nsec) - isola__now_ns();
+		if (left <= 0) {
+			r = ISOLA_ETIMEDOUT;
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + left;
+		ts.tv_sec = at / 1000000000;
+		ts.tv_nsec = at % 1000000000;
+		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+	}
+	bool join = r == 0 && !l->joined;
+	if (join)
+		l->joined = true;
+	pthread_mutex_unlock(&l->lock);
+	for (int i = 0; join && i < l->n; i++)
+		pthread_join(l->w[i].thread, NULL);
+	return r;
+}
