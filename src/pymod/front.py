@@ -120,10 +120,20 @@ class Future(_cf.Future):
         self._isola_completed = False
         self._isola_listened = False
 
+    # Automatic placement (Pool(auto_place=True)): how to run the task
+    # again in the process lane if a sub-interpreter refuses an import
+    # under it: (weak pool, kind, target, args, kwargs, timeout), or None.
+    _retry = None
+
+    def _settle(self, cfut=None):
+        # Complete from cfut (default: the current C future), done.
+        cfut = self._cfut if cfut is None else cfut
+        _complete(self, cfut.outcome(), cfut)
+
     def _poll(self):
         # Complete from the C future if it is done (any thread).
         if not self._isola_completed and self._cfut.state() >= _C_DONE:
-            _complete(self, self._cfut.outcome())
+            self._settle()
 
     def _listen(self):
         # Something other than result() waits: have the completion posted
@@ -176,10 +186,14 @@ class Future(_cf.Future):
             return True
         if timeout is not None and timeout < 0:
             timeout = 0
-        if not self._cfut.wait(timeout):
-            return False
-        _complete(self, self._cfut.outcome())
-        return True
+        while True:
+            cfut = self._cfut
+            if not cfut.wait(timeout):
+                return False
+            self._settle(cfut)
+            if self._isola_completed or self._cfut is cfut:
+                return True
+            # Moved to the process lane (automatic placement): wait there.
 
     def result(self, timeout=None):
         if not self._wait_inline(timeout):
@@ -201,13 +215,21 @@ class Future(_cf.Future):
 _C_PENDING, _C_RUNNING, _C_DONE = _FUTURE_PENDING, _FUTURE_RUNNING, _FUTURE_DONE
 
 
-def _complete(fut, outcome):
+def _complete(fut, outcome, cfut=None):
     # Called by the dispatcher and by an inline waiter: only the first acts.
-    with fut._condition:
-        if fut._isola_completed:
-            return
-        fut._isola_completed = True
     kind, value = outcome
+    if fut._retry is not None and cfut is not None:
+        if kind == "ok":
+            _interp_worked(fut)
+        elif kind == "error":
+            module = _refused_module(value)
+            if module is not None and _move_to_processes(fut, cfut, module):
+                return
+    with fut._condition:
+        if fut._isola_completed or (cfut is not None and fut._cfut is not cfut):
+            return  # done, or an outcome of a C future it has left
+        fut._isola_completed = True
+        fut._retry = None  # its arguments are not kept past completion
     base = _cf.Future
     try:
         if kind == "ok":
@@ -219,6 +241,9 @@ def _complete(fut, outcome):
             base.set_running_or_notify_cancel(fut)  # wake wait()/as_completed()
         elif kind == "timeout":
             base.set_exception(fut, TimeoutError("the task ran past its timeout and was interrupted"))
+        elif kind == "crashed":
+            cls = BrokenPool if value[0] == "isola.BrokenPool" else WorkerCrashed
+            base.set_exception(fut, cls(value[1]))
         else:
             base.set_exception(fut, RuntimeError("the pool shut down before the task ran"))
     except _cf.InvalidStateError:
@@ -259,7 +284,9 @@ class _Completions:
             if fut is None:
                 continue
             try:
-                _complete(fut, fut._cfut.outcome())
+                cfut = fut._cfut
+                if cfut.token == token:  # else it moved to another C future
+                    fut._settle(cfut)
             except BaseException as exc:  # never let the dispatcher die
                 try:
                     fut.set_exception(exc)
@@ -269,6 +296,96 @@ class _Completions:
 
     def join(self, timeout=None):
         self._thread.join(timeout)
+
+
+# -- the process lane: placement ------------------------------------------------
+
+class WorkerCrashed(_cf.BrokenExecutor):
+    """The process worker running the task died (a signal such as SIGSEGV
+    or SIGKILL, or os._exit): only that task fails; the worker is
+    replaced and the pool goes on.  The message names the signal or the
+    exit status.  A concurrent.futures.BrokenExecutor, as multiprocessing's
+    BrokenProcessPool is."""
+
+
+LANES = ("interpreter", "process")
+
+_REFUSAL = None
+
+
+def _refused_module(exc):
+    """The module named by a sub-interpreter refusal ("module X does not
+    support loading in subinterpreters", CPython's ImportError for
+    single-phase extensions) in exc, its chain, notes or remote
+    traceback; None if exc is not one."""
+    global _REFUSAL
+    if _REFUSAL is None:
+        import re
+        _REFUSAL = re.compile(r"module '?([\w.]+)'? does not support loading in subinterpreters")
+    seen = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        texts = [str(exc), getattr(exc, "remote_traceback", None)]
+        texts.extend(getattr(exc, "__notes__", None) or ())
+        for text in texts:
+            m = _REFUSAL.search(text) if isinstance(text, str) else None
+            if m is not None:
+                return m.group(1)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _interp_worked(fut):
+    # The target ran in an interpreter: no need to keep its arguments for
+    # a retry from now on.
+    retry = fut._retry
+    pool = retry[0]() if retry is not None else None
+    if pool is not None:
+        pool._interp_ok.add(retry[2])
+
+
+def _move_to_processes(fut, cfut, module):
+    # fut's task was refused by a sub-interpreter: run it again in the
+    # process lane and place its target there from now on.  True if fut
+    # now follows a new C future (or already left cfut); False to let the
+    # error stand.
+    retry = fut._retry
+    pool = retry[0]() if retry is not None else None
+    if pool is None:
+        return False
+    _, kind, target, args, kwargs, timeout = retry
+    try:
+        pool._refused(target, module)
+        lane = pool._ensure_lane()
+    except Exception:
+        return False
+    with fut._condition:
+        if fut._isola_completed or fut._cfut is not cfut or fut._retry is not retry:
+            return True  # another thread moved it (or completed it) already
+        try:
+            if kind == "chunk":
+                new = lane.map_chunk(pool._c, target, args)
+            else:
+                new = lane.submit(pool._c, target, args, kwargs, timeout)
+        except Exception:
+            return False
+        fut._retry = None
+        fut._cfut = new
+        listened = fut._isola_listened
+        fut._isola_listened = False
+    if listened:
+        fut._listen()
+    return True
+
+
+def _lane_env(paths, preload, init_src):
+    env = dict(_os.environ)
+    env["ISOLA_PROC_PATH"] = _os.pathsep.join(paths)
+    env["ISOLA_PROC_PRELOAD"] = ",".join(preload)
+    env["ISOLA_PROC_INIT"] = init_src or ""
+    old = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = _os.pathsep.join(paths + ([old] if old else []))
+    return [f"{k}={v}" for k, v in env.items()]
 
 
 class BrokenPool(_cf.BrokenExecutor):
@@ -427,6 +544,18 @@ class Pool:
         passed on too, so the workers find the same modules).
     allow_pickle: accept the pickle fallback for arguments and results
         (turn it off for untrusted peers).
+    processes: process workers for code sub-interpreters refuse (a child
+        process each, started from sys.executable with the same path,
+        preload, init and initializer, running tasks in its main
+        interpreter).  None (default): started when first needed, as many
+        as there are workers; 0: none; N: N, started now.
+    place: {"module" or "module:qualname": "process" | "interpreter"}:
+        where targets run ("numpy_stats" covers numpy_stats.sub too).
+    auto_place: a task refused by a sub-interpreter (an ImportError "does
+        not support loading in subinterpreters" anywhere under its
+        import) runs again in a process worker, and its target runs there
+        from then on (one RuntimeWarning per module).  False: the error
+        stands.
 
     If a worker's setup fails, Pool() raises isola.BrokenPool (a
     concurrent.futures.BrokenExecutor) with the worker's traceback.
@@ -437,7 +566,8 @@ class Pool:
     """
 
     def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
-                 initargs=(), allow_pickle=True, stop_grace=None):
+                 initargs=(), allow_pickle=True, stop_grace=None, processes=None, place=None,
+                 auto_place=True):
         if workers is not None and workers <= 0:
             raise ValueError("workers must be greater than 0")
         if workers is not None and workers > MAX_WORKERS:
@@ -464,11 +594,33 @@ class Pool:
         if init:
             init_src += init + "\n"
         init_src += _init_source(initializer, initargs, allow_pickle)
+        if processes is not None and (not isinstance(processes, int) or processes < 0):
+            raise ValueError("processes must be None or an int >= 0")
+        self._place = {}
+        for key, lane in (place or {}).items():
+            if lane not in LANES:
+                raise ValueError(f"place[{key!r}] must be one of {LANES}, got {lane!r}")
+            self._place[key] = lane
         self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle)
         self._closed = False
         self._lock = _threading.Lock()
         self._completions = _Completions(self._c.done_channel())
+        self._auto_place = bool(auto_place) and processes != 0
+        self._processes = processes
+        self._lane = None
+        self._lane_setup = (paths, list(preload), init_src)
+        self._placed = {}      # target -> "process" | "interpreter" (decided)
+        self._why = {}         # target -> why it runs in processes
+        self._refusing = {}    # module -> first target it moved
+        self._interp_ok = set()  # targets that ran in an interpreter
+        self._self_ref = _weakref.ref(self)
         _live_pools.add(self)
+        if processes:
+            try:
+                self._ensure_lane(wait=True)
+            except BaseException:
+                self.shutdown(wait=True, interrupt=True)
+                raise
 
     # -- tasks -------------------------------------------------------------
 
@@ -476,19 +628,106 @@ class Pool:
         """Run fn(*args, **kwargs) on a worker; returns a Future."""
         return self.apply(fn, args, kwargs)
 
-    def apply(self, fn, args=(), kwargs=None, *, timeout=None):
+    def apply(self, fn, args=(), kwargs=None, *, timeout=None, lane=None):
         """Like submit, with a per-task timeout in seconds: a task that runs
         longer is interrupted (isola.Cancelled inside it) and its Future
-        raises TimeoutError."""
+        raises TimeoutError.  lane: "interpreter" or "process" for this
+        call (default: the target's placement)."""
         self._check_open()
-        cfut = self._c.submit(_target_of(fn), args, kwargs or None, timeout)
-        return self._completions.register(cfut)
+        target = _target_of(fn)
+        if lane is None:
+            lane = self._lane_of(target)
+        elif lane not in LANES:
+            raise ValueError(f"lane must be one of {LANES}, got {lane!r}")
+        if lane == "process":
+            cfut = self._ensure_lane().submit(self._c, target, args, kwargs or None, timeout)
+            return self._completions.register(cfut)
+        fut = self._completions.register(self._c.submit(target, args, kwargs or None, timeout))
+        if self._auto_place and target not in self._interp_ok:
+            fut._retry = (self._self_ref, "call", target, args, kwargs or None, timeout)
+        return fut
 
     def _submit_chunk(self, target, argsets):
         # One task calling target on each argument tuple: a Future of the
         # list of results.
         self._check_open()
-        return self._completions.register(self._c.map_chunk(target, argsets))
+        if self._lane_of(target) == "process":
+            return self._completions.register(
+                self._ensure_lane().map_chunk(self._c, target, argsets))
+        fut = self._completions.register(self._c.map_chunk(target, argsets))
+        if self._auto_place and target not in self._interp_ok:
+            fut._retry = (self._self_ref, "chunk", target, argsets, None, None)
+        return fut
+
+    # -- placement ---------------------------------------------------------
+
+    def _lane_of(self, target):
+        lane = self._placed.get(target)
+        if lane is not None:
+            return lane
+        lane = "interpreter"
+        if self._place:
+            module = target.partition(":")[0]
+            lane = self._place.get(target)
+            while lane is None and module:
+                lane = self._place.get(module)
+                module = module.rpartition(".")[0]
+            lane = lane or "interpreter"
+            if lane == "process":
+                self._why.setdefault(target, "place=")
+        if len(self._placed) < 65536:
+            self._placed[target] = lane
+        return lane
+
+    def place(self, what, lane):
+        """Run a target (a function, or "module" / "module:qualname") in
+        lane ("process" or "interpreter") from now on."""
+        if lane not in LANES:
+            raise ValueError(f"lane must be one of {LANES}, got {lane!r}")
+        key = what if isinstance(what, str) else _target_of(what)
+        self._place[key] = lane
+        self._placed.clear()
+
+    def _refused(self, target, module):
+        # A sub-interpreter refused module under target: place it in
+        # processes, and say so once per module.
+        self._placed[target] = "process"
+        self._why[target] = f"{module} refuses sub-interpreters"
+        if module in self._refusing:
+            return
+        self._refusing[module] = target
+        import warnings
+        warnings.warn(
+            f"isola: {module} does not support sub-interpreters; {target} now runs in the "
+            "pool's process workers (Pool(auto_place=False) keeps such errors; "
+            "Pool(place={...}) places targets up front)", RuntimeWarning, stacklevel=2)
+
+    def _ensure_lane(self, wait=False):
+        # The process lane, started on first use.
+        lane = self._lane
+        if lane is not None:
+            return lane
+        with self._lock:
+            if self._lane is not None:
+                return self._lane
+            if self._closed or _exiting:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._processes == 0:
+                raise RuntimeError("this pool has no process workers (Pool(processes=0))")
+            exe = _sys.executable
+            if not exe:
+                raise RuntimeError("process workers need sys.executable (a Python to start)")
+            paths, preload, init_src = self._lane_setup
+            n = self._processes or self.size
+            lane = _ProcLane(n, exe, [exe, "-m", "isola._proc_worker"],
+                             _lane_env(paths, preload, init_src), self._grace)
+            if wait:
+                why = lane.wait_ready(None)
+                if why is not None:
+                    lane.shutdown(_STOP, True)
+                    raise BrokenPool(f"a process worker could not be set up:\n{why}")
+            self._lane = lane
+            return lane
 
     def _map(self, fn, argsets, chunksize, timeout, buffersize):
         # The one map: chunks of chunksize argument tuples (from the
@@ -612,8 +851,17 @@ class Pool:
         queued: tasks waiting in the shared queue; monitor_dropped: monitor
         events lost because nobody read the monitor; send_errors: actor
         send_message() calls that failed (the method raised, or the actor
-        was gone), which nobody else is told of."""
-        return self._c.stats()
+        was gone), which nobody else is told of; processes: the process
+        workers (pid, tasks_run, crashes, starts, running) and their queue;
+        placement: {target: lane} for targets placed in processes, with
+        why; refused: {module: the first target it moved to processes}."""
+        st = self._c.stats()
+        lane = self._lane
+        st["processes"] = lane.stats() if lane is not None else {"queued": 0, "workers": []}
+        st["placement"] = {t: {"lane": "process", "why": self._why.get(t, "")}
+                           for t, where in list(self._placed.items()) if where == "process"}
+        st["refused"] = dict(self._refusing)
+        return st
 
     def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False, timeout=None):
         """Stop accepting work and wait for what was submitted (queued work
@@ -647,9 +895,16 @@ class Pool:
                 self._join(how, timeout)
             return
         self._c.shutdown(how, False)
+        lane = self._lane
+        if lane is not None:
+            lane.shutdown(how, False)
         if first:  # join in the background: the program can exit
-            _threading.Thread(target=self._c.shutdown, args=(how, True),
+            _threading.Thread(target=self._join_background, args=(how,),
                               name="isola-pool-join", daemon=True).start()
+
+    def _join_background(self, how):
+        self._c.shutdown(how, True)
+        self._join_lane(how, None)
 
     def _let_idle_workers_start(self, bound=0.05):
         # Before cancel_futures drops what is queued: a worker that was idle
@@ -673,12 +928,17 @@ class Pool:
         # then (and at once when how interrupts) interrupt and wait the
         # grace; then abandon.  True once joined.
         global _stopped_by_signal
+        with self._lock:
+            self._closed = True  # no lane starts from now on
         try:
+            lane = self._lane
+            if lane is not None:  # stop taking work; the same how
+                lane.shutdown(how, False)
             if how != _STOP:
                 if self._c.shutdown(how, True, timeout):
-                    return self._joined()
+                    return self._join_lane(how, timeout) and self._joined()
             if self._c.shutdown(_STOP, True, self._grace):
-                return self._joined()
+                return self._join_lane(_STOP, None) and self._joined()
         except KeyboardInterrupt:
             _stopped_by_signal = True
             raise
@@ -686,6 +946,17 @@ class Pool:
             _abandoned.append(self)
             _warn_abandoned(self, "shutdown returns")
         return False
+
+    def _join_lane(self, how, timeout):
+        # Join the process lane: with how for up to timeout, then
+        # interrupting (a child still running its grace later is killed,
+        # so this ends).
+        lane = self._lane
+        if lane is None:
+            return True
+        if how != _STOP and lane.shutdown(how, True, timeout):
+            return True
+        return lane.shutdown(_STOP, True)
 
     def _joined(self):
         self._completions.join()

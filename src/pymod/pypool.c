@@ -789,7 +789,8 @@ static PyObject *remote_error_from_text(isola__state *st, const char *type, cons
 }
 
 /* outcome() -> ("ok", value) | ("error", exception) | ("cancelled", None)
- * | ("timeout", None) | ("closed", None) | ("pending", None) */
+ * | ("timeout", None) | ("closed", None) | ("pending", None)
+ * | ("crashed", (type, message)): a process worker died under the task */
 static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -803,9 +804,14 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 				   : r == ISOLA_ECANCELED ? "cancelled"
 				   : r == ISOLA_ETIMEDOUT ? "timeout"
 				   : r == ISOLA_EAGAIN	  ? "pending"
+				   : r == ISOLA_ECRASHED  ? "crashed"
 							  : "closed";
 	PyObject *value = NULL;
-	if (r == 0 || r == ISOLA_EPYTHON) {
+	if (r == ISOLA_ECRASHED) { /* a process worker died: (type, message) */
+		const char *type = "", *msg = "", *tb = "";
+		isola_future_error(c->f, &type, &msg, &tb);
+		value = Py_BuildValue("(ss)", type, msg);
+	} else if (r == 0 || r == ISOLA_EPYTHON) {
 		isola__codec_opts o = isola__codec_defaults;
 		o.allow_pickle = c->allow_pickle;
 		value = isola__decode(state_of(self), &m, &o);

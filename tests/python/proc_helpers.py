@@ -1,0 +1,98 @@
+"""Module-level functions the process-lane tests send to workers."""
+import os
+import signal
+import time
+
+import isola
+
+
+def pid():
+    return os.getpid()
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0, *, c=0):
+    return a + b + c
+
+
+def uses_singlephase(x):
+    # A single-phase extension: refused by sub-interpreters, fine in a
+    # process worker's main interpreter.
+    import singlephase_ext  # noqa: F401
+    return (x * 2, os.getpid())
+
+
+def uses_nested(x):
+    # The refusal happens deeper, under another module's import.
+    import proc_nested
+    return proc_nested.triple(x)
+
+
+def sleep(s):
+    time.sleep(s)
+    return s
+
+
+def spin_forever():
+    while True:
+        pass
+
+
+def catch_cancel():
+    try:
+        while True:
+            pass
+    except isola.Cancelled:
+        return "caught"
+
+
+class CustomError(Exception):
+    pass
+
+
+def fail_custom(msg):
+    raise CustomError(msg)
+
+
+def fail_value(msg):
+    raise ValueError(msg)
+
+
+def segfault():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def exit_now(status):
+    os._exit(status)
+
+
+def crash_some(i):
+    # 1 in 20 tasks kill their worker: SIGSEGV or os._exit, alternately.
+    if i % 20 == 7:
+        if (i // 20) % 2:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        os._exit(3)
+    return i * i + 1
+
+
+def big(n):
+    return b"x" * n
+
+
+def echo(x):
+    return x
+
+
+def parent_pid():
+    return os.getppid()
+
+
+def initialized():
+    return os.environ.get("ISOLA_TEST_INIT_MARK")
+
+
+def set_mark(value):
+    os.environ["ISOLA_TEST_INIT_MARK"] = value

@@ -1,0 +1,285 @@
+"""The process lane (issue #33): process workers in the same pool for code
+that sub-interpreters refuse.  Uses tests/singlephase_ext.c (built by the
+test suite) as the refusing extension; tests with real packages are in
+test_proclane_packages.py."""
+import concurrent.futures as cf
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import unittest
+import warnings
+
+import isola
+
+import proc_helpers as h
+
+IN_SUB = getattr(sys, "_isola_subinterpreter", False)
+HANG = 60  # seconds: a hang limit, never a speed requirement
+
+try:
+    import importlib.util
+    HAVE_EXT = importlib.util.find_spec("singlephase_ext") is not None
+except ImportError:
+    HAVE_EXT = False
+
+
+def lane_children(parent):
+    """Live processes running isola._proc_worker for parent (argv's last
+    item is the parent's pid), with their state letter."""
+    found = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{d}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        argv = [a for a in argv if a]
+        if b"isola._proc_worker" in argv and argv[-1] == str(parent).encode():
+            found[int(d)] = state
+    return found
+
+
+def wait_until(cond, limit=HANG):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+@unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
+class ProcessLane(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pool = isola.Pool(1, processes=2, place={"proc_helpers": "process"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pool.shutdown(interrupt=True)
+
+    def test_tasks_run_in_child_processes_of_this_one(self):
+        pids = {self.pool.submit(h.pid).result(HANG) for _ in range(20)}
+        self.assertNotIn(os.getpid(), pids)
+        self.assertEqual(self.pool.submit(h.parent_pid).result(HANG), os.getpid())
+
+    def test_results_and_exceptions_keep_their_class(self):
+        self.assertEqual(self.pool.submit(h.add, 1, 2, c=3).result(HANG), 6)
+        with self.assertRaises(h.CustomError) as cm:
+            self.pool.submit(h.fail_custom, "boom").result(HANG)
+        self.assertEqual(str(cm.exception), "boom")
+        self.assertIn("fail_custom", cm.exception.remote_traceback)
+        with self.assertRaises(ValueError):
+            self.pool.submit(h.fail_value, "bad").result(HANG)
+
+    def test_large_values_stream_through_the_ring(self):
+        data = self.pool.submit(h.big, 5 << 20).result(HANG)  # 5 MiB, the ring is 1
+        self.assertEqual(len(data), 5 << 20)
+        self.assertEqual(bytes(data[:3]), b"xxx")
+        arg = bytes(range(256)) * 20000
+        self.assertEqual(bytes(self.pool.submit(h.echo, arg).result(HANG)), arg)
+
+    def test_map_in_processes(self):
+        self.assertEqual(list(self.pool.map(h.square, range(100), chunksize=7)),
+                         [i * i for i in range(100)])
+        self.assertEqual(sorted(self.pool.imap_unordered(h.square, range(10))),
+                         [i * i for i in range(10)])
+
+    def test_wait_and_as_completed_work(self):
+        fs = [self.pool.submit(h.square, i) for i in range(10)]
+        done, _ = cf.wait(fs, timeout=HANG)
+        self.assertEqual(len(done), 10)
+        self.assertEqual(sorted(f.result() for f in cf.as_completed(fs)),
+                         [i * i for i in range(10)])
+
+    def test_placement_per_call_and_by_module(self):
+        self.assertEqual(self.pool.apply(os.getpid, lane="interpreter").result(HANG), os.getpid())
+        self.assertNotEqual(self.pool.apply(os.getpid, lane="process").result(HANG), os.getpid())
+        with self.assertRaises(ValueError):
+            self.pool.apply(os.getpid, lane="elsewhere")
+
+    def test_cancel_a_queued_task(self):
+        blockers = [self.pool.submit(h.sleep, 0.3) for _ in range(2)]
+        queued = self.pool.submit(h.square, 3)
+        self.assertTrue(queued.cancel())
+        self.assertTrue(queued.cancelled())
+        self.assertEqual([f.result(HANG) for f in blockers], [0.3, 0.3])
+        with self.assertRaises(cf.CancelledError):
+            queued.result(HANG)
+
+    def test_interrupt_a_running_task(self):
+        f = self.pool.submit(h.spin_forever)
+        self.assertTrue(wait_until(f.running))
+        self.assertTrue(f.interrupt())
+        with self.assertRaises(cf.CancelledError):
+            f.result(HANG)
+        g = self.pool.submit(h.catch_cancel)
+        self.assertTrue(wait_until(g.running))
+        time.sleep(0.05)
+        g.interrupt()
+        self.assertEqual(g.result(HANG), "caught")
+        self.assertEqual(self.pool.submit(h.square, 5).result(HANG), 25)
+
+    def test_per_task_timeout(self):
+        with self.assertRaises(TimeoutError):
+            self.pool.apply(h.spin_forever, timeout=0.2).result(HANG)
+        with self.assertRaises(TimeoutError):
+            self.pool.apply(h.sleep, (30,), timeout=0.2).result(HANG)
+        self.assertEqual(self.pool.submit(h.square, 6).result(HANG), 36)
+
+    def test_a_crash_fails_only_its_task_and_names_the_signal(self):
+        before = sum(w["crashes"] for w in self.pool.stats()["processes"]["workers"])
+        with self.assertRaises(isola.WorkerCrashed) as cm:
+            self.pool.submit(h.segfault).result(HANG)
+        self.assertIn("SIGSEGV", str(cm.exception))
+        self.assertIsInstance(cm.exception, cf.BrokenExecutor)
+        with self.assertRaises(isola.WorkerCrashed) as cm:
+            self.pool.submit(h.exit_now, 7).result(HANG)
+        self.assertIn("exited with status 7", str(cm.exception))
+        self.assertEqual(self.pool.submit(h.square, 9).result(HANG), 81)
+        after = sum(w["crashes"] for w in self.pool.stats()["processes"]["workers"])
+        self.assertEqual(after - before, 2)
+        # Replaced and reaped: no zombie among this pool's children.
+        self.assertTrue(wait_until(lambda: "Z" not in lane_children(os.getpid()).values()))
+
+    def test_channels_cannot_go_to_a_process(self):
+        with self.assertRaises(TypeError):
+            self.pool.submit(h.echo, isola.Channel(1))
+
+    def test_stats_say_what_runs_where(self):
+        self.pool.submit(h.square, 2).result(HANG)
+        st = self.pool.stats()
+        self.assertEqual(len(st["processes"]["workers"]), 2)
+        self.assertTrue(all(w["pid"] > 0 for w in st["processes"]["workers"]))
+        self.assertEqual(st["placement"]["proc_helpers:square"]["lane"], "process")
+
+
+@unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
+@unittest.skipUnless(HAVE_EXT, "singlephase_ext is built by the test suite (PYTHONPATH)")
+class AutomaticPlacement(unittest.TestCase):
+    def test_a_refused_import_moves_the_target_to_processes_once(self):
+        with isola.Pool(1) as pool:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                value, pid = pool.submit(h.uses_singlephase, 21).result(HANG)
+                self.assertEqual(value, 42)
+                self.assertNotEqual(pid, os.getpid())
+                # From now on it is placed there: no warning, same lane.
+                results = [f.result(HANG) for f in [pool.submit(h.uses_singlephase, i)
+                                                    for i in range(5)]]
+                self.assertEqual([r[0] for r in results], [0, 2, 4, 6, 8])
+            msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+            self.assertEqual(len(msgs), 1, msgs)
+            self.assertIn("singlephase_ext", msgs[0])
+            self.assertIn("proc_helpers:uses_singlephase", msgs[0])
+            st = pool.stats()
+            self.assertEqual(st["refused"], {"singlephase_ext": "proc_helpers:uses_singlephase"})
+            self.assertIn("singlephase_ext", st["placement"]["proc_helpers:uses_singlephase"]["why"])
+
+    def test_a_refusal_deeper_under_the_import_and_in_a_map(self):
+        with isola.Pool(1) as pool:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.assertEqual(list(pool.map(h.uses_nested, range(6))),
+                                 [3 * i for i in range(6)])
+                f = pool.submit(h.uses_nested, 5)
+                cf.wait([f], timeout=HANG)  # completed by the dispatcher
+                self.assertEqual(f.result(), 15)
+
+    def test_turned_off_the_error_stands(self):
+        with isola.Pool(1, auto_place=False) as pool:
+            with self.assertRaises(ImportError) as cm:
+                pool.submit(h.uses_singlephase, 1).result(HANG)
+            self.assertIn("does not support loading in subinterpreters", str(cm.exception))
+        with isola.Pool(1, processes=0) as pool:
+            with self.assertRaises(ImportError):
+                pool.submit(h.uses_singlephase, 1).result(HANG)
+
+    def test_refusal_check(self):
+        exc = ImportError("module numpy._core._multiarray_umath does not support loading "
+                          "in subinterpreters")
+        self.assertEqual(isola._refused_module(exc), "numpy._core._multiarray_umath")
+        outer = ImportError("numpy failed to import")
+        outer.__cause__ = exc
+        self.assertEqual(isola._refused_module(outer), "numpy._core._multiarray_umath")
+        self.assertIsNone(isola._refused_module(ImportError("No module named 'x'")))
+        self.assertIsNone(isola._refused_module(ValueError("x")))
+
+
+@unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
+class Lifecycle(unittest.TestCase):
+    def test_initializer_and_preload_reach_process_workers(self):
+        with isola.Pool(1, processes=1, preload=["json"], initializer=h.set_mark,
+                        initargs=("ready",)) as pool:
+            self.assertEqual(pool.apply(h.initialized, lane="process").result(HANG), "ready")
+
+    def test_a_failing_initializer_breaks_the_pool_at_once(self):
+        with self.assertRaises(isola.BrokenPool) as cm:
+            isola.Pool(1, processes=1, initializer=h.fail_value, initargs=("no setup",))
+        self.assertIn("no setup", str(cm.exception))
+
+    def test_shutdown_is_bounded_and_reaps_every_child(self):
+        pool = isola.Pool(1, processes=2, stop_grace=0.5)
+        f = pool.apply(h.sleep, (600,), lane="process")
+        g = pool.apply(h.spin_forever, lane="process")
+        self.assertTrue(wait_until(lambda: f.running() and g.running()))
+        self.assertEqual(len(lane_children(os.getpid())), 2)
+        t0 = time.monotonic()
+        pool.shutdown(interrupt=True)
+        self.assertLess(time.monotonic() - t0, HANG)
+        self.assertTrue(f.cancelled() and g.cancelled())
+        self.assertEqual(lane_children(os.getpid()), {}, "no child left, not even a zombie")
+
+    def test_functions_of_the_main_script_run_in_processes(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            script = os.path.join(d, "main_script.py")
+            with open(script, "w") as f:
+                f.write(textwrap.dedent("""
+                    import os, isola
+                    def where(x):
+                        return (x, os.getpid())
+                    if __name__ == "__main__":
+                        with isola.Pool(1, processes=1) as pool:
+                            x, pid = pool.apply(where, (5,), lane="process").result(60)
+                            print(x, pid != os.getpid())
+                """))
+            r = subprocess.run([sys.executable, script], capture_output=True, text=True,
+                               timeout=HANG, env=dict(os.environ))
+        self.assertEqual(r.stdout.split(), ["5", "True"], r.stderr)
+
+    def test_children_die_with_a_parent_killed_by_sigkill(self):
+        p = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+            import sys, time, isola, proc_helpers
+            pool = isola.Pool(1, processes=2)
+            pool.apply(proc_helpers.sleep, (600,), lane="process")
+            pids = [w["pid"] for w in pool.stats()["processes"]["workers"]]
+            print(" ".join(map(str, pids)), flush=True)
+            time.sleep(600)
+        """)], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+        try:
+            pids = [int(x) for x in p.stdout.readline().split()]
+            self.assertEqual(len(pids), 2)
+            self.assertTrue(all(pids))
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(HANG)
+
+            def gone():
+                return not any(os.path.exists(f"/proc/{q}") and
+                               lane_children(p.pid).get(q) not in (None, "Z") for q in pids)
+            self.assertTrue(wait_until(gone), "children outlived their parent")
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.stdout.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
