@@ -213,6 +213,50 @@ class AutomaticPlacement(unittest.TestCase):
         self.assertIsNone(isola._refused_module(ValueError("x")))
 
 
+CRASH_SCENARIO = """
+import json, os, sys, time, isola, proc_helpers as h
+sys.path.insert(0, os.path.dirname(h.__file__))
+from test_proclane import lane_children
+with isola.Pool(1, processes=2, place={"proc_helpers": "process"}) as pool:
+    fs = [pool.submit(h.crash_some, i) for i in range(1000)]
+    ok, crashed, wrong = 0, [], []
+    for i, f in enumerate(fs):
+        try:
+            r = f.result(120)
+            ok += r == i * i + 1
+            if r != i * i + 1:
+                wrong.append(i)
+        except isola.WorkerCrashed as e:
+            crashed.append((i, str(e)))
+    after = pool.submit(h.square, 12).result(60)
+    st = pool.stats()["processes"]["workers"]
+print(json.dumps({"ok": ok, "wrong": wrong, "crashed": crashed, "after": after,
+                  "crashes": sum(w["crashes"] for w in st),
+                  "left": lane_children(os.getpid())}))
+"""
+
+
+@unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
+class Crashes(unittest.TestCase):
+    def test_1000_tasks_of_which_50_kill_their_worker(self):
+        import json
+        r = subprocess.run([sys.executable, "-c", CRASH_SCENARIO], capture_output=True,
+                           text=True, timeout=300, env=dict(os.environ))
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(out["wrong"], [])
+        self.assertEqual(out["ok"], 950)
+        crashed = dict((i, msg) for i, msg in out["crashed"])
+        self.assertEqual(sorted(crashed), [i for i in range(1000) if i % 20 == 7])
+        for i, msg in crashed.items():
+            want = "SIGSEGV" if (i // 20) % 2 else "exited with status 3"
+            self.assertIn(want, msg)
+            self.assertIn("proc_helpers:crash_some", msg)
+        self.assertEqual(out["crashes"], 50)
+        self.assertEqual(out["after"], 144, "the pool still serves")
+        self.assertEqual(out["left"], {}, "no zombie, no orphan after shutdown")
+
+
 @unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
 class Lifecycle(unittest.TestCase):
     def test_initializer_and_preload_reach_process_workers(self):

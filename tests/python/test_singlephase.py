@@ -1,6 +1,8 @@
 """Extensions without sub-interpreter support (single-phase init, like
 numpy today) fail to import in isola's interpreters with CPython's usual
-ImportError; they still import in the main interpreter."""
+ImportError; they still import in the main interpreter.  (A pool moves
+such tasks to its process workers unless auto_place=False:
+test_proclane.py.)"""
 import sys
 import unittest
 
@@ -29,7 +31,7 @@ class SinglePhase(unittest.TestCase):
     @unittest.skipIf(IN_SUB, "starts a pool")
     def test_refused_in_pool_workers(self):
         import isola
-        with isola.Pool(1) as p:
+        with isola.Pool(1, auto_place=False) as p:
             with self.assertRaises(ImportError) as cm:
                 p.submit(__import__, "singlephase_ext").result()
         self.assertIn("subinterpreters", str(cm.exception))
