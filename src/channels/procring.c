@@ -330,6 +330,14 @@ int isola__procring_recv(isola__procshm *s, int side, void **buf, size_t *len,
 	return 0;
 }
 
+size_t isola__procring_room(isola__procshm *s, int side)
+{
+	struct ring *r = &s->rings[side == ISOLA__PROC_PARENT ? 0 : 1];
+	/* Acquire: the consumer is done with the bytes before tail. */
+	return (size_t)(s->cap - (__atomic_load_n(&r->head, __ATOMIC_RELAXED) -
+				  __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE)));
+}
+
 void isola__procring_close(isola__procshm *s, int side)
 {
 	struct ring *out = &s->rings[side == ISOLA__PROC_PARENT ? 0 : 1];

@@ -78,6 +78,11 @@ int isola__procring_recv(isola__procshm *s, int side, void **buf, size_t *len,
 			 const isola__deadline *d, int64_t slice_ns, isola__proc_check check,
 			 void *arg);
 
+/* Bytes side can write to its outgoing ring now without waiting (the
+ * producer's view: only grows until this side writes).  Any thread of the
+ * producer's process. */
+size_t isola__procring_room(isola__procshm *s, int side);
+
 /* Close side's outgoing ring (the peer reads what is left, then
  * ISOLA_ECLOSED) and its incoming one (the peer's sends fail with
  * ISOLA_ECLOSED); wakes the peer. */

@@ -44,6 +44,8 @@ struct ptask {
 	int flags;
 	int64_t timeout_ns;
 	isola_future *f;
+	uint64_t id;       /* its request's number, once given one */
+	bool sent;         /* the submitter wrote the request (direct hand-off) */
 };
 
 /* A proxy's child, as the proxy's wait sees it. */
@@ -61,8 +63,21 @@ struct pworker {
 	int pid;
 	enum child_state state;
 	int wstatus;          /* how the child ended, once reaped */
-	isola__procshm *shm;
-	uint64_t next_id;
+	isola__procshm *shm;  /* ring_lock to unmap; see idle */
+	uint64_t next_id;     /* atomic: request numbers */
+	/*
+	 * Direct hand-off (a submitter writes the request itself, so a sync
+	 * call costs no wake-up of the proxy on its path).  idle (atomic):
+	 * 1 while the proxy waits for work with a live child and an empty
+	 * request ring; a submitter that swaps it to 0 owns the ring's
+	 * producer side: it posts the task on `direct` (so the proxy waits
+	 * for its reply), then writes the request under ring_lock (so the
+	 * proxy never unmaps the region under the write).  The proxy writes
+	 * requests only after it has swapped idle to 0 itself.
+	 */
+	int idle;
+	isola_channel *direct;
+	pthread_mutex_t ring_lock;
 	/* The running task (proxy thread only). */
 	struct ptask *task;
 	uint64_t task_id;
@@ -90,6 +105,7 @@ struct isola__proclane {
 	struct isola__pool_link *link;
 	struct pworker *w;
 	int closing;       /* atomic: enum lane_closing */
+	unsigned rotor;    /* atomic: where hand_to_idle starts looking */
 	int interrupt_all; /* atomic: interrupt every running task */
 	pid_t parent;
 	/* Start-up and joining. */
@@ -136,6 +152,63 @@ static bool has_refs(const isola_msg *m)
 	return k > 0;
 }
 
+static int send_request(struct pworker *w, struct ptask *t, bool direct);
+static int request_iov(struct ptask *t, struct proc_req *h, struct iovec **v, uint64_t **lens,
+		       size_t *nv, size_t *total);
+
+/* The direct hand-off (see struct pworker): give t to an idle worker and
+ * write its request to the child from this thread.  0 if done (t is the
+ * worker's now), else ISOLA_EAGAIN (no idle worker, or t does not fit:
+ * queue it). */
+static int hand_to_idle(isola__proclane *l, struct ptask *t)
+{
+	/* Relaxed: only spreads claims over the workers. */
+	unsigned start = __atomic_fetch_add(&l->rotor, 1, __ATOMIC_RELAXED);
+	for (int k = 0; k < l->n; k++) {
+		struct pworker *w = &l->w[(start + (unsigned)k) % (unsigned)l->n];
+		int one = 1;
+		/* Acquire: the proxy's writes (a live child, its region) before
+		 * it published idle are visible to this claimer. */
+		if (!__atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQUIRE,
+						 __ATOMIC_RELAXED))
+			continue;
+		struct proc_req h;
+		struct iovec *v;
+		uint64_t *lens;
+		size_t nv, total;
+		t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
+		bool fits = request_iov(t, &h, &v, &lens, &nv, &total) == 0;
+		if (fits) {
+			isola__free(v);
+			isola__free(lens);
+			fits = total <= isola__procring_room(w->shm, ISOLA__PROC_PARENT);
+		}
+		if (!fits || !isola__future_start(t->f)) {
+			/* Release: give the claim back (the proxy polls it while it
+			 * waits for a hand-off that will not come). */
+			__atomic_store_n(&w->idle, 1, __ATOMIC_RELEASE);
+			return ISOLA_EAGAIN;
+		}
+		t->sent = true;
+		isola_msg m;
+		isola_msg_init(&m);
+		isola_msg_set_bytes(&m, &t, sizeof(t));
+		pthread_mutex_lock(&w->ring_lock);
+		/* First the proxy learns of t (so it waits for t's reply, and
+		 * gives the region up only after it), then the request. */
+		int r = isola_channel_send(w->direct, &m, 0);
+		if (r == 0)
+			r = send_request(w, t, true);
+		pthread_mutex_unlock(&w->ring_lock);
+		if (r != 0) { /* the proxy is gone (shutdown); it saw nothing */
+			fail_task(t, ISOLA_ECLOSED, "isola.Cancelled", "the pool shut down");
+			ptask_free(t);
+		}
+		return 0;
+	}
+	return ISOLA_EAGAIN;
+}
+
 int isola__proclane_submit(isola__proclane *l, int kind, const char *target, isola_msg *args,
 			   isola_msg *argsets, size_t n, size_t first, int64_t timeout_ns,
 			   int flags, isola_future **out)
@@ -177,6 +250,10 @@ int isola__proclane_submit(isola__proclane *l, int kind, const char *target, iso
 	for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++) {
 		t->sets[i] = argsets[i];
 		isola_msg_init(&argsets[i]);
+	}
+	if (hand_to_idle(l, t) == 0) {
+		*out = f;
+		return 0;
 	}
 	isola_msg m;
 	isola_msg_init(&m);
@@ -248,8 +325,10 @@ static void drop_child(struct pworker *w)
 		kill(w->pid, SIGKILL);
 		reap(w, true);
 	}
+	pthread_mutex_lock(&w->ring_lock); /* no submitter writes to it now */
 	isola__procshm_unmap(w->shm);
 	w->shm = NULL;
+	pthread_mutex_unlock(&w->ring_lock);
 	__atomic_store_n(&w->pid, 0, __ATOMIC_RELAXED); /* stats only */
 }
 
@@ -414,12 +493,64 @@ static char *dup_n(const char *s, size_t n)
 	return c;
 }
 
+/* t's request frame as iovecs: v (2 + 2n entries), lens (n); 0 or ENOMEM.
+ * The caller frees *v and *lens. */
+static int request_iov(struct ptask *t, struct proc_req *h, struct iovec **v, uint64_t **lens,
+		       size_t *nv, size_t *total)
+{
+	*h = (struct proc_req){ .kind = (uint32_t)t->kind, .flags = (uint32_t)t->flags,
+				.id = t->id, .first = t->first,
+				.target_len = (uint32_t)strlen(t->target),
+				.n = t->kind == ISOLA__PROC_CALL ? 1u : (uint32_t)t->n };
+	*nv = 2 + 2 * (size_t)h->n;
+	*v = isola__calloc(*nv, sizeof(**v));
+	*lens = isola__calloc(h->n ? h->n : 1, sizeof(uint64_t));
+	if (*v == NULL || *lens == NULL) {
+		isola__free(*v);
+		isola__free(*lens);
+		return ISOLA_ENOMEM;
+	}
+	(*v)[0] = (struct iovec){ h, sizeof(*h) };
+	(*v)[1] = (struct iovec){ t->target, h->target_len };
+	*total = sizeof(uint64_t) + sizeof(*h) + h->target_len;
+	for (uint32_t i = 0; i < h->n; i++) {
+		const isola_msg *m = t->kind == ISOLA__PROC_CALL ? &t->args : &t->sets[i];
+		const void *p = NULL;
+		size_t k = 0;
+		isola_msg_bytes(m, &p, &k);
+		(*lens)[i] = k;
+		(*v)[2 + 2 * i] = (struct iovec){ &(*lens)[i], sizeof(uint64_t) };
+		(*v)[3 + 2 * i] = (struct iovec){ (void *)p, k };
+		*total += sizeof(uint64_t) + k;
+	}
+	return 0;
+}
+
+/* Write t's request to w's child.  direct: from a submitter that owns
+ * the ring (it fits: checked), never waiting; else from the proxy. */
+static int send_request(struct pworker *w, struct ptask *t, bool direct)
+{
+	struct proc_req h;
+	struct iovec *v;
+	uint64_t *lens;
+	size_t nv, total;
+	int r = request_iov(t, &h, &v, &lens, &nv, &total);
+	if (r != 0)
+		return r;
+	isola__deadline forever;
+	isola__deadline_init(&forever, -1);
+	r = isola__procring_send(w->shm, ISOLA__PROC_PARENT, v, (int)nv, &forever, SLICE_NS,
+				 direct ? NULL : check_child, w);
+	isola__free(v);
+	isola__free(lens);
+	return r;
+}
+
 /* Send t to the child; wait for its reply; complete t's future.  Returns
  * false when the child is gone (t completed with the reason). */
 static bool run_task(struct pworker *w, struct ptask *t)
 {
 	w->task = t;
-	w->task_id = ++w->next_id;
 	w->interrupted_at = 0;
 	w->interrupt_why = INTERRUPT_NONE;
 	int64_t t0 = isola__now_ns();
@@ -429,33 +560,12 @@ static bool run_task(struct pworker *w, struct ptask *t)
 	pthread_mutex_unlock(&w->name_lock);
 	isola__add_relaxed(&w->tasks_run, 1);
 
-	struct proc_req h = { .kind = (uint32_t)t->kind, .flags = (uint32_t)t->flags,
-			      .id = w->task_id, .first = t->first,
-			      .target_len = (uint32_t)strlen(t->target),
-			      .n = t->kind == ISOLA__PROC_CALL ? 1u : (uint32_t)t->n };
-	size_t nv = 2 + 2 * (size_t)h.n;
-	struct iovec *v = isola__calloc(nv, sizeof(*v));
-	uint64_t *lens = isola__calloc(h.n ? h.n : 1, sizeof(uint64_t));
-	int r = v && lens ? 0 : ISOLA_ENOMEM;
-	if (r == 0) {
-		v[0] = (struct iovec){ &h, sizeof(h) };
-		v[1] = (struct iovec){ t->target, h.target_len };
-		for (uint32_t i = 0; i < h.n; i++) {
-			const isola_msg *m = t->kind == ISOLA__PROC_CALL ? &t->args : &t->sets[i];
-			const void *p = NULL;
-			size_t k = 0;
-			isola_msg_bytes(m, &p, &k);
-			lens[i] = k;
-			v[2 + 2 * i] = (struct iovec){ &lens[i], sizeof(uint64_t) };
-			v[3 + 2 * i] = (struct iovec){ (void *)p, k };
-		}
-		isola__deadline forever;
-		isola__deadline_init(&forever, -1);
-		r = isola__procring_send(w->shm, ISOLA__PROC_PARENT, v, (int)nv, &forever, SLICE_NS,
-					 check_child, w);
-	}
-	isola__free(v);
-	isola__free(lens);
+	int r = 0;
+	if (!t->sent)
+		t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
+	w->task_id = t->id;
+	if (!t->sent)
+		r = send_request(w, t, false);
 	void *b = NULL;
 	size_t len = 0;
 	struct proc_rep rep;
@@ -579,23 +689,84 @@ static bool start_child(struct pworker *w, bool first)
 	return r == 0;
 }
 
+/* The proxy's next task: one handed to it directly (its request already
+ * sent), or one from the lane's queue (then this proxy owns its ring:
+ * idle swapped back to 0).  Publishes idle while it waits, if it may take
+ * hand-offs (a live child).  NULL once the lane is closed and drained. */
+static struct ptask *next_task(struct pworker *w, bool can_take, struct ptask **pending)
+{
+	struct isola__proclane *l = w->lane;
+	if (*pending != NULL) {
+		struct ptask *t = *pending;
+		*pending = NULL;
+		return t;
+	}
+	if (can_take) /* Release: the child and its region are ready for claimers. */
+		__atomic_store_n(&w->idle, 1, __ATOMIC_RELEASE);
+	isola_channel *qs[2] = { w->direct, l->queue };
+	isola_msg m;
+	isola_msg_init(&m);
+	size_t idx;
+	int r = isola_channel_select(qs, 2, &m, -1, &idx);
+	if (r != 0) {
+		/* Closed and drained; a claimer that swapped idle now finds the
+		 * direct queue closed and backs off. */
+		int one = 1;
+		__atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
+		return NULL;
+	}
+	struct ptask *t;
+	const void *p;
+	size_t k;
+	isola_msg_bytes(&m, &p, &k);
+	memcpy(&t, p, sizeof(t));
+	isola_msg_clear(&m);
+	if (idx == 0)
+		return t; /* handed over: idle was swapped by its submitter */
+	int one = 1;
+	/* Acq_rel: take the ring back from would-be claimers. */
+	if (!can_take || __atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQ_REL,
+						     __ATOMIC_RELAXED))
+		return t;
+	/* A submitter claimed this worker meanwhile: its task comes first
+	 * (on `direct`), unless it gives the claim back (idle 1 again). */
+	for (;;) {
+		isola_msg_init(&m);
+		r = isola_channel_recv(w->direct, &m, 1000000);
+		if (r == 0) {
+			isola_msg_bytes(&m, &p, &k);
+			struct ptask *d;
+			memcpy(&d, p, sizeof(d));
+			isola_msg_clear(&m);
+			*pending = t;
+			return d;
+		}
+		one = 1;
+		if (__atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED) || r == ISOLA_ECLOSED)
+			return t;
+	}
+}
+
 static void *proxy_main(void *arg)
 {
 	struct pworker *w = arg;
 	struct isola__proclane *l = w->lane;
 	bool ok = start_child(w, true);
+	struct ptask *pending = NULL;
 	for (;;) {
-		isola_msg m;
-		isola_msg_init(&m);
-		int r = isola_channel_recv(l->queue, &m, -1);
-		if (r != 0)
-			break; /* closed and drained */
-		struct ptask *t;
-		const void *p;
-		size_t k;
-		isola_msg_bytes(&m, &p, &k);
-		memcpy(&t, p, sizeof(t));
-		isola_msg_clear(&m);
+		struct ptask *t = next_task(w, ok, &pending);
+		if (t == NULL)
+			break;
+		if (t->sent) { /* started by its submitter; the child has it */
+			if (!run_task(w, t)) {
+				drop_child(w);
+				ok = isola__load_acquire(&l->closing) == LANE_OPEN && start_child(w, false);
+			}
+			ptask_free(t);
+			continue;
+		}
 		if (isola__load_acquire(&l->closing) == LANE_CANCEL) {
 			fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
 			ptask_free(t);
@@ -677,8 +848,11 @@ void isola__proclane_destroy(isola__proclane *l)
 {
 	if (l == NULL)
 		return;
-	for (int i = 0; l->w != NULL && i < l->n; i++)
+	for (int i = 0; l->w != NULL && i < l->n; i++) {
 		pthread_mutex_destroy(&l->w[i].name_lock);
+		pthread_mutex_destroy(&l->w[i].ring_lock);
+		isola_channel_release(l->w[i].direct);
+	}
 	isola__free(l->w);
 	isola_channel_release(l->queue);
 	isola__pool_link_release(l->link);
@@ -724,6 +898,13 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 		l->w[i].lane = l;
 		l->w[i].index = i;
 		pthread_mutex_init(&l->w[i].name_lock, NULL);
+		pthread_mutex_init(&l->w[i].ring_lock, NULL);
+		if (r == 0)
+			r = isola_channel_create(2, &l->w[i].direct);
+	}
+	if (r != 0) {
+		isola__proclane_destroy(l);
+		return r;
 	}
 	int started = 0;
 	for (; started < l->n; started++) {
@@ -733,6 +914,8 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 	}
 	if (started < l->n) {
 		isola_channel_close(l->queue);
+		for (int i = 0; i < l->n; i++)
+			isola_channel_close(l->w[i].direct);
 		for (int i = 0; i < started; i++)
 			pthread_join(l->w[i].thread, NULL);
 		isola__proclane_destroy(l);
@@ -807,6 +990,8 @@ int isola__proclane_shutdown(isola__proclane *l, int how, int wait, int64_t time
 	if (how & ISOLA_SHUTDOWN_INTERRUPT) /* read by the proxies' checks */
 		isola__store_release(&l->interrupt_all, 1);
 	isola_channel_close(l->queue);
+	for (int i = 0; i < l->n; i++)
+		isola_channel_close(l->w[i].direct);
 	if (!wait)
 		return 0;
 	isola__deadline d;
