@@ -1,0 +1,82 @@
+"""The process lane with real packages whose extensions refuse
+sub-interpreters: numpy, regex, lxml, orjson from Debian, unpacked into
+build/refusing-prefix by scripts/refusing-prefix (`scripts/bootstrap
+--with-refusing`).  Skipped when the prefix is absent or was built for
+another Python.  Each case runs in a subprocess with the prefix on
+PYTHONPATH and its libraries on LD_LIBRARY_PATH (lxml needs sid's
+libxml2.so.16)."""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+IN_SUB = getattr(sys, "_isola_subinterpreter", False)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def prefix():
+    build = os.environ.get("ISOLA_BUILD_DIR")
+    roots = [os.path.join(os.path.dirname(os.path.abspath(build)), "refusing-prefix")] if build else []
+    roots.append(os.path.join(HERE, "..", "..", "build", "refusing-prefix"))
+    for p in roots:
+        try:
+            with open(os.path.join(p, "python")) as f:
+                version = f.read().strip()
+        except OSError:
+            continue
+        if os.path.exists(os.path.join(p, ".complete")) and \
+                version == "%d.%d" % sys.version_info[:2]:
+            return os.path.abspath(p)
+    return None
+
+
+PREFIX = None if IN_SUB else prefix()
+
+
+@unittest.skipIf(PREFIX is None, "no build/refusing-prefix for this Python "
+                 "(scripts/bootstrap --with-refusing)")
+class RealPackages(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [HERE] + sys.path[:0] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            + [os.path.join(PREFIX, "site")])
+        env["LD_LIBRARY_PATH"] = os.path.join(PREFIX, "lib")
+        r = subprocess.run([sys.executable, os.path.join(HERE, "proc_pkg_cases.py")],
+                           capture_output=True, text=True, timeout=300, env=env)
+        if r.returncode != 0:
+            raise AssertionError(r.stderr[-3000:])
+        cls.rows = json.loads(r.stdout.strip().splitlines()[-1])
+
+    def check(self, name, module_prefix):
+        row = self.rows[name]
+        kind, text = row["interpreter"]
+        self.assertEqual(kind, "ImportError", text)
+        self.assertIn("does not support loading in subinterpreters", text)
+        self.assertEqual(row["result"], row["want"])
+        target = "proc_pkg_cases:" + {"numpy": "np_stats", "regex": "regex_words",
+                                      "lxml": "lxml_tags", "orjson": "orjson_roundtrip"}[name]
+        self.assertEqual(row["placement"][target]["lane"], "process")
+        (module, moved), = row["refused"].items()
+        self.assertTrue(module.startswith(module_prefix), module)
+        self.assertEqual(moved, target)
+        warned = [w for w in row["warnings"] if module in w]
+        self.assertEqual(len(warned), 1, row["warnings"])
+
+    def test_numpy(self):
+        self.check("numpy", "numpy")
+
+    def test_regex(self):
+        self.check("regex", "regex")
+
+    def test_lxml(self):
+        self.check("lxml", "lxml")
+
+    def test_orjson(self):
+        self.check("orjson", "orjson")
+
+
+if __name__ == "__main__":
+    unittest.main()
