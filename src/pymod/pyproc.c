@@ -441,8 +441,17 @@ static int serve_one(void *buf, size_t len)
 		isola__error e = { 0 };
 		size_t failed_at = SIZE_MAX;
 		child_task = h.id;
-		int jr = isola__job_run(&j, &result, &failed_at);
-		int status = 0;
+		/* Acquire: pairs with the parent's release store.  Interrupted
+		 * while it waited in the ring (its SIGINT, if any, came before
+		 * it ran): it does not start. */
+		int jr = 0, status = 0;
+		if (__atomic_load_n(isola__procshm_word(child_shm), __ATOMIC_ACQUIRE) == h.id) {
+			status = ISOLA_ECANCELED;
+			e.type = isola__strdup("isola.Cancelled");
+			e.message = isola__strdup("interrupted before it started");
+		} else {
+			jr = isola__job_run(&j, &result, &failed_at);
+		}
 		if (jr < 0) {
 			uint64_t want = __atomic_load_n(isola__procshm_word(child_shm), __ATOMIC_ACQUIRE);
 			status = isola__outcome_capture(want == h.id ? ISOLA_ECANCELED : 0, &o, &result,

@@ -34,6 +34,8 @@
 #define SLICE_NS 2000000 /* a proxy's checks (death, interrupts) while it waits */
 #define QUEUE_CAP 65536
 #define START_TIMEOUT_NS 120000000000LL /* a child's setup: a hang limit only */
+#define PIPELINE_DEPTH 8        /* requests in a child's ring at once */
+#define PIPELINE_NS 200000      /* ... while the last task took less than this */
 
 struct ptask {
 	int kind;
@@ -78,8 +80,10 @@ struct pworker {
 	int idle;
 	isola_channel *direct;
 	pthread_mutex_t ring_lock;
-	/* The running task (proxy thread only). */
+	/* The head request: the task the child runs now (proxy thread only). */
 	struct ptask *task;
+	int64_t head_since;   /* when it became the head */
+	int64_t last_ns;      /* how long the last head took (pipelining) */
 	uint64_t task_id;
 	int64_t deadline;     /* ns, 0: none */
 	int64_t interrupted_at; /* ns, 0: not interrupted */
@@ -546,26 +550,28 @@ static int send_request(struct pworker *w, struct ptask *t, bool direct)
 	return r;
 }
 
-/* Send t to the child; wait for its reply; complete t's future.  Returns
- * false when the child is gone (t completed with the reason). */
-static bool run_task(struct pworker *w, struct ptask *t)
+/* t becomes the head of w's requests: the one the child runs now (it
+ * runs them in order), which interrupts, the deadline and the running
+ * name are about. */
+static void begin_head(struct pworker *w, struct ptask *t)
 {
 	w->task = t;
+	w->task_id = t->id;
 	w->interrupted_at = 0;
 	w->interrupt_why = INTERRUPT_NONE;
-	int64_t t0 = isola__now_ns();
-	w->deadline = t->timeout_ns > 0 ? t0 + t->timeout_ns : 0;
+	w->head_since = isola__now_ns();
+	w->deadline = t->timeout_ns > 0 ? w->head_since + t->timeout_ns : 0;
 	pthread_mutex_lock(&w->name_lock);
 	snprintf(w->running, sizeof(w->running), "%s", t->target);
 	pthread_mutex_unlock(&w->name_lock);
-	isola__add_relaxed(&w->tasks_run, 1);
+}
 
+/* Wait for the head's reply and complete its future.  False when the
+ * child is gone (the head completed with the reason). */
+static bool await_head(struct pworker *w)
+{
+	struct ptask *t = w->task;
 	int r = 0;
-	if (!t->sent)
-		t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
-	w->task_id = t->id;
-	if (!t->sent)
-		r = send_request(w, t, false);
 	void *b = NULL;
 	size_t len = 0;
 	struct proc_rep rep;
@@ -644,6 +650,8 @@ static bool run_task(struct pworker *w, struct ptask *t)
 		}
 	}
 	isola__free(b);
+	int64_t took = isola__now_ns() - w->head_since;
+	w->last_ns = took;
 	w->task = NULL;
 	pthread_mutex_lock(&w->name_lock);
 	w->running[0] = '\0';
@@ -749,55 +757,140 @@ static struct ptask *next_task(struct pworker *w, bool can_take, struct ptask **
 	}
 }
 
+/* A task the proxy took: false if it is not to run (cancelled while
+ * queued, or the lane cancels, or no child: then it is completed and
+ * freed here). */
+static bool accept_task(struct pworker *w, struct ptask *t, bool *ok)
+{
+	struct isola__proclane *l = w->lane;
+	if (t->sent)
+		return true; /* started by its submitter; the child has it */
+	if (isola__load_acquire(&l->closing) == LANE_CANCEL) {
+		fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
+		ptask_free(t);
+		return false;
+	}
+	if (!*ok) {
+		pthread_mutex_lock(&l->lock);
+		char *why = isola__strdup(l->why ? l->why : "no process worker");
+		pthread_mutex_unlock(&l->lock);
+		fail_task(t, ISOLA_ECRASHED, "isola.BrokenPool", why);
+		isola__free(why);
+		ptask_free(t);
+		/* Try again for the next task: what failed may pass (a
+		 * transient crash); a broken setup fails each task fast. */
+		if (isola__load_acquire(&l->closing) == LANE_OPEN)
+			*ok = start_child(w, false);
+		return false;
+	}
+	if (!isola__future_start(t->f)) { /* cancelled while queued */
+		ptask_free(t);
+		return false;
+	}
+	t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* The next queued task without waiting, or NULL. */
+static struct ptask *try_queued(struct isola__proclane *l)
+{
+	isola_msg m;
+	isola_msg_init(&m);
+	if (isola_channel_recv(l->queue, &m, 0) != 0)
+		return NULL;
+	struct ptask *t;
+	const void *p;
+	size_t k;
+	isola_msg_bytes(&m, &p, &k);
+	memcpy(&t, p, sizeof(t));
+	isola_msg_clear(&m);
+	return t;
+}
+
+/*
+ * The proxy.  Pipelining: while tasks are short (the last one took under
+ * PIPELINE_NS), up to PIPELINE_DEPTH requests are in the child's ring at
+ * once, so a stream of small tasks costs the child no sleep between
+ * them; the child runs them in order, the first unanswered one (the
+ * head) is the running one.  A long task keeps the depth at 1, so no
+ * task waits behind it while another worker is free.  When the child
+ * dies, the head fails and the requests behind it go to the next child.
+ */
 static void *proxy_main(void *arg)
 {
 	struct pworker *w = arg;
 	struct isola__proclane *l = w->lane;
 	bool ok = start_child(w, true);
 	struct ptask *pending = NULL;
+	struct ptask *flight[PIPELINE_DEPTH]; /* [0] is the head */
+	int n = 0;
+	bool closed = false;
 	for (;;) {
-		struct ptask *t = next_task(w, ok, &pending);
-		if (t == NULL)
-			break;
-		if (t->sent) { /* started by its submitter; the child has it */
-			if (!run_task(w, t)) {
-				drop_child(w);
-				ok = isola__load_acquire(&l->closing) == LANE_OPEN && start_child(w, false);
+		/* Fill the pipeline. */
+		while (!closed) {
+			/* Deeper only for short tasks with more queued than workers
+			 * (others are busy too: nothing waits behind a long task
+			 * while a worker idles, unless the task turns out long). */
+			int depth = w->last_ns < PIPELINE_NS && queue_depth(l->queue) >= (size_t)l->n
+					    ? PIPELINE_DEPTH : 1;
+			if (n >= depth || (n > 0 && !ok))
+				break;
+			struct ptask *t;
+			if (n == 0) {
+				t = next_task(w, ok, &pending);
+				if (t == NULL) {
+					closed = true;
+					break;
+				}
+			} else if (pending != NULL) {
+				t = pending;
+				pending = NULL;
+			} else if ((t = try_queued(l)) == NULL) {
+				break;
 			}
-			ptask_free(t);
+			if (!accept_task(w, t, &ok))
+				continue;
+			if (!t->sent && send_request(w, t, false) != 0) {
+				/* The child died under the send: it goes with the
+				 * others to the next child (the head fails below). */
+				flight[n++] = t;
+				break;
+			}
+			flight[n++] = t;
+			if (n == 1)
+				begin_head(w, t);
+		}
+		if (n == 0) {
+			if (closed)
+				break;
 			continue;
 		}
-		if (isola__load_acquire(&l->closing) == LANE_CANCEL) {
-			fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
-			ptask_free(t);
-			continue;
-		}
-		if (!ok) {
-			pthread_mutex_lock(&l->lock);
-			char *why = isola__strdup(l->why ? l->why : "no process worker");
-			pthread_mutex_unlock(&l->lock);
-			fail_task(t, ISOLA_ECRASHED, "isola.BrokenPool", why);
-			isola__free(why);
-			ptask_free(t);
-			/* Try again for the next task: what failed may pass (a
-			 * transient crash); a broken setup fails each task fast. */
-			if (isola__load_acquire(&l->closing) == LANE_OPEN)
-				ok = start_child(w, false);
-			continue;
-		}
-		if (!isola__future_start(t->f)) { /* cancelled while queued */
-			ptask_free(t);
-			continue;
-		}
-		if (!run_task(w, t)) {
+		bool alive = await_head(w);
+		isola__add_relaxed(&w->tasks_run, 1);
+		ptask_free(flight[0]);
+		memmove(flight, flight + 1, (size_t)(n - 1) * sizeof(flight[0]));
+		n--;
+		if (!alive) {
 			drop_child(w);
-			if (isola__load_acquire(&l->closing) == LANE_OPEN ||
-			    queue_depth(l->queue) > 0)
-				ok = start_child(w, false);
-			else
-				ok = false;
+			ok = (isola__load_acquire(&l->closing) == LANE_OPEN || n > 0 ||
+			      queue_depth(l->queue) > 0) && start_child(w, false);
+			/* Requests the dead child had not started: to the new one. */
+			for (int i = 0; i < n; i++) {
+				flight[i]->sent = false;
+				if (!ok || send_request(w, flight[i], false) != 0) {
+					for (int j = i; j < n; j++) {
+						fail_task(flight[j], ISOLA_ECRASHED, "isola.WorkerCrashed",
+							  "its process worker died before it ran, and no "
+							  "other could start");
+						ptask_free(flight[j]);
+					}
+					n = i;
+					break;
+				}
+			}
 		}
-		ptask_free(t);
+		if (n > 0)
+			begin_head(w, flight[0]);
 	}
 	/* Goodbye: the child leaves its loop and exits; after the grace it
 	 * is killed.  Reaped either way. */
@@ -897,6 +990,7 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 	for (int i = 0; i < l->n; i++) {
 		l->w[i].lane = l;
 		l->w[i].index = i;
+		l->w[i].last_ns = PIPELINE_NS; /* no pipelining before a short task */
 		pthread_mutex_init(&l->w[i].name_lock, NULL);
 		pthread_mutex_init(&l->w[i].ring_lock, NULL);
 		if (r == 0)
