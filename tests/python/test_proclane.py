@@ -26,6 +26,15 @@ except ImportError:
     HAVE_EXT = False
 
 
+def let_segfaults_kill():
+    # Under AddressSanitizer (scripts/test-sanitizers preloads it, and
+    # process workers inherit the environment) a SIGSEGV becomes ASan's
+    # report and an abort; the crash tests want the signal itself.
+    if "libasan" in os.environ.get("LD_PRELOAD", "") and \
+            "handle_segv=0" not in os.environ.get("ASAN_OPTIONS", ""):
+        os.environ["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":handle_segv=0"
+
+
 def lane_children(parent):
     """Live processes running isola._proc_worker for parent (argv's last
     item is the parent's pid), with their state letter."""
@@ -59,6 +68,7 @@ def wait_until(cond, limit=HANG):
 class ProcessLane(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        let_segfaults_kill()
         cls.pool = isola.Pool(1, processes=2, place={"proc_helpers": "process"})
 
     @classmethod
@@ -240,6 +250,7 @@ print(json.dumps({"ok": ok, "wrong": wrong, "crashed": crashed, "after": after,
 class Crashes(unittest.TestCase):
     def test_1000_tasks_of_which_50_kill_their_worker(self):
         import json
+        let_segfaults_kill()
         r = subprocess.run([sys.executable, "-c", CRASH_SCENARIO], capture_output=True,
                            text=True, timeout=300, env=dict(os.environ))
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
