@@ -6,9 +6,11 @@
  * flag, re-checks its condition and sleeps on the word only if the
  * condition still fails.  A waker publishes head or tail first, then
  * reads the flag; only a raised flag costs it a bump of the word and a
- * FUTEX_WAKE.  A full fence on each side (waiter: flag store before the
- * re-check; waker: head/tail store before the flag load) makes at least
- * one of them see the other (Dekker), so no wake-up is lost.  The futex
+ * FUTEX_WAKE.  Every access in that exchange (the waiter's flag store
+ * and re-check loads, the waker's head/tail/closed store and flag load)
+ * is seq_cst, so in their single total order at least one side sees the
+ * other (Dekker): no wake-up is lost.  (seq_cst operations rather than
+ * fences: ThreadSanitizer models the former only.)  The futex
  * ops are the shared (not FUTEX_PRIVATE) kind: the word lives in memory
  * two processes map.
  */
@@ -135,10 +137,9 @@ static void futex_wait_shared(uint32_t *addr, uint32_t v, int64_t ns)
 
 static void wake(uint32_t *seq, uint32_t *sleeping)
 {
-	/* Orders the caller's head/tail (or closed) store before the load of
-	 * the peer's sleeping flag; pairs with the fence in wait_for. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(sleeping, __ATOMIC_RELAXED)) {
+	/* Seq_cst: after the caller's seq_cst head/tail (or closed) store in
+	 * the total order; pairs with the waiter's flag store and re-check. */
+	if (__atomic_load_n(sleeping, __ATOMIC_SEQ_CST)) {
 		/* Release: the word changes after the data it announces. */
 		__atomic_add_fetch(seq, 1, __ATOMIC_RELEASE);
 		syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
@@ -171,10 +172,9 @@ static int wait_for(uint32_t *seq, uint32_t *sleeping, bool (*ready)(void *), vo
 	for (;;) {
 		/* Acquire: a bump seen here follows the data it announces. */
 		uint32_t v = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
-		__atomic_store_n(sleeping, 1, __ATOMIC_RELAXED);
-		/* Orders the flag store before the re-check of the condition;
-		 * pairs with the waker's fence (wake). */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		/* Seq_cst: before the (seq_cst) re-check of the condition;
+		 * pairs with the waker's store and flag load (wake). */
+		__atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
 		if (ready(rarg)) {
 			__atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
 			return 0;
@@ -205,9 +205,10 @@ static int wait_for(uint32_t *seq, uint32_t *sleeping, bool (*ready)(void *), vo
 static bool has_data(void *arg)
 {
 	struct ring *r = arg;
-	/* Acquire: the bytes before head (and the closed flag) are visible. */
-	return __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) != r->tail ||
-	       __atomic_load_n(&r->prod_closed, __ATOMIC_ACQUIRE);
+	/* Seq_cst (so acquire too): the bytes before head (and the closed
+	 * flag) are visible; and the sleeping protocol's re-check. */
+	return __atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != r->tail ||
+	       __atomic_load_n(&r->prod_closed, __ATOMIC_SEQ_CST);
 }
 
 struct room_arg {
@@ -218,9 +219,10 @@ struct room_arg {
 static bool has_room(void *arg)
 {
 	struct room_arg *a = arg;
-	/* Acquire: the consumer is done with the bytes before tail. */
-	return a->r->head - __atomic_load_n(&a->r->tail, __ATOMIC_ACQUIRE) < a->cap ||
-	       __atomic_load_n(&a->r->cons_closed, __ATOMIC_ACQUIRE);
+	/* Seq_cst (so acquire too): the consumer is done with the bytes
+	 * before tail; and the sleeping protocol's re-check. */
+	return a->r->head - __atomic_load_n(&a->r->tail, __ATOMIC_SEQ_CST) < a->cap ||
+	       __atomic_load_n(&a->r->cons_closed, __ATOMIC_SEQ_CST);
 }
 
 /* Copy n bytes in, waiting for room as needed. */
@@ -244,9 +246,9 @@ static int put(isola__procshm *s, int i, const unsigned char *src, size_t n,
 		size_t first = k < s->cap - at ? k : (size_t)(s->cap - at);
 		memcpy(data + at, src, first);
 		memcpy(data, src + first, k - first);
-		/* Release: the bytes above are written before the consumer
-		 * sees the new head. */
-		__atomic_store_n(&r->head, head + k, __ATOMIC_RELEASE);
+		/* Seq_cst (so release too): the bytes above are written before
+		 * the consumer sees the new head; then the flag load (wake). */
+		__atomic_store_n(&r->head, head + k, __ATOMIC_SEQ_CST);
 		wake(&r->data_seq, &r->data_sleep);
 		src += k;
 		n -= k;
@@ -274,9 +276,9 @@ static int take(isola__procshm *s, int i, unsigned char *dst, size_t n,
 		size_t first = k < s->cap - at ? k : (size_t)(s->cap - at);
 		memcpy(dst, data + at, first);
 		memcpy(dst + first, data, k - first);
-		/* Release: the bytes are copied out before the producer may
-		 * overwrite them. */
-		__atomic_store_n(&r->tail, tail + k, __ATOMIC_RELEASE);
+		/* Seq_cst (so release too): the bytes are copied out before the
+		 * producer may overwrite them; then the flag load (wake). */
+		__atomic_store_n(&r->tail, tail + k, __ATOMIC_SEQ_CST);
 		wake(&r->room_seq, &r->room_sleep);
 		dst += k;
 		n -= k;
@@ -342,9 +344,10 @@ void isola__procring_close(isola__procshm *s, int side)
 {
 	struct ring *out = &s->rings[side == ISOLA__PROC_PARENT ? 0 : 1];
 	struct ring *in = &s->rings[side == ISOLA__PROC_PARENT ? 1 : 0];
-	/* Release: what was written before the goodbye is read first. */
-	__atomic_store_n(&out->prod_closed, 1, __ATOMIC_RELEASE);
+	/* Seq_cst (so release too): what was written before the goodbye is
+	 * read first; then the flag loads (wake). */
+	__atomic_store_n(&out->prod_closed, 1, __ATOMIC_SEQ_CST);
 	wake(&out->data_seq, &out->data_sleep);
-	__atomic_store_n(&in->cons_closed, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&in->cons_closed, 1, __ATOMIC_SEQ_CST);
 	wake(&in->room_seq, &in->room_sleep);
 }
