@@ -180,14 +180,19 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 		struct iovec *v;
 		uint64_t *lens;
 		size_t nv, total;
+		/* Held from here: the proxy unmaps the region (drop_child) only
+		 * under it, and a proxy leaving at shutdown may not have seen
+		 * this claim (then shm is NULL, or direct is closed). */
+		pthread_mutex_lock(&w->ring_lock);
 		t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
-		bool fits = request_iov(t, &h, &v, &lens, &nv, &total) == 0;
+		bool fits = w->shm != NULL && request_iov(t, &h, &v, &lens, &nv, &total) == 0;
 		if (fits) {
 			isola__free(v);
 			isola__free(lens);
 			fits = total <= isola__procring_room(w->shm, ISOLA__PROC_PARENT);
 		}
 		if (!fits || !isola__future_start(t->f)) {
+			pthread_mutex_unlock(&w->ring_lock);
 			/* Release: give the claim back (the proxy polls it while it
 			 * waits for a hand-off that will not come). */
 			__atomic_store_n(&w->idle, 1, __ATOMIC_RELEASE);
@@ -197,7 +202,6 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 		isola_msg m;
 		isola_msg_init(&m);
 		isola_msg_set_bytes(&m, &t, sizeof(t));
-		pthread_mutex_lock(&w->ring_lock);
 		/* First the proxy learns of t (so it waits for t's reply, and
 		 * gives the region up only after it), then the request. */
 		int r = isola_channel_send(w->direct, &m, 0);
