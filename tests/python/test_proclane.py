@@ -292,6 +292,54 @@ class Lifecycle(unittest.TestCase):
         self.assertTrue(f.cancelled() and g.cancelled())
         self.assertEqual(lane_children(os.getpid()), {}, "no child left, not even a zombie")
 
+    def test_a_task_deaf_to_interrupts_is_killed_after_the_grace(self):
+        with isola.Pool(1, processes=1, stop_grace=0.3) as pool:
+            first = pool.apply(h.pid, lane="process").result(HANG)
+            f = pool.apply(h.deaf_sleep, (600,), lane="process")
+            self.assertTrue(wait_until(f.running))
+            time.sleep(0.2)  # let it ignore SIGINT
+            f.interrupt()
+            with self.assertRaises(cf.CancelledError):
+                f.result(HANG)
+            with self.assertRaises(TimeoutError):
+                pool.apply(h.deaf_sleep, (600,), timeout=0.5, lane="process").result(HANG)
+            second = pool.apply(h.pid, lane="process").result(HANG)
+            self.assertNotEqual(first, second, "replaced")
+            self.assertEqual(pool.stats()["processes"]["workers"][0]["crashes"], 0,
+                             "a kill the pool asked for is not a crash")
+
+    def test_ctrl_c_in_the_parent_stops_its_process_workers(self):
+        p = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+            import time, isola, proc_helpers
+            with isola.Pool(1, processes=1, stop_grace=0.5) as pool:
+                f = pool.apply(proc_helpers.sleep, (600,), lane="process")
+                while not f.running():
+                    time.sleep(0.01)
+                print(pool.stats()["processes"]["workers"][0]["pid"], flush=True)
+                f.result()
+        """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ))
+        try:
+            child = int(p.stdout.readline())
+            time.sleep(0.1)
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=HANG)
+            self.assertIn("KeyboardInterrupt", err)
+            self.assertFalse(os.path.exists(f"/proc/{child}") and
+                             lane_children(p.pid).get(child) not in (None, "Z"))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+    def test_frozen_values_are_copied_to_process_workers(self):
+        with isola.Pool(1, processes=1) as pool:
+            v = isola.freeze({"k": [1, 2, 3], "x": "y"})
+            self.assertEqual(pool.apply(h.thawed, (v,), lane="process").result(HANG),
+                             ("dict", 2, 2))
+            with self.assertRaises(TypeError):
+                pool.apply(h.echo, (isola.share(b"x" * 100),), lane="process")
+
     def test_functions_of_the_main_script_run_in_processes(self):
         import tempfile
         with tempfile.TemporaryDirectory() as d:
