@@ -1011,18 +1011,19 @@ static uint32_t slot_count(uint32_t n)
 	return (uint32_t)cap;
 }
 
-/* FROZEN_MAP: [u32 n][u32 cap][cap x u32 slot: a key's offset, or 0]
- * [key value key value... in insertion order]; linear probing from
- * hash & (cap - 1), with Python's hash of the key (cut to 32 bits).  No
- * hash is stored: a probe compares the key itself (str keys by their
- * UTF-8 bytes), which keeps the index at 4 bytes per slot. */
+/* FROZEN_MAP: [u32 n][u32 cap][u32 seed][u32 maxd][cap x u32 slot: a
+ * key's offset, or 0][key value key value... in insertion order].  The
+ * slots are an open-addressing index over a mixed hash (frozen_index.c:
+ * Robin Hood insertion, a seed, maxd the longest displacement).  No hash
+ * is stored: a probe compares the key itself (str and int keys by their
+ * bytes), which keeps the index at 4 bytes per slot. */
 static int enc_frozen_map(enc *e, PyObject *d)
 {
 	Py_ssize_t n = PyDict_GET_SIZE(d);
 	if ((uint64_t)n > UINT32_MAX / 16)
 		return frozen_too_big(e, d);
 	uint32_t n32 = (uint32_t)n, cap = slot_count(n32);
-	size_t at, slots;
+	size_t at, head, slots;
 	if (push(e, d, F_VALUE) < 0 || ext_begin(e, ISOLA_EXT_FROZEN_MAP, &at) < 0)
 		return -1;
 	size_t payload = at + ISOLA__FROZEN_HDR;
@@ -1030,9 +1031,11 @@ static int enc_frozen_map(enc *e, PyObject *d)
 	 * grows in one allocation (mapped, and remapped if it grows on) and
 	 * leaves no chunk of every size in between behind in the heap (it
 	 * did: 8 MiB of slack after freezing a million entries). */
-	if (wbuf_ensure(&e->buf, e->buf.len + 8 + 4 * (size_t)cap + 32 * (size_t)n) < 0)
+	if (wbuf_ensure(&e->buf, e->buf.len + ISOLA__FROZEN_MAP_HEAD + 4 * (size_t)cap +
+					 32 * (size_t)n) < 0)
 		return write_failed(e);
-	if (put(e, &n32, 4) < 0 || put(e, &cap, 4) < 0 || reserve(e, 4 * (size_t)cap, &slots) < 0)
+	if (put(e, &n32, 4) < 0 || put(e, &cap, 4) < 0 || reserve(e, 8, &head) < 0 ||
+	    reserve(e, 4 * (size_t)cap, &slots) < 0)
 		return -1;
 
 	Py_ssize_t pos = 0, i = 0;
@@ -1052,31 +1055,47 @@ static int enc_frozen_map(enc *e, PyObject *d)
 	}
 	if (e->buf.len - payload > UINT32_MAX)
 		return frozen_too_big(e, d);
-	/* The slots, now that the buffer no longer moves, in a pass of their
-	 * own (random writes into the table interleaved with the entries'
-	 * sequential ones cost 30 ms more for a million): each holds its
-	 * key's offset (never 0: keys follow the slots).  The keys' hashes
-	 * again (cached by str; freezable keys' hashes have no side effect),
-	 * their offsets by walking the entries just written. */
-	const unsigned char *base = (const unsigned char *)e->buf.data + payload;
-	const unsigned char *cur = base + 8 + 4 * (size_t)cap, *end = base + (e->buf.len - payload);
-	unsigned char *slot = (unsigned char *)e->buf.data + slots;
-	for (pos = 0; PyDict_Next(d, &pos, &k, &v);) {
-		Py_hash_t h = PyObject_Hash(k);
-		const unsigned char *next = cur ? isola__skip_value(cur, end, 0) : NULL;
-		next = next ? isola__skip_value(next, end, 0) : NULL;
-		if (h == -1 || next == NULL) {
-			if (h != -1)
-				PyErr_SetString(PyExc_SystemError, "freeze: an entry could not be walked");
-			return -1;
-		}
-		uint32_t off = (uint32_t)(cur - base);
-		uint32_t s = (uint32_t)h & (cap - 1);
-		while (isola__rd32(slot + 4 * (size_t)s) != 0)
-			s = (s + 1) & (cap - 1);
-		memcpy(slot + 4 * (size_t)s, &off, 4);
-		cur = next;
+	/* The index, now that the buffer no longer moves, in a pass of its
+	 * own: the keys' hashes again (cached by str; freezable keys' hashes
+	 * have no side effect), their offsets by walking the entries just
+	 * written (never 0: keys follow the slots). */
+	uint64_t *hashes = isola__malloc((size_t)n * sizeof(*hashes) + 1);
+	uint32_t *offsets = isola__malloc((size_t)n * sizeof(*offsets) + 1);
+	if (hashes == NULL || offsets == NULL) {
+		isola__free(hashes);
+		isola__free(offsets);
+		PyErr_NoMemory();
+		return -1;
 	}
+	const unsigned char *base = (const unsigned char *)e->buf.data + payload;
+	const unsigned char *cur = base + ISOLA__FROZEN_MAP_HEAD + 4 * (size_t)cap;
+	const unsigned char *end = base + (e->buf.len - payload);
+	int r = 0;
+	for (pos = 0, i = 0; r == 0 && PyDict_Next(d, &pos, &k, &v); i++) {
+		const unsigned char *next = isola__skip_value(cur, end, 0);
+		next = next ? isola__skip_value(next, end, 0) : NULL;
+		if (isola__frozen_key_hash(k, &hashes[i]) < 0) {
+			r = -1;
+		} else if (next == NULL) {
+			PyErr_SetString(PyExc_SystemError, "freeze: an entry could not be walked");
+			r = -1;
+		} else {
+			offsets[i] = (uint32_t)(cur - base);
+			cur = next;
+		}
+	}
+	uint32_t seed = 0, maxd = 0;
+	if (r == 0 && isola__frozen_index_build((unsigned char *)e->buf.data + slots, cap, hashes,
+						offsets, n32, &seed, &maxd) != 0) {
+		PyErr_NoMemory();
+		r = -1;
+	}
+	isola__free(hashes);
+	isola__free(offsets);
+	if (r < 0)
+		return -1;
+	memcpy(e->buf.data + head, &seed, 4);
+	memcpy(e->buf.data + head + 4, &maxd, 4);
 	ext_end(e, at);
 	pop(e);
 	return 0;
