@@ -606,6 +606,37 @@ static long long days_from_civil(long long y, unsigned m, unsigned d)
 	return era * 146097 + (long long)doe - 719468;
 }
 
+/* The IANA key of tz when it is a zoneinfo.ZoneInfo made from one (a
+ * new reference in *key): 1; 0 for any other tzinfo (or a ZoneInfo
+ * from a file, which has no key); -1 on error. */
+static int zone_key(PyObject *tz, PyObject **key)
+{
+	*key = NULL;
+	/* zoneinfo is imported wherever a ZoneInfo exists: no import here */
+	PyObject *name = PyUnicode_FromString("zoneinfo");
+	PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+	Py_XDECREF(name);
+	if (mod == NULL)
+		return PyErr_Occurred() ? -1 : 0;
+	PyObject *type = PyObject_GetAttrString(mod, "ZoneInfo");
+	Py_DECREF(mod);
+	if (type == NULL)
+		return -1;
+	int is_zone = (PyObject *)Py_TYPE(tz) == type;
+	Py_DECREF(type);
+	if (!is_zone)
+		return 0;
+	PyObject *k = PyObject_GetAttrString(tz, "key");
+	if (k == NULL)
+		return -1;
+	if (!PyUnicode_CheckExact(k)) { /* ZoneInfo.from_file: None */
+		Py_DECREF(k);
+		return 0;
+	}
+	*key = k;
+	return 1;
+}
+
 static int enc_datetime_kind(enc *e, PyObject *obj)
 {
 	static const char *const date_f[] = { "year", "month", "day" };
@@ -623,9 +654,13 @@ static int enc_datetime_kind(enc *e, PyObject *obj)
 		int utc = tz == st->dt_utc;
 		int other_tz = tz != Py_None && !utc &&
 			       Py_TYPE(tz) != (PyTypeObject *)st->dt_timezone;
+		PyObject *key = NULL; /* a zoneinfo.ZoneInfo's key: travels as such */
+		int zone = other_tz ? zone_key(tz, &key) : 0;
 		Py_DECREF(tz);
-		if (other_tz)
-			return 1; /* zoneinfo etc.: not exactly representable */
+		if (zone < 0)
+			return -1;
+		if (other_tz && !zone)
+			return 1; /* pytz, dateutil, ...: not exactly representable */
 		if (utc) {
 			/* msgpack timestamp 96: uint32 ns, int64 seconds */
 			long long v[7];
@@ -644,15 +679,20 @@ static int enc_datetime_kind(enc *e, PyObject *obj)
 			PK(msgpack_pack_ext_body(&e->pk, b, 12));
 			return 0;
 		}
-		if (ext_begin(e, ISOLA_EXT_DATETIME, &at) < 0)
-			return -1;
-		PK(msgpack_pack_array(&e->pk, 9));
-		if (pack_attrs(e, obj, dt_f, 7) < 0 || pack_offset(e, obj) < 0)
-			return -1;
 		long long fold;
-		if (get_ll(obj, "fold", &fold) < 0)
+		int r = ext_begin(e, ISOLA_EXT_DATETIME, &at);
+		if (r == 0 && msgpack_pack_array(&e->pk, key ? 10 : 9) != 0)
+			r = write_failed(e);
+		if (r == 0 && (pack_attrs(e, obj, dt_f, 7) < 0 || pack_offset(e, obj) < 0 ||
+			       get_ll(obj, "fold", &fold) < 0))
+			r = -1;
+		if (r == 0 && msgpack_pack_long_long(&e->pk, fold) != 0)
+			r = write_failed(e);
+		if (r == 0 && key != NULL)
+			r = enc_str(e, key);
+		Py_XDECREF(key);
+		if (r < 0)
 			return -1;
-		PK(msgpack_pack_long_long(&e->pk, fold));
 	} else if (t == st->dt_date) {
 		if (ext_begin(e, ISOLA_EXT_DATE, &at) < 0)
 			return -1;
@@ -1145,6 +1185,15 @@ static int enc_frozen_obj(enc *e, PyObject *obj)
 	int r = enc_datetime_kind(e, obj);
 	if (r <= 0)
 		return r;
+	if ((PyObject *)t == e->st->dt_datetime)
+		return fail_at(e, PyExc_TypeError, obj,
+			       "cannot be frozen with this tzinfo (naive datetimes can, and those "
+			       "whose tzinfo is a datetime.timezone or a zoneinfo.ZoneInfo made "
+			       "from a key)");
+	if ((PyObject *)t == e->st->dt_time)
+		return fail_at(e, PyExc_TypeError, obj,
+			       "cannot be frozen with this tzinfo (naive times can, and those "
+			       "whose tzinfo is a datetime.timezone)");
 	return fail_at(e, PyExc_TypeError, obj,
 		       "cannot be frozen (None, bool, int, float, complex, str, bytes, "
 		       "tuple, list, dict, set/frozenset and datetime types can)");

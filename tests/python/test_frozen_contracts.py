@@ -1,6 +1,10 @@
 """Frozen values at their edges (issue #30): names with a NUL byte,
 keys whose hashes cluster, NaN keys, time zones."""
+import datetime
+import math
+import pickle
 import unittest
+import zoneinfo
 
 import isola
 
@@ -16,6 +20,93 @@ class Names(unittest.TestCase):
         self.assertEqual(isola.lookup("test_contracts.config")["v"], 1)
         with self.assertRaises(KeyError):
             isola.lookup("test_contracts.conf")
+
+
+class NaNKeys(unittest.TestCase):
+    """A NaN key behaves as it does in its dict (identity first): a dict
+    finds its NaN key by identity; a frozen mapping has no identity to
+    keep (each read makes a new float), so a NaN is found by its bits.
+    Before: m[nan] KeyError even with the same object, dict(m) KeyError,
+    m != source."""
+
+    def test_a_nan_key_is_found_and_compares_equal(self):
+        nan = float("nan")
+        cnan = complex(nan, 1.0)
+        src = {nan: "float", cnan: "complex", "k": 1}
+        m = isola.freeze(src)
+        self.assertEqual(m[nan], "float")
+        self.assertEqual(m[cnan], "complex")
+        self.assertIn(nan, m)
+        self.assertEqual(m.get(nan), "float")
+        copy = dict(m)  # keys read out are new NaN objects
+        self.assertEqual(len(copy), 3)
+        self.assertEqual(sorted(map(str, copy.values())), ["1", "complex", "float"])
+        self.assertTrue(m == src)
+        self.assertFalse(m != src)
+        self.assertTrue(src == m)
+        self.assertEqual(m, isola.freeze(src))  # another image
+        self.assertEqual(isola.thaw(m)["k"], 1)
+        # every key read out finds its own entry
+        for k in m:
+            self.assertIs(type(m[k]), str if isinstance(k, (float, complex)) else int)
+        # a NaN key is not an ordinary float: 0.0 and inf are still absent
+        for absent in (0.0, math.inf, complex(1.0, nan)):
+            self.assertNotIn(absent, m)
+        self.assertNotIn(nan, isola.freeze({1.0: 1}))
+
+    def test_nan_values_and_items_compare_equal_to_their_source(self):
+        nan = float("nan")
+        self.assertEqual(isola.freeze({"a": nan}), {"a": nan})
+        self.assertEqual(isola.freeze([1, nan]), [1, nan])
+        self.assertIn(nan, isola.freeze([nan]))
+        self.assertEqual(isola.freeze([nan]).index(nan), 0)
+        self.assertNotEqual(isola.freeze({"a": nan}), {"a": 1.0})
+
+
+class TimeZones(unittest.TestCase):
+    """A datetime whose tzinfo is a zoneinfo.ZoneInfo made from a key is
+    frozen (and travels) with that key.  Before: "datetime.datetime
+    cannot be frozen"."""
+
+    def test_a_zoneinfo_datetime_is_frozen_with_its_zone(self):
+        paris = zoneinfo.ZoneInfo("Europe/Paris")
+        # the second 02:30 of the night the clocks go back (fold=1)
+        dt = datetime.datetime(2024, 10, 27, 2, 30, tzinfo=paris, fold=1)
+        m = isola.freeze({"when": dt, dt: "as a key", "list": [dt]})
+        got = m["when"]
+        self.assertEqual(got, dt)
+        self.assertIs(got.tzinfo, paris)  # zoneinfo's cache: the same zone
+        self.assertEqual(got.fold, 1)
+        self.assertEqual(got.utcoffset(), datetime.timedelta(hours=1))
+        self.assertEqual(m[dt], "as a key")
+        self.assertEqual(m["list"][0], dt)
+        self.assertEqual(isola.loads(isola.dumps(dt)), dt)  # no pickle needed
+        ch = isola.Channel(allow_pickle=False)
+        ch.send(dt)
+        self.assertEqual(ch.recv().tzinfo, paris)
+
+    def test_other_tzinfos_are_refused_by_name(self):
+        class Custom(datetime.tzinfo):
+            def utcoffset(self, dt):
+                return datetime.timedelta(hours=2)
+
+        with open("/usr/share/zoneinfo/UTC", "rb") as f:
+            from_file = zoneinfo.ZoneInfo.from_file(f)  # no key
+        for tz in (Custom(), from_file):
+            with self.subTest(tz=tz):
+                with self.assertRaisesRegex(TypeError, "zoneinfo.ZoneInfo made from a key"):
+                    isola.freeze({"k": datetime.datetime(2024, 1, 1, tzinfo=tz)})
+        with self.assertRaisesRegex(TypeError, "tzinfo"):
+            isola.freeze(datetime.time(1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")))
+        fixed = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=3)))
+        self.assertEqual(isola.freeze([fixed])[0], fixed)
+
+    def test_a_bad_zone_key_in_a_message_is_a_decode_error(self):
+        dt = datetime.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC"))
+        data = isola.dumps(dt)
+        bad = data.replace(b"UTC", b"XYZ")
+        with self.assertRaisesRegex(ValueError, "unknown time zone key"):
+            isola.loads(bad)
 
 
 if __name__ == "__main__":
