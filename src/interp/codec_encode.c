@@ -103,6 +103,15 @@ typedef struct enc {
 	const char *root; /* name of the top object in paths */
 	int code;         /* ISOLA_E* of the failure, when known */
 	int freeze;       /* writing a frozen image (isola.freeze) */
+	/* References that could be written inline instead (blobs, Buffers,
+	 * frozen images), against a channel that cannot: at most
+	 * inline_budget of them are attached; a channel finding no slot
+	 * while some are sets retry, and isola__encode writes the message
+	 * again with a smaller budget, so the order of a message's channels
+	 * and blobs never decides whether it can be sent. */
+	int inline_budget;
+	int inline_refs;
+	int retry;
 	/* The path of containers being encoded: inline for the usual shallow
 	 * objects, on the heap only past 16 levels, so an encode allocates
 	 * nothing of its own (the encoder lives on the caller's stack). */
@@ -464,6 +473,14 @@ static int enc_str(enc *e, PyObject *obj)
 	return r != 0 ? write_failed(e) : 0;
 }
 
+/* Whether a reference that could also be written inline (a blob, a
+ * Buffer, a frozen image) may take a slot of the message. */
+static int inline_ref_fits(const enc *e)
+{
+	return e->msg != NULL && e->o->allow_refs &&
+	       isola__msg_nrefs(e->msg) < ISOLA_MSG_MAX_REFS && e->inline_refs < e->inline_budget;
+}
+
 /* A reference to blob (the message takes its own reference). */
 static int enc_blob_ref(enc *e, PyObject *obj, isola_blob *blob)
 {
@@ -477,6 +494,7 @@ static int enc_blob_ref(enc *e, PyObject *obj, isola_blob *blob)
 			       "is one reference too many: a message carries at most 8 blobs/channels");
 	if (r != 0)
 		return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
+	e->inline_refs++;
 	unsigned char idx = (unsigned char)index;
 	PK(msgpack_pack_ext(&e->pk, 1, ISOLA_EXT_BLOB));
 	PK(msgpack_pack_ext_body(&e->pk, &idx, 1));
@@ -490,8 +508,7 @@ static int enc_bytes_like(enc *e, PyObject *obj, const void *data, size_t len,
 	/* Large: a zero-copy blob, unless the message has no reference slot
 	 * left (a chunk of many large results): then copied inline, since
 	 * how isola batches results must never make them fail. */
-	if (len >= e->o->blob_threshold && e->msg != NULL && e->o->allow_refs &&
-	    isola__msg_nrefs(e->msg) < ISOLA_MSG_MAX_REFS) {
+	if (len >= e->o->blob_threshold && inline_ref_fits(e)) {
 		isola_blob *blob = NULL;
 		int r = immutable ? isola__owner_blob(e->st->owner, obj, data, len, &blob)
 				  : isola_blob_create(data, len, &blob);
@@ -814,15 +831,17 @@ static int enc_or_repr(enc *e, PyObject *obj)
 	size_t mark = e->buf.len;
 	int depth = e->depth;
 	size_t refs = e->msg ? isola__msg_nrefs(e->msg) : 0;
+	int inline_refs = e->inline_refs;
 	if (enc_obj(e, obj) == 0)
 		return 0;
-	if (!PyErr_ExceptionMatches(PyExc_Exception))
-		return -1;
+	if (e->retry || !PyErr_ExceptionMatches(PyExc_Exception))
+		return -1; /* an interrupt, or the whole message is written again */
 	PyObject *why = PyErr_GetRaisedException();
 	e->buf.len = mark;
 	e->depth = depth; /* frames pushed by the failed walk */
 	if (e->msg)
 		isola__msg_drop_refs(e->msg, refs);
+	e->inline_refs = inline_refs;
 	PyObject *rep = PyObject_Repr(obj);
 	if (rep == NULL) {
 		/* No repr either (a list nested too deeply for repr, say):
@@ -1206,8 +1225,7 @@ static int enc_frozen_ref(enc *e, PyObject *obj)
 	isola__frozen_obj *f = (isola__frozen_obj *)obj;
 	size_t offset;
 	isola_blob *image = isola__frozen_blob(f, &offset);
-	if (e->msg == NULL || !e->o->allow_refs || isola__msg_nrefs(e->msg) >= ISOLA_MSG_MAX_REFS ||
-	    !isola__frozen_whole(f) || offset > UINT32_MAX) {
+	if (!inline_ref_fits(e) || !isola__frozen_whole(f) || offset > UINT32_MAX) {
 		PyObject *plain = isola__thaw(e->st, obj);
 		if (plain == NULL)
 			return -1;
@@ -1226,6 +1244,7 @@ static int enc_frozen_ref(enc *e, PyObject *obj)
 	}
 	if (index == nrefs && isola_msg_attach_blob(e->msg, image) != 0)
 		return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
+	e->inline_refs += index == nrefs;
 	unsigned char ref[5] = { (unsigned char)index, (unsigned char)(offset >> 24),
 				 (unsigned char)(offset >> 16), (unsigned char)(offset >> 8),
 				 (unsigned char)offset };
@@ -1289,7 +1308,7 @@ static int enc_obj(enc *e, PyObject *obj)
 		isola__buffer_obj *b = (isola__buffer_obj *)obj;
 		/* No reference slot left (many shared results in one chunk):
 		 * its bytes, copied, rather than a failure. */
-		if (e->msg != NULL && e->o->allow_refs && isola__msg_nrefs(e->msg) >= ISOLA_MSG_MAX_REFS) {
+		if (e->msg != NULL && e->o->allow_refs && !inline_ref_fits(e)) {
 			PK(msgpack_pack_bin(&e->pk, (size_t)b->len));
 			PK(msgpack_pack_bin_body(&e->pk, b->data, (size_t)b->len));
 			return 0;
@@ -1302,9 +1321,19 @@ static int enc_obj(enc *e, PyObject *obj)
 				       "can only travel through a channel, not as bytes");
 		size_t index = isola__msg_nrefs(e->msg);
 		int r = isola_msg_attach_channel(e->msg, ((isola__channel_obj *)obj)->ch);
-		if (r != 0)
+		if (r == ISOLA_ELIMIT && e->inline_refs > 0) {
+			/* blobs took the slots: write the message again, with
+			 * one blob fewer attached (copied inline instead) */
+			e->retry = 1;
+			e->inline_budget = e->inline_refs - 1;
+		}
+		if (r == ISOLA_ELIMIT)
 			return fail_at(e, PyExc_ValueError, obj,
-				       "is one reference too many: a message carries at most 8 blobs/channels");
+				       "is one reference too many: a message carries at most 8 "
+				       "channels (and blobs, which are copied inline to make room "
+				       "for channels)");
+		if (r != 0)
+			return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
 		unsigned char idx = (unsigned char)index;
 		PK(msgpack_pack_ext(&e->pk, 1, ISOLA_EXT_CHANNEL));
 		PK(msgpack_pack_ext_body(&e->pk, &idx, 1));
@@ -1326,8 +1355,11 @@ static int enc_obj(enc *e, PyObject *obj)
 }
 
 static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts *o,
-		       isola_msg *msg, enc *e, int freeze)
+		       isola_msg *msg, enc *e, int freeze, int inline_budget)
 {
+	e->inline_budget = inline_budget;
+	e->inline_refs = 0;
+	e->retry = 0;
 	e->st = st;
 	e->o = o;
 	e->msg = msg;
@@ -1363,7 +1395,14 @@ int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 {
 	enc stack_enc, *e = &stack_enc;
 	isola_msg_init(out);
-	int r = encode_into(st, obj, o, out, e, 0);
+	int r = encode_into(st, obj, o, out, e, 0, ISOLA_MSG_MAX_REFS);
+	while (r != 0 && e->retry) { /* a channel found blobs in every slot */
+		int budget = e->inline_budget;
+		PyErr_Clear();
+		encode_done(e);
+		isola_msg_clear(out);
+		r = encode_into(st, obj, o, out, e, 0, budget);
+	}
 	if (r == 0) {
 		if (e->buf.len <= ISOLA_MSG_INLINE) {
 			r = isola_msg_set_bytes(out, e->buf.data, e->buf.len);
@@ -1392,7 +1431,7 @@ PyObject *isola__encode_bytes(isola__state *st, PyObject *obj, const isola__code
 {
 	enc stack_enc, *e = &stack_enc;
 	PyObject *r = NULL;
-	if (encode_into(st, obj, o, NULL, e, 0) == 0)
+	if (encode_into(st, obj, o, NULL, e, 0, 0) == 0)
 		r = PyBytes_FromStringAndSize(e->buf.data, (Py_ssize_t)e->buf.len);
 	encode_done(e);
 	return r;
@@ -1409,7 +1448,7 @@ int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out)
 	};
 	enc stack_enc, *e = &stack_enc;
 	*out = NULL;
-	int r = encode_into(st, obj, &frozen_opts, NULL, e, 1);
+	int r = encode_into(st, obj, &frozen_opts, NULL, e, 1, 0);
 	if (r == 0) {
 		size_t len = e->buf.len;
 		char *data;

@@ -109,6 +109,62 @@ class TimeZones(unittest.TestCase):
             isola.loads(bad)
 
 
+class ReferenceSlots(unittest.TestCase):
+    """A message has 8 reference slots.  Blobs (large bytes, Buffers,
+    frozen values) can be copied inline when none is left; channels
+    cannot.  Before: eight blobs then a channel was refused while the
+    channel then eight blobs was accepted."""
+
+    def _round_trip(self, value):
+        ch = isola.Channel()
+        ch.send(value)
+        return ch.recv()
+
+    def test_the_order_of_blobs_and_channels_does_not_matter(self):
+        chan = isola.Channel()
+        big = [bytes([i]) * (isola.BLOB_THRESHOLD + i) for i in range(8)]
+        shared = [isola.share(bytes([i]) * 100) for i in range(8)]
+        frozen = [isola.freeze({"i": i}) for i in range(8)]
+        for name, blobs in (("large bytes", big), ("Buffers", shared), ("frozen", frozen)):
+            for order in ("blobs first", "channel first", "channels between"):
+                with self.subTest(name, order=order):
+                    if order == "blobs first":
+                        value = blobs + [chan, chan]
+                    elif order == "channel first":
+                        value = [chan] + blobs + [chan]
+                    else:
+                        value = blobs[:3] + [chan] + blobs[3:] + [chan]
+                    got = self._round_trip(value)
+                    self.assertEqual(len(got), 10)
+                    self.assertEqual([bytes(x) if isinstance(x, isola.Buffer) else x
+                                      for x in got if not isinstance(x, isola.Channel)],
+                                     [bytes(x) if isinstance(x, isola.Buffer) else x
+                                      for x in blobs])
+                    chans = [x for x in got if isinstance(x, isola.Channel)]
+                    self.assertEqual(len(chans), 2)
+                    chans[0].send("ping")
+                    self.assertEqual(chan.recv(), "ping")
+
+    def test_eight_channels_fit_and_a_ninth_is_refused_whatever_the_blobs(self):
+        chans = [isola.Channel() for _ in range(9)]
+        blob = b"x" * isola.BLOB_THRESHOLD
+        got = self._round_trip([blob] * 3 + chans[:8] + [blob])
+        self.assertEqual(got[0], blob)
+        self.assertEqual(got[-1], blob)
+        for value in ([blob] * 3 + chans, chans + [blob]):
+            with self.assertRaisesRegex(ValueError, "at most 8"):
+                isola.Channel().send(value)
+
+    def test_a_channel_in_an_exception_after_blobs(self):
+        # exception args are written best-effort (repr when they cannot
+        # travel): the channel still gets a slot, not a repr
+        chan = isola.Channel()
+        big = [bytes([i]) * isola.BLOB_THRESHOLD for i in range(8)]
+        got = self._round_trip([big, RuntimeError(chan)])
+        self.assertIsInstance(got[1].args[0], isola.Channel)
+        self.assertEqual(got[0], big)
+
+
 if __name__ == "__main__":
     unittest.main()
 
