@@ -57,9 +57,11 @@ def main():
         random.Random(2).shuffle(order)
         tf = med(lambda: lookups(m, order)) / N * 1e9
         td = med(lambda: lookups(d, order)) / N * 1e9
-        s = m._index_stats()
+        stats = getattr(m, "_index_stats", None)  # absent before #30.8
+        s = stats() if stats else {"max_displacement": "-", "mean_displacement": float("nan")}
         print(f"{name:<18} {freeze * 1e3:>10.1f} {build * 1e3:>8.1f} {tf:>10.0f} {td:>8.0f} "
-              f"{tf / td:>6.2f} {s['max_displacement']:>6} {s['mean_displacement']:>7.2f}")
+              f"{tf / td:>6.2f} {s['max_displacement']:>6} {s['mean_displacement']:>7.2f}",
+              flush=True)
 
 
 if __name__ == "__main__":
