@@ -355,7 +355,10 @@ static PyObject *dec_datetime_kind(dec *d, const unsigned char *at, int8_t type,
 	}
 	PyObject *tz = zone_key ? make_zone(zone_key) : make_tz(st, PyList_GET_ITEM(l, want - 2));
 	if (tz == NULL) {
-		derr(d, at, zone_key ? "unknown time zone key" : "invalid UTC offset");
+		if (zone_key != NULL)
+			derr(d, at, "unknown time zone key (zoneinfo.ZoneInfo(key) failed)");
+		else
+			derr(d, at, "invalid UTC offset");
 		goto done;
 	}
 	PyObject *args = PyList_GetSlice(l, 0, nint);

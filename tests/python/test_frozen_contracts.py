@@ -4,9 +4,13 @@ import datetime
 import math
 import pickle
 import unittest
-import zoneinfo
 
 import isola
+
+try:
+    import zoneinfo
+except (ImportError, AttributeError):  # 3.12 sub-interpreters: _zoneinfo needs the C datetime
+    zoneinfo = None
 
 
 class Names(unittest.TestCase):
@@ -63,6 +67,7 @@ class NaNKeys(unittest.TestCase):
         self.assertNotEqual(isola.freeze({"a": nan}), {"a": 1.0})
 
 
+@unittest.skipIf(zoneinfo is None, "zoneinfo cannot be imported in this interpreter")
 class TimeZones(unittest.TestCase):
     """A datetime whose tzinfo is a zoneinfo.ZoneInfo made from a key is
     frozen (and travels) with that key.  Before: "datetime.datetime
