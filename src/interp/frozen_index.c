@@ -53,11 +53,11 @@ static int nan_bits(PyObject *obj, uint64_t *a, uint64_t *b)
 		*b = 0;
 		return isnan(v);
 	}
-	if (PyComplex_Check(obj)) {
-		Py_complex c = PyComplex_AsCComplex(obj);
-		*a = bits_of(c.real);
-		*b = bits_of(c.imag);
-		return isnan(c.real) || isnan(c.imag);
+	if (PyComplex_Check(obj)) { /* its own parts: no __complex__ call */
+		double re = PyComplex_RealAsDouble(obj), im = PyComplex_ImagAsDouble(obj);
+		*a = bits_of(re);
+		*b = bits_of(im);
+		return isnan(re) || isnan(im);
 	}
 	return 0;
 }
