@@ -103,6 +103,12 @@ int isola__frozen_key_hash(PyObject *key, uint64_t *out);
  * (what identity is to a dict).  1, 0, or -1 with an exception. */
 int isola__frozen_same(PyObject *a, PyObject *b);
 
+/* What stands for a key or item (a tuple: each of its items) in a
+ * FrozenMap's or FrozenSeq's hash: itself, or for a NaN a tuple of its
+ * bits, so that views equal by isola__frozen_same hash alike (Python
+ * hashes a NaN by its address).  A new reference, or NULL. */
+PyObject *isola__frozen_hashable(PyObject *obj);
+
 /* A key's home slot: its hash mixed with the image's seed (murmur3's
  * fmix64), masked to the table. */
 static inline uint32_t isola__frozen_home(uint64_t hash, uint32_t seed, uint32_t mask)

@@ -90,6 +90,27 @@ int isola__frozen_same(PyObject *a, PyObject *b)
 	return PyObject_RichCompareBool(a, b, Py_EQ);
 }
 
+PyObject *isola__frozen_hashable(PyObject *obj)
+{
+	uint64_t a, b;
+	if (PyTuple_CheckExact(obj)) { /* an item (key, value) */
+		Py_ssize_t n = PyTuple_GET_SIZE(obj);
+		PyObject *r = PyTuple_New(n);
+		for (Py_ssize_t i = 0; r != NULL && i < n; i++) {
+			PyObject *x = isola__frozen_hashable(PyTuple_GET_ITEM(obj, i));
+			if (x == NULL)
+				Py_CLEAR(r);
+			else
+				PyTuple_SET_ITEM(r, i, x);
+		}
+		return r;
+	}
+	if (nan_bits(obj, &a, &b))
+		return Py_BuildValue("(sKK)", PyFloat_Check(obj) ? "nan" : "complex nan",
+				     (unsigned long long)a, (unsigned long long)b);
+	return Py_NewRef(obj);
+}
+
 /* ---- building ----------------------------------------------------------- */
 
 /* A random 32-bit seed: xorshift64 per thread, seeded from the kernel

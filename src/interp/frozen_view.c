@@ -739,15 +739,25 @@ static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 	return eq_answer(eq, op);
 }
 
-/* As frozenset(self.items()): equal mappings hash alike. */
+/* As frozenset(self.items()), a NaN hashed by its bits
+ * (isola__frozen_hashable): equal mappings hash alike. */
 static Py_hash_t map_hash(PyObject *self)
 {
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
 	if (f->hash != -1)
 		return f->hash;
 	PyObject *items = map_iter_items(self, NULL);
-	PyObject *set = items ? PyFrozenSet_New(items) : NULL;
+	PyObject *list = items ? PySequence_List(items) : NULL;
 	Py_XDECREF(items);
+	for (Py_ssize_t i = 0; list != NULL && i < PyList_GET_SIZE(list); i++) {
+		PyObject *x = isola__frozen_hashable(PyList_GET_ITEM(list, i));
+		if (x == NULL)
+			Py_CLEAR(list);
+		else
+			PyList_SetItem(list, i, x);
+	}
+	PyObject *set = list ? PyFrozenSet_New(list) : NULL;
+	Py_XDECREF(list);
 	return hash_as(f, set);
 }
 
@@ -960,13 +970,16 @@ static PyObject *seq_richcompare(PyObject *self, PyObject *other, int op)
 	return eq_answer(eq, op);
 }
 
-/* As tuple(self). */
+/* As tuple(self), a NaN hashed by its bits. */
 static Py_hash_t seq_hash(PyObject *self)
 {
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
 	if (f->hash != -1)
 		return f->hash;
-	return hash_as(f, PySequence_Tuple(self));
+	PyObject *items = PySequence_Tuple(self);
+	PyObject *t = items ? isola__frozen_hashable(items) : NULL;
+	Py_XDECREF(items);
+	return hash_as(f, t);
 }
 
 static PyMethodDef seq_methods[] = {

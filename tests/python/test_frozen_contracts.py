@@ -66,6 +66,18 @@ class NaNKeys(unittest.TestCase):
         self.assertEqual(isola.freeze([nan]).index(nan), 0)
         self.assertNotEqual(isola.freeze({"a": nan}), {"a": 1.0})
 
+    def test_equal_views_with_nan_hash_alike(self):
+        # Python hashes a NaN by its address; two images of one source
+        # are equal, so they must hash alike
+        nan = float("nan")
+        for src in ({nan: 1}, {"k": nan}, {(1, 2): [nan]}):
+            a, b = isola.freeze(src), isola.freeze(src)
+            self.assertEqual(a, b)
+            self.assertEqual(hash(a), hash(b))
+        self.assertEqual(hash(isola.freeze([nan, 1])), hash(isola.freeze([nan, 1])))
+        self.assertEqual(hash(isola.freeze({"a": 1})), hash(frozenset({("a", 1)})))
+        self.assertEqual(hash(isola.freeze([1, "a"])), hash((1, "a")))
+
 
 @unittest.skipIf(zoneinfo is None, "zoneinfo cannot be imported in this interpreter")
 class TimeZones(unittest.TestCase):
