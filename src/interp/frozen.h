@@ -11,8 +11,9 @@
  * in an image is ever written after it is published, and nothing read
  * out of it points back into it: the lifetime rule is the blob's
  * (the image is freed when the last view, message or registry entry
- * holding it is gone).  Hashes in an index are Python's, so an image is
- * only valid inside the process that made it.
+ * holding it is gone).  An index places keys by Python's hashes (mixed
+ * with a seed: frozen_index.c), so an image is only valid inside the
+ * process that made it.
  */
 #ifndef ISOLA_INTERP_FROZEN_H
 #define ISOLA_INTERP_FROZEN_H
