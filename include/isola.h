@@ -443,6 +443,8 @@ int isola_frozen_size(const isola_frozen *value, size_t *bytes);
  * what was there; unpublish drops it (ENOTFOUND if none); lookup gives a
  * new handle (ENOTFOUND).  Readers that looked a value up keep it after
  * it is unpublished or replaced.  isola_fini empties the registry.
+ * A name is a NUL-terminated string (EINVAL for NULL); in Python a str
+ * with a NUL inside is refused (ValueError), never cut at the NUL.
  */
 int isola_frozen_publish(const char *name, const isola_frozen *value);
 int isola_frozen_unpublish(const char *name);
