@@ -159,7 +159,8 @@ static void inputs_used(const isola__job *j)
  * from its status and text.  New reference, or NULL with an error set. */
 static PyObject *input_exception(isola__state *st, const isola__job *j, const isola__job_input *in)
 {
-	if (in->value != NULL && !isola__msg_is_empty(in->value)) {
+	if (in->status != ISOLA_ETIMEDOUT && in->status != ISOLA_ECANCELED && in->value != NULL &&
+	    !isola__msg_is_empty(in->value)) {
 		PyObject *e = isola__decode(st, in->value, j->codec);
 		if (e != NULL && PyExceptionInstance_Check(e))
 			return e;

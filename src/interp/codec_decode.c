@@ -474,8 +474,8 @@ static PyObject *dec_exception(dec *d, const unsigned char *at, const unsigned c
 	PyObject *mod = PyList_GET_ITEM(l, 0), *qual = PyList_GET_ITEM(l, 1);
 	PyObject *args = PyList_GET_ITEM(l, 2), *msg = PyList_GET_ITEM(l, 3);
 	PyObject *tb = PyList_GET_ITEM(l, 4);
-	PyObject *base = n == 7 ? PyList_GET_ITEM(l, 5) : Py_None;
-	PyObject *attrs = n == 7 ? PyList_GET_ITEM(l, 6) : Py_None;
+	PyObject *base = n >= 7 ? PyList_GET_ITEM(l, 5) : Py_None;
+	PyObject *attrs = n >= 7 ? PyList_GET_ITEM(l, 6) : Py_None;
 	PyObject *exc = NULL;
 	if (!PyUnicode_Check(mod) || !PyUnicode_Check(qual) || !PyList_Check(args) ||
 	    !(PyUnicode_Check(msg) || msg == Py_None) ||
