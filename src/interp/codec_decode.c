@@ -490,15 +490,15 @@ static PyObject *dec_exception(dec *d, const unsigned char *at, const unsigned c
 	if (l == NULL)
 		return NULL;
 	Py_ssize_t n = PyList_GET_SIZE(l);
-	if (n != 5 && n != 7) {
+	if (n != 5 && n != 7 && n != 8) {
 		Py_DECREF(l);
-		return derr(d, at, "exception ext should have 5 or 7 items, not %zd", n);
+		return derr(d, at, "exception ext should have 5, 7 or 8 items, not %zd", n);
 	}
 	PyObject *mod = PyList_GET_ITEM(l, 0), *qual = PyList_GET_ITEM(l, 1);
 	PyObject *args = PyList_GET_ITEM(l, 2), *msg = PyList_GET_ITEM(l, 3);
 	PyObject *tb = PyList_GET_ITEM(l, 4);
-	PyObject *base = n == 7 ? PyList_GET_ITEM(l, 5) : Py_None;
-	PyObject *attrs = n == 7 ? PyList_GET_ITEM(l, 6) : Py_None;
+	PyObject *base = n >= 7 ? PyList_GET_ITEM(l, 5) : Py_None;
+	PyObject *attrs = n >= 7 ? PyList_GET_ITEM(l, 6) : Py_None;
 	PyObject *exc = NULL;
 	if (!PyUnicode_Check(mod) || !PyUnicode_Check(qual) || !PyList_Check(args) ||
 	    !(PyUnicode_Check(msg) || msg == Py_None) ||
@@ -534,6 +534,8 @@ static PyObject *dec_exception(dec *d, const unsigned char *at, const unsigned c
 	}
 	if (exc != NULL)
 		add_remote_traceback(exc, tb);
+	if (exc != NULL && n == 8 && PyExceptionInstance_Check(PyList_GET_ITEM(l, 7)))
+		PyException_SetCause(exc, Py_NewRef(PyList_GET_ITEM(l, 7))); /* steals */
 done:
 	Py_XDECREF(targs);
 	Py_DECREF(l);

@@ -922,7 +922,7 @@ static int enc_exception(enc *e, PyObject *exc)
 {
 	PyTypeObject *type = Py_TYPE(exc);
 	PyObject *mod = NULL, *qual = NULL, *msg = NULL, *args = NULL, *base = NULL;
-	PyObject *tb_text = NULL;
+	PyObject *tb_text = NULL, *cause = NULL;
 	int r = -1;
 	/* Best effort for everything but args' encoding; an interrupt still
 	 * stops. */
@@ -950,10 +950,16 @@ static int enc_exception(enc *e, PyObject *exc)
 	}
 	if (tb_text == NULL && interrupted_or_clear())
 		goto done;
+	/* Its __cause__ travels too (8th item), as an exception of its own:
+	 * a chain that loops back is cut by push's self-reference check
+	 * (the cause then travels as its repr). */
+	cause = PyException_GetCause(exc);
+	if (cause != NULL && !PyExceptionInstance_Check(cause))
+		Py_CLEAR(cause);
 	size_t at;
 	if (ext_begin(e, ISOLA_EXT_EXCEPTION, &at) < 0)
 		goto done;
-	if (msgpack_pack_array(&e->pk, 7) != 0) {
+	if (msgpack_pack_array(&e->pk, cause != NULL ? 8 : 7) != 0) {
 		write_failed(e);
 		goto done;
 	}
@@ -975,6 +981,8 @@ static int enc_exception(enc *e, PyObject *exc)
 	if (pack_str_obj(e, msg) < 0 || pack_str_obj(e, tb_text) < 0 || pack_str_obj(e, base) < 0 ||
 	    enc_exc_attrs(e, exc) < 0)
 		goto done;
+	if (cause != NULL && enc_or_repr(e, cause) < 0)
+		goto done;
 	pop(e);
 	ext_end(e, at);
 	r = 0;
@@ -985,6 +993,7 @@ done:
 	Py_XDECREF(args);
 	Py_XDECREF(base);
 	Py_XDECREF(tb_text);
+	Py_XDECREF(cause);
 	return r;
 }
 
