@@ -639,13 +639,62 @@ class Pool:
             lane = self._lane_of(target)
         elif lane not in LANES:
             raise ValueError(f"lane must be one of {LANES}, got {lane!r}")
+        args, kwargs, inputs = self._inputs_of(args, kwargs)
         if lane == "process":
+            if inputs:
+                raise TypeError(f"{target} runs in process workers, which do not take Futures "
+                                "as arguments (task graphs) yet: pass their results")
             cfut = self._ensure_lane().submit(self._c, target, args, kwargs or None, timeout)
             return self._completions.register(cfut)
+        if inputs:
+            return self._completions.register(
+                self._c.submit(target, args, kwargs or None, timeout, inputs))
         fut = self._completions.register(self._c.submit(target, args, kwargs or None, timeout))
         if self._auto_place and target not in self._interp_ok:
             fut._retry = (self._self_ref, "call", target, args, kwargs or None, timeout)
         return fut
+
+    def _inputs_of(self, args, kwargs):
+        # Task graphs: Futures of this pool among the top-level arguments
+        # become inputs (the task waits for them inside the pool and gets
+        # their results); the rest of the arguments travel as usual.
+        # Cheap when there are none: one isinstance per argument.
+        inputs = None
+        for i, a in enumerate(args):
+            if isinstance(a, _cf.Future):
+                inputs = []
+                break
+        else:
+            if kwargs:
+                for a in kwargs.values():
+                    if isinstance(a, _cf.Future):
+                        inputs = []
+                        break
+        if inputs is None:
+            return args, kwargs, None
+        rest = []
+        for i, a in enumerate(args):
+            if isinstance(a, _cf.Future):
+                inputs.append((self._input_future(a), i, None))
+            else:
+                rest.append(a)
+        kw = {}
+        for k, a in (kwargs or {}).items():
+            if isinstance(a, _cf.Future):
+                inputs.append((self._input_future(a), -1, k))
+            else:
+                kw[k] = a
+        return rest, kw, inputs
+
+    def _input_future(self, fut):
+        if not isinstance(fut, Future):
+            raise TypeError("a concurrent.futures.Future that is not an isola Future cannot "
+                            "be an argument: pass its result(), or submit that work to this "
+                            "pool and pass the Future it returns")
+        if fut._completions is not self._completions:
+            raise ValueError("a Future of another isola Pool cannot be an argument: only "
+                             "Futures of the pool the task is submitted to are awaited")
+        return fut._cfut
 
     def _submit_chunk(self, target, argsets):
         # One task calling target on each argument tuple: a Future of the

@@ -159,6 +159,13 @@ class ProcessLane(unittest.TestCase):
         # Replaced and reaped: no zombie among this pool's children.
         self.assertTrue(wait_until(lambda: "Z" not in lane_children(os.getpid()).values()))
 
+    def test_futures_as_arguments_stay_with_interpreter_workers(self):
+        f = self.pool.apply(abs, (-4,), lane="interpreter")
+        with self.assertRaises(TypeError) as cm:
+            self.pool.submit(h.square, f)
+        self.assertIn("task graphs", str(cm.exception))
+        self.assertEqual(self.pool.submit(h.square, f.result(HANG)).result(HANG), 16)
+
     def test_channels_cannot_go_to_a_process(self):
         with self.assertRaises(TypeError):
             self.pool.submit(h.echo, isola.Channel(1))
