@@ -113,6 +113,57 @@ class Dropped(unittest.TestCase):
             self.assertEqual(rc, want, f"{task}: {err}")
 
 
+# A recorder around a Pool's C pool: every wait a stop makes, in seconds
+# (None: unbounded), printed at exit.  The stop timing is checked on what
+# was asked of the C pool, not on the wall clock.
+RECORDER = """
+import atexit, isola, time
+class Rec:
+    def __init__(self, c):
+        self.c, self.waits = c, []
+    def shutdown(self, how, wait, timeout=None):
+        if wait:
+            self.waits.append(timeout)
+        return self.c.shutdown(how, wait, timeout)
+    def __getattr__(self, name):
+        return getattr(self.c, name)
+def recorded(pool):
+    pool._c = Rec(pool._c)
+    atexit.register(lambda: print("waits", pool._c.waits, flush=True))
+    return pool
+"""
+
+
+@unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
+class StopTiming(unittest.TestCase):
+    # issue 30, "contracts that surprise": stops took twice what was asked
+    def test_ctrl_c_at_exit_waits_one_grace(self):
+        rc, out, err = run_child(RECORDER + """
+p = recorded(isola.Pool(1, stop_grace=0.5))
+p.submit(time.sleep, 3600)
+time.sleep(0.2)
+print("ready", flush=True)
+""", send_signal=signal.SIGINT, after=0.5)
+        self.assertEqual(rc, -signal.SIGINT, err)
+        waits = eval(out.split("waits", 1)[1])
+        # the wait for the work (Ctrl-C ends it), then the grace, then a look
+        self.assertEqual(waits[0], None, out)
+        self.assertEqual(sum(w for w in waits[1:] if w), 0.5, out)
+
+    def test_shutdown_timeout_bounds_the_whole_stop(self):
+        rc, out, err = run_child(RECORDER + """
+p = recorded(isola.Pool(1, stop_grace=1))
+p.submit(time.sleep, 3600)
+time.sleep(0.2)
+p.shutdown(timeout=0.4)
+""")
+        self.assertEqual(rc, 0, err)
+        waits = eval(out.split("waits", 1)[1])
+        self.assertNotIn(None, waits, out)
+        self.assertAlmostEqual(sum(waits), 0.4, delta=0.05, msg=out)  # in shutdown and at exit
+        self.assertIn("abandoned: worker 0: time:sleep", err)
+
+
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
 class StartsOnDemand(unittest.TestCase):
     # issue 37: Executor() started every worker and ran every initializer
