@@ -162,9 +162,11 @@ class Future(_cf.Future):
         """isola's extra: cancel the task, also if it is running (then
         isola.Cancelled is raised inside it at its next bytecode boundary;
         code blocked in a C call sees it when the call returns).  True if
-        the request was made, False if the task had already finished.  The
-        Future ends cancelled unless the task catches Cancelled and
-        returns (then it has that result)."""
+        the request was made: the Future then ends cancelled, also when
+        the task returns from a C call (time.sleep as the task itself)
+        before Cancelled could reach it (its result is dropped), unless
+        the task catches Cancelled and returns (then it has that result).
+        False if the task had already returned."""
         ok = self._cfut.cancel(True)
         self._poll()
         return ok
@@ -219,6 +221,8 @@ def _complete(fut, outcome):
             base.set_running_or_notify_cancel(fut)  # wake wait()/as_completed()
         elif kind == "timeout":
             base.set_exception(fut, TimeoutError("the task ran past its timeout and was interrupted"))
+        elif value:  # closed, and the scheduler said why (an actor that is gone)
+            base.set_exception(fut, ChannelClosed(value))
         else:
             base.set_exception(fut, RuntimeError("the pool shut down before the task ran"))
     except _cf.InvalidStateError:
