@@ -438,7 +438,10 @@ class Pool:
 
     Use it as a context manager: leaving the block shuts it down, waiting
     for what was submitted; if the block raised (Ctrl-C included), queued
-    work is cancelled and running tasks are interrupted instead.
+    work is cancelled and running tasks are interrupted instead.  A Pool
+    dropped without shutdown() does the same in the background (the
+    dropping thread never waits; a task still running stop_grace seconds
+    later is abandoned with a warning).
     """
 
     def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
@@ -600,7 +603,9 @@ class Pool:
         restart=True: when the constructor or that hook fails, or the actor
         is killed, build it again with the same arguments, up to max_restarts
         times within restart_window seconds; else (or past that) it stops.
-        pool.monitor() reports each stop and restart.
+        pool.monitor() reports each stop and restart.  When the constructor
+        fails for good, the calls queued behind it raise its exception;
+        later calls raise isola.ChannelClosed.
         """
         self._check_open()
         aid = self._c.spawn(_target_of(cls), args, kwargs or None, bool(restart),
