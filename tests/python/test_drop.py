@@ -93,6 +93,22 @@ class Dropped(unittest.TestCase):
         self.assertEqual(rc, -signal.SIGINT, err)
         self.assertIn("KeyboardInterrupt", err)
 
+    def test_a_dropped_executor_stuck_in_a_c_call_waits_at_exit_until_ctrl_c(self):
+        # issue 30.3 and 30.6 together: the drop returns at once, exit
+        # waits for the submitted work (ThreadPoolExecutor's contract) and
+        # Ctrl-C then ends the program after the grace
+        rc, out, err = run_child("""
+            import isola, time
+            ex = isola.Executor(1, stop_grace=0.5)
+            f = ex.submit(time.sleep, 3600)
+            while not f.running():
+                time.sleep(0.01)
+            del ex
+            print("ready", flush=True)
+            """, send_signal=signal.SIGINT, after=0.5)
+        self.assertEqual(rc, -signal.SIGINT, err)
+        self.assertIn("abandoned: worker 0: time:sleep", err)
+
     def test_ctrl_c_at_exit_after_shutdown_without_wait_and_drop(self):
         # issue 30.2: CPython finalized with the worker's interpreter still
         # running (SIGSEGV in about 1 run of 3), or, with the task stuck in
