@@ -302,6 +302,9 @@ def _shutdown_all():
     # that threads still run in (_exit_abandoning).
     global _exiting, _stopped_by_signal
     _exiting = True
+    last = getattr(_sys, "last_exc", None) or getattr(_sys, "last_value", None)
+    if isinstance(last, KeyboardInterrupt):  # Ctrl-C ended the program: stop
+        _stopped_by_signal = True
     for pool in list(_live_pools) + list(_dropped_pools):
         while pool not in _abandoned:
             try:

@@ -166,6 +166,19 @@ print("ready", flush=True)
         self.assertEqual(waits[0], None, out)
         self.assertEqual(sum(w for w in waits[1:] if w), 0.5, out)
 
+    def test_an_uncaught_ctrl_c_stops_running_work_at_exit(self):
+        # Ctrl-C that ended the script (just before exit) is a stop request:
+        # before, exit then waited for the running task until a second one
+        rc, out, err = run_child("""
+            import isola, time, pool_helpers
+            p = isola.Pool(1, stop_grace=0.5)
+            f = p.submit(pool_helpers.spin_forever)
+            while not f.running():
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+            """)
+        self.assertEqual(rc, -signal.SIGINT, err)
+
     def test_shutdown_timeout_bounds_the_whole_stop(self):
         rc, out, err = run_child(RECORDER + """
 p = recorded(isola.Pool(1, stop_grace=1))
