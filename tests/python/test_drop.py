@@ -177,7 +177,8 @@ print("ready", flush=True)
                 time.sleep(0.01)
             raise KeyboardInterrupt
             """)
-        self.assertEqual(rc, -signal.SIGINT, err)
+        self.assertIsNotNone(rc, f"exit waited for the running task: {err}")
+        self.assertIn(rc, (1, -signal.SIGINT), err)  # 3.12/3.13 with -c: 1
 
     def test_shutdown_timeout_bounds_the_whole_stop(self):
         rc, out, err = run_child(RECORDER + """
