@@ -776,8 +776,12 @@ def _pool_dropped(c, completions, grace, drop_how):
     _dropped_pools.add(d)
     try:
         c.shutdown(how, False)
-        _threading.Thread(target=d._join_quietly, args=(how,), name="isola-pool-join",
-                          daemon=True).start()
+        try:
+            t = _threading.Thread(target=d._join_quietly, args=(how,), name="isola-pool-join",
+                                  daemon=True)
+        except RuntimeError:  # a sub-interpreter without daemon threads
+            t = _threading.Thread(target=d._join_quietly, args=(how,), name="isola-pool-join")
+        t.start()
     except BaseException:  # interpreter shutdown: _shutdown_all joins it
         pass
 
