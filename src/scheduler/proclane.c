@@ -209,7 +209,7 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 			r = send_request(w, t, true);
 		pthread_mutex_unlock(&w->ring_lock);
 		if (r != 0) { /* the proxy is gone (shutdown); it saw nothing */
-			fail_task(t, ISOLA_ECLOSED, "isola.Cancelled", "the pool shut down");
+			fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
 			ptask_free(t);
 		}
 		return 0;
