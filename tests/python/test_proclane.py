@@ -347,6 +347,19 @@ class Lifecycle(unittest.TestCase):
             with self.assertRaises(TypeError):
                 pool.apply(h.echo, (isola.share(b"x" * 100),), lane="process")
 
+    def test_a_dropped_pool_stops_its_process_workers(self):
+        import gc
+        pool = isola.Pool(1, processes=1, stop_grace=0.3)
+        f = pool.apply(h.sleep, (600,), lane="process")
+        self.assertTrue(wait_until(f.running))
+        self.assertEqual(len(lane_children(os.getpid())), 1)
+        del pool
+        gc.collect()
+        with self.assertRaises(cf.CancelledError):
+            f.result(HANG)
+        self.assertTrue(wait_until(lambda: lane_children(os.getpid()) == {}),
+                        "the dropped pool's child is stopped and reaped")
+
     def test_functions_of_the_main_script_run_in_processes(self):
         import tempfile
         with tempfile.TemporaryDirectory() as d:
