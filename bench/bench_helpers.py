@@ -59,3 +59,11 @@ def cpu_step(x):
     for i in range(300):
         t += i * i % 7
     return x + t % 3
+
+
+def numpy_work(n):
+    """Arrays made in the task (process lane benchmark; needs numpy)."""
+    import numpy as np
+    a = np.arange(n, dtype=np.float64)
+    b = np.sqrt(a) * 1.5 + np.sin(a)
+    return float(b.mean() + b.std())
