@@ -453,6 +453,7 @@ static int serve_one(void *buf, size_t len)
 			jr = isola__job_run(&j, &result, &failed_at);
 		}
 		if (jr < 0) {
+			/* Acquire: pairs with the parent's release store. */
 			uint64_t want = __atomic_load_n(isola__procshm_word(child_shm), __ATOMIC_ACQUIRE);
 			status = isola__outcome_capture(want == h.id ? ISOLA_ECANCELED : 0, &o, &result,
 							&e);

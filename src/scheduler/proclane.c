@@ -184,6 +184,8 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 		 * under it, and a proxy leaving at shutdown may not have seen
 		 * this claim (then shm is NULL, or direct is closed). */
 		pthread_mutex_lock(&w->ring_lock);
+		/* Relaxed: a unique number is all that is needed (the claim
+		 * orders this side's writes to the ring). */
 		t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
 		bool fits = w->shm != NULL && request_iov(t, &h, &v, &lens, &nv, &total) == 0;
 		if (fits) {
@@ -224,6 +226,8 @@ int isola__proclane_submit(isola__proclane *l, int kind, const char *target, iso
 	*out = NULL;
 	if (kind != ISOLA__PROC_CALL && kind != ISOLA__PROC_CHUNK)
 		return ISOLA_EINVAL;
+	/* Acquire: pairs with shutdown's CAS (a hint only: the queue's close
+	 * is what refuses a late task). */
 	if (isola__load_acquire(&l->closing) != LANE_OPEN)
 		return ISOLA_ECLOSED;
 	if (kind == ISOLA__PROC_CALL && args != NULL && has_refs(args))
@@ -397,7 +401,7 @@ static int spawn_child(struct pworker *w)
 	w->state = CHILD_RUNNING;
 	w->killed = false;
 	__atomic_store_n(&w->pid, (int)pid, __ATOMIC_RELAXED); /* stats only */
-	isola__add_relaxed(&w->starts, 1);
+	isola__add_relaxed(&w->starts, 1); /* stats only */
 	return 0;
 }
 
@@ -426,12 +430,16 @@ static int check_child(void *arg)
 		return 0;
 	int64_t now = isola__now_ns();
 	if (w->interrupted_at == 0) {
+		/* Acquire/acq_rel: pair with isola_future_cancel's CAS of the
+		 * request (any thread); a CAS here loses to a cancel made first,
+		 * and says which reason the task ends with. */
 		int want = isola__load_acquire(&w->task->f->interrupt);
 		if (want == INTERRUPT_NONE && w->deadline != 0 && now >= w->deadline) {
 			int none = INTERRUPT_NONE;
 			isola__cas_acq_rel(&w->task->f->interrupt, &none, INTERRUPT_TIMEOUT);
 			want = isola__load_acquire(&w->task->f->interrupt);
 		}
+		/* Acquire: pairs with shutdown's release store. */
 		if (want == INTERRUPT_NONE && isola__load_acquire(&w->lane->interrupt_all)) {
 			int none = INTERRUPT_NONE;
 			isola__cas_acq_rel(&w->task->f->interrupt, &none, INTERRUPT_CANCEL);
@@ -649,7 +657,7 @@ static bool await_head(struct pworker *w)
 				snprintf(buf + k, sizeof(buf) - k, " (%s)", isola_strerror(r));
 			k = strlen(buf);
 			snprintf(buf + k, sizeof(buf) - k, " while running %s", t->target);
-			isola__add_relaxed(&w->crashes, 1);
+			isola__add_relaxed(&w->crashes, 1); /* stats only */
 			fail_task(t, ISOLA_ECRASHED, "isola.WorkerCrashed", buf);
 		}
 	}
@@ -678,7 +686,7 @@ static bool start_child(struct pworker *w, bool first)
 	} else {
 		r = await_ready(w, &why);
 		if (r == ISOLA_ECRASHED)
-			isola__add_relaxed(&w->crashes, 1);
+			isola__add_relaxed(&w->crashes, 1); /* stats only */
 	}
 	if (r != 0)
 		drop_child(w);
@@ -722,7 +730,8 @@ static struct ptask *next_task(struct pworker *w, bool can_take, struct ptask **
 	int r = isola_channel_select(qs, 2, &m, -1, &idx);
 	if (r != 0) {
 		/* Closed and drained; a claimer that swapped idle now finds the
-		 * direct queue closed and backs off. */
+		 * direct queue closed and backs off.  Acq_rel: take the ring
+		 * back (pairs with a claimer's acquire CAS). */
 		int one = 1;
 		__atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQ_REL,
 					    __ATOMIC_RELAXED);
@@ -755,6 +764,8 @@ static struct ptask *next_task(struct pworker *w, bool can_take, struct ptask **
 			return d;
 		}
 		one = 1;
+		/* Acq_rel: the claim given back (its release store) is seen, and
+		 * the ring is this proxy's again. */
 		if (__atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED) || r == ISOLA_ECLOSED)
 			return t;
@@ -769,6 +780,7 @@ static bool accept_task(struct pworker *w, struct ptask *t, bool *ok)
 	struct isola__proclane *l = w->lane;
 	if (t->sent)
 		return true; /* started by its submitter; the child has it */
+	/* Acquire: pairs with shutdown's CAS. */
 	if (isola__load_acquire(&l->closing) == LANE_CANCEL) {
 		fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
 		ptask_free(t);
@@ -791,7 +803,7 @@ static bool accept_task(struct pworker *w, struct ptask *t, bool *ok)
 		ptask_free(t);
 		return false;
 	}
-	t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
+	t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED); /* unique, no order */
 	return true;
 }
 
@@ -870,7 +882,7 @@ static void *proxy_main(void *arg)
 			continue;
 		}
 		bool alive = await_head(w);
-		isola__add_relaxed(&w->tasks_run, 1);
+		isola__add_relaxed(&w->tasks_run, 1); /* stats only */
 		ptask_free(flight[0]);
 		memmove(flight, flight + 1, (size_t)(n - 1) * sizeof(flight[0]));
 		n--;
@@ -1069,6 +1081,7 @@ size_t isola__proclane_queued(isola__proclane *l)
 void isola__proclane_stats(isola__proclane *l, int i, isola__proc_stats *out)
 {
 	struct pworker *w = &l->w[i];
+	/* Relaxed: figures, each read whole; no data depends on them. */
 	out->pid = __atomic_load_n(&w->pid, __ATOMIC_RELAXED);
 	out->tasks_run = isola__load_relaxed(&w->tasks_run);
 	out->crashes = isola__load_relaxed(&w->crashes);
@@ -1081,8 +1094,10 @@ void isola__proclane_stats(isola__proclane *l, int i, isola__proc_stats *out)
 int isola__proclane_shutdown(isola__proclane *l, int how, int wait, int64_t timeout_ns)
 {
 	int level = how & ISOLA_SHUTDOWN_CANCEL ? LANE_CANCEL : LANE_FINISH;
+	/* Acq_rel CAS: the level before the queue closes (proxies read it
+	 * with acquire after taking a task).  Only rises: a later FINISH
+	 * never lowers a CANCEL. */
 	int cur = isola__load_acquire(&l->closing);
-	/* Only rises: a later FINISH never lowers a CANCEL. */
 	while (cur < level && !isola__cas_acq_rel(&l->closing, &cur, level))
 		;
 	if (how & ISOLA_SHUTDOWN_INTERRUPT) /* read by the proxies' checks */
