@@ -67,3 +67,25 @@ def numpy_work(n):
     a = np.arange(n, dtype=np.float64)
     b = np.sqrt(a) * 1.5 + np.sin(a)
     return float(b.mean() + b.std())
+
+
+def parse_numbers(text):
+    """Pure-Python parsing: "k=v" fields of each line to floats."""
+    out = []
+    for line in text.splitlines():
+        for field in line.split(","):
+            k, _, v = field.partition("=")
+            if k and v:
+                out.append(float(v.strip()))
+    return out
+
+
+def numpy_stats(values):
+    """numpy statistics of a list of floats (needs numpy)."""
+    import numpy as np
+    a = np.asarray(values)
+    return [float(a.mean()), float(a.std()), float(np.percentile(a, 90))]
+
+
+def parse_then_stats(text):
+    return numpy_stats(parse_numbers(text))

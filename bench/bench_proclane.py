@@ -11,6 +11,11 @@
   PYTHONPATH=...:build/refusing-prefix/site): isola's default Pool (the
   task is refused by an interpreter and moves to processes by itself)
   against ProcessPoolExecutor(2).
+- a mixed job (pure-Python parsing feeding numpy statistics): isola with
+  both lanes (parsing in interpreters, statistics moved to processes)
+  against ProcessPoolExecutor(2) doing both in each task, and against
+  isola without the lane (parsing in interpreters, statistics in the
+  caller); PSS of the whole process tree.
 Targets (issue #33): >= 5x ProcessPoolExecutor's throughput; sync p50
 <= 30 us; numpy-heavy >= 0.95x ProcessPoolExecutor.  Timings on a shared machine are noisy: compare the ratios
 measured in the same run.
@@ -77,6 +82,7 @@ def main():
           f"(target p50 <= 30), ProcessPoolExecutor {ppe_p50:.1f} / {ppe_p99:.1f} us, "
           f"isola interpreter lane {interp_p50:.1f} / {interp_p99:.1f} us")
     numpy_heavy(ctx)
+    mixed(ctx)
 
 
 def numpy_heavy(ctx):
@@ -109,6 +115,86 @@ def numpy_heavy(ctx):
           f"placed automatically, {isola_s[ROUNDS // 2]:.3f} s; ProcessPoolExecutor(2) "
           f"{ppe_s[ROUNDS // 2]:.3f} s: {ppe_s[ROUNDS // 2] / isola_s[ROUNDS // 2]:.2f}x "
           "(target >= 0.95x)")
+
+
+def tree_pss_mb(pid=None):
+    """PSS (MB) of pid (default: this process) and all its descendants."""
+    pid = pid or os.getpid()
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rpartition(")")[2].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, []))
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def mixed(ctx):
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        print("mixed job: skipped (numpy does not import here)")
+        return
+    import random
+    import warnings
+    rnd = random.Random(7)
+    docs = ["\n".join(",".join(f"k{j}={rnd.random() * 100:.3f}" for j in range(20))
+                      for _ in range(300)) for _ in range(60 if QUICK else 200)]
+
+    def with_lane(pool):
+        t0 = time.perf_counter()
+        parsed = [pool.submit(bench_helpers.parse_numbers, d) for d in docs]
+        stats = [pool.submit(bench_helpers.numpy_stats, f.result()) for f in parsed]
+        out = [f.result() for f in stats]
+        return time.perf_counter() - t0, out
+
+    def without_lane(pool):
+        t0 = time.perf_counter()
+        out = [bench_helpers.numpy_stats(f.result())
+               for f in [pool.submit(bench_helpers.parse_numbers, d) for d in docs]]
+        return time.perf_counter() - t0, out
+
+    def ppe_run(ex):
+        t0 = time.perf_counter()
+        out = [f.result() for f in [ex.submit(bench_helpers.parse_then_stats, d) for d in docs]]
+        return time.perf_counter() - t0, out
+
+    res = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with isola.Pool(2) as pool:
+            pool.submit(bench_helpers.numpy_stats, [1.0]).result()  # moved, processes up
+            times = [with_lane(pool) for _ in range(ROUNDS)]
+            res["isola, both lanes"] = (times, tree_pss_mb())
+        with isola.Pool(2, processes=0) as pool:
+            times = [without_lane(pool) for _ in range(ROUNDS)]
+            res["isola without the lane"] = (times, tree_pss_mb())
+        with cf.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+            times = [ppe_run(ex) for _ in range(ROUNDS)]
+            res["ProcessPoolExecutor(2)"] = (times, tree_pss_mb())
+    want = res["ProcessPoolExecutor(2)"][0][0][1]
+    for name, (times, pss) in res.items():
+        assert all(t[1] == want for t in times), name  # the same answers
+        med = sorted(t[0] for t in times)[ROUNDS // 2]
+        res[name] = (med, pss)
+    base = res["ProcessPoolExecutor(2)"][0]
+    print(f"mixed job, {len(docs)} documents (median of {ROUNDS}; PSS of the process tree):")
+    for name, (med, pss) in res.items():
+        print(f"  {name}: {med:.3f} s ({base / med:.2f}x ProcessPoolExecutor), {pss:.0f} MB PSS")
 
 
 if __name__ == "__main__":
