@@ -427,6 +427,11 @@ class Pool:
         passed on too, so the workers find the same modules).
     allow_pickle: accept the pickle fallback for arguments and results
         (turn it off for untrusted peers).
+    trace: a file to write a timeline of every task to (Trace Event
+        Format JSON: open it in https://ui.perfetto.dev or
+        chrome://tracing, or draw it with scripts/trace-plot); complete
+        once the pool is shut down.  Default: the ISOLA_TRACE environment
+        variable, if set.
 
     If a worker's setup fails, Pool() raises isola.BrokenPool (a
     concurrent.futures.BrokenExecutor) with the worker's traceback.
@@ -437,7 +442,7 @@ class Pool:
     """
 
     def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
-                 initargs=(), allow_pickle=True, stop_grace=None):
+                 initargs=(), allow_pickle=True, stop_grace=None, trace=None):
         if workers is not None and workers <= 0:
             raise ValueError("workers must be greater than 0")
         if workers is not None and workers > MAX_WORKERS:
@@ -464,7 +469,8 @@ class Pool:
         if init:
             init_src += init + "\n"
         init_src += _init_source(initializer, initargs, allow_pickle)
-        self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle)
+        self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle,
+                        None if trace is None else _os.fspath(trace))
         self._closed = False
         self._lock = _threading.Lock()
         self._completions = _Completions(self._c.done_channel())

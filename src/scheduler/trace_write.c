@@ -1,0 +1,536 @@
+/*
+ * trace_write.c - trace files: the writer that drains workers' rings
+ * (trace.h) into Trace Event Format JSON, and the pools that share a file.
+ *
+ * One session per file path: the first traced pool opens it and starts
+ * its writer thread; later pools tracing to the same path join it (one
+ * process track each, "pid" = the pool's number in the file); the last
+ * pool to leave writes the end and closes it.  The writer wakes every
+ * DRAIN_MS, formats every ring's committed events (by hand: snprintf per
+ * field would cost the machine more than the recording does) and hands
+ * the slots back.  The file is written from start to end as
+ *
+ *   {"traceEvents":[ event, ... metadata ... ],
+ *    "displayTimeUnit":"ns","otherData":{"isola_dropped_events":N, ...}}
+ *
+ * sessions_lock guards the list of sessions; a session's lock guards its
+ * pools, its file and its counters (the writer holds it while draining,
+ * so a pool leaving waits for at most one drain).
+ */
+#include "scheduler/trace.h"
+#include "scheduler/pool.h"
+
+#include "common/alloc.h"
+#include "channels/wait.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DRAIN_MS 10
+#define WD_EVENTS 256 /* a watchdog's ring: interrupts are rare */
+
+struct trace_member {
+	struct isola_pool *pool;
+	struct trace_member *next;
+};
+
+struct session {
+	char *path;
+	FILE *f;
+	int refs;         /* sessions_lock: pools in it */
+	int next_pid;     /* lock */
+	bool any;         /* lock: an event was written (comma before the next) */
+	uint64_t events, dropped; /* lock: totals for otherData */
+	struct trace_member *members; /* lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop; /* lock */
+	pthread_t writer;
+	struct session *next; /* sessions_lock */
+};
+
+/* A pool's part in a session (isola_pool.trace). */
+struct isola__trace_pool {
+	struct session *s;
+	int pid;
+	bool ended; /* s->lock */
+};
+
+static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session *sessions; /* sessions_lock */
+
+/* ---- formatting ------------------------------------------------------ */
+
+struct out {
+	char buf[1024];
+	size_t n;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->n + n < sizeof(o->buf)) {
+		memcpy(o->buf + o->n, s, n);
+		o->n += n;
+	}
+}
+
+#define PUT(o, lit) put((o), lit, sizeof(lit) - 1)
+
+static void put_u64(struct out *o, uint64_t v)
+{
+	char tmp[24];
+	int i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	put(o, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+/* Nanoseconds as microseconds with three decimals (the format's unit). */
+static void put_us(struct out *o, int64_t ns)
+{
+	if (ns < 0) {
+		PUT(o, "-");
+		ns = -ns;
+	}
+	put_u64(o, (uint64_t)ns / 1000);
+	char frac[4] = { '.', (char)('0' + ns / 100 % 10), (char)('0' + ns / 10 % 10),
+			 (char)('0' + ns % 10) };
+	put(o, frac, 4);
+}
+
+/* A JSON string (quoted, escaped). */
+static void put_str(struct out *o, const char *s)
+{
+	PUT(o, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			char e[2] = { '\\', (char)c };
+			put(o, e, 2);
+		} else if (c < 0x20) {
+			char e[7];
+			snprintf(e, sizeof(e), "\\u%04x", c);
+			put(o, e, 6);
+		} else {
+			put(o, (const char *)&c, 1);
+		}
+	}
+	PUT(o, "\"");
+}
+
+static const char *const outcome_names[] = {
+	[TRACE_OK] = "ok",
+	[TRACE_ERROR] = "error",
+	[TRACE_CANCELLED] = "cancelled",
+	[TRACE_INTERRUPTED] = "interrupted",
+	[TRACE_TIMED_OUT] = "timed out",
+};
+
+static const char *category(const struct isola__trace_event *e)
+{
+	switch (e->kind) {
+	case TRACE_EV_INTERRUPT:
+		return "interrupt";
+	case TRACE_EV_WORKER_START:
+	case TRACE_EV_WORKER_END:
+		return "worker";
+	default:
+		break;
+	}
+	switch (e->task_kind) {
+	case TASK_CHUNK:
+		return "map chunk";
+	case TASK_RUN:
+		return "run";
+	case TASK_ACTOR_NEW:
+	case TASK_ACTOR_CALL:
+	case TASK_ACTOR_KILL:
+		return "actor";
+	default:
+		return "task";
+	}
+}
+
+/* Needs s->lock. */
+static void emit(struct session *s, struct out *o)
+{
+	if (s->any)
+		fputs(",\n", s->f);
+	s->any = true;
+	fwrite(o->buf, 1, o->n, s->f);
+	o->n = 0;
+}
+
+/* One event as JSON.  Needs s->lock. */
+static void write_event(struct session *s, int pid, int tid, const struct isola__trace_event *e)
+{
+	struct out o = { .n = 0 };
+	bool slice = e->kind == TRACE_EV_TASK || e->kind == TRACE_EV_WORKER_START ||
+		     e->kind == TRACE_EV_WORKER_END;
+	PUT(&o, "{\"name\":");
+	put_str(&o, e->kind == TRACE_EV_INTERRUPT ? "interrupt" : e->name);
+	PUT(&o, ",\"cat\":");
+	put_str(&o, category(e));
+	if (slice)
+		PUT(&o, ",\"ph\":\"X\",\"ts\":");
+	else
+		PUT(&o, ",\"ph\":\"i\",\"s\":\"t\",\"ts\":");
+	put_us(&o, e->start_ns);
+	if (slice) {
+		PUT(&o, ",\"dur\":");
+		put_us(&o, e->end_ns - e->start_ns);
+	}
+	PUT(&o, ",\"pid\":");
+	put_u64(&o, (uint64_t)pid);
+	PUT(&o, ",\"tid\":");
+	put_u64(&o, (uint64_t)tid);
+	if (e->kind != TRACE_EV_WORKER_START && e->kind != TRACE_EV_WORKER_END) {
+		PUT(&o, ",\"args\":{\"outcome\":");
+		put_str(&o, outcome_names[e->outcome < 5 ? e->outcome : 0]);
+		if (e->kind == TRACE_EV_INTERRUPT) {
+			PUT(&o, ",\"task\":");
+			put_str(&o, e->name);
+		}
+		if (e->error[0]) {
+			PUT(&o, ",\"error\":");
+			put_str(&o, e->error);
+		}
+		if (e->queued_ns > 0) {
+			PUT(&o, ",\"queued_us\":");
+			put_us(&o, e->start_ns > e->queued_ns ? e->start_ns - e->queued_ns : 0);
+		}
+		if (e->calls > 0) {
+			PUT(&o, ",\"calls\":");
+			put_u64(&o, e->calls);
+		}
+		PUT(&o, "}");
+	}
+	PUT(&o, "}");
+	emit(s, &o);
+	s->events++;
+}
+
+/* Format and hand back every committed event of r.  Needs s->lock. */
+static void drain_ring(struct session *s, int pid, struct isola__trace_ring *r)
+{
+	if (r == NULL)
+		return;
+	/* Acquire: pairs with the producer's release of head (the events
+	 * below are complete). */
+	uint64_t h = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+	uint64_t t = r->tail; /* only this side writes tail */
+	int tid = __atomic_load_n(&r->os_tid, __ATOMIC_RELAXED); /* see trace.c */
+	for (; t != h; t++)
+		write_event(s, pid, tid, &r->ev[t & r->mask]);
+	/* Release: the slots were read before the producer may reuse them. */
+	__atomic_store_n(&r->tail, t, __ATOMIC_RELEASE);
+}
+
+/* Needs s->lock. */
+static void drain_pool(struct session *s, struct isola_pool *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		drain_ring(s, p->trace->pid, p->workers[i].trace);
+		drain_ring(s, p->trace->pid, p->workers[i].trace_wd);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct session *s = arg;
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		for (struct trace_member *m = s->members; m != NULL; m = m->next)
+			drain_pool(s, m->pool);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += DRAIN_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* The metadata of a pool leaving: names of its process and threads (the
+ * dropped count in a worker's name, where a viewer shows it).  Needs
+ * s->lock. */
+static void write_pool_end(struct session *s, struct isola_pool *p)
+{
+	struct out o = { .n = 0 };
+	char name[128];
+	snprintf(name, sizeof(name), "isola pool %d (%d workers)", p->trace->pid, p->n);
+	PUT(&o, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":");
+	put_u64(&o, (uint64_t)p->trace->pid);
+	PUT(&o, ",\"args\":{\"name\":");
+	put_str(&o, name);
+	PUT(&o, "}}");
+	emit(s, &o);
+	PUT(&o, "{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":");
+	put_u64(&o, (uint64_t)p->trace->pid);
+	PUT(&o, ",\"args\":{\"sort_index\":");
+	put_u64(&o, (uint64_t)p->trace->pid);
+	PUT(&o, "}}");
+	emit(s, &o);
+	for (int i = 0; i < p->n; i++) {
+		struct worker *w = &p->workers[i];
+		uint64_t dropped = __atomic_load_n(&w->trace->dropped, __ATOMIC_RELAXED) +
+				   (w->trace_wd ? __atomic_load_n(&w->trace_wd->dropped,
+								  __ATOMIC_RELAXED) : 0);
+		s->dropped += dropped;
+		int tid = __atomic_load_n(&w->trace->os_tid, __ATOMIC_RELAXED);
+		if (dropped > 0)
+			snprintf(name, sizeof(name), "worker %d (%llu events dropped)", i,
+				 (unsigned long long)dropped);
+		else
+			snprintf(name, sizeof(name), "worker %d", i);
+		const char *meta[2] = { "thread_name", "thread_sort_index" };
+		for (int k = 0; k < 2; k++) {
+			PUT(&o, "{\"name\":");
+			put_str(&o, meta[k]);
+			PUT(&o, ",\"ph\":\"M\",\"pid\":");
+			put_u64(&o, (uint64_t)p->trace->pid);
+			PUT(&o, ",\"tid\":");
+			put_u64(&o, (uint64_t)tid);
+			PUT(&o, ",\"args\":{");
+			if (k == 0) {
+				PUT(&o, "\"name\":");
+				put_str(&o, name);
+				PUT(&o, ",\"worker\":");
+				put_u64(&o, (uint64_t)i);
+				PUT(&o, ",\"dropped\":");
+				put_u64(&o, dropped);
+			} else {
+				PUT(&o, "\"sort_index\":");
+				put_u64(&o, (uint64_t)i);
+			}
+			PUT(&o, "}}");
+			emit(s, &o);
+		}
+	}
+}
+
+static void trace_atexit(void);
+
+/* ---- sessions -------------------------------------------------------- */
+
+/* The session writing path, opened if none does (a new one truncates the
+ * file), with one more reference.  NULL with errno set on failure.
+ * Needs sessions_lock. */
+static struct session *session_get(const char *path)
+{
+	for (struct session *s = sessions; s != NULL; s = s->next)
+		if (strcmp(s->path, path) == 0) {
+			s->refs++;
+			return s;
+		}
+	struct session *s = isola__calloc(1, sizeof(*s));
+	if (s == NULL || (s->path = isola__strdup(path)) == NULL) {
+		isola__free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->f = fopen(path, "w");
+	if (s->f == NULL) {
+		int e = errno;
+		isola__free(s->path);
+		isola__free(s);
+		errno = e;
+		return NULL;
+	}
+	setvbuf(s->f, NULL, _IOFBF, 1 << 20);
+	fputs("{\"traceEvents\":[\n", s->f);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+		fclose(s->f);
+		remove(path);
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->cond);
+		isola__free(s->path);
+		isola__free(s);
+		errno = EAGAIN;
+		return NULL;
+	}
+	static bool hooked;
+	if (!hooked)
+		hooked = atexit(trace_atexit) == 0;
+	s->refs = 1;
+	s->next = sessions;
+	sessions = s;
+	return s;
+}
+
+/* Drop a reference; the last one writes the end and closes the file.
+ * Needs sessions_lock. */
+static void session_put(struct session *s)
+{
+	if (--s->refs > 0)
+		return;
+	for (struct session **pp = &sessions; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->writer, NULL);
+	fprintf(s->f,
+		"\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"isola_events\":%llu,"
+		"\"isola_dropped_events\":%llu,\"clock\":\"CLOCK_MONOTONIC\"}}\n",
+		(unsigned long long)s->events, (unsigned long long)s->dropped);
+	if (fclose(s->f) != 0)
+		fprintf(stderr, "isola: writing the trace %s failed: %s\n", s->path,
+			strerror(errno));
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	isola__free(s->path);
+	isola__free(s);
+}
+
+static uint32_t events_wanted(uint32_t asked)
+{
+	if (asked > 0)
+		return asked;
+	const char *env = getenv("ISOLA_TRACE_BUFFER");
+	long v = env != NULL ? strtol(env, NULL, 10) : 0;
+	return v > 0 && v < (1L << 24) ? (uint32_t)v : ISOLA__TRACE_DEFAULT_EVENTS;
+}
+
+int isola__trace_pool_begin(struct isola_pool *p, const char *path,
+			    uint32_t events_per_worker, char **error_out)
+{
+	bool from_env = path == NULL || path[0] == '\0';
+	if (from_env)
+		path = getenv("ISOLA_TRACE");
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	struct isola__trace_pool *tp = isola__calloc(1, sizeof(*tp));
+	if (tp == NULL)
+		return ISOLA_ENOMEM;
+	uint32_t cap = events_wanted(events_per_worker);
+	for (int i = 0; i < p->n; i++) {
+		p->workers[i].trace = isola__trace_ring_new(cap);
+		p->workers[i].trace_wd = isola__trace_ring_new(WD_EVENTS);
+		if (p->workers[i].trace == NULL || p->workers[i].trace_wd == NULL) {
+			p->trace = tp; /* for isola__trace_pool_free */
+			isola__trace_pool_free(p);
+			return ISOLA_ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&sessions_lock);
+	struct session *s = session_get(path);
+	pthread_mutex_unlock(&sessions_lock);
+	if (s == NULL) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "cannot write the trace %s: %s", path, strerror(errno));
+		p->trace = tp;
+		isola__trace_pool_free(p);
+		if (from_env) { /* the environment's wish: warn, run untraced */
+			fprintf(stderr, "isola: ISOLA_TRACE: %s\n", msg);
+			return 0;
+		}
+		if (error_out != NULL)
+			*error_out = isola__strdup(msg);
+		return ISOLA_ESYS;
+	}
+	struct trace_member *m = isola__calloc(1, sizeof(*m));
+	if (m == NULL) {
+		pthread_mutex_lock(&sessions_lock);
+		session_put(s);
+		pthread_mutex_unlock(&sessions_lock);
+		p->trace = tp;
+		isola__trace_pool_free(p);
+		return ISOLA_ENOMEM;
+	}
+	tp->s = s;
+	p->trace = tp;
+	m->pool = p;
+	pthread_mutex_lock(&s->lock);
+	tp->pid = ++s->next_pid;
+	m->next = s->members;
+	s->members = m;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Drain p's rings, write its metadata, take it out of its session.
+ * Needs sessions_lock; false if it had left already. */
+static bool leave(struct isola_pool *p)
+{
+	struct isola__trace_pool *tp = p->trace;
+	struct session *s = tp != NULL ? tp->s : NULL;
+	if (s == NULL)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	tp->ended = true;
+	drain_pool(s, p);
+	write_pool_end(s, p);
+	for (struct trace_member **mm = &s->members; *mm != NULL; mm = &(*mm)->next)
+		if ((*mm)->pool == p) {
+			struct trace_member *m = *mm;
+			*mm = m->next;
+			isola__free(m);
+			break;
+		}
+	fflush(s->f);
+	pthread_mutex_unlock(&s->lock);
+	tp->s = NULL;
+	return true;
+}
+
+void isola__trace_pool_end(struct isola_pool *p)
+{
+	if (p->trace == NULL)
+		return;
+	pthread_mutex_lock(&sessions_lock);
+	struct session *s = p->trace->s;
+	if (leave(p))
+		session_put(s);
+	pthread_mutex_unlock(&sessions_lock);
+}
+
+/* At exit, pools that were never destroyed (abandoned with a stuck task,
+ * or a C program that exits without isola_pool_destroy) still get a
+ * complete file: what their rings hold is written and the file closed. */
+static void trace_atexit(void)
+{
+	pthread_mutex_lock(&sessions_lock);
+	while (sessions != NULL) {
+		struct session *s = sessions;
+		while (s->members != NULL)
+			leave(s->members->pool);
+		s->refs = 1;
+		session_put(s);
+	}
+	pthread_mutex_unlock(&sessions_lock);
+}
+
+void isola__trace_pool_free(struct isola_pool *p)
+{
+	if (p->trace == NULL)
+		return;
+	isola__trace_pool_end(p);
+	for (int i = 0; p->workers != NULL && i < p->n; i++) {
+		isola__free(p->workers[i].trace);
+		isola__free(p->workers[i].trace_wd);
+		p->workers[i].trace = NULL;
+		p->workers[i].trace_wd = NULL;
+	}
+	isola__free(p->trace);
+	p->trace = NULL;
+}
