@@ -304,7 +304,8 @@ class MapRun:
         paths = [os.getcwd()] + self.o["--path"]
         try:
             pool = self.isola.Pool(self.o.get("-j"), preload=self.o["--preload"], path=paths,
-                                   init="import isola_map\nisola_map._worker_setup()")
+                                   init="import isola_map\nisola_map._worker_setup()",
+                                   trace=self.o.get("--trace"))
         except Exception as exc:
             raise _Setup(f"starting the workers failed: {exc}")
         try:
