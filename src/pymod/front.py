@@ -412,6 +412,22 @@ def _call_initializer(target, args, allow_pickle):
     _resolve_target(target)(*loads(args, allow_pickle=allow_pickle))
 
 
+def _known_length(iterables):
+    # The number of argument sets zip(*iterables) gives, when every
+    # iterable knows its length (None otherwise).
+    try:
+        return min(len(it) for it in iterables)
+    except (TypeError, ValueError):
+        return None
+
+
+def _with_progress(results, total):
+    # Pool.map(progress=True): the shared progress line (isola._progress,
+    # also `isola map`'s).
+    from isola._progress import track
+    return track(results, total)
+
+
 class Pool:
     """A pool of workers, each an OS thread hosting its own sub-interpreter.
 
@@ -546,21 +562,28 @@ class Pool:
 
         return results()
 
-    def map(self, fn, *iterables, chunksize=None, timeout=None, buffersize=None):
+    def map(self, fn, *iterables, chunksize=None, timeout=None, buffersize=None,
+            progress=False):
         """Like the builtin map, in parallel: an iterator over fn(*args) for
         each args of zip(*iterables), in order.  Work is sent in chunks
         (default: about 4 per worker; with buffersize, 1); buffersize: at
         most that many chunks in flight, the input read as results are
         taken (infinite iterables work).  If iteration stops early (an
-        exception, Ctrl-C), what is still queued is cancelled."""
+        exception, Ctrl-C), what is still queued is cancelled.
+        progress=True: a progress line on standard error while results
+        are taken (done/total when the length is known, rate, ETA), drawn
+        only when standard error is a terminal."""
         self._check_open()
+        total = _known_length(iterables) if progress else None
         argsets = zip(*iterables)
         if chunksize is None and buffersize:
             chunksize = 1
         elif chunksize is None:
             argsets = list(argsets)
+            total = len(argsets)
             chunksize = max(1, len(argsets) // (4 * self.size))
-        return self._map(fn, argsets, chunksize, timeout, buffersize)
+        results = self._map(fn, argsets, chunksize, timeout, buffersize)
+        return _with_progress(results, total) if progress else results
 
     def imap_unordered(self, fn, iterable, chunksize=1):
         """fn(x) for each x, yielded as they finish (any order)."""
@@ -817,12 +840,17 @@ class Executor(_cf.ThreadPoolExecutor):
 
     submit.__doc__ = _cf.Executor.submit.__doc__
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
         """Like concurrent.futures.Executor.map (buffersize as in 3.14);
-        chunksize > 1 sends that many calls per task."""
+        chunksize > 1 sends that many calls per task; progress=True draws
+        a progress line on standard error when it is a terminal (as
+        Pool.map)."""
         with self._shutdown_lock:
             self._check_usable()
-        return self._pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
+        results = self._pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
+        if progress:
+            return _with_progress(results, _known_length(iterables))
+        return results
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         with self._shutdown_lock:
