@@ -206,6 +206,21 @@ class TraceProcessTest(unittest.TestCase):
         # one bar per task, in the colour of the most frequent target
         self.assertEqual(svg.count('fill="#4e79a7"'), 10 + 1)  # + its legend
 
+    def test_benchmark_figures(self):
+        # bench/plot.py draws the report's figures from the committed records
+        out = os.path.join(self.dir.name, "figures")
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "plot.py"), "--out", out],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names = sorted(os.listdir(out))
+        self.assertIn("pool_speedup.svg", names)
+        for name in names:
+            with open(os.path.join(out, name)) as f:
+                svg = f.read()
+            self.assertTrue(svg.startswith("<svg"), name)
+            self.assertIn("from bench/results/", svg)
+            self.assertGreater(svg.count("<rect") + svg.count("<polyline"), 2, name)
+
 
 if __name__ == "__main__":
     unittest.main()
