@@ -24,12 +24,16 @@
 #include "channels/wait.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DRAIN_MS 10
+#define BUF_SIZE (1 << 20)
+#define EVENT_MAX 2048 /* the longest event or metadata line formatted */
 #define WD_EVENTS 256 /* a watchdog's ring: interrupts are rare */
 
 struct trace_member {
@@ -39,7 +43,10 @@ struct trace_member {
 
 struct session {
 	char *path;
-	FILE *f;
+	int fd;
+	bool write_failed; /* lock: an error was reported; the rest is dropped */
+	char *buf;         /* lock: formatted, not yet written (BUF_SIZE) */
+	size_t buf_n;
 	int refs;         /* sessions_lock: pools in it */
 	int next_pid;     /* lock */
 	bool any;         /* lock: an event was written (comma before the next) */
@@ -62,19 +69,19 @@ struct isola__trace_pool {
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct session *sessions; /* sessions_lock */
 
-/* ---- formatting ------------------------------------------------------ */
+/* ---- formatting ------------------------------------------------------
+ * Straight into the session's buffer (no stdio, no per-field snprintf):
+ * emit_begin() makes room for EVENT_MAX bytes, which bounds any one line (names
+ * are at most ISOLA__TRACE_NAME bytes, 6 when escaped). */
 
 struct out {
-	char buf[1024];
-	size_t n;
+	char *p;
 };
 
 static void put(struct out *o, const char *s, size_t n)
 {
-	if (o->n + n < sizeof(o->buf)) {
-		memcpy(o->buf + o->n, s, n);
-		o->n += n;
-	}
+	memcpy(o->p, s, n);
+	o->p += n;
 }
 
 #define PUT(o, lit) put((o), lit, sizeof(lit) - 1)
@@ -103,24 +110,65 @@ static void put_us(struct out *o, int64_t ns)
 	put(o, frac, 4);
 }
 
-/* A JSON string (quoted, escaped). */
+/* A JSON string (quoted, escaped); s is at most 128 bytes. */
 static void put_str(struct out *o, const char *s)
 {
-	PUT(o, "\"");
+	static const char hex[] = "0123456789abcdef";
+	char *p = o->p;
+	*p++ = '"';
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
-			put(o, e, 2);
-		} else if (c < 0x20) {
-			char e[7];
-			snprintf(e, sizeof(e), "\\u%04x", c);
-			put(o, e, 6);
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*p++ = (char)c;
+		} else if (c >= 0x20) {
+			*p++ = '\\';
+			*p++ = (char)c;
 		} else {
-			put(o, (const char *)&c, 1);
+			memcpy(p, "\\u00", 4);
+			p[4] = hex[c >> 4];
+			p[5] = hex[c & 15];
+			p += 6;
 		}
 	}
-	PUT(o, "\"");
+	*p++ = '"';
+	o->p = p;
+}
+
+/* Write what the buffer holds.  Needs s->lock. */
+static void flush_buf(struct session *s)
+{
+	size_t done = 0;
+	while (done < s->buf_n && !s->write_failed) {
+		ssize_t k = write(s->fd, s->buf + done, s->buf_n - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			fprintf(stderr, "isola: writing the trace %s failed: %s\n", s->path,
+				k < 0 ? strerror(errno) : "no progress");
+			s->write_failed = true;
+		} else {
+			done += (size_t)k;
+		}
+	}
+	s->buf_n = 0;
+}
+
+/* Where the next line goes: a separator written, room for EVENT_MAX
+ * bytes made.  Needs s->lock; finish with emit_end(). */
+static struct out emit_begin(struct session *s)
+{
+	if (s->buf_n + EVENT_MAX > BUF_SIZE)
+		flush_buf(s);
+	struct out o = { s->buf + s->buf_n };
+	if (s->any)
+		PUT(&o, ",\n");
+	s->any = true;
+	return o;
+}
+
+static void emit_end(struct session *s, struct out *o)
+{
+	s->buf_n = (size_t)(o->p - s->buf);
 }
 
 static const char *const outcome_names[] = {
@@ -156,20 +204,10 @@ static const char *category(const struct isola__trace_event *e)
 	}
 }
 
-/* Needs s->lock. */
-static void emit(struct session *s, struct out *o)
-{
-	if (s->any)
-		fputs(",\n", s->f);
-	s->any = true;
-	fwrite(o->buf, 1, o->n, s->f);
-	o->n = 0;
-}
-
 /* One event as JSON.  Needs s->lock. */
 static void write_event(struct session *s, int pid, int tid, const struct isola__trace_event *e)
 {
-	struct out o = { .n = 0 };
+	struct out o = emit_begin(s);
 	bool slice = e->kind == TRACE_EV_TASK || e->kind == TRACE_EV_WORKER_START ||
 		     e->kind == TRACE_EV_WORKER_END;
 	PUT(&o, "{\"name\":");
@@ -211,7 +249,7 @@ static void write_event(struct session *s, int pid, int tid, const struct isola_
 		PUT(&o, "}");
 	}
 	PUT(&o, "}");
-	emit(s, &o);
+	emit_end(s, &o);
 	s->events++;
 }
 
@@ -243,6 +281,7 @@ static void drain_pool(struct session *s, struct isola_pool *p)
 static void *writer_main(void *arg)
 {
 	struct session *s = arg;
+	pthread_setname_np(pthread_self(), "isola-trace");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		for (struct trace_member *m = s->members; m != NULL; m = m->next)
@@ -265,21 +304,23 @@ static void *writer_main(void *arg)
  * s->lock. */
 static void write_pool_end(struct session *s, struct isola_pool *p)
 {
-	struct out o = { .n = 0 };
+	struct out o;
 	char name[128];
 	snprintf(name, sizeof(name), "isola pool %d (%d workers)", p->trace->pid, p->n);
+	o = emit_begin(s);
 	PUT(&o, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":");
 	put_u64(&o, (uint64_t)p->trace->pid);
 	PUT(&o, ",\"args\":{\"name\":");
 	put_str(&o, name);
 	PUT(&o, "}}");
-	emit(s, &o);
+	emit_end(s, &o);
+	o = emit_begin(s);
 	PUT(&o, "{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":");
 	put_u64(&o, (uint64_t)p->trace->pid);
 	PUT(&o, ",\"args\":{\"sort_index\":");
 	put_u64(&o, (uint64_t)p->trace->pid);
 	PUT(&o, "}}");
-	emit(s, &o);
+	emit_end(s, &o);
 	for (int i = 0; i < p->n; i++) {
 		struct worker *w = &p->workers[i];
 		uint64_t dropped = __atomic_load_n(&w->trace->dropped, __ATOMIC_RELAXED) +
@@ -294,6 +335,7 @@ static void write_pool_end(struct session *s, struct isola_pool *p)
 			snprintf(name, sizeof(name), "worker %d", i);
 		const char *meta[2] = { "thread_name", "thread_sort_index" };
 		for (int k = 0; k < 2; k++) {
+			o = emit_begin(s);
 			PUT(&o, "{\"name\":");
 			put_str(&o, meta[k]);
 			PUT(&o, ",\"ph\":\"M\",\"pid\":");
@@ -313,7 +355,7 @@ static void write_pool_end(struct session *s, struct isola_pool *p)
 				put_u64(&o, (uint64_t)i);
 			}
 			PUT(&o, "}}");
-			emit(s, &o);
+			emit_end(s, &o);
 		}
 	}
 }
@@ -338,16 +380,20 @@ static struct session *session_get(const char *path)
 		errno = ENOMEM;
 		return NULL;
 	}
-	s->f = fopen(path, "w");
-	if (s->f == NULL) {
-		int e = errno;
+	s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	s->buf = s->fd >= 0 ? isola__malloc(BUF_SIZE) : NULL;
+	if (s->buf == NULL) {
+		int e = s->fd < 0 ? errno : ENOMEM;
+		if (s->fd >= 0)
+			close(s->fd);
 		isola__free(s->path);
 		isola__free(s);
 		errno = e;
 		return NULL;
 	}
-	setvbuf(s->f, NULL, _IOFBF, 1 << 20);
-	fputs("{\"traceEvents\":[\n", s->f);
+	static const char head[] = "{\"traceEvents\":[\n";
+	memcpy(s->buf, head, sizeof(head) - 1);
+	s->buf_n = sizeof(head) - 1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -355,8 +401,9 @@ static struct session *session_get(const char *path)
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
-		fclose(s->f);
+		close(s->fd);
 		remove(path);
+		isola__free(s->buf);
 		pthread_mutex_destroy(&s->lock);
 		pthread_cond_destroy(&s->cond);
 		isola__free(s->path);
@@ -389,13 +436,17 @@ static void session_put(struct session *s)
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->writer, NULL);
-	fprintf(s->f,
+	if (s->buf_n + EVENT_MAX > BUF_SIZE)
+		flush_buf(s);
+	s->buf_n += (size_t)snprintf(s->buf + s->buf_n, EVENT_MAX,
 		"\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"isola_events\":%llu,"
 		"\"isola_dropped_events\":%llu,\"clock\":\"CLOCK_MONOTONIC\"}}\n",
 		(unsigned long long)s->events, (unsigned long long)s->dropped);
-	if (fclose(s->f) != 0)
+	flush_buf(s);
+	if (close(s->fd) != 0 && !s->write_failed)
 		fprintf(stderr, "isola: writing the trace %s failed: %s\n", s->path,
 			strerror(errno));
+	isola__free(s->buf);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	isola__free(s->path);
@@ -487,7 +538,7 @@ static bool leave(struct isola_pool *p)
 			isola__free(m);
 			break;
 		}
-	fflush(s->f);
+	flush_buf(s); /* this pool's part is on disk */
 	pthread_mutex_unlock(&s->lock);
 	tp->s = NULL;
 	return true;
