@@ -3,7 +3,7 @@ library with ast, in parallel, and report the most common node types and
 the largest functions, with the speed-up over one interpreter measured in
 the same run.
 
-    python3 demos/stdlib_ast.py [--rounds R] [--trace FILE]
+    python3 demos/stdlib_ast.py [--rounds R] [--trace FILE] [--files N]
                                          (PYTHONPATH must reach isola)
     isola run demos/stdlib_ast.py -j 4   (the same, through the command line)
 
@@ -16,7 +16,7 @@ and in N separate processes (plain Python, no isola): what the machine
 itself allows right now, busy or idle.  The four are interleaved over R
 rounds (default 3; the order reversed every other round) and the best of
 each is kept.  --trace FILE writes both pools' timeline (see
-scripts/trace-plot).
+scripts/trace-plot); --files N parses the first N files only (tests).
 """
 import ast
 import collections
@@ -128,8 +128,8 @@ def timed(pool, files):
     return time.perf_counter() - t0, result
 
 
-def main(pool, rounds=3, trace=None):
-    files = find_files()
+def main(pool, rounds=3, trace=None, limit=None):
+    files = find_files()[:limit]
     n = pool.size
     print(f"Parsing {len(files)} files of the Python {sys.version.split()[0]} standard "
           f"library ({STDLIB}) with ast...")
@@ -184,4 +184,4 @@ if __name__ == "__main__":
     else:
         trace = _option("--trace", None, str)
         with isola.Pool(trace=trace) as pool:
-            main(pool, _option("--rounds", 3, int), trace)
+            main(pool, _option("--rounds", 3, int), trace, _option("--files", None, int))
