@@ -306,7 +306,8 @@ static void write_pool_end(struct session *s, struct isola_pool *p)
 {
 	struct out o;
 	char name[128];
-	snprintf(name, sizeof(name), "isola pool %d (%d workers)", p->trace->pid, p->n);
+	snprintf(name, sizeof(name), "isola pool %d (%d worker%s)", p->trace->pid, p->n,
+		 p->n == 1 ? "" : "s");
 	o = emit_begin(s);
 	PUT(&o, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":");
 	put_u64(&o, (uint64_t)p->trace->pid);
