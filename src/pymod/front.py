@@ -793,7 +793,8 @@ class Executor(_cf.ThreadPoolExecutor):
 
     Executor(max_workers=None, initializer=None, initargs=(), **pool_options)
 
-    pool_options are isola.Pool's (preload, init, path, allow_pickle).  A
+    pool_options are isola.Pool's (preload, init, path, allow_pickle,
+    stop_grace, trace).  A
     failing initializer makes the executor broken: the error is logged to
     the "concurrent.futures" logger, and submit() raises isola.BrokenPool
     (a concurrent.futures.BrokenExecutor).  Futures are isola.Future:

@@ -124,6 +124,23 @@ class TraceTest(unittest.TestCase):
         self.assertTrue(all(e["args"]["task"] == "pool_helpers:spin_forever"
                             for e in interrupts))
 
+    def test_actor_messages(self):
+        with isola.Pool(2, trace=self.path) as pool:
+            c = pool.spawn(pool_helpers.Counter, 10)
+            self.assertEqual(c.add(5).result(), 15)
+            c.send_message("add", 1)
+            with self.assertRaises(AttributeError):
+                c.no_such_method().result()
+            self.assertEqual(c.get().result(), 16)
+        events = self.load()["traceEvents"]
+        actor = [e for e in events if e.get("cat") == "actor"]
+        self.assertEqual([e["name"] for e in actor],
+                         ["actor start", "add", "add", "no_such_method", "get"])
+        self.assertEqual(len({e["tid"] for e in actor}), 1)  # it lives on one worker
+        self.assertEqual([e["args"]["outcome"] for e in actor],
+                         ["ok", "ok", "ok", "error", "ok"])
+        self.assertTrue(all(e["ph"] == "X" and e["dur"] > 0 for e in actor))
+
     def test_executor_and_pools_sharing_a_file(self):
         with isola.Executor(1, trace=self.path) as ex, isola.Pool(1, trace=self.path) as pool:
             self.assertEqual(list(ex.map(pool_helpers.square, range(5))), [0, 1, 4, 9, 16])
