@@ -630,8 +630,7 @@ class MapRun:
     # The line is isola._progress's, shared with Pool.map(progress=True).
 
     def _progress_setup(self):
-        from isola._progress import ProgressLine
-        self.bar = ProgressLine(None, sys.stderr, t0=self.t0)
+        self.bar = self.isola._progress.ProgressLine(None, sys.stderr, t0=self.t0)
         if self.bar.enabled and all(st is not None and _is_regular(st)
                                     for _, st in self.sources):
             total = sum(_count_lines(name) for name, _ in self.sources)
