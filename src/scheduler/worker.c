@@ -365,9 +365,8 @@ void *isola__worker_main(void *arg)
 	 * does not block it, and CPython runs Python handlers there. */
 	int64_t began = isola__now_ns();
 	bool started = start(w);
-	if (started)
-		isola__trace_worker(w, TRACE_EV_WORKER_START, began);
 	if (started) {
+		isola__trace_worker(w, TRACE_EV_WORKER_START, began);
 		isola_channel *queues[2] = { w->private_q, p->shared_q };
 		isola__deadline forever;
 		isola__deadline_init(&forever, -1);
