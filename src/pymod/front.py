@@ -334,6 +334,7 @@ def _exit_abandoning():
             f.flush()
         except Exception:
             pass
+    _trace_close_all()  # trace files end valid: os._exit skips the C atexit hook
     last = getattr(_sys, "last_exc", None) or getattr(_sys, "last_value", None)
     if _stopped_by_signal or isinstance(last, KeyboardInterrupt):
         signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -43,6 +43,7 @@ enum isola__trace_outcome {
 	TRACE_CANCELLED,    /* never started */
 	TRACE_INTERRUPTED,  /* Future.interrupt(), shutdown(interrupt=True), a kill */
 	TRACE_TIMED_OUT,    /* its timeout interrupted it */
+	TRACE_STILL_RUNNING, /* abandoned: running when the file was closed */
 };
 
 struct isola__trace_event {
@@ -121,6 +122,13 @@ int isola__trace_pool_begin(struct isola_pool *p, const char *path,
  * a file writes its end and closes it).  Once the workers have left
  * their loops; idempotent.  Any thread (trace_write.c). */
 void isola__trace_pool_end(struct isola_pool *p);
+
+/* At exit, pools that were never destroyed (abandoned with a stuck task,
+ * or a C program that exits without isola_pool_destroy) still get a
+ * complete file: what their rings hold is written, each file ended and
+ * closed; later events are not recorded.  Registered with atexit(); the
+ * Python front calls it before an os._exit.  Any thread. */
+void isola__trace_close_all(void);
 
 /* Free p's rings (after isola__trace_pool_end). */
 void isola__trace_pool_free(struct isola_pool *p);

@@ -177,6 +177,7 @@ static const char *const outcome_names[] = {
 	[TRACE_CANCELLED] = "cancelled",
 	[TRACE_INTERRUPTED] = "interrupted",
 	[TRACE_TIMED_OUT] = "timed out",
+	[TRACE_STILL_RUNNING] = "still running",
 };
 
 static const char *category(const struct isola__trace_event *e)
@@ -229,7 +230,7 @@ static void write_event(struct session *s, int pid, int tid, const struct isola_
 	put_u64(&o, (uint64_t)tid);
 	if (e->kind != TRACE_EV_WORKER_START && e->kind != TRACE_EV_WORKER_END) {
 		PUT(&o, ",\"args\":{\"outcome\":");
-		put_str(&o, outcome_names[e->outcome < 5 ? e->outcome : 0]);
+		put_str(&o, outcome_names[e->outcome <= TRACE_STILL_RUNNING ? e->outcome : 0]);
 		if (e->kind == TRACE_EV_INTERRUPT) {
 			PUT(&o, ",\"task\":");
 			put_str(&o, e->name);
@@ -299,6 +300,22 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* A task w still runs as its pool leaves the file (abandoned: the process
+ * exits under it) is a slice up to now, "still running".  Needs s->lock. */
+static void write_still_running(struct session *s, int pid, int tid, struct worker *w)
+{
+	struct isola__trace_event e = { .kind = TRACE_EV_TASK, .outcome = TRACE_STILL_RUNNING };
+	char name[ISOLA_RUNNING_NAME_MAX];
+	uint64_t ns;
+	isola__worker_running(w, name, &ns);
+	if (name[0] == '\0')
+		return;
+	isola__trace_copy_name(e.name, name, sizeof(e.name));
+	e.end_ns = isola__now_ns();
+	e.start_ns = e.end_ns - (int64_t)ns;
+	write_event(s, pid, tid, &e);
+}
+
 /* The metadata of a pool leaving: names of its process and threads (the
  * dropped count in a worker's name, where a viewer shows it).  Needs
  * s->lock. */
@@ -334,6 +351,7 @@ static void write_pool_end(struct session *s, struct isola_pool *p)
 				 (unsigned long long)dropped);
 		else
 			snprintf(name, sizeof(name), "worker %d", i);
+		write_still_running(s, p->trace->pid, tid, w);
 		const char *meta[2] = { "thread_name", "thread_sort_index" };
 		for (int k = 0; k < 2; k++) {
 			o = emit_begin(s);
@@ -556,10 +574,7 @@ void isola__trace_pool_end(struct isola_pool *p)
 	pthread_mutex_unlock(&sessions_lock);
 }
 
-/* At exit, pools that were never destroyed (abandoned with a stuck task,
- * or a C program that exits without isola_pool_destroy) still get a
- * complete file: what their rings hold is written and the file closed. */
-static void trace_atexit(void)
+void isola__trace_close_all(void)
 {
 	pthread_mutex_lock(&sessions_lock);
 	while (sessions != NULL) {
@@ -570,6 +585,11 @@ static void trace_atexit(void)
 		session_put(s);
 	}
 	pthread_mutex_unlock(&sessions_lock);
+}
+
+static void trace_atexit(void)
+{
+	isola__trace_close_all();
 }
 
 void isola__trace_pool_free(struct isola_pool *p)

@@ -193,6 +193,31 @@ class TraceProcessTest(unittest.TestCase):
         self.assertEqual(sum(e["args"]["dropped"] for e in names), dropped)
         self.assertTrue(any("dropped" in e["args"]["name"] for e in names))
 
+    def test_a_task_abandoned_at_exit(self):
+        # the process leaves by os._exit under a stuck task: the file still
+        # ends valid, with the task as "still running" and its interrupt
+        script = os.path.join(self.dir.name, "stuck.py")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                import isola, pool_helpers, time
+                if __name__ == "__main__":
+                    pool = isola.Pool(1, trace={self.path!r}, stop_grace=0.1)
+                    pool.submit(pool_helpers.sleep, 30)
+                    time.sleep(0.2)
+                    pool.shutdown(interrupt=True)
+                """))
+        r = subprocess.run([sys.executable, "-W", "ignore", script], env=self.env,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.path) as f:
+            events = json.load(f)["traceEvents"]
+        stuck = [e for e in events if e["name"] == "pool_helpers:sleep"]
+        self.assertEqual(len(stuck), 1, events)
+        self.assertEqual((stuck[0]["ph"], stuck[0]["args"]["outcome"]), ("X", "still running"))
+        self.assertGreater(stuck[0]["dur"], 100_000)  # it ran 0.2 s and more, in us
+        interrupts = [e for e in events if e["name"] == "interrupt"]
+        self.assertEqual([e["args"]["task"] for e in interrupts], ["pool_helpers:sleep"])
+
     def test_isola_map_trace(self):
         isola_cmd = os.path.join(BUILD, "cli", "isola")
         r = subprocess.run([isola_cmd, "map", "math:factorial", "--ordered", "-j", "2",
