@@ -172,12 +172,17 @@ def trace_figure(results, out):
         return []
     med = runs[0]["median"]
     modes = [m for m in ("off", "on") if m in med]
-    c = Chart("Trace off and on: one synchronous call", "microseconds (median)", width=520)
-    c.bars(["sync p50", "sync p99"], modes,
-           {m: {"sync p50": med[m]["sync_p50_us"], "sync p99": med[m]["sync_p99_us"]}
-            for m in modes}, note=f"from bench/results/{record_name(files)}")
+    groups = ["sync call p50", "CPU per batched task"]
+    c = Chart("Trace off and on: time of a call, CPU of a task", "microseconds (median)",
+              width=560)
+    c.bars(groups, modes,
+           {m: {"sync call p50": med[m]["sync_p50_us"],
+                "CPU per batched task": med[m]["batched_cpu_us"]} for m in modes},
+           note=f"from bench/results/{record_name(files)}; medians of "
+                f"{runs[0].get('rounds', '?')} interleaved rounds (the p99 of a machine this "
+                "busy is the scheduler's: see the record)")
     written = [write(out, "trace_cost_sync.svg", c.svg())]
-    c = Chart("Trace off and on: batched trivial tasks", "tasks per second (median)", width=520)
+    c = Chart("Trace off and on: batched trivial tasks", "tasks per second (median)", width=560)
     c.bars(["batched"], modes, {m: {"batched": med[m]["batched_per_s"]} for m in modes},
            note=f"from bench/results/{record_name(files)}")
     written.append(write(out, "trace_cost_batched.svg", c.svg()))

@@ -36,6 +36,18 @@ def _ticks(lo, hi, log):
     return out
 
 
+def _wrap(text, width):
+    """text in lines of at most width characters (at spaces)."""
+    lines, cur = [], ""
+    for word in text.split(" "):
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return lines + ([cur] if cur else [])
+
+
 class Chart:
     def __init__(self, title, ylabel, width=640, height=360, log=False):
         self.title, self.ylabel, self.w, self.h, self.log = title, ylabel, width, height, log
@@ -85,6 +97,18 @@ class Chart:
                               f'{html.escape(name)}</text>')
             x += 24 + 7 * len(name)
 
+    def _note(self, note):
+        """A note under the chart, wrapped to its width (the chart grows)."""
+        if not note:
+            return
+        lines = _wrap(note, int((self.w - self.left) / 5.6))
+        y = self.h - 10
+        self.h += 13 * (len(lines) - 1)
+        for line in lines:
+            self.parts.append(f'<text x="{self.left}" y="{y}" font-size="10" '
+                              f'fill="#555">{html.escape(line)}</text>')
+            y += 13
+
     def bars(self, groups, series, values, note=None):
         """Grouped bars: values[series][group] (None: missing)."""
         lo, hi = self._range([v for s in series for v in values[s].values()])
@@ -109,10 +133,9 @@ class Chart:
                                   '</text>')
             self.parts.append(f'<text x="{x0 + gw * 0.4:.1f}" y="{self.h - self.bottom + 15}" '
                               f'text-anchor="middle" font-size="11">{html.escape(str(g))}</text>')
-        self._legend(series, self.h - self.bottom + 28)
-        if note:
-            self.parts.append(f'<text x="{self.left}" y="{self.h - 10}" font-size="10" '
-                              f'fill="#555">{html.escape(note)}</text>')
+        if len(series) > 1:
+            self._legend(series, self.h - self.bottom + 28)
+        self._note(note)
         return self
 
     def lines(self, xs, series, values, ideal=None, xlabel="", note=None):
@@ -140,10 +163,8 @@ class Chart:
                               f'text-anchor="middle" font-size="11">{x}</text>')
         self.parts.append(f'<text x="{self.w / 2}" y="{self.h - self.bottom + 28}" '
                           f'text-anchor="middle" font-size="11">{html.escape(xlabel)}</text>')
-        self._legend(series + (["ideal"] if ideal else []), self.h - self.bottom + 36)
-        if note:
-            self.parts.append(f'<text x="{self.left}" y="{self.h - 10}" font-size="10" '
-                              f'fill="#555">{html.escape(note)}</text>')
+        self._legend(series, self.h - self.bottom + 36)
+        self._note(note)
         return self
 
     def svg(self):

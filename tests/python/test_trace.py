@@ -5,6 +5,7 @@ import collections
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -247,6 +248,19 @@ class TraceProcessTest(unittest.TestCase):
         self.assertIn("worker 1", svg)
         # one bar per task, in the colour of the most frequent target
         self.assertEqual(svg.count('fill="#4e79a7"'), 10 + 1)  # + its legend
+
+    @unittest.skipUnless(shutil.which("rsvg-convert"), "PNG needs rsvg-convert (librsvg2-bin)")
+    def test_renderer_png(self):
+        with isola.Pool(2, trace=self.path) as pool:
+            list(pool.map(pool_helpers.square, range(100), chunksize=5))
+        out = os.path.join(self.dir.name, "run.png")
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "trace-plot"),
+                            self.path, "-o", out], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out, "rb") as f:
+            png = f.read()
+        self.assertTrue(png.startswith(b"\x89PNG\r\n\x1a\n"))
+        self.assertGreater(len(png), 2000)
 
     def test_benchmark_figures(self):
         # bench/plot.py draws the report's figures from the committed records
