@@ -620,8 +620,10 @@ typedef struct isola_pool_options {
 	 * Trace Event Format JSON (open it in https://ui.perfetto.dev or
 	 * chrome://tracing) until the pool is destroyed.  NULL: the
 	 * environment variable ISOLA_TRACE names the file, if set.  Pools
-	 * tracing to one path share the file (a process track each); the
-	 * file is complete once the last of them is destroyed (or at exit).
+	 * tracing to one path share the file (a process track each; a pool
+	 * made after the others were destroyed carries on after their
+	 * events); the file is complete whenever no pool tracing to it is
+	 * alive (and at exit).
 	 * A file that cannot be written fails isola_pool_create with ESYS
 	 * (for ISOLA_TRACE: a warning on stderr, the pool runs untraced). */
 	const char *trace;

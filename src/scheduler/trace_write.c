@@ -5,7 +5,9 @@
  * One session per file path: the first traced pool opens it and starts
  * its writer thread; later pools tracing to the same path join it (one
  * process track each, "pid" = the pool's number in the file); the last
- * pool to leave writes the end and closes it.  The writer wakes every
+ * pool to leave writes the end and closes it.  A pool made later that
+ * traces to a file this process finished carries on in it, after its
+ * last event (struct finished).  The writer wakes every
  * DRAIN_MS, formats every ring's committed events (by hand: snprintf per
  * field would cost the machine more than the recording does) and hands
  * the slots back.  The file is written from start to end as
@@ -25,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,7 @@ struct session {
 	bool write_failed; /* lock: an error was reported; the rest is dropped */
 	char *buf;         /* lock: formatted, not yet written (BUF_SIZE) */
 	size_t buf_n;
+	off_t written;     /* lock: bytes in the file before buf */
 	int refs;         /* sessions_lock: pools in it */
 	int next_pid;     /* lock */
 	bool any;         /* lock: an event was written (comma before the next) */
@@ -68,6 +72,31 @@ struct isola__trace_pool {
 
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct session *sessions; /* sessions_lock */
+
+/* A file this process finished: a later pool tracing to it carries on
+ * there (its end cut off, its events kept), so that a program whose
+ * pools come one after the other (ISOLA_TRACE) leaves all of them in
+ * one file, valid after each pool; unless the file changed meanwhile. */
+struct finished {
+	char *path;
+	off_t tail_at, size; /* where the end begins, the file's size */
+	int next_pid;
+	uint64_t events, dropped;
+	struct finished *next;
+};
+static struct finished *finished; /* sessions_lock */
+
+/* Take path's record off the list (NULL: none).  Needs sessions_lock. */
+static struct finished *finished_take(const char *path)
+{
+	for (struct finished **pp = &finished; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->path, path) == 0) {
+			struct finished *f = *pp;
+			*pp = f->next;
+			return f;
+		}
+	return NULL;
+}
 
 /* ---- formatting ------------------------------------------------------
  * Straight into the session's buffer (no stdio, no per-field snprintf):
@@ -150,6 +179,7 @@ static void flush_buf(struct session *s)
 			done += (size_t)k;
 		}
 	}
+	s->written += (off_t)s->buf_n;
 	s->buf_n = 0;
 }
 
@@ -399,7 +429,32 @@ static struct session *session_get(const char *path)
 		errno = ENOMEM;
 		return NULL;
 	}
-	s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	struct finished *was = finished_take(path);
+	struct stat st;
+	s->fd = -1;
+	if (was != NULL && stat(path, &st) == 0 && st.st_size == was->size) {
+		/* Carry on after the last event: cut the end off. */
+		s->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (s->fd >= 0 && (ftruncate(s->fd, was->tail_at) != 0 ||
+				   lseek(s->fd, was->tail_at, SEEK_SET) != was->tail_at)) {
+			close(s->fd);
+			s->fd = -1;
+		}
+		if (s->fd >= 0) {
+			s->written = was->tail_at;
+			s->any = true;
+			s->next_pid = was->next_pid;
+			s->events = was->events;
+			s->dropped = was->dropped;
+		}
+	}
+	if (was != NULL) {
+		isola__free(was->path);
+		isola__free(was);
+	}
+	bool fresh = s->fd < 0;
+	if (fresh)
+		s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	s->buf = s->fd >= 0 ? isola__malloc(BUF_SIZE) : NULL;
 	if (s->buf == NULL) {
 		int e = s->fd < 0 ? errno : ENOMEM;
@@ -411,8 +466,10 @@ static struct session *session_get(const char *path)
 		return NULL;
 	}
 	static const char head[] = "{\"traceEvents\":[\n";
-	memcpy(s->buf, head, sizeof(head) - 1);
-	s->buf_n = sizeof(head) - 1;
+	if (fresh) {
+		memcpy(s->buf, head, sizeof(head) - 1);
+		s->buf_n = sizeof(head) - 1;
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -457,14 +514,29 @@ static void session_put(struct session *s)
 	pthread_join(s->writer, NULL);
 	if (s->buf_n + EVENT_MAX > BUF_SIZE)
 		flush_buf(s);
+	off_t tail_at = s->written + (off_t)s->buf_n;
 	s->buf_n += (size_t)snprintf(s->buf + s->buf_n, EVENT_MAX,
 		"\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"isola_events\":%llu,"
 		"\"isola_dropped_events\":%llu,\"clock\":\"CLOCK_MONOTONIC\"}}\n",
 		(unsigned long long)s->events, (unsigned long long)s->dropped);
 	flush_buf(s);
-	if (close(s->fd) != 0 && !s->write_failed)
+	if (close(s->fd) != 0 && !s->write_failed) {
 		fprintf(stderr, "isola: writing the trace %s failed: %s\n", s->path,
 			strerror(errno));
+		s->write_failed = true;
+	}
+	struct finished *f = s->write_failed ? NULL : isola__calloc(1, sizeof(*f));
+	if (f != NULL && (f->path = isola__strdup(s->path)) != NULL) {
+		f->tail_at = tail_at;
+		f->size = s->written;
+		f->next_pid = s->next_pid;
+		f->events = s->events;
+		f->dropped = s->dropped;
+		f->next = finished;
+		finished = f;
+	} else {
+		isola__free(f);
+	}
 	isola__free(s->buf);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

@@ -152,6 +152,27 @@ class TraceTest(unittest.TestCase):
         per = collections.Counter(e["pid"] for e in events if e["name"] == "pool_helpers:square")
         self.assertEqual(sorted(per.values()), [1, 5])
 
+    def test_pools_one_after_the_other_share_the_file(self):
+        # a program's pools, one after the other (ISOLA_TRACE): all in one
+        # file, valid after each
+        for k in range(3):
+            with isola.Pool(1, trace=self.path) as pool:
+                pool.submit(pool_helpers.square, k).result()
+            trace = self.load()
+            events = trace["traceEvents"]
+            self.assertEqual(sorted(e["pid"] for e in events if e["name"] == "process_name"),
+                             list(range(1, k + 2)))
+            self.assertEqual(len([e for e in events if e["name"] == "pool_helpers:square"]), k + 1)
+            self.assertEqual(trace["otherData"]["isola_events"],
+                             len([e for e in events if e["ph"] != "M"]))
+        # a file changed by someone else meanwhile is started anew
+        with open(self.path, "w") as f:
+            f.write("{}")
+        with isola.Pool(1, trace=self.path) as pool:
+            pool.submit(pool_helpers.square, 9).result()
+        events = self.load()["traceEvents"]
+        self.assertEqual([e["pid"] for e in events if e["name"] == "process_name"], [1])
+
     def test_a_bad_path_fails_the_pool(self):
         with self.assertRaisesRegex(OSError, "no-such-dir"):
             isola.Pool(1, trace=os.path.join(self.dir.name, "no-such-dir", "t.json"))
