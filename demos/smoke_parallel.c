@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 	}
 	/* best[0]: 1 interpreter, [1]: n interpreters, [2]: 1 process,
 	 * [3]: n processes. */
-	double best[4] = { 1e300, 1e300, 1e300, 1e300 };
+	double best[4] = { 1e300, 1e300, 1e300, 1e300 }, worst[4] = { 0, 0, 0, 0 };
 	for (int k = 0; k < rounds; k++) {
 		for (int j = 0; j < 4; j++) {
 			int m = k % 2 == 0 ? j : 3 - j;
@@ -189,6 +189,8 @@ int main(int argc, char **argv)
 			double t = m < 2 ? run_side_by_side(count) : run_processes(count, "/proc/self/exe");
 			if (t < best[m])
 				best[m] = t;
+			if (t > worst[m])
+				worst[m] = t;
 		}
 	}
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -202,6 +204,13 @@ int main(int argc, char **argv)
 	       n, best[3], machine_x);
 	printf("isola: %.2fx of %d possible on %ld cores, %.0f%% of the machine's own %.2fx\n",
 	       isola_x, possible, cores, 100 * isola_x / machine_x, machine_x);
+	double spread = 1;
+	for (int m = 0; m < 4; m++)
+		if (worst[m] / best[m] > spread)
+			spread = worst[m] / best[m];
+	if (spread > 1.25)
+		printf("the rounds varied up to %.1fx: this machine is busy, and these figures "
+		       "move from run to run\n", spread);
 	r = isola_fini();
 	if (r != 0) {
 		fprintf(stderr, "isola_fini: %s\n", isola_strerror(r));

@@ -136,7 +136,7 @@ def main(pool, rounds=3, trace=None, limit=None):
     for path in files:  # warm the page cache: time parsing, not the disk
         with open(path, "rb") as f:
             f.read()
-    best = {}
+    best, worst = {}, {}
     with isola.Pool(1, trace=trace) as single:
         single.submit(len, "warm").result()  # time the work, not the start-up
         pool.submit(len, "warm").result()
@@ -150,6 +150,7 @@ def main(pool, rounds=3, trace=None, limit=None):
                 if name == "many":
                     t, result = t
                 best[name] = min(best.get(name, t), t)
+                worst[name] = max(worst.get(name, t), t)
     counts, largest, failed = result
     total = sum(counts.values())
     print(f"\n{total:,} AST nodes in {len(files) - failed} files ({failed} could not be parsed).")
@@ -170,6 +171,10 @@ def main(pool, rounds=3, trace=None, limit=None):
           "what this machine allows right now")
     print(f"  isola: {100 * isola_x / machine_x:.0f}% of the machine's own speed-up "
           "(less than n on a busy machine, for both)")
+    spread = max(worst[k] / best[k] for k in best)
+    if spread > 1.25:
+        print(f"  the rounds varied up to {spread:.1f}x: this machine is busy, and these "
+              "figures move from run to run")
 
 
 def _option(name, default, kind):
