@@ -5,7 +5,8 @@ the same run.
 
     python3 demos/stdlib_ast.py [--rounds R] [--trace FILE] [--files N]
                                          (PYTHONPATH must reach isola)
-    isola run demos/stdlib_ast.py -j 4   (the same, through the command line)
+    isola run demos/stdlib_ast.py -j 4 [--rounds R] [--files N]
+                                         (the same, through the command line)
 
 Each worker is a sub-interpreter with its own GIL: the parsing really runs
 on every core, in one process.
@@ -128,7 +129,11 @@ def timed(pool, files):
     return time.perf_counter() - t0, result
 
 
-def main(pool, rounds=3, trace=None, limit=None):
+def main(pool, rounds=None, trace=None, limit=None):
+    # `isola run demos/stdlib_ast.py -j 2 --rounds 1` passes its options
+    # through sys.argv; the pool it gives is not traced.
+    rounds = rounds or _option("--rounds", 3, int)
+    limit = limit or _option("--files", None, int)
     files = find_files()[:limit]
     n = pool.size
     print(f"Parsing {len(files)} files of the Python {sys.version.split()[0]} standard "
