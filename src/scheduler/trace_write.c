@@ -60,6 +60,7 @@ struct session {
 	pthread_cond_t cond;
 	bool stop; /* lock */
 	pthread_t writer;
+	pid_t owner;      /* the process whose writer thread this is */
 	struct session *next; /* sessions_lock */
 };
 
@@ -491,6 +492,7 @@ static struct session *session_get(const char *path)
 	if (!hooked)
 		hooked = atexit(trace_atexit) == 0;
 	s->refs = 1;
+	s->owner = getpid();
 	s->next = sessions;
 	sessions = s;
 	return s;
@@ -651,6 +653,12 @@ void isola__trace_close_all(void)
 	pthread_mutex_lock(&sessions_lock);
 	while (sessions != NULL) {
 		struct session *s = sessions;
+		if (s->owner != getpid()) {
+			/* A forked child's copy: its writer thread is the
+			 * parent's, and the file too.  Forget it. */
+			sessions = s->next;
+			continue;
+		}
 		while (s->members != NULL)
 			leave(s->members->pool);
 		s->refs = 1;
