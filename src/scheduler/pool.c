@@ -75,6 +75,8 @@ _Thread_local const struct isola__post_wait *isola__post_wait;
 
 int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t)
 {
+	if (p->trace != NULL)
+		t->queued_ns = isola__now_ns();
 	isola_msg m;
 	isola_msg_init(&m);
 	isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */
@@ -177,6 +179,7 @@ static void free_pool(struct isola_pool *p)
 	}
 	isola__actor_free_all(p);
 	isola__graph_fini(p);
+	isola__trace_pool_free(p); /* the workers are gone: the last drain */
 	for (int i = -1; i < p->n; i++)
 		isola_channel_release(i < 0 ? p->shared_q : p->workers[i].private_q);
 	if (p->link != NULL) {
@@ -247,6 +250,9 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		pthread_mutex_init(&p->workers[i].attach_lock, NULL);
 		r = isola_channel_create(PRIVATE_QUEUE, &p->workers[i].private_q);
 	}
+	if (r == 0)
+		r = isola__trace_pool_begin(p, opts ? opts->trace : NULL,
+					    opts ? opts->trace_events : 0, error_out);
 	if (r != 0) {
 		p->n = p->workers ? n : 0;
 		free_pool(p);
@@ -359,6 +365,8 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 	/* isola__wait, not a bare ck_ec wait: it keeps each sleep within the
 	 * deadline (ck_ec's own backoff sleeps a second and more). */
 	int r = isola__wait(&p->exit_ec, all_exited, p, &d, ISOLA__WAIT_NO_SPIN);
+	if (r == 0)
+		isola__trace_pool_end(p); /* every worker left: its file is complete */
 	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
 }
 
@@ -408,6 +416,8 @@ static int enqueue_call(struct isola_pool *p, struct task *t)
 			    !__atomic_compare_exchange_n(&w->idle_cpu, &expect, 0, false,
 							 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 				continue;
+			if (p->trace != NULL)
+				t->queued_ns = isola__now_ns();
 			isola_msg m;
 			isola_msg_init(&m);
 			isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */

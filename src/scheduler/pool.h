@@ -19,6 +19,7 @@
 #include "interp/host.h"
 #include "scheduler/future.h"
 #include "scheduler/post_wait.h"
+#include "scheduler/trace.h"
 
 #include <assert.h>
 #include <ck_sequence.h>
@@ -66,6 +67,7 @@ struct task {
 	isola_future *future; /* may be NULL (actor send) */
 	uint64_t epoch;       /* actor messages: the actor's kill epoch */
 	int64_t timeout_ns;   /* <= 0: none */
+	int64_t queued_ns;    /* traced pools: when it was queued (trace.h) */
 	uint64_t actor_id;
 	struct task_inputs *inputs; /* TASK_CALL of a graph, else NULL (graph.c) */
 	struct task *overflow_next; /* p->graph_lock: ready, the shared queue was full */
@@ -110,6 +112,9 @@ struct worker {
 	uint64_t running_words[ISOLA_RUNNING_NAME_MAX / 8];
 	int64_t running_since;
 	bool spinning; /* worker thread only: holds a spinner role (worker.c) */
+	/* Timeline rings (trace.h), NULL when the pool is not traced: the
+	 * worker's, and its watchdog's (interrupts). */
+	struct isola__trace_ring *trace, *trace_wd;
 	int n_actors;
 };
 
@@ -168,6 +173,7 @@ struct isola_pool {
 	/* actors */
 	struct actor_slot *actors;
 	size_t n_actor_slots;
+	struct isola__trace_pool *trace; /* NULL: not traced (trace_write.c) */
 };
 
 /* Ask the watchdog to look for interrupt requests now. */
