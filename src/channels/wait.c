@@ -182,6 +182,11 @@ bool isola__cpu_contended(void)
 	return isola__now_ns() < __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
 }
 
+void isola__cpu_contended_mark(int64_t for_ns)
+{
+	__atomic_store_n(&contended_until, isola__now_ns() + for_ns, __ATOMIC_RELAXED);
+}
+
 static void note_preempted(int64_t now)
 {
 	int64_t until = __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
