@@ -283,8 +283,10 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	/* First ~2 us: pause between checks.  Then yield the CPU between
 	 * checks: with more runnable threads than cores (the common case
 	 * for isola), a spinner must not starve the very thread that is
-	 * about to produce what it waits for.  A yield that took long gave
-	 * the CPU to another thread: we share a CPU with someone, likely
+	 * about to produce what it waits for.  A yield that took long and
+	 * switched this thread out (evidence, not a time alone: an idle
+	 * yield costs 0.25-1.3 us by machine; wait_policy.h) gave the CPU
+	 * to another thread: we share a CPU with someone, likely
 	 * the very thread we wait for (two spinners the scheduler put on
 	 * one core).  Then pausing first only delays it: the next spin of
 	 * this thread yields at once, until a yield comes back quickly
@@ -297,10 +299,13 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	int yielding = partner_here || (yield_at_once && !contended);
 	isola__wait_thread_stats.spins++;
 	isola__wait_thread_stats.spins_yield_first += yielding != 0;
-	int64_t gave_away = isola__policy_yield_gave_away_ns();
+	int64_t slow_yield = isola__policy_yield_slow_ns();
+	long switches = -1; /* involuntary switches before this spin's first yield */
 	int64_t last = start;
 	bool ran_other = false;
 	for (unsigned i = 1;; i++) {
+		if (yielding && switches == -1 && !partner_here)
+			switches = isola__policy_switches(); /* ~0.6 us, once */
 		if (yielding)
 			isola__policy_yield();
 		else
@@ -322,7 +327,12 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 			 * yielded may not be picked again at once, so the
 			 * next yield can come back quickly all the same). */
 			if (yielding && !partner_here) {
-				ran_other = ran_other || now - last > gave_away;
+				/* A slow yield ran another thread if the kernel
+				 * switched this one out meanwhile (a slow idle
+				 * yield, a paused VM: no switch; wait_policy.h). */
+				if (!ran_other && now - last > slow_yield)
+					ran_other = switches < 0 ||
+						    isola__policy_switches() != switches;
 				yield_at_once = ran_other;
 			}
 			last = now;

@@ -24,8 +24,10 @@ static void real_yield(void)
 }
 
 /* Per thread: an open /proc/thread-self/schedstat (read again with
- * pread, ~1 us), closed when the thread exits; -1 not yet, -2 none. */
+ * pread, ~1 us), closed when the thread exits; -1 not yet, -2 none.
+ * Opened by thread schedstat_tid: a child of fork() opens its own. */
 static _Thread_local int schedstat_fd = -1;
+static _Thread_local pid_t schedstat_tid;
 static pthread_key_t fd_key;
 static pthread_once_t fd_key_once = PTHREAD_ONCE_INIT;
 
@@ -42,7 +44,16 @@ static void make_fd_key(void)
 
 static int64_t real_run_delay_ns(void)
 {
+	if (schedstat_fd >= 0 && schedstat_tid != gettid()) {
+		/* The parent's thread's, after fork(): no earlier look of
+		 * this thread to compare with. */
+		close(schedstat_fd);
+		schedstat_fd = -1;
+		real_run_delay_ns();
+		return -1;
+	}
 	if (schedstat_fd == -1) {
+		schedstat_tid = gettid();
 		schedstat_fd = -2;
 		pthread_once(&fd_key_once, make_fd_key);
 		int fd = fd_key != (pthread_key_t)-1
@@ -68,17 +79,24 @@ static int64_t real_run_delay_ns(void)
 	return (int64_t)strtoull(end + 1, NULL, 10);
 }
 
+static long real_switches(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
+}
+
 /* ---- inputs and calibration ----------------------------------------- */
 
 /* Read and written relaxed: tests install inputs while no thread waits,
  * and a stale threshold only makes one spin yield or pause wrongly. */
 static void (*yield_fn)(void) = real_yield;
 static int64_t (*run_delay_fn)(void) = real_run_delay_ns;
+static long (*switches_fn)(void) = real_switches;
 
-#define GAVE_AWAY_MIN_NS 1500
-#define GAVE_AWAY_FACTOR 4
+#define SLOW_MIN_NS 1000
+#define SLOW_FACTOR 2
 static int64_t idle_yield_ns;            /* 0: not measured yet */
-static int64_t gave_away_ns = GAVE_AWAY_MIN_NS;
+static int64_t slow_ns = SLOW_MIN_NS;
 static int64_t calibrate_at;             /* a thread may measure from then */
 
 static int cmp_i64(const void *a, const void *b)
@@ -87,36 +105,39 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static long involuntary_switches(void)
-{
-	struct rusage ru;
-	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
-}
 
 /* The cost of a yield with nothing else to run: the median of the
  * yields that ran no other thread (a yield that did counts as an
- * involuntary switch), ~20-80 us once.  False when too few did (a busy
- * CPU): then the floor stays, and a later spin measures again. */
+ * involuntary switch).  Bounded: it runs inside a wait, so it stops at
+ * the third yield that ran another thread (each may cost that thread's
+ * time slice) or after 200 us.  False when too few yields were idle (a
+ * busy CPU): the floor stays, and a spin a second later measures again. */
 static bool calibrate(void)
 {
-	enum { TRIES = 64, WANT = 16 };
+	enum { TRIES = 48, WANT = 16, ENOUGH = 8, SWITCHES = 3 };
 	int64_t t[TRIES];
-	int n = 0;
+	int n = 0, switched = 0;
 	void (*yield)(void) = __atomic_load_n(&yield_fn, __ATOMIC_RELAXED);
-	for (int i = 0; i < TRIES && n < WANT; i++) {
+	long (*involuntary_switches)(void) = __atomic_load_n(&switches_fn, __ATOMIC_RELAXED);
+	int64_t began = isola__now_ns();
+	for (int i = 0; i < TRIES && n < WANT && switched < SWITCHES; i++) {
 		long sw = involuntary_switches();
 		int64_t t0 = isola__now_ns();
 		yield();
-		int64_t took = isola__now_ns() - t0;
+		int64_t t1 = isola__now_ns();
 		if (sw >= 0 && involuntary_switches() == sw)
-			t[n++] = took;
+			t[n++] = t1 - t0;
+		else
+			switched++;
+		if (t1 - began > 200000)
+			break;
 	}
-	if (n < WANT / 2)
+	if (n < ENOUGH)
 		return false;
 	qsort(t, (size_t)n, sizeof(t[0]), cmp_i64);
 	int64_t idle = t[n / 2] > 0 ? t[n / 2] : 1;
-	int64_t g = GAVE_AWAY_FACTOR * idle;
-	__atomic_store_n(&gave_away_ns, g > GAVE_AWAY_MIN_NS ? g : GAVE_AWAY_MIN_NS,
+	int64_t g = SLOW_FACTOR * idle;
+	__atomic_store_n(&slow_ns, g > SLOW_MIN_NS ? g : SLOW_MIN_NS,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&idle_yield_ns, idle, __ATOMIC_RELAXED);
 	return true;
@@ -127,7 +148,12 @@ void isola__wait_inputs_set(const struct isola__wait_inputs *in)
 	__atomic_store_n(&yield_fn, in && in->yield ? in->yield : real_yield, __ATOMIC_RELAXED);
 	__atomic_store_n(&run_delay_fn, in && in->run_delay_ns ? in->run_delay_ns : real_run_delay_ns,
 			 __ATOMIC_RELAXED);
-	calibrate();
+	__atomic_store_n(&switches_fn, in && in->switches ? in->switches : real_switches,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&idle_yield_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&slow_ns, SLOW_MIN_NS, __ATOMIC_RELAXED);
+	__atomic_store_n(&calibrate_at, isola__now_ns() + 1000000000, __ATOMIC_RELAXED);
+	calibrate(); /* failing (a busy CPU): again a second later */
 }
 
 int64_t isola__policy_run_delay_ns(void)
@@ -135,12 +161,17 @@ int64_t isola__policy_run_delay_ns(void)
 	return __atomic_load_n(&run_delay_fn, __ATOMIC_RELAXED)();
 }
 
+long isola__policy_switches(void)
+{
+	return __atomic_load_n(&switches_fn, __ATOMIC_RELAXED)();
+}
+
 void isola__policy_yield(void)
 {
 	__atomic_load_n(&yield_fn, __ATOMIC_RELAXED)();
 }
 
-int64_t isola__policy_yield_gave_away_ns(void)
+int64_t isola__policy_yield_slow_ns(void)
 {
 	if (__atomic_load_n(&idle_yield_ns, __ATOMIC_RELAXED) == 0) {
 		/* One thread measures at a time, and a failed measure (a busy
@@ -150,12 +181,12 @@ int64_t isola__policy_yield_gave_away_ns(void)
 							     false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 			calibrate();
 	}
-	return __atomic_load_n(&gave_away_ns, __ATOMIC_RELAXED);
+	return __atomic_load_n(&slow_ns, __ATOMIC_RELAXED);
 }
 
 int64_t isola__policy_idle_yield_ns(void)
 {
-	isola__policy_yield_gave_away_ns(); /* measured by now */
+	isola__policy_yield_slow_ns(); /* measured by now */
 	return __atomic_load_n(&idle_yield_ns, __ATOMIC_RELAXED);
 }
 

@@ -19,6 +19,9 @@ struct isola__wait_inputs {
 	/* This thread's total time spent runnable but not running, in ns
 	 * (/proc/thread-self/schedstat, 2nd field), or -1 if unknown. */
 	int64_t (*run_delay_ns)(void);
+	/* This thread's involuntary context switches so far (getrusage;
+	 * a sched_yield that ran another thread counts as one), or -1. */
+	long (*switches)(void);
 };
 
 /* Install inputs (NULL: the real ones) and measure the machine again
@@ -31,11 +34,15 @@ int64_t isola__policy_run_delay_ns(void);
 /* Yield the CPU through the inputs. */
 void isola__policy_yield(void);
 
-/* A yield that took longer than this ran another thread: 4x the cost of
- * a yield with nothing else to run (the median of yields that switched
- * to no other thread), measured at first use, and at least 1.5 us
- * (~0.25 us on the Intel VMs here, 1.3 us on an AMD EPYC VM). */
-int64_t isola__policy_yield_gave_away_ns(void);
+/* A yield that took longer than this may have run another thread (then
+ * ask isola__policy_switches): twice the cost of a yield with nothing
+ * else to run (the median of yields that switched to no other thread),
+ * measured at first use, and at least 1 us (an idle yield: 0.25-1 us
+ * on the Intel VMs here, 1.3 us on an AMD EPYC VM). */
+int64_t isola__policy_yield_slow_ns(void);
+
+/* This thread's involuntary switches through the inputs (-1: unknown). */
+long isola__policy_switches(void);
 
 /* This thread's spin saw a gap of gap_ns (> 1 ms) between two of its
  * clock reads.  True when another thread ran on its CPU meanwhile (its
