@@ -98,6 +98,7 @@ static long (*switches_fn)(void) = real_switches;
 static int64_t idle_yield_ns;            /* 0: not measured yet */
 static int64_t slow_ns = SLOW_MIN_NS;
 static int64_t calibrate_at;             /* a thread may measure from then */
+static int64_t calibrate_backoff = 1000000000; /* the next wait after a failure */
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -109,12 +110,13 @@ static int cmp_i64(const void *a, const void *b)
 /* The cost of a yield with nothing else to run: the median of the
  * yields that ran no other thread (a yield that did counts as an
  * involuntary switch).  Bounded: it runs inside a wait, so it stops at
- * the third yield that ran another thread (each may cost that thread's
- * time slice) or after 200 us.  False when too few yields were idle (a
- * busy CPU): the floor stays, and a spin a second later measures again. */
+ * the first yield that ran another thread (it may have cost that
+ * thread's time slice) or after 200 us.  False when too few yields were
+ * idle (a busy CPU): the floor stays, and a later spin measures again
+ * (1 s later, then 2, 4... up to 64 s). */
 static bool calibrate(void)
 {
-	enum { TRIES = 48, WANT = 16, ENOUGH = 8, SWITCHES = 3 };
+	enum { TRIES = 48, WANT = 16, ENOUGH = 8, SWITCHES = 1 };
 	int64_t t[TRIES];
 	int n = 0, switched = 0;
 	void (*yield)(void) = __atomic_load_n(&yield_fn, __ATOMIC_RELAXED);
@@ -177,9 +179,13 @@ int64_t isola__policy_yield_slow_ns(void)
 		/* One thread measures at a time, and a failed measure (a busy
 		 * CPU) is tried again a second later. */
 		int64_t now = isola__now_ns(), at = __atomic_load_n(&calibrate_at, __ATOMIC_RELAXED);
-		if (now >= at && __atomic_compare_exchange_n(&calibrate_at, &at, now + 1000000000,
-							     false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-			calibrate();
+		int64_t back = __atomic_load_n(&calibrate_backoff, __ATOMIC_RELAXED);
+		/* Not while contended: yields would run other threads. */
+		if (now >= at && !isola__cpu_contended() &&
+		    __atomic_compare_exchange_n(&calibrate_at, &at, now + back, false,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
+		    !calibrate() && back < 64000000000LL)
+			__atomic_store_n(&calibrate_backoff, 2 * back, __ATOMIC_RELAXED);
 	}
 	return __atomic_load_n(&slow_ns, __ATOMIC_RELAXED);
 }
