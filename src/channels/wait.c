@@ -299,7 +299,7 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	int yielding = partner_here || (yield_at_once && !contended);
 	isola__wait_thread_stats.spins++;
 	isola__wait_thread_stats.spins_yield_first += yielding != 0;
-	int64_t slow_yield = isola__policy_yield_slow_ns();
+	int64_t slow_yield = -1; /* measured: read when a yield needs it */
 	long switches = -1; /* involuntary switches before this spin's first yield */
 	int64_t last = start;
 	bool ran_other = false;
@@ -330,6 +330,8 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 				/* A slow yield ran another thread if the kernel
 				 * switched this one out meanwhile (a slow idle
 				 * yield, a paused VM: no switch; wait_policy.h). */
+				if (slow_yield < 0)
+					slow_yield = isola__policy_yield_slow_ns();
 				if (!ran_other && now - last > slow_yield)
 					ran_other = switches < 0 ||
 						    isola__policy_switches() != switches;
