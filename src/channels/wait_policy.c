@@ -220,4 +220,7 @@ void isola__policy_thread_begin(void)
 {
 	if (last_run_delay < 0)
 		last_run_delay = __atomic_load_n(&run_delay_fn, __ATOMIC_RELAXED)();
+	/* The process's first spin measures the machine (before it polls,
+	 * so that a wait's own timing does not include it). */
+	isola__policy_yield_slow_ns();
 }

@@ -52,7 +52,8 @@ long isola__policy_switches(void);
 bool isola__policy_gap_was_contention(int64_t gap_ns);
 
 /* A thread's first spin: its run delay's first look (the baseline of
- * the next gap's judgement). */
+ * the next gap's judgement), and the process's measure of the idle
+ * yield if none was made yet. */
 void isola__policy_thread_begin(void);
 
 /* Per thread, for tests and benchmarks: what this thread's spins did. */
