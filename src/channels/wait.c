@@ -300,12 +300,9 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	isola__wait_thread_stats.spins++;
 	isola__wait_thread_stats.spins_yield_first += yielding != 0;
 	int64_t slow_yield = -1; /* measured: read when a yield needs it */
-	long switches = -1; /* involuntary switches before this spin's first yield */
 	int64_t last = start;
 	bool ran_other = false;
 	for (unsigned i = 1;; i++) {
-		if (yielding && switches == -1 && !partner_here)
-			switches = isola__policy_switches(); /* ~0.6 us, once */
 		if (yielding)
 			isola__policy_yield();
 		else
@@ -340,8 +337,7 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 				if (slow_yield < 0)
 					slow_yield = isola__policy_yield_slow_ns();
 				if (!ran_other && now - last > slow_yield)
-					ran_other = switches < 0 ||
-						    isola__policy_switches() != switches;
+					ran_other = isola__policy_switched_out();
 				yield_at_once = ran_other;
 			}
 			last = now;

@@ -93,8 +93,7 @@ static void (*yield_fn)(void) = real_yield;
 static int64_t (*run_delay_fn)(void) = real_run_delay_ns;
 static long (*switches_fn)(void) = real_switches;
 
-#define SLOW_MIN_NS 1000
-#define SLOW_FACTOR 2
+#define SLOW_MIN_NS 500
 static int64_t idle_yield_ns;            /* 0: not measured yet */
 static int64_t slow_ns = SLOW_MIN_NS;
 static int64_t calibrate_at;             /* a thread may measure from then */
@@ -138,7 +137,7 @@ static bool calibrate(void)
 		return false;
 	qsort(t, (size_t)n, sizeof(t[0]), cmp_i64);
 	int64_t idle = t[n / 2] > 0 ? t[n / 2] : 1;
-	int64_t g = SLOW_FACTOR * idle;
+	int64_t g = idle + idle / 4; /* a quarter over: then ask for evidence */
 	__atomic_store_n(&slow_ns, g > SLOW_MIN_NS ? g : SLOW_MIN_NS,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&idle_yield_ns, idle, __ATOMIC_RELAXED);
@@ -216,10 +215,22 @@ bool isola__policy_gap_was_contention(int64_t gap_ns)
 	return contended;
 }
 
+/* Per thread: the involuntary switches at its last look, -1 none yet. */
+static _Thread_local long last_switches = -1;
+
+bool isola__policy_switched_out(void)
+{
+	long now = isola__policy_switches();
+	long before = last_switches;
+	last_switches = now;
+	return now < 0 || before < 0 || now != before;
+}
+
 void isola__policy_thread_begin(void)
 {
 	if (last_run_delay < 0)
 		last_run_delay = __atomic_load_n(&run_delay_fn, __ATOMIC_RELAXED)();
+	last_switches = __atomic_load_n(&switches_fn, __ATOMIC_RELAXED)();
 	/* The process's first spin measures the machine (before it polls,
 	 * so that a wait's own timing does not include it). */
 	isola__policy_yield_slow_ns();

@@ -35,14 +35,21 @@ int64_t isola__policy_run_delay_ns(void);
 void isola__policy_yield(void);
 
 /* A yield that took longer than this may have run another thread (then
- * ask isola__policy_switches): twice the cost of a yield with nothing
- * else to run (the median of yields that switched to no other thread),
- * measured at first use, and at least 1 us (an idle yield: 0.25-1 us
- * on the Intel VMs here, 1.3 us on an AMD EPYC VM). */
+ * ask isola__policy_switched_out): the cost of a yield with nothing else
+ * to run (the median of yields that switched to no other thread) and a
+ * quarter, measured at first use, and at least 0.5 us (an idle yield:
+ * 0.25-1 us on the Intel VMs here, 1.3 us on an AMD EPYC VM). */
 int64_t isola__policy_yield_slow_ns(void);
 
 /* This thread's involuntary switches through the inputs (-1: unknown). */
 long isola__policy_switches(void);
+
+/* After a slow yield: whether the kernel switched this thread out since
+ * its last such look (its involuntary switches grew; ~0.6 us), or there
+ * is no earlier look or no count.  A look per slow yield, not one before
+ * every spin's first yield: that one was on the path of every call that
+ * waited past 2 us (12.3 us a Python sync call, against 9.6 us). */
+bool isola__policy_switched_out(void);
 
 /* This thread's spin saw a gap of gap_ns (> 1 ms) between two of its
  * clock reads.  True when another thread ran on its CPU meanwhile (its
