@@ -81,6 +81,7 @@ struct worker {
 	pthread_t thread;
 	isola_interp *interp;
 	isola_channel *private_q;   /* actor messages */
+	isola_channel *routed_q;    /* calls routed to this idle worker (pool.c) */
 	/* The running task, for the watchdog: written with the GIL held. */
 	isola_future *current;      /* atomic */
 	uint64_t current_actor;     /* atomic: the actor whose message runs, or 0 */
@@ -93,10 +94,12 @@ struct worker {
 	 * watchdog when it interrupts the running task, cleared by the
 	 * worker after the task; both under the worker's GIL. */
 	uint32_t abort_wait;
-	/* Atomic hint: isola__cpu_tag of the CPU this worker went idle on
-	 * (parked, or about to), 0 while it runs a task (pool.c:
-	 * enqueue_call). */
-	uint32_t idle_cpu;
+	/* Atomic: who may route a call to this worker (pool.c:
+	 * enqueue_call): ROUTE_BUSY while it runs a task, the isola__cpu_tag
+	 * of the CPU it went idle on (parked, or about to), ROUTE_CLAIMED
+	 * while a caller puts a call in routed_q, ROUTE_DELIVERED once it
+	 * is there. */
+	uint32_t route;
 	pthread_t watchdog; /* interrupts this worker's tasks (interrupt.c) */
 	int interrupt_look; /* p->lock: some future asked; look at the running task */
 	/* Held by the watchdog while attached to this interpreter, and by
@@ -119,6 +122,23 @@ struct worker {
 };
 
 struct actor_slot; /* actor.c */
+
+/* worker->route, besides CPU tags (1 + a CPU number). */
+#define ROUTE_BUSY 0u
+#define ROUTE_CLAIMED 0xfffffffeu
+#define ROUTE_DELIVERED 0xffffffffu
+
+/* route.c.  A call for a worker idle on the caller's CPU: 0 if it went
+ * there (it is the worker's now), EAGAIN if it is still the caller's,
+ * for the shared queue. */
+int isola__route_call(struct isola_pool *p, struct task *t);
+/* Worker thread only: it took a task (from routed_q or not).  A call
+ * routed to it (or on its way) must not wait behind another task: it
+ * goes to the shared queue, for any idle worker. */
+void isola__route_busy(struct worker *w, bool took_routed);
+/* Worker thread only: it goes idle on this CPU; callers here may route
+ * to it. */
+void isola__route_open(struct worker *w);
 
 /* isola_pool->closing. */
 enum closing_level {

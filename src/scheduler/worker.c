@@ -165,6 +165,7 @@ static bool spinner_begin(struct worker *w)
 						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 			break;
 	}
+	isola__channel_spinner_add(w->routed_q);
 	isola__channel_spinner_add(w->private_q);
 	isola__channel_spinner_add(p->shared_q);
 	return true;
@@ -172,6 +173,7 @@ static bool spinner_begin(struct worker *w)
 
 static void spinner_end(struct worker *w)
 {
+	isola__channel_spinner_drop(w->routed_q);
 	isola__channel_spinner_drop(w->private_q);
 	isola__channel_spinner_drop(w->pool->shared_q);
 	__atomic_sub_fetch(&w->pool->spinners, 1, __ATOMIC_RELAXED); /* as above */
@@ -346,7 +348,7 @@ static void run_task(struct worker *w, struct task *t)
 	 * Idle from here on, for callers choosing a queue (pool.c): the
 	 * caller's next call often comes before this worker has parked. */
 	if (f != NULL) {
-		__atomic_store_n(&w->idle_cpu, isola__cpu_tag(), __ATOMIC_RELAXED);
+		isola__route_open(w);
 		isola__future_complete(f, status, &result, status ? &err : NULL);
 	}
 	isola_msg_clear(&result);
@@ -435,7 +437,8 @@ void *isola__worker_main(void *arg)
 	bool started = start(w);
 	if (started) {
 		isola__trace_worker(w, TRACE_EV_WORKER_START, began);
-		isola_channel *queues[2] = { w->private_q, p->shared_q };
+		/* routed_q: calls routed here (route.c). */
+		isola_channel *queues[3] = { w->routed_q, w->private_q, p->shared_q };
 		isola__deadline forever;
 		isola__deadline_init(&forever, -1);
 		/* Adaptive spinning: while tasks keep arriving during the spin,
@@ -449,7 +452,7 @@ void *isola__worker_main(void *arg)
 			size_t idx;
 			int r = ISOLA_EAGAIN;
 			if (w->spinning || spinner_begin(w)) {
-				r = isola__channel_select_until(queues, 2, &m, &forever,
+				r = isola__channel_select_until(queues, 3, &m, &forever,
 								ISOLA__WAIT_SPIN_ONLY, &idx);
 				spinner_end(w);
 				w->spinning = false;
@@ -457,9 +460,8 @@ void *isola__worker_main(void *arg)
 			bool slept = false;
 			if (r == ISOLA_EAGAIN) {
 				isola__last_wait_slept = 0;
-				/* Relaxed: a hint for callers choosing a queue. */
-				__atomic_store_n(&w->idle_cpu, isola__cpu_tag(), __ATOMIC_RELAXED);
-				r = isola__channel_select_until(queues, 2, &m, &forever,
+				isola__route_open(w); /* callers here may route to it */
+				r = isola__channel_select_until(queues, 3, &m, &forever,
 								ISOLA__WAIT_NO_SPIN, &idx);
 				slept = isola__last_wait_slept;
 			}
@@ -473,7 +475,7 @@ void *isola__worker_main(void *arg)
 							       ? isola__spin_ns_local * 2 : IDLE_SPIN_MAX_NS;
 			if (r != 0)
 				continue;
-			__atomic_store_n(&w->idle_cpu, 0, __ATOMIC_RELAXED); /* busy */
+			isola__route_busy(w, idx == 0); /* before it runs: route.c */
 			run_task(w, isola__task_of(&m));
 			isola__graph_drain_overflow(p); /* ready tasks the full queue refused */
 		}
