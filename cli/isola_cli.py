@@ -244,6 +244,12 @@ def _text(name, v):
     return v
 
 
+def _one_line(name, v):
+    if "\n" in v or "\r" in v:
+        raise _UsageError(f"{name} takes text on one line")
+    return v
+
+
 # -- isola run / bench --------------------------------------------------------
 
 def _cmd_run(args):
@@ -317,7 +323,7 @@ def _cmd_map(args):
         {"-j": _int(1, 1024), "--in": _text, "--out": _text, "--chunk": _int(1, 1000000),
          "--path": _text, "--preload": _text, "--timeout": _seconds,
          "--retries": _int(0, 1000), "--halt": _int(1, 10**12), "--errors": _text,
-         "--joblog": _text, "--shared": _text},
+         "--joblog": _text, "--shared": _text, "--placeholder": _one_line},
         repeated=("--in", "--path", "--preload", "--shared"))
     if not pos:
         raise _UsageError("map needs MODULE:FUNC")
@@ -330,6 +336,8 @@ def _cmd_map(args):
     mod, _, qual = target.partition(":")
     if not mod or not qual:
         raise _UsageError(f"bad function name {target}: expected MODULE:FUNC")
+    if "--placeholder" in opts and not opts.get("--ordered"):
+        raise _UsageError("--placeholder goes with --ordered")
     if opts.get("--resume") and not opts.get("--joblog"):
         raise _UsageError("--resume needs --joblog (the record of what was done)")
     return MapRun(target, files, opts).run()

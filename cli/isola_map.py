@@ -62,17 +62,20 @@ def _error_of(exc, skip_frames=1):
     return name, str(exc), "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _map_chunk(target, first, data, plain, ordered, timeout, retries):
+def _map_chunk(target, first, data, plain, placeholder, timeout, retries):
     """Lines data (bytes, b"\\n"-separated) numbered from first: returns
-    (text, errors, blank, seconds): text holds one output line per result,
-    errors (index, type, message, traceback) per failed line."""
+    (text, errors, blanks, seconds): text holds one output line per result
+    (placeholder None: unordered rows) or, ordered, one line per input line
+    (placeholder for a failed or blank line); errors (index, type, message,
+    traceback) per failed line; blanks the indices of blank lines."""
     import isola
     t0 = time.perf_counter()
     fn = _function(target)
     deadline = isola._task_deadline
     out = []
     errors = []
-    blank = 0
+    blanks = []
+    ordered = placeholder is not None
     dumps = json.dumps
     if not isinstance(data, bytes):
         data = bytes(data)  # a large chunk comes as an isola.Buffer (shared, not copied)
@@ -84,17 +87,23 @@ def _map_chunk(target, first, data, plain, ordered, timeout, retries):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             errors.append((index, "UnicodeDecodeError", f"the line is not UTF-8: {exc}", ""))
+            if ordered:
+                out.append(placeholder)
             continue
         if plain:
             arg = text
         elif not text or text.isspace():
-            blank += 1
+            blanks.append(index)
+            if ordered:
+                out.append(placeholder)
             continue
         else:
             try:
                 arg = json.loads(text)
             except ValueError as exc:
                 errors.append((index, "json.JSONDecodeError", f"bad JSON: {exc}", ""))
+                if ordered:
+                    out.append(placeholder)
                 continue
         failure = None
         for _ in range(retries + 1):
@@ -124,11 +133,13 @@ def _map_chunk(target, first, data, plain, ordered, timeout, retries):
             del value
         if failure is not None:
             errors.append((index,) + failure)
+            if ordered:
+                out.append(placeholder)
             continue
         out.append(js if ordered else f'{{"index": {index}, "result": {js}}}')
     if out:
         out.append("")
-    return "\n".join(out), errors, blank, time.perf_counter() - t0
+    return "\n".join(out), errors, blanks, time.perf_counter() - t0
 
 
 
@@ -184,6 +195,11 @@ class MapRun:
         self.out = self.out_tmp = self.errfile = self.joblog = None
         self.shown_tracebacks = 0
         self.halted = False
+        self.gap = False               # --ordered: a part not written; nothing after it is
+        self.abandoned = False         # running tasks left stuck past their grace
+        self.inflight = {}             # seq -> _Slot, chunks not yet written whole
+        placeholder = opts.get("--placeholder", "")
+        self.placeholder = placeholder if self.ordered else None
         self.queue = queue.SimpleQueue()  # finished tasks and signals, for the loop
 
     # -- the run ------------------------------------------------------------
@@ -202,29 +218,46 @@ class MapRun:
         except _Setup as exc:
             sys.stderr.write(f"isola map: {exc}\n")
             return 2
+        self.pool = pool
+        status = None
+        stop_now = True     # leaving early: cancel and interrupt what runs
         try:
-            with pool:
-                try:
-                    self._open_outputs()
-                except _Setup as exc:
-                    sys.stderr.write(f"isola map: {exc}\n")
-                    return 2
-                self.pool = pool
-                self.t0 = time.monotonic()
-                self._progress_setup()
-                self._loop()
-                if self.stopping and self.stop_signal is not None:
-                    pool.shutdown(wait=True, interrupt=True)
+            try:
+                self._open_outputs()
+            except _Setup as exc:
+                self._abandon_outputs()
+                sys.stderr.write(f"isola map: {exc}\n")
+                return 2
+            self.t0 = time.monotonic()
+            self._progress_setup()
+            self._loop()
+            stop_now = self.stop_signal is not None
             self._close_outputs()
         except _OutputError as exc:
             self._abandon_outputs()
-            sys.stderr.write(f"isola map: cannot write the output: {exc.__cause__}\n")
+            if isinstance(exc.__cause__, BrokenPipeError):
+                # the reader is gone (`isola map ... | head`): stop quietly,
+                # as a Unix tool killed by SIGPIPE does
+                status = 128 + 13
+            else:
+                sys.stderr.write(f"isola map: cannot write the output: {exc.__cause__}\n")
+                status = 2
+        finally:
+            self._stop_pool(stop_now)
+        if status != 128 + 13:
             self._summary()
-            return 2
-        self._summary()
-        if self.stop_signal is not None:
-            return 128 + self.stop_signal
-        return 1 if self.errors or self.status else 0
+        if status is None:
+            if self.stop_signal is not None:
+                status = 128 + self.stop_signal
+            else:
+                status = 1 if self.errors or self.status else 0
+        if self.abandoned:
+            # Workers stuck in a call that cannot be interrupted: exiting
+            # normally would wait for them forever (or finalize their
+            # interpreters under them).  Everything is written and closed.
+            sys.stderr.flush()
+            os._exit(status)
+        return status
 
     # -- setup ---------------------------------------------------------------
 
@@ -342,9 +375,12 @@ class MapRun:
             self.errfile = self._open(self.o["--errors"], "a" if resume else "w")
         if self.o.get("--joblog"):
             self.joblog = self._open(self.o["--joblog"], "a" if resume else "w")
-            if not resume or self.joblog.tell() == 0:
-                self.joblog.write("# isola map joblog: first\tcount\tfailed\tseconds\n")
-                self.joblog.flush()
+            try:
+                if not resume or self.joblog.tell() == 0:
+                    self.joblog.write("# isola map joblog: first\tcount\tfailed\tseconds\n")
+                    self.joblog.flush()
+            except OSError as exc:
+                raise _Setup(f"cannot write the joblog {self.o['--joblog']}: {exc.strerror}")
 
     @staticmethod
     def _open(path, mode):
@@ -373,11 +409,16 @@ class MapRun:
     def _loop(self):
         workers = self.pool.size
         window = 2 * workers + 1
-        inflight = {}
+        inflight = self.inflight
         next_seq = 0
         next_write = 0
         chunks = self._chunks()
-        grace_end = None
+        # Stopping by a signal: a grace for running tasks, then their
+        # interrupt and a grace again, then they are abandoned (a call that
+        # cannot be interrupted, such as time.sleep).  Each further signal
+        # takes the next step at once.
+        phase = 0          # 0 running, 1 grace, 2 interrupted
+        step_at = None     # when the next step is due (None: never)
         while True:
             while not self.stopping and len(inflight) < window:
                 try:
@@ -392,21 +433,24 @@ class MapRun:
                 self._submit(slot, 0, slot.first, slot.count, slot.data)
             if not inflight:
                 break
-            if self.stopping and grace_end is None:
-                grace_end = self._begin_stop(inflight)
+            if self.stopping and phase == 0:
+                self._cancel(inflight)
+                phase = 1
+                if self.stop_signal is not None:
+                    step_at = time.monotonic() + self._grace()
             try:
-                wait = None
-                if grace_end is not None and grace_end != float("inf"):
-                    wait = max(0.0, grace_end - time.monotonic())
+                wait = None if step_at is None else max(0.0, step_at - time.monotonic())
                 msg = self.queue.get(timeout=wait)
             except queue.Empty:  # the grace is over
-                self._interrupt(inflight)
-                grace_end = float("inf")
-                continue
+                msg = ("signal", True)
             if msg[0] == "signal":
-                if msg[1]:
-                    self._interrupt(inflight)  # a second signal: at once
-                    grace_end = float("inf")
+                if msg[1] and phase == 1:      # interrupt now
+                    self._interrupt(inflight)
+                    phase = 2
+                    step_at = time.monotonic() + self._grace()
+                elif msg[1] and phase == 2:    # abandon now
+                    self.abandoned = True
+                    break
                 continue
             _, slot, part, fut = msg
             self._part_done(slot, part, fut)
@@ -417,9 +461,6 @@ class MapRun:
             elif slot.left == 0:
                 inflight.pop(slot.seq)
             self._progress(False)
-            if self.halt is not None and self.errors >= self.halt and not self.stopping:
-                self.stopping = True
-                self.halted = True
         self._progress(True)
 
     def _chunks(self):
@@ -469,7 +510,7 @@ class MapRun:
         return max(1, min(MAX_AUTO_CHUNK, int(CHUNK_SECONDS / max(self.per_line, 1e-9))))
 
     def _submit(self, slot, part, first, count, data):
-        f = self.pool.submit(_map_chunk, self.target, first, data, self.plain, self.ordered,
+        f = self.pool.submit(_map_chunk, self.target, first, data, self.plain, self.placeholder,
                              self.timeout, self.retries)
         slot.futures.append(f)
         q = self.queue
@@ -488,7 +529,8 @@ class MapRun:
                 return
             else:
                 name, msg, tb = _error_of(exc, 0)
-                outcome = ("", [(first, name, msg, tb)], 0, 0.0)
+                text = "" if self.placeholder is None else self.placeholder + "\n"
+                outcome = (text, [(first, name, msg, tb)], [], 0.0)
         slot.parts[part] = (first, count, outcome)
         slot.left -= 1
         if outcome is not None and outcome[3] > 0 and count > 0:
@@ -508,14 +550,33 @@ class MapRun:
 
     def _write_slot(self, slot):
         for p in slot.parts:
-            if p is not None:
-                self._write_part(*p)
+            self._write_part(*p)
 
     def _write_part(self, first, count, outcome):
-        if outcome is None:
+        if outcome is None or self.gap:
+            # not done (--resume does it); --ordered output stays a prefix
+            # of the input order, so nothing after this part is written
             self.unprocessed += count
+            self.gap = self.ordered
             return
-        text, errors, blank, seconds = outcome
+        text, errors, blanks, seconds = outcome
+        if self.halt is not None:
+            allowed = self.halt - self.errors
+            if len(errors) >= allowed and not self.halted:
+                self.stopping = self.halted = True
+            if len(errors) > allowed:
+                # --halt counts lines: write up to the Nth failed line
+                # (past it after the halt: up to the line before the next
+                # failure); the rest of the part is not done
+                cut = errors[allowed - 1][0] if allowed > 0 else errors[0][0] - 1
+                text = self._cut(text, first, cut)
+                errors = errors[:allowed]
+                blanks = [b for b in blanks if b <= cut]
+                self.unprocessed += first + count - 1 - cut
+                count = cut - first + 1
+                self.gap = self.ordered
+                if count == 0:
+                    return
         rows = []
         for index, name, msg, tb in errors:
             rows.append(self._error_row(index, name, msg, tb))
@@ -534,9 +595,18 @@ class MapRun:
         except OSError as exc:
             raise _OutputError() from exc
         self.errors += len(errors)
-        self.blank += blank
-        self.items += count - blank
+        self.blank += len(blanks)
+        self.items += count - len(blanks)
         self.lines_done += count
+
+    def _cut(self, text, first, last):
+        """The output lines of text for input lines up to index last."""
+        lines = text.split("\n")[:-1]
+        if self.ordered:        # one line per input line
+            keep = lines[:last - first + 1]
+        else:                   # {"index": i, "result": ...}, i rising
+            keep = [l for l in lines if int(l[10:l.index(",")]) <= last]
+        return "".join(l + "\n" for l in keep)
 
     def _error_row(self, index, name, msg, tb):
         file, line = self._where(index)
@@ -563,21 +633,39 @@ class MapRun:
 
     # -- stopping ------------------------------------------------------------
 
-    def _begin_stop(self, inflight):
-        """Read no more; cancel what has not started.  Returns when running
-        tasks are interrupted: now + STOP_GRACE for a signal, never for --halt."""
+    def _grace(self):
+        return float(getattr(self.isola, "STOP_GRACE", 2.0))
+
+    def _cancel(self, inflight):
+        """Read no more; cancel what has not started."""
         for slot in inflight.values():
             for f in slot.futures:
                 f.cancel()
-        if self.stop_signal is None:
-            return float("inf")
-        return time.monotonic() + float(getattr(self.isola, "STOP_GRACE", 2.0))
 
     def _interrupt(self, inflight):
         for slot in inflight.values():
             for f in slot.futures:
                 if not f.done():
                     f.interrupt()
+
+    def _stop_pool(self, now):
+        """Shut the pool down.  now: cancel what is queued and interrupt
+        what runs (a signal, an output error); tasks still running a grace
+        after their interrupt are abandoned (self.abandoned), and the pool
+        with them."""
+        pool = self.pool
+        running = [f for slot in self.inflight.values() for f in slot.futures]
+        if now and not self.abandoned and running:
+            self._cancel(self.inflight)
+            self._interrupt(self.inflight)
+            import concurrent.futures as cf
+            cf.wait(running, timeout=self._grace())
+        if any(not f.done() for f in running):
+            self.abandoned = True
+        if self.abandoned:
+            pool.shutdown(wait=False, interrupt=True)
+        else:
+            pool.shutdown(wait=True, interrupt=now)
 
     # -- the end -------------------------------------------------------------
 
@@ -599,6 +687,9 @@ class MapRun:
                     f.close()
             except OSError:
                 pass
+            # a buffered file whose close failed still holds what it could
+            # not write: drop it, or finalization tries (and complains) again
+            _drop_buffer(f)
         if self.out_tmp is not None:
             try:
                 os.unlink(self.out_tmp)
@@ -617,6 +708,10 @@ class MapRun:
             text += f"; stopped by {signal.Signals(self.stop_signal).name}"
         elif self.halted:
             text += f"; halted after {self.errors} failed lines (--halt {self.halt})"
+        if self.abandoned:
+            stuck = sum(not f.done() for slot in self.inflight.values() for f in slot.futures)
+            text += (f"; {stuck} running task(s) did not end {self._grace():g} s after their "
+                     f"interrupt (a call that cannot be interrupted): abandoned")
         if self.stopping and (self.stop_signal is not None or self.halted):
             text += (", the rest of the input not done" +
                      (": --resume does it" if self.joblog is not None else ""))
@@ -661,7 +756,17 @@ class MapRun:
 
 
 class _OutputError(Exception):
-    pass
+    """Writing the output failed (its __cause__ says why)."""
+
+
+def _drop_buffer(f):
+    raw = getattr(f, "buffer", f)
+    raw = getattr(raw, "raw", None)
+    try:
+        if raw is not None and not raw.closed:
+            raw.close()
+    except OSError:
+        pass
 
 
 def _replaceable(path):
