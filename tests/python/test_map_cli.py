@@ -307,7 +307,8 @@ class MapCli(unittest.TestCase):
     def test_help_says_what_happens(self):
         h = self.run_isola("map", "--help").stdout
         for word in ("--ordered", "--lines", "one argument", "NaN", "--timeout", "--retries",
-                     "--halt", "--errors", "--joblog", "--resume", "Containment", "130"):
+                     "--halt", "--errors", "--joblog", "--resume", "Containment", "130",
+                     "--placeholder", "abandoned", "141"):
             self.assertIn(word, h)
         self.assertIn("--version", self.run_isola("--help").stdout)
 
