@@ -73,9 +73,13 @@ options:
   --lines        plain text lines instead of JSON
   --chunk K      lines per task (default: sized to ~20 ms of work per task)
   --timeout S    a line whose call runs longer than S seconds is interrupted
-                 (isola.Cancelled inside FUNC) and fails with TimeoutError;
-                 a call that cannot be interrupted (blocked in C, such as
-                 time.sleep) is not: Ctrl-C then stops the run (below)
+                 (isola.Cancelled inside FUNC) and fails with TimeoutError.
+                 A call that cannot be interrupted (blocked in C, such as
+                 time.sleep) fails its line isola.STOP_GRACE (2 s) later:
+                 its worker is given up on (abandoned at exit unless the
+                 call returns) and the other lines of its task run again
+                 in other workers; with every worker given up on, the run
+                 stops (exit status 1).  Costs a few microseconds a line.
   --retries N    call FUNC up to N more times for a line that fails
   --halt N       stop at the Nth failed line: read no more input, cancel
                  what has not started, let running tasks finish, and write

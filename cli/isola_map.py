@@ -62,12 +62,16 @@ def _error_of(exc, skip_frames=1):
     return name, str(exc), "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _map_chunk(target, first, data, plain, placeholder, timeout, retries):
+def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progress=None):
     """Lines data (bytes, b"\\n"-separated) numbered from first: returns
     (text, errors, blanks, seconds): text holds one output line per result
     (placeholder None: unordered rows) or, ordered, one line per input line
     (placeholder for a failed or blank line); errors (index, type, message,
-    traceback) per failed line; blanks the indices of blank lines."""
+    traceback) per failed line; blanks the indices of blank lines.
+    progress (with --timeout): (channel, token); each call's start is sent
+    there as token << 40 | index (one int: a few microseconds a line), so
+    that the main side sees a line stuck past --timeout in a call that
+    cannot be interrupted."""
     import isola
     t0 = time.perf_counter()
     fn = _function(target)
@@ -77,6 +81,8 @@ def _map_chunk(target, first, data, plain, placeholder, timeout, retries):
     blanks = []
     ordered = placeholder is not None
     dumps = json.dumps
+    if progress is not None:
+        report, tag = progress[0].send, progress[1] << 40
     if not isinstance(data, bytes):
         data = bytes(data)  # a large chunk comes as an isola.Buffer (shared, not copied)
     for k, raw in enumerate(data.split(b"\n")):
@@ -108,6 +114,8 @@ def _map_chunk(target, first, data, plain, placeholder, timeout, retries):
         failure = None
         for _ in range(retries + 1):
             try:
+                if progress is not None:
+                    report(tag | index)
                 if timeout:
                     deadline(timeout)
                 value = fn(arg)
@@ -198,6 +206,15 @@ class MapRun:
         self.gap = False               # --ordered: a part not written; nothing after it is
         self.abandoned = False         # running tasks left stuck past their grace
         self.inflight = {}             # seq -> _Slot, chunks not yet written whole
+        self.next_write = 0            # --ordered: the seq of the next slot to write
+        # --timeout: the tasks running (token -> (slot, part, future)), the
+        # start of their current call (token -> (index, time)), and the
+        # tasks given up on, stuck in C past --timeout (token -> future)
+        self.tokens = iter(range(1 << 62))
+        self.running = {}
+        self.started = {}
+        self.lost = {}
+        self.all_stuck = False
         placeholder = opts.get("--placeholder", "")
         self.placeholder = placeholder if self.ordered else None
         self.queue = queue.SimpleQueue()  # finished tasks and signals, for the loop
@@ -411,8 +428,9 @@ class MapRun:
         window = 2 * workers + 1
         inflight = self.inflight
         next_seq = 0
-        next_write = 0
         chunks = self._chunks()
+        if self.timeout:  # where each running call is, to find the stuck ones
+            self.progress = self.isola.Channel(4096)
         # Stopping by a signal: a grace for running tasks, then their
         # interrupt and a grace again, then they are abandoned (a call that
         # cannot be interrupted, such as time.sleep).  Each further signal
@@ -440,9 +458,22 @@ class MapRun:
                     step_at = time.monotonic() + self._grace()
             try:
                 wait = None if step_at is None else max(0.0, step_at - time.monotonic())
+                if self.timeout:
+                    wait = 0.25 if wait is None else min(wait, 0.25)
                 msg = self.queue.get(timeout=wait)
-            except queue.Empty:  # the grace is over
-                msg = ("signal", True)
+            except queue.Empty:
+                msg = None
+            if self.timeout and (phase == 0 or step_at is None):  # not while a signal stops
+                self._look_for_stuck_lines()
+                self._advance()
+                if self.all_stuck:
+                    self.stopping = self.abandoned = True
+                    self.status = 1
+                    break
+            if msg is None:
+                if step_at is None or time.monotonic() < step_at:
+                    continue
+                msg = ("signal", True)  # the grace is over
             if msg[0] == "signal":
                 if msg[1] and phase == 1:      # interrupt now
                     self._interrupt(inflight)
@@ -452,16 +483,72 @@ class MapRun:
                     self.abandoned = True
                     break
                 continue
-            _, slot, part, fut = msg
-            self._part_done(slot, part, fut)
-            if self.ordered:
-                while next_write in inflight and inflight[next_write].left == 0:
-                    self._write_slot(inflight.pop(next_write))
-                    next_write += 1
-            elif slot.left == 0:
-                inflight.pop(slot.seq)
+            _, slot, part, fut, token = msg
+            self._part_done(slot, part, fut, token)
+            self._advance()
             self._progress(False)
         self._progress(True)
+
+    def _advance(self):
+        """Write (--ordered) and forget the slots that are done."""
+        inflight = self.inflight
+        if self.ordered:
+            while self.next_write in inflight and inflight[self.next_write].left == 0:
+                self._write_slot(inflight.pop(self.next_write))
+                self.next_write += 1
+        else:
+            for seq in [q for q, slot in inflight.items() if slot.left == 0]:
+                del inflight[seq]
+
+    def _look_for_stuck_lines(self):
+        """--timeout: a call still running --timeout plus STOP_GRACE after
+        its start was interrupted and did not stop (blocked in C, such as
+        time.sleep): its line fails, the other lines of its task run again
+        in tasks of their own, and its worker is given up on (until the
+        call returns, if ever).  With every worker given up on, the run
+        stops (self.all_stuck)."""
+        # A call's start is taken as when it is seen here (the loop looks at
+        # least every 0.25 s): later than it was, so a line is never given
+        # up on early.
+        now = time.monotonic()
+        started = self.started
+        try:
+            while True:
+                n = self.progress.recv_nowait()
+                token, index = n >> 40, n & ((1 << 40) - 1)
+                if token in self.running and started.get(token, (None,))[0] != index:
+                    started[token] = (index, now)
+        except self.isola.ChannelEmpty:
+            pass
+        for token, (index, t) in list(self.started.items()):
+            if now - t <= self.timeout + self._grace():
+                continue
+            slot, part, fut = self.running.pop(token)
+            del self.started[token]
+            if fut.done():
+                continue  # it ended after all: its message is on the way
+            self.lost[token] = fut
+            if self.stopping:  # no new tasks: the part is not done
+                whole = len(slot.parts) == 1
+                self._set_part(slot, part, slot.first if whole else slot.first + part,
+                               slot.count if whole else 1, None)
+                continue
+            failed = (index, "TimeoutError",
+                      f"the call ran past --timeout {self.timeout:g} s and could not be "
+                      f"interrupted (blocked in C?): its worker is given up on", "")
+            if len(slot.parts) == 1 and slot.count > 1:
+                lines = slot.data.split(b"\n")
+                slot.parts = [None] * len(lines)
+                slot.left = len(lines)
+                for k, line in enumerate(lines):
+                    if slot.first + k != index:
+                        self._submit(slot, k, slot.first + k, 1, line)
+            part = index - slot.first if len(slot.parts) > 1 else 0
+            self._set_part(slot, part, index, 1, (self._placeholder_line(), [failed], [], 0.0))
+        self.all_stuck = sum(not f.done() for f in self.lost.values()) >= self.pool.size
+
+    def _placeholder_line(self):
+        return "" if self.placeholder is None else self.placeholder + "\n"
 
     def _chunks(self):
         """(first index, count, data) per chunk of input, skipping what
@@ -510,13 +597,21 @@ class MapRun:
         return max(1, min(MAX_AUTO_CHUNK, int(CHUNK_SECONDS / max(self.per_line, 1e-9))))
 
     def _submit(self, slot, part, first, count, data):
+        token = next(self.tokens)
+        progress = (self.progress, token) if self.timeout else None
         f = self.pool.submit(_map_chunk, self.target, first, data, self.plain, self.placeholder,
-                             self.timeout, self.retries)
+                             self.timeout, self.retries, progress)
         slot.futures.append(f)
+        if self.timeout:
+            self.running[token] = (slot, part, f)
         q = self.queue
-        f.add_done_callback(lambda f: q.put(("done", slot, part, f)))
+        f.add_done_callback(lambda f: q.put(("done", slot, part, f, token)))
 
-    def _part_done(self, slot, part, fut):
+    def _part_done(self, slot, part, fut, token):
+        self.running.pop(token, None)
+        self.started.pop(token, None)
+        if self.lost.pop(token, None) is not None:
+            return  # given up on (_look_for_stuck_lines): its lines are done elsewhere
         first, count = (slot.first, slot.count) if len(slot.parts) == 1 else (
             slot.first + part, 1)
         try:
@@ -529,8 +624,10 @@ class MapRun:
                 return
             else:
                 name, msg, tb = _error_of(exc, 0)
-                text = "" if self.placeholder is None else self.placeholder + "\n"
-                outcome = (text, [(first, name, msg, tb)], [], 0.0)
+                outcome = (self._placeholder_line(), [(first, name, msg, tb)], [], 0.0)
+        self._set_part(slot, part, first, count, outcome)
+
+    def _set_part(self, slot, part, first, count, outcome):
         slot.parts[part] = (first, count, outcome)
         slot.left -= 1
         if outcome is not None and outcome[3] > 0 and count > 0:
@@ -655,6 +752,8 @@ class MapRun:
         with them."""
         pool = self.pool
         running = [f for slot in self.inflight.values() for f in slot.futures]
+        if any(not f.done() for f in self.lost.values()):
+            self.abandoned = True  # past --timeout and its grace already
         if now and not self.abandoned and running:
             self._cancel(self.inflight)
             self._interrupt(self.inflight)
@@ -708,8 +807,13 @@ class MapRun:
             text += f"; stopped by {signal.Signals(self.stop_signal).name}"
         elif self.halted:
             text += f"; halted after {self.errors} failed lines (--halt {self.halt})"
+        if self.all_stuck:
+            text += (f"; every worker is stuck in a call that --timeout could not interrupt,"
+                     f" the rest of the input not done" +
+                     (": --resume does it" if self.joblog is not None else ""))
         if self.abandoned:
-            stuck = sum(not f.done() for slot in self.inflight.values() for f in slot.futures)
+            stuck = len({id(f) for slot in self.inflight.values() for f in slot.futures
+                         if not f.done()} | {id(f) for f in self.lost.values() if not f.done()})
             text += (f"; {stuck} running task(s) did not end {self._grace():g} s after their "
                      f"interrupt (a call that cannot be interrupted): abandoned")
         if self.stopping and (self.stop_signal is not None or self.halted):

@@ -432,7 +432,7 @@ class MapCli(unittest.TestCase):
         p = self.popen("map", "tools:nap", self.write("nap.in", "0\n1\n"), "--ordered", "-j", "2",
                        "--chunk", "1", "--out", out, "--joblog", self.path("nap.log"))
         self.wait_for_lines(out, 1)
-        time.sleep(0.2)
+        time.sleep(0.5)  # line 1 has started (and blocks in C)
         p.send_signal(signal.SIGTERM)  # a grace, the interrupt, a grace, abandoned
         _, err = self.finish(p)
         self.assertEqual(p.returncode, 143, err)
@@ -452,6 +452,27 @@ class MapCli(unittest.TestCase):
         self.assertEqual(p.returncode, 130, err)
         self.assertIn("abandoned", err)
         self.assertLess(time.monotonic() - t0, 30, "stopped in steps, not by the hard timeout")
+
+    # 30.4: --timeout on a call that cannot be interrupted: the line fails
+    # after --timeout and the grace, the other lines of its task run again
+    # elsewhere, its worker is given up on; with every worker stuck the run
+    # stops
+    def test_timeout_gives_up_on_a_call_stuck_in_c(self):
+        src = self.write("nap4.in", "0\n1\n0\n0\n")
+        p = self.popen("map", "tools:nap", src, "-j", "2", "--chunk", "4", "--timeout", "0.5",
+                       "--ordered", "--placeholder", "null", stdout=subprocess.PIPE)
+        out, err = self.finish(p)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertEqual(out, "0\nnull\n0\n0\n")
+        self.assertIn("(index 1): TimeoutError", err)
+        self.assertIn("could not be interrupted", err)
+        self.assertIn("abandoned", err)
+        p = self.popen("map", "tools:nap", src, "-j", "1", "--timeout", "0.5",
+                       stdout=subprocess.PIPE)
+        out, err = self.finish(p)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("every worker is stuck", err)
+        self.assertEqual([json.loads(l).get("error") for l in out.splitlines()], ["TimeoutError"])
 
     # 30.5: --ordered output stays a prefix of the input order when a run
     # stops with a chunk unfinished, and --resume completes it in order
