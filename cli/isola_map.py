@@ -463,7 +463,7 @@ class MapRun:
                 msg = self.queue.get(timeout=wait)
             except queue.Empty:
                 msg = None
-            if self.timeout and (phase == 0 or step_at is None):  # not while a signal stops
+            if self.timeout:  # (also while stopping: drained, workers never wait on it)
                 self._look_for_stuck_lines()
                 self._advance()
                 if self.all_stuck:
