@@ -43,10 +43,11 @@ interpreters, and write one JSON line per result:
              unless --placeholder TEXT (`null`, say) names another;
   default    {"index": i, "result": ...} as they finish (i: the line's
              number in the input, from 0, counting every file in turn).
-Blank lines are skipped (FUNC is not called for them).  With --lines each line (a str, without its line
-end) is the argument instead of a JSON value.  A result that JSON cannot
-write (NaN, Infinity, a set, ...) is an error for its line: the output is
-always standard JSON.
+FUNC is not called for blank lines.  With --lines each line (a str,
+without its line end) is the argument instead of a JSON value.  A result
+that JSON cannot write (NaN, Infinity, a set, ...) is an error for its
+line: every output line is standard JSON (but --ordered's empty
+placeholder lines).
 
 A failing line (bad UTF-8, bad JSON, an exception, a timeout) is reported
 for that line alone and the run goes on:
