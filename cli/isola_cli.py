@@ -89,10 +89,14 @@ options:
                  written); exit status 1
   --errors FILE  failures there (see above), keeping the output clean
   --joblog FILE  after each finished task, a line "first count failed
-                 seconds" (tab-separated) naming the input lines it covered;
-                 --out is then written in place as the run goes
+                 seconds out_bytes errors_bytes" (tab-separated) naming the
+                 input lines it covered and the size of --out and --errors
+                 once they were written; --out is then written in place as
+                 the run goes
   --resume       with --joblog: skip the lines the joblog lists as done and
-                 append to --out (and --errors); give the same inputs
+                 append to --out (and --errors), first cutting off what a
+                 run that was killed wrote without logging it; give the
+                 same inputs
   --path DIR     add DIR to the workers' sys.path (the current directory is
                  on it)
   --preload MOD  import MOD in every worker first

@@ -202,6 +202,8 @@ class MapRun:
         self.file_starts = []          # (first index, name) per input file
         self.out = self.out_tmp = self.errfile = self.joblog = None
         self.shown_tracebacks = 0
+        self.resume_sizes = None       # --resume: [out, errors] sizes the joblog last saw
+        self.joblog_size = None        # --resume: the joblog's whole lines
         self.halted = False
         self.gap = False               # --ordered: a part not written; nothing after it is
         self.abandoned = False         # running tasks left stuck past their grace
@@ -303,19 +305,41 @@ class MapRun:
                     raise _Setup(f"--out {out} is the input {name}: refusing to write over it")
 
     def _read_joblog(self):
+        """The input ranges the joblog lists as done, merged.  Also the
+        sizes --out and --errors had after the last part it lists
+        (self.resume_sizes): what is past them was written by a run that
+        ended (a crash, SIGKILL) before logging it, and is cut off, so that
+        --resume writes it once, in place."""
         path = self.o["--joblog"]
         ranges = []
         try:
             with open(path) as f:
-                for line in f:
-                    if line.startswith("#") or not line.strip():
-                        continue
-                    fields = line.split("\t")
-                    ranges.append((int(fields[0]), int(fields[0]) + int(fields[1])))
+                lines = f.read().split("\n")
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, IndexError) as exc:
+        except (OSError, ValueError) as exc:
             raise _Setup(f"cannot read the joblog {path}: {exc}")
+        sizes = None
+        if lines[-1]:  # no line end: a last line cut short by the end of a run
+            self.joblog_size = len("\n".join(lines[:-1]).encode()) + (len(lines) > 1)
+            lines[-1] = ""  # not done, and cut off before this run appends
+        for k, line in enumerate(lines):
+            if line.startswith("#"):
+                if "out_bytes" in line:  # a joblog that records them
+                    sizes = sizes or [0, 0]
+                continue
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            try:
+                done = (int(fields[0]), int(fields[0]) + int(fields[1]))
+                if sizes is not None:
+                    sizes = [int(fields[4]) if fields[4] != "-" else None,
+                             int(fields[5].strip()) if fields[5].strip() != "-" else None]
+            except (ValueError, IndexError) as exc:
+                raise _Setup(f"cannot read the joblog {path}: line {k + 1}: {exc}")
+            ranges.append(done)
+        self.resume_sizes = sizes
         ranges.sort()
         merged = []
         for a, b in ranges:
@@ -368,6 +392,15 @@ class MapRun:
     def _open_outputs(self):
         resume = bool(self.o.get("--resume"))
         out = self.o.get("--out")
+        if resume and (self.resume_sizes is not None or self.joblog_size is not None):
+            for path, size in zip((out, self.o.get("--errors"), self.o["--joblog"]),
+                                  (self.resume_sizes or [None, None]) + [self.joblog_size]):
+                try:
+                    if path is not None and size is not None and os.path.getsize(path) > size:
+                        os.truncate(path, size)  # written, never logged: written again
+                except OSError as exc:
+                    raise _Setup(f"cannot cut {path} back to what the joblog lists: "
+                                 f"{exc.strerror}")
         if out is None:
             self.out = os.fdopen(self.result_fd, "wb", buffering=1 << 16)
         elif resume or self.o.get("--joblog") or not _replaceable(out):
@@ -394,7 +427,8 @@ class MapRun:
             self.joblog = self._open(self.o["--joblog"], "a" if resume else "w")
             try:
                 if not resume or self.joblog.tell() == 0:
-                    self.joblog.write("# isola map joblog: first\tcount\tfailed\tseconds\n")
+                    self.joblog.write("# isola map joblog: first\tcount\tfailed\tseconds"
+                                      "\tout_bytes\terrors_bytes\n")
                     self.joblog.flush()
             except OSError as exc:
                 raise _Setup(f"cannot write the joblog {self.o['--joblog']}: {exc.strerror}")
@@ -687,7 +721,8 @@ class MapRun:
                 self.errfile.write("".join(rows))
                 self.errfile.flush()
             if self.joblog is not None:
-                self.joblog.write(f"{first}\t{count}\t{len(errors)}\t{seconds:.6f}\n")
+                self.joblog.write(f"{first}\t{count}\t{len(errors)}\t{seconds:.6f}\t"
+                                  f"{self._size(self.out)}\t{self._size(self.errfile)}\n")
                 self.joblog.flush()
         except OSError as exc:
             raise _OutputError() from exc
@@ -695,6 +730,15 @@ class MapRun:
         self.blank += len(blanks)
         self.items += count - len(blanks)
         self.lines_done += count
+
+    def _size(self, f):
+        """The size of a regular output file so far (for the joblog), else -."""
+        if f is None or f is self.out and self.o.get("--out") is None:
+            return "-"
+        try:
+            return str(f.tell())
+        except OSError:
+            return "-"
 
     def _cut(self, text, first, last):
         """The output lines of text for input lines up to index last."""

@@ -500,6 +500,34 @@ class MapCli(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.read("lag.out").splitlines(), [str(i) for i in range(200)])
 
+    # 30.5: a run that ended between writing a part and logging it (a
+    # crash, SIGKILL): --resume cuts the output back to what the joblog
+    # lists, and a joblog line cut short is not done
+    def test_resume_after_a_run_killed_between_output_and_joblog(self):
+        data = self.write("kill.in", "".join(f"{i}\n" for i in range(10)))
+        out, log, err = self.path("kill.out"), self.path("kill.log"), self.path("kill.err")
+        args = ["map", "tools:boom", data, "--ordered", "--chunk", "3", "--out", out,
+                "--joblog", log, "--errors", err]
+        r = self.run_isola(*args)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        expected = (self.read("kill.out"), self.read("kill.err"))
+        with open(log) as f:
+            logged = f.read()
+        # the last part's log line is cut short and the output has more
+        with open(log, "w") as f:
+            f.write(logged[:-3])
+        with open(out, "a") as f:
+            f.write("written but never logged\n")
+        with open(err, "a") as f:
+            f.write('{"index": 99}\n')
+        r = self.run_isola(*args, "--resume")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual((self.read("kill.out"), self.read("kill.err")), expected)
+        self.assertIn("1 items", r.stderr)  # the one line of the last part, again
+        r = self.run_isola(*args, "--resume")
+        self.assertEqual(r.returncode, 0, r.stderr)  # all done: the joblog is whole
+        self.assertEqual(self.read("kill.out"), expected[0])
+
     # 30.9: a joblog that cannot be written is an output error (exit 2)
     def test_joblog_on_a_full_disk(self):
         if not os.path.exists("/dev/full"):
