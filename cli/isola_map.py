@@ -69,7 +69,8 @@ def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progre
     (placeholder for a failed or blank line); errors (index, type, message,
     traceback) per failed line; blanks the indices of blank lines.
     progress (with --timeout): (channel, token); each call's start is sent
-    there as token << 40 | index (one int: a few microseconds a line), so
+    there as token << 40 | index (one int: a few microseconds a line; its
+    complement for odd retries, so that each call is a new value), so
     that the main side sees a line stuck past --timeout in a call that
     cannot be interrupted."""
     import isola
@@ -112,10 +113,10 @@ def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progre
                     out.append(placeholder)
                 continue
         failure = None
-        for _ in range(retries + 1):
+        for attempt in range(retries + 1):
             try:
-                if progress is not None:
-                    report(tag | index)
+                if progress is not None:  # a retry: the other sign, seen as a new call
+                    report(tag | index if attempt % 2 == 0 else ~(tag | index))
                 if timeout:
                     deadline(timeout)
                 value = fn(arg)
@@ -549,12 +550,13 @@ class MapRun:
         try:
             while True:
                 n = self.progress.recv_nowait()
-                token, index = n >> 40, n & ((1 << 40) - 1)
-                if token in self.running and started.get(token, (None,))[0] != index:
-                    started[token] = (index, now)
+                m = ~n if n < 0 else n
+                token, index = m >> 40, m & ((1 << 40) - 1)
+                if token in self.running and started.get(token, (None,))[0] != n:
+                    started[token] = (n, index, now)
         except self.isola.ChannelEmpty:
             pass
-        for token, (index, t) in list(self.started.items()):
+        for token, (_, index, t) in list(self.started.items()):
             if now - t <= self.timeout + self._grace():
                 continue
             slot, part, fut = self.running.pop(token)

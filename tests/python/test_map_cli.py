@@ -71,6 +71,17 @@ def nap(x):
         time.sleep(3600)
     return x
 
+def twice(path):
+    # the first call spins until --timeout interrupts it; the retry takes 2.4 s
+    if not os.path.exists(path):
+        open(path, "w").close()
+        while True:
+            pass
+    end = time.monotonic() + 2.4
+    while time.monotonic() < end:
+        pass
+    return "ok"
+
 def lag(x):
     # line 40 spins (interruptibly) until lag.done exists
     while x == 40 and not os.path.exists("lag.done"):
@@ -473,6 +484,16 @@ class MapCli(unittest.TestCase):
         self.assertEqual(p.returncode, 1, err)
         self.assertIn("every worker is stuck", err)
         self.assertEqual([json.loads(l).get("error") for l in out.splitlines()], ["TimeoutError"])
+
+    def test_timeout_clock_starts_again_for_a_retry(self):
+        # a retry gets its own --timeout: the line is not given up on
+        # --timeout + STOP_GRACE after its first call started
+        marker = self.path("twice.marker")
+        if os.path.exists(marker):
+            os.unlink(marker)
+        r = self.run_isola("map", "tools:twice", "--ordered", "--timeout", "2.5", "--retries", "1",
+                           input=json.dumps(marker) + "\n", timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, '"ok"\n'), r.stderr)
 
     # 30.5: --ordered output stays a prefix of the input order when a run
     # stops with a chunk unfinished, and --resume completes it in order
