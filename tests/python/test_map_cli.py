@@ -68,6 +68,7 @@ def boom(x):
 def nap(x):
     # a C call that isola cannot interrupt
     if x:
+        open("nap.started", "w").close()
         time.sleep(3600)
     return x
 
@@ -439,11 +440,13 @@ class MapCli(unittest.TestCase):
     # 30.4: a line stuck in a C call that cannot be interrupted is
     # abandoned after the grace: the run still ends with 143 (130)
     def test_signal_stops_a_call_stuck_in_c(self):
-        out = self.path("nap.out")
+        out, started = self.path("nap.out"), self.path("nap.started")
+        if os.path.exists(started):
+            os.unlink(started)
         p = self.popen("map", "tools:nap", self.write("nap.in", "0\n1\n"), "--ordered", "-j", "2",
                        "--chunk", "1", "--out", out, "--joblog", self.path("nap.log"))
         self.wait_for_lines(out, 1)
-        time.sleep(0.5)  # line 1 has started (and blocks in C)
+        self.wait_for_lines(started, 0)  # line 1 has started (and blocks in C)
         p.send_signal(signal.SIGTERM)  # a grace, the interrupt, a grace, abandoned
         _, err = self.finish(p)
         self.assertEqual(p.returncode, 143, err)
@@ -452,9 +455,10 @@ class MapCli(unittest.TestCase):
         self.assertNotIn("Traceback", err)
         self.assertEqual(self.read("nap.out"), "0\n")
         # each further signal takes the next step at once
+        os.unlink(started)
         p = self.popen("map", "tools:nap", self.write("nap1.in", "1\n"), "-j", "1",
                        stdout=subprocess.PIPE)
-        time.sleep(1.0)
+        self.wait_for_lines(started, 0)
         for _ in range(3):
             p.send_signal(signal.SIGINT)
             time.sleep(0.2)
