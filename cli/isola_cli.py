@@ -33,6 +33,7 @@ usage: isola map MODULE:FUNC [FILE...] [-j N] [--in FILE]... [--out FILE]
                  [--timeout S] [--retries N] [--halt N] [--errors FILE]
                  [--joblog FILE] [--resume]
                  [--path DIR]... [--preload MOD]... [--shared NAME=FILE]...
+                 [--trace FILE]
 
 Read JSON lines from the FILEs (or standard input; `-` is standard input),
 call FUNC(value) with each line's value as its one argument, in a pool of N
@@ -104,6 +105,9 @@ options:
                  freeze the JSON file FILE once and publish it as NAME:
                  FUNC reads it with isola.lookup(NAME), in place, without
                  a copy per worker (a lookup table, a vocabulary)
+  --trace FILE   write a timeline of every task to FILE (Trace Event Format
+                 JSON: open it in https://ui.perfetto.dev or chrome://tracing,
+                 or draw it with scripts/trace-plot)
 
 Stopping: Ctrl-C (SIGINT) or SIGTERM stops reading, cancels what has not
 started, gives running tasks isola.STOP_GRACE (2 s) to finish and then
@@ -352,7 +356,8 @@ def _cmd_map(args):
         {"-j": _int(1, 1024), "--in": _text, "--out": _text, "--chunk": _int(1, 1000000),
          "--path": _text, "--preload": _text, "--timeout": _seconds,
          "--retries": _int(0, 1000), "--halt": _int(1, 10**12), "--errors": _text,
-         "--joblog": _text, "--shared": _text, "--placeholder": _one_line},
+         "--joblog": _text, "--shared": _text, "--placeholder": _one_line,
+         "--trace": _text},
         repeated=("--in", "--path", "--preload", "--shared"))
     if not pos:
         raise _UsageError("map needs MODULE:FUNC")

@@ -379,7 +379,8 @@ class MapRun:
         paths = [os.getcwd()] + self.o["--path"]
         try:
             pool = self.isola.Pool(self.o.get("-j"), preload=self.o["--preload"], path=paths,
-                                   init="import isola_map\nisola_map._worker_setup()")
+                                   init="import isola_map\nisola_map._worker_setup()",
+                                   trace=self.o.get("--trace"))
         except Exception as exc:
             raise _Setup(f"starting the workers failed: {exc}")
         try:
@@ -871,38 +872,21 @@ class MapRun:
 
     # -- progress bar (standard error is a terminal) -------------------------
 
+    # The line is isola._progress's, shared with Pool.map(progress=True).
+
     def _progress_setup(self):
-        self.bar = sys.stderr.isatty()
-        self.last_bar = 0.0
-        self.total = None
-        if self.bar and all(st is not None and _is_regular(st) for _, st in self.sources):
-            self.total = sum(_count_lines(name) for name, _ in self.sources)
-            self.total -= sum(b - a for a, b in self._done)
+        self.bar = self.isola._progress.ProgressLine(None, sys.stderr, t0=self.t0)
+        if self.bar.enabled and all(st is not None and _is_regular(st)
+                                    for _, st in self.sources):
+            total = sum(_count_lines(name) for name, _ in self.sources)
+            self.bar.total = total - sum(b - a for a, b in self._done)
 
     def _progress(self, final):
-        if not self.bar:
-            return
-        t = time.monotonic()
-        if not final and t - self.last_bar < 0.1:
-            return
-        self.last_bar = t
-        rate = self.lines_done / max(t - self.t0, 1e-9)
-        if self.total:
-            width = 30
-            filled = min(width, int(width * self.lines_done / self.total))
-            eta = (self.total - self.lines_done) / rate if rate > 0 else 0
-            line = (f"\r[{'#' * filled}{' ' * (width - filled)}] {self.lines_done}/{self.total}"
-                    f"  {rate:.0f}/s  ETA {eta:.0f}s  errors {self.errors} ")
-        else:
-            line = f"\r{self.lines_done} done  {rate:.0f}/s  errors {self.errors} "
-        sys.stderr.write(line + ("\n" if final else ""))
-        sys.stderr.flush()
-        self.bar_drawn = not final
+        self.bar.update(self.lines_done, self.errors, final)
 
     def _clear_bar(self):
-        if getattr(self, "bar_drawn", False):
-            sys.stderr.write("\n")
-            self.bar_drawn = False
+        if getattr(self, "bar", None) is not None:
+            self.bar.clear()
 
 
 class _OutputError(Exception):

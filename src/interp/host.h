@@ -33,6 +33,16 @@ enum isola__job_kind {
 	ISOLA__JOB_SOURCE, /* exec source in __main__; the result is None */
 };
 
+/* A task graph's input (isola_pool_submit_after), inserted into a CALL
+ * job's arguments. */
+typedef struct isola__job_input {
+	const isola_msg *value; /* its result: the return value, or its encoded exception */
+	int status;             /* 0, or the input's ISOLA_E* outcome */
+	const char *error_type, *error_message; /* status != 0 (may be NULL) */
+	int position;           /* >= 0: positional index (unless keyword) */
+	const char *keyword;    /* a keyword argument instead */
+} isola__job_input;
+
 typedef struct isola__job {
 	enum isola__job_kind kind;
 	const char *target; /* "mod:qual", or the source */
@@ -45,6 +55,15 @@ typedef struct isola__job {
 	bool per_element;
 	bool cached; /* resolve through the interpreter's cache of targets */
 	const isola__codec_opts *codec;
+	/* CALL: inputs[0 .. n_inputs) join args (positional ones in
+	 * ascending position).  If one failed, the job raises
+	 * isola.InputFailed from its exception instead of calling.  Once the
+	 * arguments are built (or the job failed), inputs_used(inputs_arg)
+	 * runs, so the inputs' memory can go before the call returns. */
+	const isola__job_input *inputs;
+	size_t n_inputs;
+	void (*inputs_used)(void *arg);
+	void *inputs_arg;
 } isola__job;
 
 /* Run a job in the calling interpreter; result gets the encoded return
@@ -85,6 +104,10 @@ void isola__host_end(isola_interp *in);
  * state: nothing was raised). */
 int isola__interp_async_cancel(isola_interp *in, bool raise);
 
+/* On in's own thread, GIL held: true if an isola.Cancelled asked with
+ * isola__interp_async_cancel is still pending (not yet raised). */
+bool isola__interp_async_pending(isola_interp *in);
+
 /* From another thread: attach a thread state of its own to in's
  * interpreter (taking its GIL, which the running code hands over at its
  * next switch-interval check), run fn(arg), then detach and delete it.
@@ -94,9 +117,11 @@ int isola__interp_visit(isola_interp *in, void (*fn)(void *), void *arg);
 /* ---- actors' instances (actor_host.c), GIL held --------------------- */
 
 /* target(*args) kept as actor id's instance.  0, or ISOLA_EPYTHON with
- * *why = "Type: message" (malloc'd; the exception is cleared). */
+ * the exception taken (cleared) as an outcome: encoded in *exc (an empty
+ * message on entry; the caller clears it), its text in *err (the caller
+ * clears it). */
 int isola__actor_construct(uint64_t id, const char *target, const isola_msg *args,
-			   const isola__codec_opts *o, char **why);
+			   const isola__codec_opts *o, isola_msg *exc, isola__error *err);
 
 /* Drop actor id's instance, if it has one. */
 void isola__actor_forget(uint64_t id);

@@ -15,6 +15,7 @@ import itertools as _itertools
 import os as _os
 import sys as _sys
 import threading as _threading
+import time as _time
 import types as _types
 import weakref as _weakref
 
@@ -162,9 +163,11 @@ class Future(_cf.Future):
         """isola's extra: cancel the task, also if it is running (then
         isola.Cancelled is raised inside it at its next bytecode boundary;
         code blocked in a C call sees it when the call returns).  True if
-        the request was made, False if the task had already finished.  The
-        Future ends cancelled unless the task catches Cancelled and
-        returns (then it has that result)."""
+        the request was made: the Future then ends cancelled, also when
+        the task returns from a C call (time.sleep as the task itself)
+        before Cancelled could reach it (its result is dropped), unless
+        the task catches Cancelled and returns (then it has that result).
+        False if the task had already returned."""
         ok = self._cfut.cancel(True)
         self._poll()
         return ok
@@ -219,6 +222,8 @@ def _complete(fut, outcome):
             base.set_running_or_notify_cancel(fut)  # wake wait()/as_completed()
         elif kind == "timeout":
             base.set_exception(fut, TimeoutError("the task ran past its timeout and was interrupted"))
+        elif value:  # closed, and the scheduler said why (an actor that is gone)
+            base.set_exception(fut, ChannelClosed(value))
         else:
             base.set_exception(fut, RuntimeError("the pool shut down before the task ran"))
     except _cf.InvalidStateError:
@@ -277,6 +282,7 @@ class BrokenPool(_cf.BrokenExecutor):
 
 
 _live_pools = _weakref.WeakSet()  # pools not yet joined (shutdown(wait=True))
+_dropped_pools = set()  # _DroppedPool: pools dropped before they were joined
 _abandoned = []  # pools left with tasks stuck past their grace (kept alive)
 _exiting = False
 _stopped_by_signal = False  # Ctrl-C reached a shutdown
@@ -297,10 +303,13 @@ def _shutdown_all():
     # that threads still run in (_exit_abandoning).
     global _exiting, _stopped_by_signal
     _exiting = True
-    for pool in list(_live_pools):
+    last = getattr(_sys, "last_exc", None) or getattr(_sys, "last_value", None)
+    if isinstance(last, KeyboardInterrupt):  # Ctrl-C ended the program: stop
+        _stopped_by_signal = True
+    for pool in list(_live_pools) + list(_dropped_pools):
         while pool not in _abandoned:
             try:
-                pool._join(_STOP if _stopped_by_signal else 0, None)
+                pool._join(_STOP if _stopped_by_signal else pool._exit_how, None)
                 break
             except KeyboardInterrupt:
                 _stopped_by_signal = True  # then again, bounded
@@ -317,7 +326,7 @@ def _exit_abandoning():
     # atexit handlers run, the standard streams are flushed, and the exit
     # status is what CPython would have given for a Ctrl-C (death by
     # SIGINT) or an unhandled exception (1), else 0.
-    stuck = [p for p in _abandoned if not p._join(_STOP, 0)]
+    stuck = [p for p in _abandoned if not p._c.shutdown(_STOP, True, 0)]
     if not stuck:
         return
     import atexit
@@ -333,6 +342,7 @@ def _exit_abandoning():
             f.flush()
         except Exception:
             pass
+    _trace_close_all()  # trace files end valid: os._exit skips the C atexit hook
     last = getattr(_sys, "last_exc", None) or getattr(_sys, "last_value", None)
     if _stopped_by_signal or isinstance(last, KeyboardInterrupt):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -412,6 +422,121 @@ def _call_initializer(target, args, allow_pickle):
     _resolve_target(target)(*loads(args, allow_pickle=allow_pickle))
 
 
+# -- progress lines ------------------------------------------------------------
+# The one progress line of Pool.map(progress=True), Executor.map(progress=True)
+# and `isola map` (which takes it as isola._progress): drawn on standard
+# error (or the stream given) only when that is a terminal, at most every
+# `interval` seconds, as
+#     [#########                     ] 300/1000  1234/s  ETA 1s
+#     300 done  1234/s                       (the total unknown)
+# with "errors N" after it when the caller counts errors.  Here, not in a
+# submodule, so that it works wherever the module does (C embedders too).
+
+_PROGRESS_WIDTH = 30
+
+
+def _progress_isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _progress_text(done, total, elapsed, errors=None):
+    """The text of the line (no carriage return) for `done` items of
+    `total` (None: unknown) after `elapsed` seconds."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if total:
+        filled = min(_PROGRESS_WIDTH, int(_PROGRESS_WIDTH * done / total))
+        eta = (total - done) / rate if rate > 0 else 0
+        line = (f"[{'#' * filled}{' ' * (_PROGRESS_WIDTH - filled)}] {done}/{total}"
+                f"  {rate:.0f}/s  ETA {eta:.0f}s")
+    else:
+        line = f"{done} done  {rate:.0f}/s"
+    if errors is not None:
+        line += f"  errors {errors}"
+    return line + " "
+
+
+class _ProgressLine:
+    """A progress line on a terminal; does nothing when the stream is not
+    one (enabled=False turns it off, True forces it)."""
+
+    def __init__(self, total=None, stream=None, interval=0.1, enabled=None, t0=None):
+        self.stream = _sys.stderr if stream is None else stream
+        self.enabled = _progress_isatty(self.stream) if enabled is None else bool(enabled)
+        self.total = total
+        self.interval = interval
+        self.t0 = _time.monotonic() if t0 is None else t0
+        self.last = float("-inf")  # the first update draws
+        self.drawn = False
+
+    def update(self, done, errors=None, final=False):
+        """Redraw with `done` items finished (at most every interval,
+        always when final; final ends the line)."""
+        if not self.enabled:
+            return
+        t = _time.monotonic()
+        if not final and t - self.last < self.interval:
+            return
+        self.last = t
+        text = "\r" + _progress_text(done, self.total, t - self.t0, errors)
+        try:
+            self.stream.write(text + ("\n" if final else ""))
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.enabled = False  # the terminal went away: stop drawing
+            return
+        self.drawn = not final
+
+    def clear(self):
+        """End a line left drawn (before other output)."""
+        if self.drawn:
+            try:
+                self.stream.write("\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+            self.drawn = False
+
+
+def _progress_track(iterator, total, stream=None):
+    """Yield from iterator, drawing the progress line as items come; the
+    line is finished when the iterator is, and ended when it stops early."""
+    bar = _ProgressLine(total, stream)
+    if not bar.enabled:
+        yield from iterator
+        return
+    done = 0
+    try:
+        for item in iterator:
+            done += 1
+            bar.update(done)
+            yield item
+            del item  # keep no result alive after yielding it
+        bar.update(done, final=True)
+    finally:
+        bar.clear()
+
+
+_progress = _types.SimpleNamespace(ProgressLine=_ProgressLine, format_line=_progress_text,
+                                   track=_progress_track)
+
+
+def _known_length(iterables):
+    # The number of argument sets zip(*iterables) gives, when every
+    # iterable knows its length (None otherwise).
+    try:
+        return min(len(it) for it in iterables)
+    except (TypeError, ValueError):
+        return None
+
+
+def _with_progress(results, total):
+    # Pool.map(progress=True): the shared progress line (below).
+    return _progress_track(results, total)
+
+
 class Pool:
     """A pool of workers, each an OS thread hosting its own sub-interpreter.
 
@@ -427,17 +552,25 @@ class Pool:
         passed on too, so the workers find the same modules).
     allow_pickle: accept the pickle fallback for arguments and results
         (turn it off for untrusted peers).
+    trace: a file to write a timeline of every task to (Trace Event
+        Format JSON: open it in https://ui.perfetto.dev or
+        chrome://tracing, or draw it with scripts/trace-plot); complete
+        once the pool is shut down.  Default: the ISOLA_TRACE environment
+        variable, if set.
 
     If a worker's setup fails, Pool() raises isola.BrokenPool (a
     concurrent.futures.BrokenExecutor) with the worker's traceback.
 
     Use it as a context manager: leaving the block shuts it down, waiting
     for what was submitted; if the block raised (Ctrl-C included), queued
-    work is cancelled and running tasks are interrupted instead.
+    work is cancelled and running tasks are interrupted instead.  A Pool
+    dropped without shutdown() does the same in the background (the
+    dropping thread never waits; a task still running stop_grace seconds
+    later is abandoned with a warning).
     """
 
     def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
-                 initargs=(), allow_pickle=True, stop_grace=None):
+                 initargs=(), allow_pickle=True, stop_grace=None, trace=None):
         if workers is not None and workers <= 0:
             raise ValueError("workers must be greater than 0")
         if workers is not None and workers > MAX_WORKERS:
@@ -464,10 +597,19 @@ class Pool:
         if init:
             init_src += init + "\n"
         init_src += _init_source(initializer, initargs, allow_pickle)
-        self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle)
+        self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle,
+                        None if trace is None else _os.fspath(trace))
         self._closed = False
         self._lock = _threading.Lock()
         self._completions = _Completions(self._c.done_channel())
+        # Dropped before it is joined: stopped with _drop_how (cancel and
+        # interrupt; an Executor's pool: finish what was submitted) and
+        # joined in the background, never by the dropping thread.
+        self._drop_how = [_STOP]
+        self._exit_how = 0  # at exit: wait for what was submitted
+        self._dropped = _weakref.finalize(self, _pool_dropped, self._c, self._completions,
+                                          self._grace, self._drop_how)
+        self._dropped.atexit = False  # at exit, _shutdown_all joins every pool
         _live_pools.add(self)
 
     # -- tasks -------------------------------------------------------------
@@ -481,8 +623,54 @@ class Pool:
         longer is interrupted (isola.Cancelled inside it) and its Future
         raises TimeoutError."""
         self._check_open()
-        cfut = self._c.submit(_target_of(fn), args, kwargs or None, timeout)
+        args, kwargs, inputs = self._inputs_of(args, kwargs)
+        if inputs:
+            cfut = self._c.submit(_target_of(fn), args, kwargs or None, timeout, inputs)
+        else:
+            cfut = self._c.submit(_target_of(fn), args, kwargs or None, timeout)
         return self._completions.register(cfut)
+
+    def _inputs_of(self, args, kwargs):
+        # Task graphs: Futures of this pool among the top-level arguments
+        # become inputs (the task waits for them inside the pool and gets
+        # their results); the rest of the arguments travel as usual.
+        # Cheap when there are none: one isinstance per argument.
+        inputs = None
+        for i, a in enumerate(args):
+            if isinstance(a, _cf.Future):
+                inputs = []
+                break
+        else:
+            if kwargs:
+                for a in kwargs.values():
+                    if isinstance(a, _cf.Future):
+                        inputs = []
+                        break
+        if inputs is None:
+            return args, kwargs, None
+        rest = []
+        for i, a in enumerate(args):
+            if isinstance(a, _cf.Future):
+                inputs.append((self._input_future(a), i, None))
+            else:
+                rest.append(a)
+        kw = {}
+        for k, a in (kwargs or {}).items():
+            if isinstance(a, _cf.Future):
+                inputs.append((self._input_future(a), -1, k))
+            else:
+                kw[k] = a
+        return rest, kw, inputs
+
+    def _input_future(self, fut):
+        if not isinstance(fut, Future):
+            raise TypeError("a concurrent.futures.Future that is not an isola Future cannot "
+                            "be an argument: pass its result(), or submit that work to this "
+                            "pool and pass the Future it returns")
+        if fut._completions is not self._completions:
+            raise ValueError("a Future of another isola Pool cannot be an argument: only "
+                             "Futures of the pool the task is submitted to are awaited")
+        return fut._cfut
 
     def _submit_chunk(self, target, argsets):
         # One task calling target on each argument tuple: a Future of the
@@ -540,21 +728,28 @@ class Pool:
 
         return results()
 
-    def map(self, fn, *iterables, chunksize=None, timeout=None, buffersize=None):
+    def map(self, fn, *iterables, chunksize=None, timeout=None, buffersize=None,
+            progress=False):
         """Like the builtin map, in parallel: an iterator over fn(*args) for
         each args of zip(*iterables), in order.  Work is sent in chunks
         (default: about 4 per worker; with buffersize, 1); buffersize: at
         most that many chunks in flight, the input read as results are
         taken (infinite iterables work).  If iteration stops early (an
-        exception, Ctrl-C), what is still queued is cancelled."""
+        exception, Ctrl-C), what is still queued is cancelled.
+        progress=True: a progress line on standard error while results
+        are taken (done/total when the length is known, rate, ETA), drawn
+        only when standard error is a terminal."""
         self._check_open()
+        total = _known_length(iterables) if progress else None
         argsets = zip(*iterables)
         if chunksize is None and buffersize:
             chunksize = 1
         elif chunksize is None:
             argsets = list(argsets)
+            total = len(argsets)
             chunksize = max(1, len(argsets) // (4 * self.size))
-        return self._map(fn, argsets, chunksize, timeout, buffersize)
+        results = self._map(fn, argsets, chunksize, timeout, buffersize)
+        return _with_progress(results, total) if progress else results
 
     def imap_unordered(self, fn, iterable, chunksize=1):
         """fn(x) for each x, yielded as they finish (any order)."""
@@ -587,7 +782,9 @@ class Pool:
         restart=True: when the constructor or that hook fails, or the actor
         is killed, build it again with the same arguments, up to max_restarts
         times within restart_window seconds; else (or past that) it stops.
-        pool.monitor() reports each stop and restart.
+        pool.monitor() reports each stop and restart.  When the constructor
+        fails for good, the calls queued behind it raise its exception;
+        later calls raise isola.ChannelClosed.
         """
         self._check_open()
         aid = self._c.spawn(_target_of(cls), args, kwargs or None, bool(restart),
@@ -623,7 +820,9 @@ class Pool:
           are interrupted (isola.Cancelled inside them);
         - interrupt (isola's extra): cancel what is queued and interrupt
           running tasks at once;
-        - timeout: after that many seconds, the same as interrupt;
+        - timeout: shutdown returns within that many seconds: running
+          tasks are interrupted when stop_grace (or, if less, the whole
+          timeout) is left, and abandoned at the end;
         - Ctrl-C while waiting: the same as interrupt, then KeyboardInterrupt.
         A task still running stop_grace seconds after its interrupt (a C
         call that cannot be interrupted, such as time.sleep) is abandoned
@@ -642,11 +841,12 @@ class Pool:
             if interrupt:
                 self._join(_STOP, None)
             elif cancel_futures:
-                self._join(how, self._grace)
+                self._join(how, 2 * self._grace)  # the grace, then the grace after interrupting
             else:
                 self._join(how, timeout)
             return
         self._c.shutdown(how, False)
+        self._drop_how[0] = self._exit_how = how  # dropped later or at exit: what was asked
         if first:  # join in the background: the program can exit
             _threading.Thread(target=self._c.shutdown, args=(how, True),
                               name="isola-pool-join", daemon=True).start()
@@ -668,30 +868,40 @@ class Pool:
                 return
             time.sleep(0.001)
 
-    def _join(self, how, timeout):
-        # Wait for the workers: up to timeout (None: forever) with how;
-        # then (and at once when how interrupts) interrupt and wait the
-        # grace; then abandon.  True once joined.
+    def _join(self, how, timeout, what="shutdown returns"):
+        # Wait for the workers, at most timeout seconds in all (None: no
+        # bound) with how; the grace (at most what is left of timeout)
+        # before the end, or at once when how interrupts, interrupt; then
+        # abandon.  True once joined.
         global _stopped_by_signal
+        import time
+        grace = self._grace if timeout is None else min(self._grace, timeout)
+        end = None if timeout is None else time.monotonic() + timeout
         try:
             if how != _STOP:
-                if self._c.shutdown(how, True, timeout):
+                if self._c.shutdown(how, True, None if end is None else timeout - grace):
                     return self._joined()
-            if self._c.shutdown(_STOP, True, self._grace):
+            if end is not None:
+                grace = max(0.0, min(grace, end - time.monotonic()))
+            if self._c.shutdown(_STOP, True, grace):
                 return self._joined()
         except KeyboardInterrupt:
             _stopped_by_signal = True
             raise
         if self not in _abandoned:
             _abandoned.append(self)
-            _warn_abandoned(self, "shutdown returns")
+            _warn_abandoned(self, what)
         return False
 
     def _joined(self):
         self._completions.join()
         _live_pools.discard(self)
+        _dropped_pools.discard(self)
         if self in _abandoned:
             _abandoned.remove(self)
+        dropped = getattr(self, "_dropped", None)
+        if dropped is not None:
+            dropped.detach()
         return True
 
     def _check_open(self):
@@ -711,6 +921,45 @@ class Pool:
     def __repr__(self):
         state = "closed" if self._closed else f"{self.size} workers"
         return f"<isola.Pool {state}>"
+
+
+class _DroppedPool:
+    """What is left of a Pool dropped before it was joined: its C pool,
+    completions and grace, held (in _dropped_pools) until joined, so that
+    its workers are still stopped and joined, or abandoned, before the
+    interpreter finalizes."""
+
+    def __init__(self, c, completions, grace, how):
+        self._c, self._completions, self._grace = c, completions, grace
+        self._exit_how = how
+
+    _join = Pool._join
+    _joined = Pool._joined
+
+    def _join_quietly(self, how):
+        try:
+            self._join(how, None, "a dropped pool stops")
+        except BaseException:  # at exit, _shutdown_all takes over
+            pass
+
+
+def _pool_dropped(c, completions, grace, drop_how):
+    # weakref.finalize of a Pool, on the dropping thread: ask the pool to
+    # stop (drop_how[0]) and join it in the background; the dropping
+    # thread never waits (a task stuck in a C call would block it).
+    how = drop_how[0]
+    d = _DroppedPool(c, completions, grace, how)
+    _dropped_pools.add(d)
+    try:
+        c.shutdown(how, False)
+        try:
+            t = _threading.Thread(target=d._join_quietly, args=(how,), name="isola-pool-join",
+                                  daemon=True)
+        except RuntimeError:  # a sub-interpreter without daemon threads
+            t = _threading.Thread(target=d._join_quietly, args=(how,), name="isola-pool-join")
+        t.start()
+    except BaseException:  # interpreter shutdown: _shutdown_all joins it
+        pass
 
 
 class ActorProxy:
@@ -764,65 +1013,91 @@ class Executor(_cf.ThreadPoolExecutor):
 
     Executor(max_workers=None, initializer=None, initargs=(), **pool_options)
 
-    pool_options are isola.Pool's (preload, init, path, allow_pickle).  A
-    failing initializer makes the executor broken: the error is logged to
-    the "concurrent.futures" logger, and submit() raises isola.BrokenPool
-    (a concurrent.futures.BrokenExecutor).  Futures are isola.Future:
-    cancel() as the contract says, interrupt() to stop a running task.
+    pool_options are isola.Pool's (preload, init, path, allow_pickle,
+    stop_grace, trace).  As with the stdlib's executors, nothing starts until
+    work arrives: the workers (all max_workers of them, in parallel) and
+    their initializers start at the first submit() or map(), so an
+    executor that is never used costs nothing and shuts down at once.  A
+    failing initializer makes the executor broken at that point: the
+    error is logged to the "concurrent.futures" logger, and submit()
+    raises isola.BrokenPool (a concurrent.futures.BrokenExecutor), then
+    and from then on.  Futures are isola.Future: cancel() as the contract
+    says, interrupt() to stop a running task.  An executor dropped without
+    shutdown() runs what was submitted, as ThreadPoolExecutor does.
     """
+
+    _POOL_OPTIONS = frozenset({"preload", "init", "path", "allow_pickle", "stop_grace",
+                               "trace"})
 
     def __init__(self, max_workers=None, initializer=None, initargs=(), **pool_options):
         if max_workers is not None and max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        unknown = sorted(set(pool_options) - self._POOL_OPTIONS)
+        if unknown:
+            raise TypeError(f"Executor() got an unexpected keyword argument {unknown[0]!r}")
+        # What Pool() would refuse, refused now (not at the first submit).
+        _init_source(initializer, initargs, pool_options.get("allow_pickle", True))
+        if max_workers is not None and max_workers > MAX_WORKERS:
+            raise ValueError(f"max_workers must be at most {MAX_WORKERS}, got {max_workers}")
         self._broken = False
         self._shutdown_lock = _threading.Lock()
         self._shutdown = False
-        self._init_error = None
-        try:
-            self._pool = Pool(max_workers, initializer=initializer, initargs=initargs,
-                              **pool_options)
-        except BrokenPool as exc:
-            if initializer is None:
-                raise
-            self._pool = None
-            self._init_error = exc
-            self._broken = ("A worker's initializer failed, the executor is not usable "
-                            f"anymore: {exc}")
-        self._max_workers = self._pool.size if self._pool is not None else max_workers
+        self._pool = None  # made by the first submit() or map() (_start)
+        self._pool_args = (max_workers, dict(pool_options, initializer=initializer,
+                                             initargs=tuple(initargs)))
+        self._max_workers = max_workers or _os.cpu_count() or 1
 
-    def _check_usable(self):
-        # Needs self._shutdown_lock.  The initializer's failure is logged
-        # at the first use, as thread pools log it when their first worker
-        # starts (at the first submit).
-        if self._init_error is not None:
-            import logging
-            logging.getLogger("concurrent.futures").critical(
-                "Exception in initializer:\n%s", self._init_error)
-            self._init_error = None
+    def _start(self):
+        # Needs self._shutdown_lock: the pool, made at the first use.
         if self._broken:
             raise BrokenPool(self._broken)
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
+        if _exiting:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        if self._pool is not None:
+            return self._pool
+        workers, options = self._pool_args
+        try:
+            pool = Pool(workers, **options)
+        except BrokenPool as exc:
+            # As thread pools do when their first worker's initializer
+            # fails: logged, and the executor is broken from now on.
+            import logging
+            logging.getLogger("concurrent.futures").critical(
+                "Exception in initializer:\n%s", exc)
+            self._broken = ("A worker's setup or initializer failed, the executor is not "
+                            f"usable anymore: {exc}")
+            raise BrokenPool(self._broken) from exc
+        pool._drop_how[0] = 0  # dropped without shutdown: run what was submitted
+        self._pool = pool
+        self._max_workers = pool.size
+        return pool
 
     def submit(self, fn, /, *args, **kwargs):
         with self._shutdown_lock:
-            self._check_usable()
-            return self._pool.submit(fn, *args, **kwargs)
+            return self._start().submit(fn, *args, **kwargs)
 
     submit.__doc__ = _cf.Executor.submit.__doc__
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
         """Like concurrent.futures.Executor.map (buffersize as in 3.14);
-        chunksize > 1 sends that many calls per task."""
+        chunksize > 1 sends that many calls per task; progress=True draws
+        a progress line on standard error when it is a terminal (as
+        Pool.map)."""
         with self._shutdown_lock:
-            self._check_usable()
-        return self._pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
+            pool = self._start()
+        results = pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
+        if progress:
+            return _with_progress(results, _known_length(iterables))
+        return results
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         with self._shutdown_lock:
             self._shutdown = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     shutdown.__doc__ = _cf.Executor.shutdown.__doc__
 

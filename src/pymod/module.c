@@ -17,6 +17,7 @@
 #include <string.h>
 #include "front_py.h" /* generated: isola__front_source */
 #include "interp/interp.h"
+#include "scheduler/trace.h"
 
 
 static isola__state *mod_state(PyObject *m)
@@ -231,7 +232,21 @@ static PyObject *mod_getattr(PyObject *m, PyObject *name);
 
 static PyObject *mod_resolve(PyObject *m, PyObject *arg);
 
+/* _trace_close_all(): end every trace file now (private: front.py's exit
+ * with abandoned tasks, which leaves by os._exit, past the C atexit hook). */
+static PyObject *mod_trace_close_all(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	Py_BEGIN_ALLOW_THREADS
+	isola__trace_close_all();
+	Py_END_ALLOW_THREADS
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef mod_methods[] = {
+	{ "_trace_close_all", mod_trace_close_all, METH_NOARGS,
+	  "_trace_close_all()\n--\n\nWrite and close every trace file now (private)." },
 	{ "select", (PyCFunction)(void (*)(void))mod_select, METH_VARARGS | METH_KEYWORDS,
 	  "select(channels, timeout=None)\n--\n\nWait until one of up to 64 channels has a "
 	  "message and receive it: returns (channel, obj).  Closed, drained channels are "
@@ -384,7 +399,11 @@ static int mod_exec(PyObject *m)
 			"builtin: .type_name, .message, .remote_args, .remote_traceback.") |
 		add_exc(m, &st->Cancelled, "Cancelled", PyExc_BaseException,
 			"Raised inside a task's Python code when the task is cancelled or "
-			"times out.");
+			"times out.") |
+		add_exc(m, &st->InputFailed, "InputFailed", NULL,
+			"A task of a graph did not run: one of its inputs (a Future passed "
+			"as an argument) failed, was cancelled or timed out.  The message "
+			"names the input; __cause__ is the input's exception.");
 	Py_DECREF(base);
 	if (r < 0)
 		return -1;
@@ -475,7 +494,7 @@ static PyObject *mod_resolve(PyObject *m, PyObject *arg)
  * traverse and clear use (so neither can miss one). */
 #define STATE_REFS(X)                                                                  \
 	X(channel_type) X(buffer_type) X(ChannelClosed) X(ChannelFull) X(ChannelEmpty)  \
-	X(RemoteError) X(Cancelled) X(datetime_mod) X(dt_datetime) X(dt_date)          \
+	X(RemoteError) X(Cancelled) X(InputFailed) X(datetime_mod) X(dt_datetime) X(dt_date)          \
 	X(dt_time) X(dt_timedelta) X(dt_timezone) X(dt_utc) X(pickle_dumps)             \
 	X(pickle_loads) X(remote_error_classes) X(pool_type) X(cfuture_type)            \
 	X(frozen_map_type) X(frozen_seq_type) X(frozen_iter_type) X(frozen_views[0])    \

@@ -128,12 +128,14 @@ static int strings(PyObject *seq, const char ***out, size_t *n)
 
 static int pool_init(PyObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = { "workers", "path", "preload", "init", "allow_pickle", NULL };
+	static char *kwlist[] = { "workers", "path", "preload", "init", "allow_pickle",
+				  "trace", "trace_events", NULL };
 	int workers = 0, allow_pickle = 1;
 	PyObject *path = NULL, *preload = NULL;
-	const char *init = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iOOzp:_Pool", kwlist, &workers, &path,
-					 &preload, &init, &allow_pickle))
+	const char *init = NULL, *trace = NULL;
+	unsigned int trace_events = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iOOzpzI:_Pool", kwlist, &workers, &path,
+					 &preload, &init, &allow_pickle, &trace, &trace_events))
 		return -1;
 	pool_obj *p = (pool_obj *)self;
 	isola__state *st = state_of(self);
@@ -148,7 +150,8 @@ static int pool_init(PyObject *self, PyObject *args, PyObject *kw)
 				"`if __name__ == \"__main__\":` (as with multiprocessing's spawn)");
 		return -1;
 	}
-	isola_pool_options o = { .workers = workers, .no_pickle = !allow_pickle };
+	isola_pool_options o = { .workers = workers, .no_pickle = !allow_pickle,
+				 .trace = trace, .trace_events = trace_events };
 	const char **paths = NULL, **mods = NULL;
 	size_t npaths = 0, nmods = 0;
 	if (strings(path, &paths, &npaths) < 0 || strings(preload, &mods, &nmods) < 0) {
@@ -272,7 +275,7 @@ static PyObject *raise_code(pool_obj *p, int r, const char *what)
 
 /* ---- posting work without blocking the interpreter ------------------ */
 
-enum post_kind { POST_SUBMIT, POST_MAP, POST_SPAWN, POST_CALL, POST_SEND, POST_KILL };
+enum post_kind { POST_SUBMIT, POST_SUBMIT_AFTER, POST_MAP, POST_SPAWN, POST_CALL, POST_SEND, POST_KILL };
 
 /* One call that posts a task to the pool, with its arguments. */
 struct post {
@@ -287,6 +290,8 @@ struct post {
 	isola_actor actor;
 	isola_actor *actor_out;
 	isola_future **out;
+	const isola_input *inputs; /* POST_SUBMIT_AFTER */
+	size_t n_inputs;
 };
 
 static int post_once(struct post *c)
@@ -294,6 +299,9 @@ static int post_once(struct post *c)
 	switch (c->kind) {
 	case POST_SUBMIT:
 		return isola_pool_submit(c->pool, c->target, c->args, c->task_timeout, c->out);
+	case POST_SUBMIT_AFTER:
+		return isola_pool_submit_after(c->pool, c->target, c->args, c->inputs, c->n_inputs,
+					       c->task_timeout, c->out);
 	case POST_MAP:
 		return isola_pool_map(c->pool, c->target, c->sets, c->n, c->n ? c->n : 1, c->out,
 				      c->n_chunks);
@@ -347,23 +355,59 @@ static int post(pool_obj *p, struct post *c, enum isola__raise_ctx ctx, const ch
 	return 0;
 }
 
-/* submit(target, args, kwargs, timeout) -> _Future */
+/* inputs: a list of (_Future, position, keyword or None) into in[]
+ * (borrowed futures and keywords: they live while the list does).  0 or
+ * -1 with an exception set. */
+static int parse_inputs(pool_obj *p, PyObject *list, isola_input *in, size_t n)
+{
+	isola__state *st = state_of((PyObject *)p);
+	for (size_t i = 0; i < n; i++) {
+		PyObject *item = PyList_GET_ITEM(list, (Py_ssize_t)i);
+		PyObject *fut, *kw;
+		int pos;
+		if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "OiO", &fut, &pos, &kw))
+			return PyErr_Occurred() ? -1 : (PyErr_SetString(PyExc_TypeError, "bad input"), -1);
+		if (!PyObject_TypeCheck(fut, st->cfuture_type)) {
+			PyErr_SetString(PyExc_TypeError, "an input must be a Future of an isola Pool");
+			return -1;
+		}
+		in[i].future = ((cfuture_obj *)fut)->f;
+		in[i].position = pos;
+		in[i].keyword = kw == Py_None ? NULL : PyUnicode_AsUTF8(kw);
+		if (kw != Py_None && in[i].keyword == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/* submit(target, args, kwargs, timeout[, inputs]) -> _Future; inputs
+ * (task graphs): a list of (_Future, position, keyword or None). */
 static PyObject *pool_submit(PyObject *self, PyObject *args)
 {
 	pool_obj *p = (pool_obj *)self;
 	const char *target;
-	PyObject *a, *kw, *timeout;
-	if (!PyArg_ParseTuple(args, "sOOO:submit", &target, &a, &kw, &timeout))
+	PyObject *a, *kw, *timeout, *inputs = NULL;
+	if (!PyArg_ParseTuple(args, "sOOO|O!:submit", &target, &a, &kw, &timeout, &PyList_Type,
+			      &inputs))
 		return NULL;
 	int64_t t;
 	if (isola__timeout_arg(timeout, &t) < 0 || need_pool(p) == NULL)
+		return NULL;
+	size_t n_in = inputs ? (size_t)PyList_GET_SIZE(inputs) : 0;
+	if (n_in > 255) {
+		PyErr_SetString(PyExc_ValueError, "a task takes at most 255 Futures as arguments");
+		return NULL;
+	}
+	isola_input in[n_in ? n_in : 1];
+	if (n_in && parse_inputs(p, inputs, in, n_in) < 0)
 		return NULL;
 	isola_msg m;
 	if (encode_call_args(p, a, kw, &m) < 0)
 		return NULL;
 	isola_future *f;
-	struct post c = { .kind = POST_SUBMIT, .pool = p->pool, .target = target, .args = &m,
-			  .task_timeout = t > 0 ? t : 0, .out = &f };
+	struct post c = { .kind = n_in ? POST_SUBMIT_AFTER : POST_SUBMIT, .pool = p->pool,
+			  .target = target, .args = &m, .task_timeout = t > 0 ? t : 0, .out = &f,
+			  .inputs = in, .n_inputs = n_in };
 	if (post(p, &c, ISOLA__FOR_POOL, "submit") < 0) {
 		isola_msg_clear(&m);
 		return NULL;
@@ -765,7 +809,7 @@ static PyObject *remote_error_from_text(isola__state *st, const char *type, cons
 }
 
 /* outcome() -> ("ok", value) | ("error", exception) | ("cancelled", None)
- * | ("timeout", None) | ("closed", None) | ("pending", None) */
+ * | ("timeout", None) | ("closed", why or None) | ("pending", None) */
 static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -794,6 +838,14 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 			isola_future_error(c->f, &type, &msg, &tb);
 			value = remote_error_from_text(state_of(self), type, msg, tb);
 		}
+	} else if (r != ISOLA_ECANCELED && r != ISOLA_ETIMEDOUT && r != ISOLA_EAGAIN) {
+		/* Closed: why, when the scheduler said (an actor that died or
+		 * never started), else None (the pool shut down first). */
+		const char *type = NULL, *msg = NULL, *tb = NULL;
+		if (isola_future_error(c->f, &type, &msg, &tb) == 0 && msg != NULL && *msg)
+			value = PyUnicode_FromString(msg);
+		else
+			value = Py_NewRef(Py_None);
 	} else {
 		value = Py_NewRef(Py_None);
 	}

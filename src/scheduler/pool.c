@@ -42,6 +42,7 @@ void isola__task_free(struct task *t)
 	if (t == NULL)
 		return;
 	isola_msg_clear(&t->args);
+	isola__graph_release_inputs(t);
 	for (size_t i = 0; i < t->chunk.n; i++)
 		isola_msg_clear(&t->chunk.items[i]);
 	isola__free(t->chunk.items);
@@ -74,6 +75,8 @@ _Thread_local const struct isola__post_wait *isola__post_wait;
 
 int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t)
 {
+	if (p->trace != NULL)
+		t->queued_ns = isola__now_ns();
 	isola_msg m;
 	isola_msg_init(&m);
 	isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */
@@ -152,7 +155,7 @@ static void free_setup(struct isola_pool *p)
 
 /* ---- lifecycle ------------------------------------------------------ */
 
-static void close_queues(struct isola_pool *p)
+void isola__pool_close_queues(struct isola_pool *p)
 {
 	isola_channel_close(p->shared_q);
 	for (int i = 0; i < p->n; i++)
@@ -161,21 +164,24 @@ static void close_queues(struct isola_pool *p)
 
 static void free_pool(struct isola_pool *p)
 {
-	/* Whatever is still queued holds task pointers: free them. */
-	isola_channel *qs[1];
+	/* Whatever is still queued holds task pointers: free them.  The
+	 * queues (closed) are released only after every future ended here:
+	 * a task waiting for one of them (graph.c) is then refused by the
+	 * closed queue, never posted to a freed one. */
 	for (int i = -1; i < p->n; i++) {
-		qs[0] = i < 0 ? p->shared_q : p->workers[i].private_q;
-		if (qs[0] == NULL)
-			continue;
+		isola_channel *q = i < 0 ? p->shared_q : p->workers[i].private_q;
 		struct task *t;
-		while ((t = isola__task_take(qs[0])) != NULL) {
+		while (q != NULL && (t = isola__task_take(q)) != NULL) {
 			if (t->future != NULL)
 				isola__future_complete(t->future, ISOLA_ECLOSED, NULL, NULL);
 			isola__task_free(t);
 		}
-		isola_channel_release(qs[0]);
 	}
 	isola__actor_free_all(p);
+	isola__graph_fini(p);
+	isola__trace_pool_free(p); /* the workers are gone: the last drain */
+	for (int i = -1; i < p->n; i++)
+		isola_channel_release(i < 0 ? p->shared_q : p->workers[i].private_q);
 	if (p->link != NULL) {
 		isola__pool_link_cut(p->link); /* before the pool goes */
 		isola__pool_link_release(p->link);
@@ -224,6 +230,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	p->max_spinners = cpus >= 4 ? (int)(cpus / 2) : 1;
 	pthread_mutex_init(&p->lock, NULL);
+	isola__graph_init(p);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -243,6 +250,9 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		pthread_mutex_init(&p->workers[i].attach_lock, NULL);
 		r = isola_channel_create(PRIVATE_QUEUE, &p->workers[i].private_q);
 	}
+	if (r == 0)
+		r = isola__trace_pool_begin(p, opts ? opts->trace : NULL,
+					    opts ? opts->trace_events : 0, error_out);
 	if (r != 0) {
 		p->n = p->workers ? n : 0;
 		free_pool(p);
@@ -281,7 +291,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	if (failed != 0) {
 		stop_watchdogs(p, watched);
 		isola__store_release(&p->closing, CLOSING_CANCEL);
-		close_queues(p);
+		isola__pool_close_queues(p);
 		for (int i = 0; i < launched; i++)
 			pthread_join(p->workers[i].thread, NULL);
 		if (error_out != NULL)
@@ -330,13 +340,19 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 		return ISOLA_EINVAL;
 	int want = how ? CLOSING_CANCEL : CLOSING_FINISH;
 	int cur = isola__load_acquire(&p->closing);
-	/* acq_rel CAS: the closing level only rises; workers read it with
-	 * acquire before running each task. */
-	while (cur < want && !isola__cas_acq_rel(&p->closing, &cur, want))
+	/* seq_cst CAS: the closing level only rises; workers read it with
+	 * acquire before running each task; seq_cst for graph.c's
+	 * close_if_idle (raise closing, then read the waiting count). */
+	while (cur < want && !__atomic_compare_exchange_n(&p->closing, &cur, want, false,
+							  __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		;
-	close_queues(p);
-	if (how & (ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT))
+	if (how & (ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT)) {
+		isola__pool_close_queues(p);
 		cancel_queued(p);
+		isola__graph_shutdown(p, true);
+	} else {
+		isola__graph_shutdown(p, false); /* closes them once no task waits */
+	}
 	if (how & ISOLA_SHUTDOWN_INTERRUPT) {
 		/* The watchdog raises Cancelled in every running task. */
 		pthread_mutex_lock(&p->lock);
@@ -349,6 +365,8 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 	/* isola__wait, not a bare ck_ec wait: it keeps each sleep within the
 	 * deadline (ck_ec's own backoff sleeps a second and more). */
 	int r = isola__wait(&p->exit_ec, all_exited, p, &d, ISOLA__WAIT_NO_SPIN);
+	if (r == 0)
+		isola__trace_pool_end(p); /* every worker left: its file is complete */
 	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
 }
 
@@ -398,6 +416,8 @@ static int enqueue_call(struct isola_pool *p, struct task *t)
 			    !__atomic_compare_exchange_n(&w->idle_cpu, &expect, 0, false,
 							 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 				continue;
+			if (p->trace != NULL)
+				t->queued_ns = isola__now_ns();
 			isola_msg m;
 			isola_msg_init(&m);
 			isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */

@@ -35,6 +35,25 @@ static int interrupt_status(isola_future *f)
 					 : 0;
 }
 
+/*
+ * The task of f has returned (GIL held): seal f against new interrupt
+ * requests, and say whether one was asked (and answered 0) that never
+ * reached the task's code: not raised yet, or still pending.  A task
+ * that caught a raised Cancelled and returned keeps its result.
+ */
+static bool interrupt_missed(struct worker *w, isola_future *f)
+{
+	if (f == NULL)
+		return false;
+	int asked = INTERRUPT_NONE;
+	/* acq_rel: pairs with isola_future_cancel's CAS (future.c). */
+	if (isola__cas_acq_rel(&f->interrupt, &asked, INTERRUPT_SEALED))
+		return false;
+	if (asked != INTERRUPT_CANCEL && asked != INTERRUPT_TIMEOUT)
+		return false;
+	return !f->injected || isola__interp_async_pending(w->interp);
+}
+
 void isola__complete_with_exception(struct worker *w, isola_future *f)
 {
 	if (f == NULL) {
@@ -51,10 +70,44 @@ void isola__complete_with_exception(struct worker *w, isola_future *f)
 	isola__error_clear(&err);
 }
 
+static void release_inputs(void *t)
+{
+	isola__graph_release_inputs(t);
+}
+
+/* A graph task's inputs as the job takes them (in: room for every one).
+ * Each input is done (graph.c queued the task after its last one), so
+ * its outcome is read without a lock; the task holds the future. */
+static void job_inputs(const struct task *t, isola__job_input *in)
+{
+	const struct task_inputs *ti = t->inputs;
+	for (size_t i = 0; i < ti->n; i++) {
+		const isola_future *f = ti->items[i].future;
+		int state = isola__load_acquire(&f->state);
+		in[i] = (isola__job_input){
+			.value = &f->result,
+			.status = state == ISOLA_FUTURE_DONE ? 0 : f->status ? f->status : ISOLA_EPYTHON,
+			.error_type = f->err.type,
+			.error_message = f->err.message,
+			.position = ti->items[i].position,
+			.keyword = ti->items[i].keyword,
+		};
+		if (ti->oom || state < ISOLA_FUTURE_DONE) { /* ENOMEM at submit */
+			in[i].status = ISOLA_ENOMEM;
+			in[i].value = NULL;
+			in[i].error_type = "MemoryError";
+			in[i].error_message = "the task could not wait for this input";
+		}
+	}
+}
+
 /* Run one call/chunk/source task; the GIL is held.  0, or ENOTFOUND /
  * EPYTHON with the exception set (*failed_at: a chunk's failing call). */
 static int run_python(struct worker *w, struct task *t, isola_msg *result, size_t *failed_at)
 {
+	isola__job_input inputs[t->inputs ? t->inputs->n : 1];
+	if (t->inputs != NULL)
+		job_inputs(t, inputs);
 	isola__codec_opts o = codec_opts(w->pool);
 	isola__job j = {
 		.kind = t->kind == TASK_RUN ? ISOLA__JOB_SOURCE
@@ -67,6 +120,10 @@ static int run_python(struct worker *w, struct task *t, isola_msg *result, size_
 		.per_element = t->chunk.per_element,
 		.cached = true,
 		.codec = &o,
+		.inputs = t->inputs ? inputs : NULL,
+		.n_inputs = t->inputs ? t->inputs->n : 0,
+		.inputs_used = release_inputs,
+		.inputs_arg = t,
 	};
 	return isola__job_run(&j, result, failed_at);
 }
@@ -163,6 +220,21 @@ void isola__worker_running(struct worker *w, char *name, uint64_t *running_ns)
 	*running_ns = since > 0 && now > since ? (uint64_t)(now - since) : 0;
 }
 
+/* How an actor message ended, for the trace: its future's status, or
+ * for a send (no future) whether the watchdog interrupted it. */
+static int actor_status(const struct task *t, isola_future *watched)
+{
+	if (t->future != NULL) {
+		int state = ISOLA_FUTURE_PENDING;
+		isola_future_state(t->future, &state);
+		/* The state read above is an acquire (future.c): status is set. */
+		return state >= ISOLA_FUTURE_FAILED ? (t->future->status ? t->future->status
+									   : ISOLA_EPYTHON)
+						    : 0;
+	}
+	return watched != NULL ? interrupt_status(watched) : 0;
+}
+
 static void run_task(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
@@ -174,6 +246,8 @@ static void run_task(struct worker *w, struct task *t)
 			isola__future_complete(t->future, ISOLA_ECANCELED, NULL, &e);
 			isola__error_clear(&e);
 		}
+		if (w->trace != NULL)
+			isola__trace_skipped(w, t);
 		if (t->kind == TASK_ACTOR_CALL)
 			isola__actor_message_done(p, t->actor_id);
 		isola__task_free(t);
@@ -187,6 +261,8 @@ static void run_task(struct worker *w, struct task *t)
 	int is_actor = t->kind == TASK_ACTOR_NEW || t->kind == TASK_ACTOR_CALL ||
 		       t->kind == TASK_ACTOR_KILL;
 	if (t->future != NULL && !isola__future_start(t->future)) {
+		if (w->trace != NULL)
+			isola__trace_skipped(w, t);
 		if (t->kind == TASK_ACTOR_CALL)
 			isola__actor_message_done(p, t->actor_id);
 		isola__task_free(t); /* cancelled while queued */
@@ -194,6 +270,9 @@ static void run_task(struct worker *w, struct task *t)
 	}
 	int64_t t0 = isola__now_ns();
 	running_set(w, t->target, t0);
+	struct isola__trace_event *traced = NULL;
+	if (w->trace != NULL)
+		traced = isola__trace_task_begin(w, t, t0);
 	/* Counted when taken, before its future completes, so a caller that
 	 * saw every result also sees every task counted. */
 	isola__add_relaxed(&w->tasks_run, 1);
@@ -220,10 +299,23 @@ static void run_task(struct worker *w, struct task *t)
 	int status = 0;
 	if (is_actor) {
 		isola__actor_run(w, t);
+		if (traced != NULL)
+			status = actor_status(t, watched);
 	} else {
 		f = t->future;
 		size_t failed_at = SIZE_MAX;
 		int r = run_python(w, t, &result, &failed_at);
+		if (r == 0 && interrupt_missed(w, f)) {
+			/* Asked to stop and answered yes, but it returned (from
+			 * one C call) before isola.Cancelled could reach it:
+			 * stopped, as the interrupt promised. */
+			status = interrupt_status(f);
+			isola_msg_clear(&result);
+			err.type = isola__strdup("isola.Cancelled");
+			err.message = isola__strdup(status == ISOLA_ETIMEDOUT
+							    ? "the task ran past its timeout and was interrupted"
+							    : "the task was cancelled while running");
+		}
 		if (r < 0) {
 			isola__codec_opts o = codec_opts(p);
 			status = isola__outcome_capture(interrupt_status(f), &o, &result, &err);
@@ -247,6 +339,8 @@ static void run_task(struct worker *w, struct task *t)
 	isola__interp_async_cancel(w->interp, false);
 	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
 	isola__interp_leave(w->interp);
+	if (traced != NULL) /* before the completion takes err */
+		isola__trace_task_end(w, traced, isola__now_ns(), status, err.type);
 	/* Completed with the GIL released: callbacks (the Python front's
 	 * completion post among them) may block, never this interpreter.
 	 * Idle from here on, for callers choosing a queue (pool.c): the
@@ -337,7 +431,10 @@ void *isola__worker_main(void *arg)
 	 * terminated or cannot reap its own children.  Linux delivers a
 	 * process-directed signal (Ctrl-C) to the main thread first when it
 	 * does not block it, and CPython runs Python handlers there. */
-	if (start(w)) {
+	int64_t began = isola__now_ns();
+	bool started = start(w);
+	if (started) {
+		isola__trace_worker(w, TRACE_EV_WORKER_START, began);
 		isola_channel *queues[2] = { w->private_q, p->shared_q };
 		isola__deadline forever;
 		isola__deadline_init(&forever, -1);
@@ -378,8 +475,10 @@ void *isola__worker_main(void *arg)
 				continue;
 			__atomic_store_n(&w->idle_cpu, 0, __ATOMIC_RELAXED); /* busy */
 			run_task(w, isola__task_of(&m));
+			isola__graph_drain_overflow(p); /* ready tasks the full queue refused */
 		}
 	}
+	int64_t ending = isola__now_ns();
 	pthread_mutex_lock(&w->attach_lock); /* the watchdog is not attached */
 	if (w->interp != NULL) {
 		isola__host_end(w->interp);
@@ -387,6 +486,8 @@ void *isola__worker_main(void *arg)
 		w->interp = NULL;
 	}
 	pthread_mutex_unlock(&w->attach_lock);
+	if (started)
+		isola__trace_worker(w, TRACE_EV_WORKER_END, ending);
 	/* The watchdog may hold it only while current points to it (under
 	 * this worker's GIL, which is gone now). */
 	isola_future_release(w->scratch);
