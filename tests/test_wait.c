@@ -5,6 +5,7 @@
  * they must not run alongside each other: run this suite with -j1.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -145,6 +146,35 @@ Test(wait, a_receiver_sharing_its_cpu_with_the_sender_yields_instead_of_sleeping
 /* In-process test runners (the TSan stand-in) run the tests one after
  * another in one process: wait out a contended window an earlier test
  * opened (at most 1.28 s, wait.c). */
+/* Threads runnable on the whole machine now (/proc/stat procs_running,
+ * the caller included), or -1. */
+static int runnable_now(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	char line[256];
+	int n = -1;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "procs_running %d", &n) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* Other processes keep the CPUs busy (a loaded CI machine): more threads
+ * runnable, sampled over 50 ms, than this test's own `mine`.  The tests
+ * about sharing a CPU with one partner thread cannot conclude then. */
+static bool machine_busy(int mine)
+{
+	int busy = 0;
+	for (int i = 0; i < 5; i++) {
+		busy += runnable_now() > mine;
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	return busy >= 3;
+}
+
 static void wait_until_uncontended(void)
 {
 	int64_t stop = isola__now_ns() + 5000000000LL;
@@ -152,6 +182,8 @@ static void wait_until_uncontended(void)
 		struct timespec ts = { 0, 10000000 };
 		nanosleep(&ts, NULL);
 	}
+	if (isola__cpu_contended() && machine_busy(1))
+		cr_skip_test("other processes keep the CPUs busy: inconclusive here");
 	cr_assert(!isola__cpu_contended());
 }
 
@@ -265,6 +297,12 @@ Test(wait, a_spin_after_a_yield_that_ran_another_thread_yields_at_once)
 	}
 	__atomic_store_n(&p.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
+	/* issue 29: with other processes on CPU 0 a yield may run them, not
+	 * the partner: inconclusive, not failed (the idle-machine runs of
+	 * scripts/test check it). */
+	if ((isola__cpu_contended() || yielded_at_once < 10) && machine_busy(1))
+		cr_skip_test("other processes keep the CPUs busy (%d spins of 20 yielded at "
+			     "once): inconclusive here", yielded_at_once);
 	cr_assert(!isola__cpu_contended(), "contended (%llu gaps judged contention): spins do "
 		  "not yield then; inconclusive",
 		  (unsigned long long)isola__wait_thread_stats.gaps_contended);
