@@ -74,6 +74,98 @@ def _target_of_uncached(fn):
     return f"{mod}:{qual}"
 
 
+# -- the caller's main script, as workers see it (issue #31.2/3/5) ----------
+
+def _main_file(main):
+    """The __main__ script's path if it is a file workers can import, else
+    None (standard input, -c, an interactive session)."""
+    f = getattr(main, "__file__", None)
+    if isinstance(f, str) and _os.path.isfile(f):
+        return _os.path.abspath(f)
+    return None
+
+
+_guard_spans = {}  # (path, mtime) -> [(first, last, guarded)] of its top-level statements
+
+
+def _is_main_guard(test):
+    # `__name__ == "__main__"`, either way round.
+    import ast
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    a, b = test.left, test.comparators[0]
+    names = {type(x).__name__ for x in (a, b)}
+    if names != {"Name", "Constant"}:
+        return False
+    name, const = (a, b) if isinstance(a, ast.Name) else (b, a)
+    return name.id == "__name__" and const.value == "__main__"
+
+
+def _top_level_spans(path):
+    try:
+        key = (path, _os.stat(path).st_mtime_ns)
+    except OSError:
+        return None
+    spans = _guard_spans.get(key)
+    if spans is None:
+        import ast
+        try:
+            with open(path, "rb") as f:
+                tree = ast.parse(f.read(), path)
+        except (OSError, SyntaxError, ValueError):
+            return None
+        spans = [(n.lineno, n.end_lineno or n.lineno,
+                  isinstance(n, ast.If) and _is_main_guard(n.test)) for n in tree.body]
+        _guard_spans[key] = spans
+    return spans
+
+
+def _unguarded_line(main, path):
+    """If the __main__ script's top level is running now (making a pool)
+    outside `if __name__ == "__main__":`, the line of that statement: a
+    worker importing the script would run it again.  Else 0."""
+    f = _sys._getframe(1)
+    g = vars(main)
+    while f is not None and not (f.f_code.co_name == "<module>" and f.f_globals is g):
+        f = f.f_back
+    if f is None or _os.path.abspath(f.f_code.co_filename) != path:
+        return 0  # not from the script's top level (a function run later, a thread)
+    line = f.f_lineno or 0
+    for first, last, guarded in _top_level_spans(path) or ():
+        if first <= line <= last:
+            return 0 if guarded else first
+    return 0
+
+
+def _main_refusal(main, path):
+    """(exception class, text) for sending a name of __main__ to this
+    pool's workers, when they cannot have it; None when they can."""
+    if path is None:
+        where = ("standard input (`python -`)" if getattr(main, "__file__", None) == "<stdin>"
+                 else "no file (`python -c` or an interactive session)")
+        return (TypeError, "{name} is defined in __main__, which was read from " + where +
+                ": workers import the main script by its path to find its functions and "
+                "classes. Save the script to a file and run that, or define {name} in an "
+                "importable module")
+    line = _unguarded_line(main, path)
+    if not line:
+        return None
+    return (RuntimeError, "{name} belongs to the main script " + path + ", which makes "
+            "this pool outside `if __name__ == \"__main__\":` (line " + str(line) + "). "
+            "Workers import the script to find its functions and classes, and that would "
+            "make a pool again: put the code that starts the pool under that guard, as "
+            "with multiprocessing's spawn")
+
+
+def _check_main_target(target, refusal):
+    # A "__main__:name" target the workers cannot resolve: say why, here.
+    if refusal is not None and target.startswith("__main__:"):
+        cls, text = refusal
+        raise cls("isola: " + text.format(name=target.partition(":")[2]))
+    return target
+
+
 class _Waiters(list):
     """A Future's _waiters: concurrent.futures.wait() and as_completed()
     append to it; that is when the Future needs notifying."""
@@ -449,20 +541,29 @@ class Pool:
         if self._grace < 0:
             raise ValueError("stop_grace must be >= 0")
         main = _sys.modules.get("__main__")
-        main_file = getattr(main, "__file__", None)
+        main_file = _main_file(main)
+        self._main_refusal = _main_refusal(main, main_file)
         paths = [_os.fspath(p) for p in path]
         for p in _sys.path:
             if p and p not in paths:
                 paths.append(p)
         if main_file:
-            script_dir = _os.path.dirname(_os.path.abspath(main_file))
+            script_dir = _os.path.dirname(main_file)
             if script_dir not in paths:
                 paths.insert(0, script_dir)
+            # What workers send back as the script's (their __isola_main__)
+            # is this __main__, as multiprocessing maps __mp_main__.
+            _sys.modules.setdefault("__isola_main__", main)
         init_src = ""
         if main_file:
-            init_src += f"import isola\nisola._set_main_path({_os.path.abspath(main_file)!r})\n"
+            refusal = (None if self._main_refusal is None else
+                       self._main_refusal[1].format(name="this name"))
+            init_src += (f"import isola\nisola._set_main_path({main_file!r}, "
+                         f"{('isola: ' + refusal) if refusal else None!r})\n")
         if init:
             init_src += init + "\n"
+        if initializer is not None:
+            _check_main_target(_target_of(initializer), self._main_refusal)
         init_src += _init_source(initializer, initargs, allow_pickle)
         self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle)
         self._closed = False
@@ -471,6 +572,11 @@ class Pool:
         _live_pools.add(self)
 
     # -- tasks -------------------------------------------------------------
+
+    def _target(self, fn):
+        # fn's "module:qualname"; an error here, not in a worker, for a
+        # name of a script the workers cannot import.
+        return _check_main_target(_target_of(fn), self._main_refusal)
 
     def submit(self, fn, /, *args, **kwargs):
         """Run fn(*args, **kwargs) on a worker; returns a Future."""
@@ -481,7 +587,7 @@ class Pool:
         longer is interrupted (isola.Cancelled inside it) and its Future
         raises TimeoutError."""
         self._check_open()
-        cfut = self._c.submit(_target_of(fn), args, kwargs or None, timeout)
+        cfut = self._c.submit(self._target(fn), args, kwargs or None, timeout)
         return self._completions.register(cfut)
 
     def _submit_chunk(self, target, argsets):
@@ -502,7 +608,7 @@ class Pool:
             raise ValueError("chunksize must be >= 1.")
         import time
         end = None if timeout is None else time.monotonic() + timeout
-        target = _target_of(fn)
+        target = self._target(fn)
         batches = _batched(argsets, chunksize)
         fs = _collections.deque()
         try:
@@ -559,7 +665,7 @@ class Pool:
     def imap_unordered(self, fn, iterable, chunksize=1):
         """fn(x) for each x, yielded as they finish (any order)."""
         self._check_open()
-        target = _target_of(fn)
+        target = self._target(fn)
         futures = [self._submit_chunk(target, batch)
                    for batch in _batched(zip(iterable), chunksize)]
         try:
@@ -590,7 +696,7 @@ class Pool:
         pool.monitor() reports each stop and restart.
         """
         self._check_open()
-        aid = self._c.spawn(_target_of(cls), args, kwargs or None, bool(restart),
+        aid = self._c.spawn(self._target(cls), args, kwargs or None, bool(restart),
                             int(max_restarts), float(restart_window))
         return ActorProxy(self, aid, getattr(cls, "__qualname__", str(cls)))
 

@@ -274,9 +274,10 @@ static PyMethodDef mod_methods[] = {
 	{ "_resolve_target", mod_resolve, METH_O,
 	  "_resolve_target(target)\n--\n\n\"module:qualname\" to the object, as workers resolve "
 	  "targets (private)." },
-	{ "_set_main_path", isola__set_main_path, METH_O,
-	  "_set_main_path(path)\n--\n\nWorkers: where to import the caller's __main__ "
-	  "script from (private)." },
+	{ "_set_main_path", isola__set_main_path, METH_VARARGS,
+	  "_set_main_path(path, refusal=None)\n--\n\nWorkers: where to import the caller's "
+	  "__main__ script from, or why not to (refusal: the RuntimeError's text); the "
+	  "worker's __main__ then finds the script's names (private)." },
 	{ "_task_deadline", isola__py_task_deadline, METH_O,
 	  "_task_deadline(seconds)\n--\n\nFrom a task on a pool worker: restart its deadline "
 	  "(0: none); returns 1 if it was cancelled, 2 if it timed out (forgiven), else 0 "
@@ -480,7 +481,7 @@ static PyObject *mod_resolve(PyObject *m, PyObject *arg)
 	X(pickle_loads) X(remote_error_classes) X(pool_type) X(cfuture_type)            \
 	X(frozen_map_type) X(frozen_seq_type) X(frozen_iter_type) X(frozen_views[0])    \
 	X(frozen_views[1]) X(frozen_views[2]) X(main_path) X(targets) X(actors)         \
-	X(actor_raised)
+	X(actor_raised) X(main_refusal)
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 {

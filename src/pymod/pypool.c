@@ -17,6 +17,7 @@
 
 #include "channels/channel.h"
 #include "channels/wait.h"
+#include "interp/call.h"
 #include "interp/codec.h"
 #include "pymod/module.h"
 #include "interp/pyerror.h"
@@ -911,11 +912,59 @@ PyType_Spec isola__cfuture_spec = {
 	.slots = cfut_slots,
 };
 
-/* _set_main_path(path): where workers find the caller's __main__. */
-PyObject *isola__set_main_path(PyObject *m, PyObject *path)
+/* A worker's __main__.__getattr__ (PEP 562): a name its own __main__
+ * lacks is the caller's script's (imported as __isola_main__ on first
+ * use), so that `__main__.X` the caller pickled (a namedtuple, a
+ * dataclass) loads as the script's X, as multiprocessing's spawn does.
+ * Dunder names are never looked up there: asking for __file__ must not
+ * import the script. */
+static PyObject *main_getattr(PyObject *unused, PyObject *name)
 {
+	(void)unused;
+	const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+	if (s == NULL || s[0] == '\0' || strncmp(s, "__", 2) == 0) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_AttributeError, "module '__main__' has no attribute %R", name);
+		return NULL;
+	}
+	PyObject *script = isola__import_main_script();
+	if (script == NULL)
+		return NULL;
+	PyObject *r = PyObject_GetAttr(script, name);
+	Py_DECREF(script);
+	if (r == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_AttributeError,
+			     "module '__main__' has no attribute %R: the main script, as workers "
+			     "import it, does not define it at its top level (defined under "
+			     "`if __name__ == \"__main__\":` or in a function?)", name);
+	}
+	return r;
+}
+
+static PyMethodDef main_getattr_def = { "__getattr__", main_getattr, METH_O,
+					"Names of the caller's script (isola)." };
+
+/* _set_main_path(path, refusal=None): where workers find the caller's
+ * __main__, or why they must not import it (an unguarded script). */
+PyObject *isola__set_main_path(PyObject *m, PyObject *args)
+{
+	PyObject *path, *refusal = Py_None;
+	if (!PyArg_ParseTuple(args, "U|O:_set_main_path", &path, &refusal))
+		return NULL;
+	if (refusal != Py_None && !PyUnicode_Check(refusal))
+		return PyErr_Format(PyExc_TypeError, "refusal must be a str or None");
 	isola__state *st = PyModule_GetState(m);
 	Py_XSETREF(st->main_path, Py_NewRef(path));
+	Py_XSETREF(st->main_refusal, refusal == Py_None ? NULL : Py_NewRef(refusal));
+	if (PyInterpreterState_Get() == PyInterpreterState_Main())
+		Py_RETURN_NONE; /* the main interpreter's __main__ is the script */
+	PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
+	PyObject *fn = main ? PyCFunction_New(&main_getattr_def, NULL) : NULL;
+	int r = fn ? PyObject_SetAttrString(main, "__getattr__", fn) : -1;
+	Py_XDECREF(fn);
+	if (r < 0)
+		return NULL;
 	Py_RETURN_NONE;
 }
 
