@@ -287,6 +287,22 @@ class Future(_cf.Future):
         import asyncio
         return asyncio.wrap_future(self).__await__()
 
+    # multiprocessing's AsyncResult, for code written for Pool.apply_async.
+    def get(self, timeout=None):
+        """AsyncResult.get: the result (TimeoutError past timeout)."""
+        return self.result(timeout)
+
+    def ready(self):
+        """AsyncResult.ready: done()."""
+        return self.done()
+
+    def successful(self):
+        """AsyncResult.successful: True if it returned a value; ValueError
+        if it has not ended."""
+        if not self.done():
+            raise ValueError(f"{self!r} not ready")
+        return not self.cancelled() and self.exception() is None
+
 
 # _Future.state() values: isola_future_state in isola.h, from the C module
 # (states from DONE on are the ended ones).
@@ -315,6 +331,22 @@ def _complete(fut, outcome):
             base.set_exception(fut, RuntimeError("the pool shut down before the task ran"))
     except _cf.InvalidStateError:
         pass
+
+
+def _async_callbacks(callback, error_callback):
+    # apply_async's callback / error_callback as one done callback.
+    def done(fut):
+        if fut.cancelled():
+            if error_callback is not None:
+                error_callback(_cf.CancelledError())
+            return
+        exc = fut.exception()
+        if exc is None:
+            if callback is not None:
+                callback(fut.result())
+        elif error_callback is not None:
+            error_callback(exc)
+    return done
 
 
 class _Completions:
@@ -580,15 +612,28 @@ class Pool:
 
     def submit(self, fn, /, *args, **kwargs):
         """Run fn(*args, **kwargs) on a worker; returns a Future."""
-        return self.apply(fn, args, kwargs)
+        return self.apply_async(fn, args, kwargs)
 
-    def apply(self, fn, args=(), kwargs=None, *, timeout=None):
-        """Like submit, with a per-task timeout in seconds: a task that runs
-        longer is interrupted (isola.Cancelled inside it) and its Future
-        raises TimeoutError."""
+    def apply(self, fn, args=(), kwds=None, *, timeout=None):
+        """fn(*args, **kwds) on a worker: waits and returns its value (or
+        raises its exception), as multiprocessing.Pool.apply.  timeout: a
+        task that runs longer is interrupted (isola.Cancelled inside it)
+        and apply raises TimeoutError."""
+        return self.apply_async(fn, args, kwds, timeout=timeout).result()
+
+    def apply_async(self, fn, args=(), kwds=None, callback=None, error_callback=None, *,
+                    timeout=None):
+        """fn(*args, **kwds) on a worker; returns a Future at once (it also
+        has multiprocessing's AsyncResult get/ready/successful).  callback
+        (value) or error_callback(exception) runs when it ends, on a thread
+        of this interpreter.  timeout: as for apply (the Future then raises
+        TimeoutError)."""
         self._check_open()
-        cfut = self._c.submit(self._target(fn), args, kwargs or None, timeout)
-        return self._completions.register(cfut)
+        cfut = self._c.submit(self._target(fn), args, kwds or None, timeout)
+        fut = self._completions.register(cfut)
+        if callback is not None or error_callback is not None:
+            fut.add_done_callback(_async_callbacks(callback, error_callback))
+        return fut
 
     def _submit_chunk(self, target, argsets):
         # One task calling target on each argument tuple: a Future of the
