@@ -904,6 +904,18 @@ class ActorProxy:
         return f"<isola actor {self._name} #{self._id & 0xffffffff}>"
 
 
+def _travels(fn):
+    """True if fn can be sent to a worker by reference (module:qualname);
+    a str target is the pool's to check."""
+    if isinstance(fn, str):
+        return True
+    try:
+        _target_of(fn)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 class Executor(_cf.ThreadPoolExecutor):
     # A ThreadPoolExecutor by type only (its methods are all replaced):
     # asyncio takes nothing else as a loop's default executor, and
@@ -920,6 +932,12 @@ class Executor(_cf.ThreadPoolExecutor):
     the "concurrent.futures" logger, and submit() raises isola.BrokenPool
     (a concurrent.futures.BrokenExecutor).  Futures are isola.Future:
     cancel() as the contract says, interrupt() to stop a running task.
+
+    Callables that cannot travel by reference (asyncio.to_thread's
+    functools.partial(Context.run, ...), lambdas, closures, bound methods)
+    run on threads of the calling interpreter, as a ThreadPoolExecutor
+    runs them: as a loop's default executor it takes what asyncio and
+    libraries submit (issue #31.7).  isola.Pool refuses them instead.
     """
 
     def __init__(self, max_workers=None, initializer=None, initargs=(), **pool_options):
@@ -955,18 +973,38 @@ class Executor(_cf.ThreadPoolExecutor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
 
+    def _local(self):
+        # Needs self._shutdown_lock.  Threads of this interpreter for the
+        # callables that cannot travel (issue #31.7), made on first need.
+        local = getattr(self, "_local_threads", None)
+        if local is None:
+            local = self._local_threads = _cf.ThreadPoolExecutor(
+                thread_name_prefix="isola-local")
+        return local
+
     def submit(self, fn, /, *args, **kwargs):
         with self._shutdown_lock:
             self._check_usable()
+            if not _travels(fn):
+                return self._local().submit(fn, *args, **kwargs)
             return self._pool.submit(fn, *args, **kwargs)
 
-    submit.__doc__ = _cf.Executor.submit.__doc__
+    submit.__doc__ = (_cf.Executor.submit.__doc__ or "") + """
+        A callable that cannot travel by reference (asyncio.to_thread's
+        functools.partial of Context.run, a lambda, a closure, a bound
+        method) runs on a thread of the calling interpreter, as a
+        ThreadPoolExecutor would run it; its Future is a plain
+        concurrent.futures.Future."""
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
         """Like concurrent.futures.Executor.map (buffersize as in 3.14);
-        chunksize > 1 sends that many calls per task."""
+        chunksize > 1 sends that many calls per task.  A callable that
+        cannot travel runs on threads of this interpreter, as in submit."""
         with self._shutdown_lock:
             self._check_usable()
+            if not _travels(fn):
+                extra = {} if buffersize is None else {"buffersize": buffersize}
+                return self._local().map(fn, *iterables, timeout=timeout, **extra)
         return self._pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -974,6 +1012,9 @@ class Executor(_cf.ThreadPoolExecutor):
             self._shutdown = True
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        local = getattr(self, "_local_threads", None)
+        if local is not None:
+            local.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     shutdown.__doc__ = _cf.Executor.shutdown.__doc__
 

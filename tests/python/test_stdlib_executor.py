@@ -5,10 +5,10 @@ the test suite is not installed.
 
 Adaptations, as CPython makes for InterpreterPoolExecutor:
 - create_event() skips (an Event cannot travel between interpreters);
-- the tests listed in NOT_APPLICABLE submit lambdas, closures, bound
-  methods or functions defined inside the test: isola sends functions by
-  reference (module:qualname) and refuses those with a TypeError, by
-  design (README, "Functions and classes travel by reference").
+- the tests listed in NOT_APPLICABLE (none today) would not apply to an
+  executor that sends functions by reference.  Callables that cannot
+  travel (test_no_stale_references submits a bound method) run on threads
+  of the calling interpreter (issue #31.7), so those tests run too.
 """
 import sys
 import unittest
@@ -30,11 +30,8 @@ except Exception:  # not installed (or a sub-interpreter run): nothing to do
     _util = None
 
 # Test name -> why it does not apply to an executor that sends functions by
-# reference.  Each of these submits something isola refuses by design.
-NOT_APPLICABLE = {
-    # ExecutorTest
-    "test_no_stale_references": "submits a bound method (my_object.my_method)",
-}
+# reference.
+NOT_APPLICABLE = {}
 
 
 def _isola_script(script):
