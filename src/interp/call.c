@@ -4,6 +4,7 @@
  * the exception that ended a job.
  */
 #include "interp/call.h"
+#include "interp/refusal.h"
 #include "common/alloc.h"
 
 #include "channels/channel.h"
@@ -217,6 +218,8 @@ int isola__outcome_capture(int interrupt_status, const isola__codec_opts *o,
 	    PyObject_IsInstance(exc, st->Cancelled) == 1)
 		status = interrupt_status;
 	PyErr_Clear();
+	if (exc != NULL)
+		isola__explain_refusal(exc); /* before it is encoded: the note travels */
 	if (st != NULL && exc != NULL && isola__encode(st, exc, o, res) < 0)
 		PyErr_Clear();
 	PyErr_SetRaisedException(exc);

@@ -9,6 +9,7 @@
 
 #include "channels/channel.h"
 #include "interp/call.h"
+#include "interp/refusal.h"
 #include "interp/frozen.h"
 #include "pymod/pychannel.h"
 #include "interp/binding.h"
@@ -230,6 +231,7 @@ static PyObject *mod_loads(PyObject *m, PyObject *args, PyObject *kw)
 static PyObject *mod_getattr(PyObject *m, PyObject *name);
 
 static PyObject *mod_resolve(PyObject *m, PyObject *arg);
+static PyObject *mod_subinterp_refusal(PyObject *m, PyObject *exc);
 
 static PyMethodDef mod_methods[] = {
 	{ "select", (PyCFunction)(void (*)(void))mod_select, METH_VARARGS | METH_KEYWORDS,
@@ -271,6 +273,10 @@ static PyMethodDef mod_methods[] = {
 	  "unpublish(name)\n--\n\nForget name (KeyError if unknown).  Readers keep the "
 	  "values they looked up." },
 	{ "__getattr__", mod_getattr, METH_O, NULL },
+	{ "_subinterp_refusal", mod_subinterp_refusal, METH_O,
+	  "_subinterp_refusal(exc)\n--\n\nThe name of the extension module whose refusal "
+	  "to load in a sub-interpreter exc is (or re-raises), else None (private; "
+	  "interp/refusal.h)." },
 	{ "_resolve_target", mod_resolve, METH_O,
 	  "_resolve_target(target)\n--\n\n\"module:qualname\" to the object, as workers resolve "
 	  "targets (private)." },
@@ -470,6 +476,16 @@ static PyObject *mod_resolve(PyObject *m, PyObject *arg)
 	(void)m;
 	const char *t = PyUnicode_AsUTF8(arg);
 	return t ? isola__resolve_target(t) : NULL;
+}
+
+static PyObject *mod_subinterp_refusal(PyObject *m, PyObject *exc)
+{
+	(void)m;
+	if (!PyExceptionInstance_Check(exc))
+		return PyErr_Format(PyExc_TypeError, "expected an exception, not %s",
+				    Py_TYPE(exc)->tp_name);
+	PyObject *name = isola__subinterp_refusal(exc);
+	return name != NULL ? name : Py_NewRef(Py_None);
 }
 
 /* Every object reference the module state holds, in one list that both
