@@ -349,6 +349,20 @@ def _async_callbacks(callback, error_callback):
     return done
 
 
+def _report_orphan(type_name, message, traceback):
+    # A submitted task failed and its Future had been dropped unread
+    # (pypool.c: report_orphan): say so, as an uncaught exception in a
+    # thread is printed, instead of losing it (issue #31.1).
+    try:
+        import logging
+        logging.getLogger("isola").error(
+            "isola: a task failed and its Future was dropped, so nobody can see its exception "
+            "(keep the Future and call result() to handle it):\n%s",
+            traceback.rstrip() or f"{type_name}: {message}")
+    except Exception:
+        pass
+
+
 class _Completions:
     """Completions posted for Futures that have listeners (Future._listen)
     -> those Futures, completed by a dispatcher thread in the caller's
@@ -378,6 +392,9 @@ class _Completions:
 
     def _run(self, done_channel):
         for token in done_channel:  # ends when the pool closes the channel
+            if type(token) is list:
+                _report_orphan(*token)
+                continue
             with self._lock:
                 fut = self._waiting.pop(token, None)
             if fut is None:

@@ -52,12 +52,15 @@ typedef struct {
 	isola_future *f;
 	uint64_t token;
 	int allow_pickle;
+	int report;  /* a user's task (submit): report its failure if nobody can see it */
+	int seen;    /* its outcome was read (the Python Future completed) */
 	isola_channel *done; /* the pool's completion channel */
 } cfuture_obj;
 
 struct done_arg {
 	isola_channel *ch;
 	uint64_t token;
+	int64_t timeout_ns; /* report_orphan: how long it may wait for room */
 };
 
 /* On the completing thread: post the token (plain msgpack uint64). */
@@ -75,6 +78,57 @@ static void post_token(isola_future *f, void *arg)
 		isola_msg_clear(&m); /* closed: nobody is listening any more */
 	isola_channel_release(d->ch);
 	isola__free(d);
+}
+
+/*
+ * A task whose Future was dropped before anyone read its outcome (`pool.
+ * submit(produce, ch)` as a statement) and that failed: nobody would ever
+ * see its exception, and a caller waiting on a channel that task was to
+ * fill would wait in silence (issue #31.1).  So its failure is posted to
+ * the completion channel as [type, message, traceback] and the front's
+ * dispatcher logs it (front.py: _Completions), as an uncaught exception in
+ * a thread is printed.  On the completing thread, or at once (GIL held,
+ * then without waiting) if it had failed already.
+ */
+static void report_orphan(isola_future *f, void *arg)
+{
+	struct done_arg *d = arg;
+	int state = 0;
+	const char *type = "", *msg = "", *tb = "";
+	isola_writer *w = NULL;
+	isola_msg m;
+	isola_msg_init(&m);
+	if (isola_future_state(f, &state) == 0 && state == ISOLA_FUTURE_FAILED &&
+	    isola_future_error(f, &type, &msg, &tb) == 0 && isola_writer_create(&w) == 0 &&
+	    isola_write_list(w, 3) == 0 && isola_write_str(w, type, ISOLA_STRLEN) == 0 &&
+	    isola_write_str(w, msg, ISOLA_STRLEN) == 0 &&
+	    isola_write_str(w, tb, ISOLA_STRLEN) == 0 && isola_writer_finish(w, &m) == 0 &&
+	    isola_channel_send(d->ch, &m, d->timeout_ns) != 0)
+		isola_msg_clear(&m); /* closed (or full): nobody is listening any more */
+	isola_writer_destroy(w);
+	isola_channel_release(d->ch);
+	isola__free(d);
+}
+
+/* The Python Future is gone (GIL held): if its outcome was never read,
+ * report a failure (report_orphan) when, or since, the task ended. */
+static void watch_orphan(cfuture_obj *c)
+{
+	struct done_arg *d = isola__malloc(sizeof(*d));
+	if (d == NULL)
+		return; /* only a report is lost */
+	d->ch = c->done;
+	d->token = c->token;
+	d->timeout_ns = -1;
+	isola_channel_retain(c->done);
+	int r = isola__future_on_done_pending(c->f, report_orphan, d);
+	if (r == ISOLA_ESTATE) {
+		d->timeout_ns = 0; /* the GIL is held here: never wait for room */
+		report_orphan(c->f, d);
+	} else if (r != 0) {
+		isola_channel_release(c->done);
+		isola__free(d);
+	}
 }
 
 static isola__state *state_of(PyObject *self)
@@ -238,6 +292,8 @@ static PyObject *wrap_future(pool_obj *p, isola_future *f)
 	c->f = f;
 	c->token = ++p->next_token;
 	c->allow_pickle = p->allow_pickle;
+	c->report = 0;
+	c->seen = 0;
 	c->done = p->done;
 	isola_channel_retain(p->done);
 	return (PyObject *)c;
@@ -369,7 +425,10 @@ static PyObject *pool_submit(PyObject *self, PyObject *args)
 		isola_msg_clear(&m);
 		return NULL;
 	}
-	return wrap_future(p, f);
+	PyObject *fut = wrap_future(p, f);
+	if (fut != NULL)
+		((cfuture_obj *)fut)->report = 1;
+	return fut;
 }
 
 /* map_chunk(target, [args tuples...]) -> _Future of a list of results */
@@ -721,6 +780,9 @@ PyType_Spec isola__pool_spec = {
 static void cfut_dealloc(PyObject *self)
 {
 	PyTypeObject *tp = Py_TYPE(self);
+	cfuture_obj *c = (cfuture_obj *)self;
+	if (c->report && !c->seen)
+		watch_orphan(c);
 	isola_future_release(((cfuture_obj *)self)->f);
 	isola_channel_release(((cfuture_obj *)self)->done);
 	tp->tp_free(self);
@@ -774,6 +836,8 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 	isola_msg m;
 	isola_msg_init(&m);
 	int r = isola_future_result(c->f, &m);
+	if (r != ISOLA_EAGAIN)
+		c->seen = 1; /* someone holds its outcome: no orphan report */
 	if (r == ISOLA_ENOTFOUND)
 		r = ISOLA_EPYTHON; /* the target was not found: its ImportError travels */
 	const char *kind = r == 0 ? "ok" : r == ISOLA_EPYTHON ? "error"
