@@ -76,6 +76,17 @@ if __name__ == "__main__":
             print("error:", e)
 """
 
+UNGUARDED_CLASS_ARGUMENT = """
+import collections, isola
+Pt = collections.namedtuple("Pt", "x y")
+print("top level ran")
+with isola.Pool(1) as pool:
+    try:
+        pool.submit(len, Pt(3, 4)).result()
+    except ValueError as e:
+        print("error:", e)
+"""
+
 GUARDED = """
 import isola
 
@@ -118,6 +129,13 @@ class MainScript(unittest.TestCase):
         self.assertIn("RuntimeError", r.stderr)
         self.assertIn('if __name__ == "__main__":', r.stderr)
         self.assertIn("(line 10)", r.stderr)
+
+    def test_unguarded_script_class_is_refused_by_the_worker_without_a_second_run(self):
+        r = run_script(UNGUARDED_CLASS_ARGUMENT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.count("top level ran"), 1, r.stdout)
+        self.assertIn("RuntimeError: isola:", r.stdout)
+        self.assertIn("(line 5)", r.stdout)
 
     def test_unguarded_script_may_still_send_stdlib_functions(self):
         r = run_script(UNGUARDED_STDLIB_ONLY)
