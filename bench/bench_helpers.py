@@ -43,3 +43,19 @@ def isola_source(ch, n, payload):
     for _ in range(n):
         ch.send(payload)
     return n
+
+
+def inc(x):
+    return x + 1
+
+
+def add(a, b):
+    return a + b
+
+
+def cpu_step(x):
+    """A small pure-Python task (~20 us)."""
+    t = 0
+    for i in range(300):
+        t += i * i % 7
+    return x + t % 3

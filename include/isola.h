@@ -443,6 +443,8 @@ int isola_frozen_size(const isola_frozen *value, size_t *bytes);
  * what was there; unpublish drops it (ENOTFOUND if none); lookup gives a
  * new handle (ENOTFOUND).  Readers that looked a value up keep it after
  * it is unpublished or replaced.  isola_fini empties the registry.
+ * A name is a NUL-terminated string (EINVAL for NULL); in Python a str
+ * with a NUL inside is refused (ValueError), never cut at the NUL.
  */
 int isola_frozen_publish(const char *name, const isola_frozen *value);
 int isola_frozen_unpublish(const char *name);
@@ -643,6 +645,54 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out,
  */
 int isola_pool_submit(isola_pool *pool, const char *target, isola_msg *args,
 		      int64_t timeout_ns, isola_future **out);
+
+/*
+ * Task graphs: a call whose arguments include the results of other
+ * tasks of the same pool.  The task waits inside the pool (not in the
+ * caller) until every input is done, then runs with their results: each
+ * input's result message is decoded by the worker that runs the task,
+ * as it is (blobs and frozen values stay zero-copy).
+ *
+ * An input is inserted into the call's arguments: at positional index
+ * `position` of the final argument list (inputs with positions are
+ * applied in ascending order, so give each the index it has in the
+ * call), or as keyword argument `keyword` when that is not NULL.
+ *
+ * If an input fails, is cancelled or times out, the task does not run:
+ * its future fails with EPYTHON, an isola.InputFailed exception whose
+ * message names the input (argument position or keyword) and whose
+ * __cause__ is the input's exception (concurrent.futures.CancelledError
+ * or TimeoutError for a cancelled or timed-out input); isola_future_error
+ * gives "isola.InputFailed" and the text.  Cancelling the dependent does
+ * not cancel its inputs.  An input's result is kept until every task
+ * that uses it has started (and its futures are released).
+ *
+ * At most ISOLA_MAX_WAITING tasks of a pool wait for inputs at once:
+ * past that, this waits for room as isola_pool_submit does for a full
+ * queue (queue_wait_ns, then EAGAIN), so a chain of any length runs in
+ * bounded memory.  Shutdown without CANCEL waits for waiting tasks to
+ * become ready and run; with CANCEL it cancels them.
+ */
+#define ISOLA_MAX_WAITING 65536
+
+typedef struct isola_input {
+	isola_future *future; /* borrowed: the pool takes its own reference */
+	int position;         /* >= 0: index in the positional arguments */
+	const char *keyword;  /* non-NULL: this keyword argument instead (copied) */
+} isola_input;
+
+/*
+ * isola_pool_submit whose task waits for inputs[0 .. n_inputs) (n_inputs
+ * 0: the same as isola_pool_submit).  args as for isola_pool_submit
+ * (without the inputs).  Fails at once, with nothing taken, with EINVAL
+ * (a NULL future, a future of another pool, a negative position without
+ * a keyword, an empty keyword, more than 255 inputs), ECLOSED, EAGAIN
+ * (ISOLA_MAX_WAITING tasks waiting past queue_wait_ns), ENOMEM.  Once it
+ * returns 0 every later failure is the future's.  Any thread.
+ */
+int isola_pool_submit_after(isola_pool *pool, const char *target, isola_msg *args,
+			    const isola_input *inputs, size_t n_inputs, int64_t timeout_ns,
+			    isola_future **out);
 
 /*
  * Map target over n argument sets (each an array or map, as for submit),

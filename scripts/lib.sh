@@ -30,12 +30,15 @@ configure_build() {
   ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -40 "$dir.build.log" >&2; return 1; }
 }
 
-# record LABEL PASSED FAILED
+# record LABEL PASSED FAILED: counted, and printed with the seconds since
+# the last record (what each suite costs CI: scripts keep it under budget).
+ISOLA_LAST_RECORD=$SECONDS
 record() {
   ISOLA_PASSED=$((ISOLA_PASSED + $2))
   ISOLA_FAILED=$((ISOLA_FAILED + $3))
   [ "$3" -gt 0 ] && ISOLA_FAILED_SUITES="$ISOLA_FAILED_SUITES $1"
-  printf '  %-44s %4d passed, %d failed\n' "$1" "$2" "$3"
+  printf '  %-44s %4d passed, %d failed  (%ds)\n' "$1" "$2" "$3" $((SECONDS - ISOLA_LAST_RECORD))
+  ISOLA_LAST_RECORD=$SECONDS
 }
 
 # run_criterion LABEL COMMAND...: run a Criterion (or stand-in) test

@@ -120,3 +120,29 @@ Test(blob, last_release_on_any_thread_frees_exactly_once)
 	cr_assert_eq(freed_count, 1);
 	cr_assert_eq(thread_errors, 0);
 }
+
+/* The registry of frozen values by name (frozen_registry.c, Python-free):
+ * a name with a NUL inside is refused, not cut there (issue #30.7). */
+#include "channels/blob.h"
+
+Test(blob, registry_names_with_a_nul_are_refused)
+{
+	isola_blob *b = NULL;
+	cr_assert_eq(isola_blob_create("img", 3, &b), 0);
+	isola_frozen v = { .image = b, .offset = 0 }, *got = NULL;
+	cr_assert_eq(isola_frozen_publish("blob.config", &v), 0);
+	/* "blob.config\0x": 13 bytes, a NUL inside */
+	cr_assert_eq(isola__frozen_publish_n("blob.config\0x", 13, &v), ISOLA_EINVAL);
+	cr_assert_eq(isola__frozen_lookup_n("blob.config\0x", 13, &got), ISOLA_EINVAL);
+	cr_assert_eq(isola__frozen_unpublish_n("blob.config\0x", 13), ISOLA_EINVAL);
+	cr_assert_null(got);
+	/* a prefix of a name, or the name plus more, is another name */
+	cr_assert_eq(isola__frozen_lookup_n("blob.config", 4, &got), ISOLA_ENOTFOUND);
+	cr_assert_eq(isola__frozen_lookup_n("blob.configX", 12, &got), ISOLA_ENOTFOUND);
+	cr_assert_eq(isola__frozen_lookup_n("blob.config!", 11, &got), 0);
+	cr_assert_eq(got->image, b);
+	cr_assert_eq(isola_frozen_release(got), 0);
+	cr_assert_eq(isola_frozen_unpublish("blob.config"), 0);
+	cr_assert_eq(isola_frozen_unpublish("blob.config"), ISOLA_ENOTFOUND);
+	cr_assert_eq(isola_blob_release(b), 0);
+}

@@ -26,6 +26,12 @@ struct isola_frozen {
 void isola__image_free(void *ctx, void *data, size_t len);
 bool isola__blob_is_image(const isola_blob *blob);
 
+/* The registry's functions (isola.h) with the name's length given:
+ * EINVAL for a name with a NUL byte inside (the Python module's). */
+int isola__frozen_publish_n(const char *name, size_t len, const isola_frozen *value);
+int isola__frozen_unpublish_n(const char *name, size_t len);
+int isola__frozen_lookup_n(const char *name, size_t len, isola_frozen **out);
+
 /* Drop every name of the registry (isola_fini). */
 void isola__registry_clear(void);
 

@@ -5,7 +5,10 @@
  * a lookup takes a reference of its own, so unpublishing never frees
  * what a reader holds.  One mutex: publishing and looking up are
  * per-table operations (a worker looks a table up once, then reads it
- * without the registry).
+ * without the registry).  A name is a string of bytes with no NUL in it:
+ * the *_n entry points (the Python module's) take its length and refuse
+ * a NUL inside, which a C string would silently cut the name at
+ * ("config\0x" would be "config").
  */
 #include "channels/blob.h"
 #include "common/alloc.h"
@@ -23,25 +26,39 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *entries;
 static size_t n_entries, cap_entries;
 
-static struct entry *find(const char *name)
+/* 0 if name[0..len) is a usable name (no NUL inside), else EINVAL. */
+static int check_name(const char *name, size_t len)
+{
+	if (name == NULL || memchr(name, '\0', len) != NULL)
+		return ISOLA_EINVAL;
+	return 0;
+}
+
+/* The entry named name[0..len), or NULL.  needs reg_lock */
+static struct entry *find(const char *name, size_t len)
 {
 	for (size_t i = 0; i < n_entries; i++)
-		if (strcmp(entries[i].name, name) == 0)
+		if (strncmp(entries[i].name, name, len) == 0 && entries[i].name[len] == '\0')
 			return &entries[i];
 	return NULL;
 }
 
 int isola_frozen_publish(const char *name, const isola_frozen *value)
 {
-	if (name == NULL || value == NULL || value->image == NULL)
+	return isola__frozen_publish_n(name, name ? strlen(name) : 0, value);
+}
+
+int isola__frozen_publish_n(const char *name, size_t len, const isola_frozen *value)
+{
+	if (check_name(name, len) != 0 || value == NULL || value->image == NULL)
 		return ISOLA_EINVAL;
-	size_t len = strlen(name);
 	char *copy = isola__malloc(len + 1);
 	if (copy == NULL)
 		return ISOLA_ENOMEM;
-	memcpy(copy, name, len + 1);
+	memcpy(copy, name, len);
+	copy[len] = '\0';
 	pthread_mutex_lock(&reg_lock);
-	struct entry *e = find(name);
+	struct entry *e = find(copy, len);
 	if (e == NULL && n_entries == cap_entries) {
 		size_t cap = cap_entries ? 2 * cap_entries : 16;
 		struct entry *grown = isola__realloc(entries, cap * sizeof(*grown));
@@ -70,10 +87,15 @@ int isola_frozen_publish(const char *name, const isola_frozen *value)
 
 int isola_frozen_unpublish(const char *name)
 {
-	if (name == NULL)
+	return isola__frozen_unpublish_n(name, name ? strlen(name) : 0);
+}
+
+int isola__frozen_unpublish_n(const char *name, size_t len)
+{
+	if (check_name(name, len) != 0)
 		return ISOLA_EINVAL;
 	pthread_mutex_lock(&reg_lock);
-	struct entry *e = find(name);
+	struct entry *e = find(name, len);
 	if (e == NULL) {
 		pthread_mutex_unlock(&reg_lock);
 		return ISOLA_ENOTFOUND;
@@ -88,11 +110,16 @@ int isola_frozen_unpublish(const char *name)
 
 int isola_frozen_lookup(const char *name, isola_frozen **out)
 {
-	if (name == NULL || out == NULL)
+	return isola__frozen_lookup_n(name, name ? strlen(name) : 0, out);
+}
+
+int isola__frozen_lookup_n(const char *name, size_t len, isola_frozen **out)
+{
+	if (check_name(name, len) != 0 || out == NULL)
 		return ISOLA_EINVAL;
 	isola_frozen v = { 0 };
 	pthread_mutex_lock(&reg_lock);
-	struct entry *e = find(name);
+	struct entry *e = find(name, len);
 	if (e != NULL) {
 		v = e->value;
 		isola_blob_retain(v.image); /* so an unpublish now cannot free it */

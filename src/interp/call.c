@@ -154,6 +154,164 @@ PyObject *isola__call_msg(isola__state *st, PyObject *fn, const isola_msg *args,
 	return r;
 }
 
+/* ---- task graphs: a call whose arguments include inputs ------------ */
+
+static void inputs_used(const isola__job *j)
+{
+	if (j->inputs_used != NULL)
+		j->inputs_used(j->inputs_arg);
+}
+
+/* The exception an input ended with: its own (decoded), else one made
+ * from its status and text.  New reference, or NULL with an error set. */
+static PyObject *input_exception(isola__state *st, const isola__job *j, const isola__job_input *in)
+{
+	if (in->status != ISOLA_ETIMEDOUT && in->status != ISOLA_ECANCELED && in->value != NULL &&
+	    !isola__msg_is_empty(in->value)) {
+		PyObject *e = isola__decode(st, in->value, j->codec);
+		if (e != NULL && PyExceptionInstance_Check(e))
+			return e;
+		Py_XDECREF(e);
+		PyErr_Clear();
+	}
+	const char *why = in->error_message ? in->error_message : "";
+	if (in->status == ISOLA_ETIMEDOUT)
+		return PyObject_CallFunction(PyExc_TimeoutError, "s", why[0] ? why : "timed out");
+	if (in->status == ISOLA_ECANCELED) {
+		PyObject *cf = PyImport_ImportModule("concurrent.futures");
+		PyObject *cls = cf ? PyObject_GetAttrString(cf, "CancelledError") : NULL;
+		PyObject *e = cls ? PyObject_CallFunction(cls, "s", why[0] ? why : "cancelled") : NULL;
+		Py_XDECREF(cf);
+		Py_XDECREF(cls);
+		return e;
+	}
+	PyObject *text = PyUnicode_FromFormat("%s%s%s", in->error_type ? in->error_type : "error",
+					      why[0] ? ": " : "", why);
+	return text ? PyObject_CallFunction(PyExc_RuntimeError, "N", text) : NULL;
+}
+
+/* Raise isola.InputFailed for input i, from its exception.  NULL. */
+static PyObject *raise_input_failed(isola__state *st, const isola__job *j, size_t i)
+{
+	const isola__job_input *in = &j->inputs[i];
+	PyObject *cause = input_exception(st, j, in);
+	if (cause == NULL)
+		return NULL;
+	PyObject *what = in->keyword ? PyUnicode_FromFormat("keyword argument '%s'", in->keyword)
+				     : PyUnicode_FromFormat("positional argument %d", in->position);
+	PyObject *text = what ? PyObject_Str(cause) : NULL;
+	PyObject *exc = NULL;
+	if (text != NULL)
+		exc = PyObject_CallFunction(st->InputFailed, "N",
+					    PyUnicode_FromFormat("input %U of %s failed: %s: %U", what,
+								 j->target, Py_TYPE(cause)->tp_name,
+								 text));
+	if (exc != NULL) {
+		PyObject *key = in->keyword ? PyUnicode_FromString(in->keyword)
+					    : PyLong_FromLong(in->position);
+		if (key == NULL || PyObject_SetAttrString(exc, "input", key) < 0)
+			Py_CLEAR(exc);
+		Py_XDECREF(key);
+	}
+	Py_XDECREF(what);
+	Py_XDECREF(text);
+	if (exc == NULL) {
+		Py_DECREF(cause);
+		return NULL;
+	}
+	PyException_SetCause(exc, cause); /* steals */
+	PyErr_SetRaisedException(exc);
+	return NULL;
+}
+
+/* Decoded args as a (list, dict) pair of new references. */
+static int split_args(isola__state *st, const isola__job *j, PyObject **pos, PyObject **kw)
+{
+	PyObject *a = NULL;
+	if (j->args != NULL && !isola__msg_is_empty(j->args) &&
+	    (a = isola__decode(st, j->args, j->codec)) == NULL)
+		return -1;
+	PyObject *p0 = NULL, *k0 = NULL;
+	if (a == NULL || a == Py_None) {
+	} else if (PyTuple_CheckExact(a) && PyTuple_GET_SIZE(a) == 2 &&
+		   PyList_Check(PyTuple_GET_ITEM(a, 0)) && PyDict_Check(PyTuple_GET_ITEM(a, 1))) {
+		p0 = PyTuple_GET_ITEM(a, 0);
+		k0 = PyTuple_GET_ITEM(a, 1);
+	} else if (PyList_Check(a)) {
+		p0 = a;
+	} else if (PyDict_Check(a)) {
+		k0 = a;
+	} else {
+		PyErr_Format(PyExc_TypeError, "call arguments must be a list, a dict or a "
+					      "(list, dict) tuple, not %s", Py_TYPE(a)->tp_name);
+		Py_DECREF(a);
+		return -1;
+	}
+	*pos = p0 ? PySequence_List(p0) : PyList_New(0);
+	*kw = k0 ? PyDict_Copy(k0) : PyDict_New();
+	Py_XDECREF(a);
+	if (*pos == NULL || *kw == NULL) {
+		Py_CLEAR(*pos);
+		Py_CLEAR(*kw);
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *call_with_inputs(isola__state *st, PyObject *fn, const isola__job *j)
+{
+	for (size_t i = 0; i < j->n_inputs; i++)
+		if (j->inputs[i].status != 0) {
+			raise_input_failed(st, j, i);
+			inputs_used(j);
+			return NULL;
+		}
+	PyObject *pos, *kw;
+	if (split_args(st, j, &pos, &kw) < 0) {
+		inputs_used(j);
+		return NULL;
+	}
+	/* Positional inputs in ascending position (n_inputs <= 255: a
+	 * selection of the next smallest each time is enough). */
+	int last = -1;
+	bool ok = true;
+	for (size_t i = 0; ok && i < j->n_inputs; i++) {
+		const isola__job_input *in = &j->inputs[i];
+		if (in->keyword == NULL)
+			continue;
+		PyObject *v = isola__decode(st, in->value, j->codec);
+		ok = v != NULL && PyDict_SetItemString(kw, in->keyword, v) == 0;
+		Py_XDECREF(v);
+	}
+	for (;;) {
+		const isola__job_input *next = NULL;
+		for (size_t i = 0; ok && i < j->n_inputs; i++) {
+			const isola__job_input *in = &j->inputs[i];
+			if (in->keyword == NULL && in->position > last &&
+			    (next == NULL || in->position < next->position))
+				next = in;
+		}
+		if (!ok || next == NULL)
+			break;
+		last = next->position;
+		PyObject *v = isola__decode(st, next->value, j->codec);
+		Py_ssize_t at = next->position < PyList_GET_SIZE(pos) ? next->position
+								     : PyList_GET_SIZE(pos);
+		ok = v != NULL && PyList_Insert(pos, at, v) == 0;
+		Py_XDECREF(v);
+	}
+	inputs_used(j);
+	PyObject *r = NULL;
+	if (ok) {
+		PyObject *t = PyList_AsTuple(pos);
+		r = t ? PyObject_Call(fn, t, PyDict_GET_SIZE(kw) ? kw : NULL) : NULL;
+		Py_XDECREF(t);
+	}
+	Py_DECREF(pos);
+	Py_DECREF(kw);
+	return r;
+}
+
 /* fn over every argument set; the results as a list. */
 static PyObject *call_chunk(isola__state *st, PyObject *fn, const isola__job *j,
 			    size_t *failed_at)
@@ -194,10 +352,13 @@ int isola__job_run(const isola__job *j, isola_msg *result, size_t *failed_at)
 	} else {
 		PyObject *fn = j->cached ? isola__resolve_cached(st, j->target)
 					 : isola__resolve_target(j->target);
-		if (fn == NULL)
+		if (fn == NULL) {
+			inputs_used(j);
 			return is_not_found() ? ISOLA_ENOTFOUND : ISOLA_EPYTHON;
-		ret = j->kind == ISOLA__JOB_CALL ? isola__call_msg(st, fn, j->args, j->codec)
-						 : call_chunk(st, fn, j, failed_at);
+		}
+		ret = j->kind != ISOLA__JOB_CALL ? call_chunk(st, fn, j, failed_at)
+		      : j->n_inputs > 0 ? call_with_inputs(st, fn, j)
+					: isola__call_msg(st, fn, j->args, j->codec);
 		Py_DECREF(fn);
 	}
 	if (ret == NULL)

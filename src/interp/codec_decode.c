@@ -323,6 +323,16 @@ static PyObject *make_tz(isola__state *st, PyObject *off)
 	return tz;
 }
 
+/* zoneinfo.ZoneInfo(key): the zone of that IANA key (cached by
+ * zoneinfo, so equal to the sender's), or NULL with an exception. */
+static PyObject *make_zone(PyObject *key)
+{
+	PyObject *mod = PyImport_ImportModule("zoneinfo");
+	PyObject *zi = mod ? PyObject_CallMethod(mod, "ZoneInfo", "O", key) : NULL;
+	Py_XDECREF(mod);
+	return zi;
+}
+
 static int all_ints(PyObject *list, Py_ssize_t from, Py_ssize_t to)
 {
 	for (Py_ssize_t i = from; i < to; i++)
@@ -338,10 +348,20 @@ static PyObject *dec_datetime_kind(dec *d, const unsigned char *at, int8_t type,
 		return NULL;
 	isola__state *st = d->st;
 	Py_ssize_t want = type == ISOLA_EXT_DATETIME ? 9 : type == ISOLA_EXT_TIME ? 6 : 3;
-	PyObject *l = payload_array(d, at, pend, want);
+	/* a datetime may have a 10th item: a zoneinfo key */
+	PyObject *l = payload_array(d, at, pend, type == ISOLA_EXT_DATETIME ? -1 : want);
 	if (l == NULL)
 		return NULL;
-	PyObject *r = NULL;
+	PyObject *r = NULL, *zone_key = NULL;
+	if (type == ISOLA_EXT_DATETIME) {
+		Py_ssize_t got = PyList_GET_SIZE(l);
+		if (got == 10)
+			zone_key = PyList_GET_ITEM(l, 9); /* borrowed */
+		if ((got != 9 && got != 10) || (zone_key && !PyUnicode_CheckExact(zone_key))) {
+			derr(d, at, "ext payload should have 9 items, or 10 with a zone key");
+			goto done;
+		}
+	}
 	Py_ssize_t nint = type == ISOLA_EXT_DATETIME ? 7 : type == ISOLA_EXT_TIME ? 4 : 3;
 	if (!all_ints(l, 0, nint) || (want > 3 && !all_ints(l, want - 1, want)) ||
 	    (want > 3 && PyList_GET_ITEM(l, want - 2) != Py_None &&
@@ -356,9 +376,12 @@ static PyObject *dec_datetime_kind(dec *d, const unsigned char *at, int8_t type,
 		Py_XDECREF(args);
 		goto done;
 	}
-	PyObject *tz = make_tz(st, PyList_GET_ITEM(l, want - 2));
+	PyObject *tz = zone_key ? make_zone(zone_key) : make_tz(st, PyList_GET_ITEM(l, want - 2));
 	if (tz == NULL) {
-		derr(d, at, "invalid UTC offset");
+		if (zone_key != NULL)
+			derr(d, at, "unknown time zone key (zoneinfo.ZoneInfo(key) failed)");
+		else
+			derr(d, at, "invalid UTC offset");
 		goto done;
 	}
 	PyObject *args = PyList_GetSlice(l, 0, nint);
@@ -490,15 +513,15 @@ static PyObject *dec_exception(dec *d, const unsigned char *at, const unsigned c
 	if (l == NULL)
 		return NULL;
 	Py_ssize_t n = PyList_GET_SIZE(l);
-	if (n != 5 && n != 7) {
+	if (n != 5 && n != 7 && n != 8) {
 		Py_DECREF(l);
-		return derr(d, at, "exception ext should have 5 or 7 items, not %zd", n);
+		return derr(d, at, "exception ext should have 5, 7 or 8 items, not %zd", n);
 	}
 	PyObject *mod = PyList_GET_ITEM(l, 0), *qual = PyList_GET_ITEM(l, 1);
 	PyObject *args = PyList_GET_ITEM(l, 2), *msg = PyList_GET_ITEM(l, 3);
 	PyObject *tb = PyList_GET_ITEM(l, 4);
-	PyObject *base = n == 7 ? PyList_GET_ITEM(l, 5) : Py_None;
-	PyObject *attrs = n == 7 ? PyList_GET_ITEM(l, 6) : Py_None;
+	PyObject *base = n >= 7 ? PyList_GET_ITEM(l, 5) : Py_None;
+	PyObject *attrs = n >= 7 ? PyList_GET_ITEM(l, 6) : Py_None;
 	PyObject *exc = NULL;
 	if (!PyUnicode_Check(mod) || !PyUnicode_Check(qual) || !PyList_Check(args) ||
 	    !(PyUnicode_Check(msg) || msg == Py_None) ||
@@ -534,6 +557,8 @@ static PyObject *dec_exception(dec *d, const unsigned char *at, const unsigned c
 	}
 	if (exc != NULL)
 		add_remote_traceback(exc, tb);
+	if (exc != NULL && n == 8 && PyExceptionInstance_Check(PyList_GET_ITEM(l, 7)))
+		PyException_SetCause(exc, Py_NewRef(PyList_GET_ITEM(l, 7))); /* steals */
 done:
 	Py_XDECREF(targs);
 	Py_DECREF(l);

@@ -103,6 +103,15 @@ typedef struct enc {
 	const char *root; /* name of the top object in paths */
 	int code;         /* ISOLA_E* of the failure, when known */
 	int freeze;       /* writing a frozen image (isola.freeze) */
+	/* References that could be written inline instead (blobs, Buffers,
+	 * frozen images), against a channel that cannot: at most
+	 * inline_budget of them are attached; a channel finding no slot
+	 * while some are sets retry, and isola__encode writes the message
+	 * again with a smaller budget, so the order of a message's channels
+	 * and blobs never decides whether it can be sent. */
+	int inline_budget;
+	int inline_refs;
+	int retry;
 	/* The path of containers being encoded: inline for the usual shallow
 	 * objects, on the heap only past 16 levels, so an encode allocates
 	 * nothing of its own (the encoder lives on the caller's stack). */
@@ -464,6 +473,14 @@ static int enc_str(enc *e, PyObject *obj)
 	return r != 0 ? write_failed(e) : 0;
 }
 
+/* Whether a reference that could also be written inline (a blob, a
+ * Buffer, a frozen image) may take a slot of the message. */
+static int inline_ref_fits(const enc *e)
+{
+	return e->msg != NULL && e->o->allow_refs &&
+	       isola__msg_nrefs(e->msg) < ISOLA_MSG_MAX_REFS && e->inline_refs < e->inline_budget;
+}
+
 /* A reference to blob (the message takes its own reference). */
 static int enc_blob_ref(enc *e, PyObject *obj, isola_blob *blob)
 {
@@ -477,6 +494,7 @@ static int enc_blob_ref(enc *e, PyObject *obj, isola_blob *blob)
 			       "is one reference too many: a message carries at most 8 blobs/channels");
 	if (r != 0)
 		return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
+	e->inline_refs++;
 	unsigned char idx = (unsigned char)index;
 	PK(msgpack_pack_ext(&e->pk, 1, ISOLA_EXT_BLOB));
 	PK(msgpack_pack_ext_body(&e->pk, &idx, 1));
@@ -490,8 +508,7 @@ static int enc_bytes_like(enc *e, PyObject *obj, const void *data, size_t len,
 	/* Large: a zero-copy blob, unless the message has no reference slot
 	 * left (a chunk of many large results): then copied inline, since
 	 * how isola batches results must never make them fail. */
-	if (len >= e->o->blob_threshold && e->msg != NULL && e->o->allow_refs &&
-	    isola__msg_nrefs(e->msg) < ISOLA_MSG_MAX_REFS) {
+	if (len >= e->o->blob_threshold && inline_ref_fits(e)) {
 		isola_blob *blob = NULL;
 		int r = immutable ? isola__owner_blob(e->st->owner, obj, data, len, &blob)
 				  : isola_blob_create(data, len, &blob);
@@ -606,6 +623,37 @@ static long long days_from_civil(long long y, unsigned m, unsigned d)
 	return era * 146097 + (long long)doe - 719468;
 }
 
+/* The IANA key of tz when it is a zoneinfo.ZoneInfo made from one (a
+ * new reference in *key): 1; 0 for any other tzinfo (or a ZoneInfo
+ * from a file, which has no key); -1 on error. */
+static int zone_key(PyObject *tz, PyObject **key)
+{
+	*key = NULL;
+	/* zoneinfo is imported wherever a ZoneInfo exists: no import here */
+	PyObject *name = PyUnicode_FromString("zoneinfo");
+	PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+	Py_XDECREF(name);
+	if (mod == NULL)
+		return PyErr_Occurred() ? -1 : 0;
+	PyObject *type = PyObject_GetAttrString(mod, "ZoneInfo");
+	Py_DECREF(mod);
+	if (type == NULL)
+		return -1;
+	int is_zone = (PyObject *)Py_TYPE(tz) == type;
+	Py_DECREF(type);
+	if (!is_zone)
+		return 0;
+	PyObject *k = PyObject_GetAttrString(tz, "key");
+	if (k == NULL)
+		return -1;
+	if (!PyUnicode_CheckExact(k)) { /* ZoneInfo.from_file: None */
+		Py_DECREF(k);
+		return 0;
+	}
+	*key = k;
+	return 1;
+}
+
 static int enc_datetime_kind(enc *e, PyObject *obj)
 {
 	static const char *const date_f[] = { "year", "month", "day" };
@@ -623,9 +671,13 @@ static int enc_datetime_kind(enc *e, PyObject *obj)
 		int utc = tz == st->dt_utc;
 		int other_tz = tz != Py_None && !utc &&
 			       Py_TYPE(tz) != (PyTypeObject *)st->dt_timezone;
+		PyObject *key = NULL; /* a zoneinfo.ZoneInfo's key: travels as such */
+		int zone = other_tz ? zone_key(tz, &key) : 0;
 		Py_DECREF(tz);
-		if (other_tz)
-			return 1; /* zoneinfo etc.: not exactly representable */
+		if (zone < 0)
+			return -1;
+		if (other_tz && !zone)
+			return 1; /* pytz, dateutil, ...: not exactly representable */
 		if (utc) {
 			/* msgpack timestamp 96: uint32 ns, int64 seconds */
 			long long v[7];
@@ -644,15 +696,20 @@ static int enc_datetime_kind(enc *e, PyObject *obj)
 			PK(msgpack_pack_ext_body(&e->pk, b, 12));
 			return 0;
 		}
-		if (ext_begin(e, ISOLA_EXT_DATETIME, &at) < 0)
-			return -1;
-		PK(msgpack_pack_array(&e->pk, 9));
-		if (pack_attrs(e, obj, dt_f, 7) < 0 || pack_offset(e, obj) < 0)
-			return -1;
 		long long fold;
-		if (get_ll(obj, "fold", &fold) < 0)
+		int r = ext_begin(e, ISOLA_EXT_DATETIME, &at);
+		if (r == 0 && msgpack_pack_array(&e->pk, key ? 10 : 9) != 0)
+			r = write_failed(e);
+		if (r == 0 && (pack_attrs(e, obj, dt_f, 7) < 0 || pack_offset(e, obj) < 0 ||
+			       get_ll(obj, "fold", &fold) < 0))
+			r = -1;
+		if (r == 0 && msgpack_pack_long_long(&e->pk, fold) != 0)
+			r = write_failed(e);
+		if (r == 0 && key != NULL)
+			r = enc_str(e, key);
+		Py_XDECREF(key);
+		if (r < 0)
 			return -1;
-		PK(msgpack_pack_long_long(&e->pk, fold));
 	} else if (t == st->dt_date) {
 		if (ext_begin(e, ISOLA_EXT_DATE, &at) < 0)
 			return -1;
@@ -774,15 +831,17 @@ static int enc_or_repr(enc *e, PyObject *obj)
 	size_t mark = e->buf.len;
 	int depth = e->depth;
 	size_t refs = e->msg ? isola__msg_nrefs(e->msg) : 0;
+	int inline_refs = e->inline_refs;
 	if (enc_obj(e, obj) == 0)
 		return 0;
-	if (!PyErr_ExceptionMatches(PyExc_Exception))
-		return -1;
+	if (e->retry || !PyErr_ExceptionMatches(PyExc_Exception))
+		return -1; /* an interrupt, or the whole message is written again */
 	PyObject *why = PyErr_GetRaisedException();
 	e->buf.len = mark;
 	e->depth = depth; /* frames pushed by the failed walk */
 	if (e->msg)
 		isola__msg_drop_refs(e->msg, refs);
+	e->inline_refs = inline_refs;
 	PyObject *rep = PyObject_Repr(obj);
 	if (rep == NULL) {
 		/* No repr either (a list nested too deeply for repr, say):
@@ -863,7 +922,7 @@ static int enc_exception(enc *e, PyObject *exc)
 {
 	PyTypeObject *type = Py_TYPE(exc);
 	PyObject *mod = NULL, *qual = NULL, *msg = NULL, *args = NULL, *base = NULL;
-	PyObject *tb_text = NULL;
+	PyObject *tb_text = NULL, *cause = NULL;
 	int r = -1;
 	/* Best effort for everything but args' encoding; an interrupt still
 	 * stops. */
@@ -891,10 +950,16 @@ static int enc_exception(enc *e, PyObject *exc)
 	}
 	if (tb_text == NULL && interrupted_or_clear())
 		goto done;
+	/* Its __cause__ travels too (8th item), as an exception of its own:
+	 * a chain that loops back is cut by push's self-reference check
+	 * (the cause then travels as its repr). */
+	cause = PyException_GetCause(exc);
+	if (cause != NULL && !PyExceptionInstance_Check(cause))
+		Py_CLEAR(cause);
 	size_t at;
 	if (ext_begin(e, ISOLA_EXT_EXCEPTION, &at) < 0)
 		goto done;
-	if (msgpack_pack_array(&e->pk, 7) != 0) {
+	if (msgpack_pack_array(&e->pk, cause != NULL ? 8 : 7) != 0) {
 		write_failed(e);
 		goto done;
 	}
@@ -916,6 +981,8 @@ static int enc_exception(enc *e, PyObject *exc)
 	if (pack_str_obj(e, msg) < 0 || pack_str_obj(e, tb_text) < 0 || pack_str_obj(e, base) < 0 ||
 	    enc_exc_attrs(e, exc) < 0)
 		goto done;
+	if (cause != NULL && enc_or_repr(e, cause) < 0)
+		goto done;
 	pop(e);
 	ext_end(e, at);
 	r = 0;
@@ -926,6 +993,7 @@ done:
 	Py_XDECREF(args);
 	Py_XDECREF(base);
 	Py_XDECREF(tb_text);
+	Py_XDECREF(cause);
 	return r;
 }
 
@@ -1011,18 +1079,19 @@ static uint32_t slot_count(uint32_t n)
 	return (uint32_t)cap;
 }
 
-/* FROZEN_MAP: [u32 n][u32 cap][cap x u32 slot: a key's offset, or 0]
- * [key value key value... in insertion order]; linear probing from
- * hash & (cap - 1), with Python's hash of the key (cut to 32 bits).  No
- * hash is stored: a probe compares the key itself (str keys by their
- * UTF-8 bytes), which keeps the index at 4 bytes per slot. */
+/* FROZEN_MAP: [u32 n][u32 cap][u32 seed][u32 maxd][cap x u32 slot: a
+ * key's offset, or 0][key value key value... in insertion order].  The
+ * slots are an open-addressing index over a mixed hash (frozen_index.c:
+ * Robin Hood insertion, a seed, maxd the longest displacement).  No hash
+ * is stored: a probe compares the key itself (str and int keys by their
+ * bytes), which keeps the index at 4 bytes per slot. */
 static int enc_frozen_map(enc *e, PyObject *d)
 {
 	Py_ssize_t n = PyDict_GET_SIZE(d);
 	if ((uint64_t)n > UINT32_MAX / 16)
 		return frozen_too_big(e, d);
 	uint32_t n32 = (uint32_t)n, cap = slot_count(n32);
-	size_t at, slots;
+	size_t at, head, slots;
 	if (push(e, d, F_VALUE) < 0 || ext_begin(e, ISOLA_EXT_FROZEN_MAP, &at) < 0)
 		return -1;
 	size_t payload = at + ISOLA__FROZEN_HDR;
@@ -1030,9 +1099,11 @@ static int enc_frozen_map(enc *e, PyObject *d)
 	 * grows in one allocation (mapped, and remapped if it grows on) and
 	 * leaves no chunk of every size in between behind in the heap (it
 	 * did: 8 MiB of slack after freezing a million entries). */
-	if (wbuf_ensure(&e->buf, e->buf.len + 8 + 4 * (size_t)cap + 32 * (size_t)n) < 0)
+	if (wbuf_ensure(&e->buf, e->buf.len + ISOLA__FROZEN_MAP_HEAD + 4 * (size_t)cap +
+					 32 * (size_t)n) < 0)
 		return write_failed(e);
-	if (put(e, &n32, 4) < 0 || put(e, &cap, 4) < 0 || reserve(e, 4 * (size_t)cap, &slots) < 0)
+	if (put(e, &n32, 4) < 0 || put(e, &cap, 4) < 0 || reserve(e, 8, &head) < 0 ||
+	    reserve(e, 4 * (size_t)cap, &slots) < 0)
 		return -1;
 
 	Py_ssize_t pos = 0, i = 0;
@@ -1052,31 +1123,47 @@ static int enc_frozen_map(enc *e, PyObject *d)
 	}
 	if (e->buf.len - payload > UINT32_MAX)
 		return frozen_too_big(e, d);
-	/* The slots, now that the buffer no longer moves, in a pass of their
-	 * own (random writes into the table interleaved with the entries'
-	 * sequential ones cost 30 ms more for a million): each holds its
-	 * key's offset (never 0: keys follow the slots).  The keys' hashes
-	 * again (cached by str; freezable keys' hashes have no side effect),
-	 * their offsets by walking the entries just written. */
-	const unsigned char *base = (const unsigned char *)e->buf.data + payload;
-	const unsigned char *cur = base + 8 + 4 * (size_t)cap, *end = base + (e->buf.len - payload);
-	unsigned char *slot = (unsigned char *)e->buf.data + slots;
-	for (pos = 0; PyDict_Next(d, &pos, &k, &v);) {
-		Py_hash_t h = PyObject_Hash(k);
-		const unsigned char *next = cur ? isola__skip_value(cur, end, 0) : NULL;
-		next = next ? isola__skip_value(next, end, 0) : NULL;
-		if (h == -1 || next == NULL) {
-			if (h != -1)
-				PyErr_SetString(PyExc_SystemError, "freeze: an entry could not be walked");
-			return -1;
-		}
-		uint32_t off = (uint32_t)(cur - base);
-		uint32_t s = (uint32_t)h & (cap - 1);
-		while (isola__rd32(slot + 4 * (size_t)s) != 0)
-			s = (s + 1) & (cap - 1);
-		memcpy(slot + 4 * (size_t)s, &off, 4);
-		cur = next;
+	/* The index, now that the buffer no longer moves, in a pass of its
+	 * own: the keys' hashes again (cached by str; freezable keys' hashes
+	 * have no side effect), their offsets by walking the entries just
+	 * written (never 0: keys follow the slots). */
+	uint64_t *hashes = isola__malloc((size_t)n * sizeof(*hashes) + 1);
+	uint32_t *offsets = isola__malloc((size_t)n * sizeof(*offsets) + 1);
+	if (hashes == NULL || offsets == NULL) {
+		isola__free(hashes);
+		isola__free(offsets);
+		PyErr_NoMemory();
+		return -1;
 	}
+	const unsigned char *base = (const unsigned char *)e->buf.data + payload;
+	const unsigned char *cur = base + ISOLA__FROZEN_MAP_HEAD + 4 * (size_t)cap;
+	const unsigned char *end = base + (e->buf.len - payload);
+	int r = 0;
+	for (pos = 0, i = 0; r == 0 && PyDict_Next(d, &pos, &k, &v); i++) {
+		const unsigned char *next = isola__skip_value(cur, end, 0);
+		next = next ? isola__skip_value(next, end, 0) : NULL;
+		if (isola__frozen_key_hash(k, &hashes[i]) < 0) {
+			r = -1;
+		} else if (next == NULL) {
+			PyErr_SetString(PyExc_SystemError, "freeze: an entry could not be walked");
+			r = -1;
+		} else {
+			offsets[i] = (uint32_t)(cur - base);
+			cur = next;
+		}
+	}
+	uint32_t seed = 0, maxd = 0;
+	if (r == 0 && isola__frozen_index_build((unsigned char *)e->buf.data + slots, cap, hashes,
+						offsets, n32, &seed, &maxd) != 0) {
+		PyErr_NoMemory();
+		r = -1;
+	}
+	isola__free(hashes);
+	isola__free(offsets);
+	if (r < 0)
+		return -1;
+	memcpy(e->buf.data + head, &seed, 4);
+	memcpy(e->buf.data + head + 4, &maxd, 4);
 	ext_end(e, at);
 	pop(e);
 	return 0;
@@ -1126,6 +1213,15 @@ static int enc_frozen_obj(enc *e, PyObject *obj)
 	int r = enc_datetime_kind(e, obj);
 	if (r <= 0)
 		return r;
+	if ((PyObject *)t == e->st->dt_datetime)
+		return fail_at(e, PyExc_TypeError, obj,
+			       "cannot be frozen with this tzinfo (naive datetimes can, and those "
+			       "whose tzinfo is a datetime.timezone or a zoneinfo.ZoneInfo made "
+			       "from a key)");
+	if ((PyObject *)t == e->st->dt_time)
+		return fail_at(e, PyExc_TypeError, obj,
+			       "cannot be frozen with this tzinfo (naive times can, and those "
+			       "whose tzinfo is a datetime.timezone)");
 	return fail_at(e, PyExc_TypeError, obj,
 		       "cannot be frozen (None, bool, int, float, complex, str, bytes, "
 		       "tuple, list, dict, set/frozenset and datetime types can)");
@@ -1138,8 +1234,7 @@ static int enc_frozen_ref(enc *e, PyObject *obj)
 	isola__frozen_obj *f = (isola__frozen_obj *)obj;
 	size_t offset;
 	isola_blob *image = isola__frozen_blob(f, &offset);
-	if (e->msg == NULL || !e->o->allow_refs || isola__msg_nrefs(e->msg) >= ISOLA_MSG_MAX_REFS ||
-	    !isola__frozen_whole(f) || offset > UINT32_MAX) {
+	if (!inline_ref_fits(e) || !isola__frozen_whole(f) || offset > UINT32_MAX) {
 		PyObject *plain = isola__thaw(e->st, obj);
 		if (plain == NULL)
 			return -1;
@@ -1158,6 +1253,7 @@ static int enc_frozen_ref(enc *e, PyObject *obj)
 	}
 	if (index == nrefs && isola_msg_attach_blob(e->msg, image) != 0)
 		return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
+	e->inline_refs += index == nrefs;
 	unsigned char ref[5] = { (unsigned char)index, (unsigned char)(offset >> 24),
 				 (unsigned char)(offset >> 16), (unsigned char)(offset >> 8),
 				 (unsigned char)offset };
@@ -1221,7 +1317,7 @@ static int enc_obj(enc *e, PyObject *obj)
 		isola__buffer_obj *b = (isola__buffer_obj *)obj;
 		/* No reference slot left (many shared results in one chunk):
 		 * its bytes, copied, rather than a failure. */
-		if (e->msg != NULL && e->o->allow_refs && isola__msg_nrefs(e->msg) >= ISOLA_MSG_MAX_REFS) {
+		if (e->msg != NULL && e->o->allow_refs && !inline_ref_fits(e)) {
 			PK(msgpack_pack_bin(&e->pk, (size_t)b->len));
 			PK(msgpack_pack_bin_body(&e->pk, b->data, (size_t)b->len));
 			return 0;
@@ -1234,9 +1330,19 @@ static int enc_obj(enc *e, PyObject *obj)
 				       "can only travel through a channel, not as bytes");
 		size_t index = isola__msg_nrefs(e->msg);
 		int r = isola_msg_attach_channel(e->msg, ((isola__channel_obj *)obj)->ch);
-		if (r != 0)
+		if (r == ISOLA_ELIMIT && e->inline_refs > 0) {
+			/* blobs took the slots: write the message again, with
+			 * one blob fewer attached (copied inline instead) */
+			e->retry = 1;
+			e->inline_budget = e->inline_refs - 1;
+		}
+		if (r == ISOLA_ELIMIT)
 			return fail_at(e, PyExc_ValueError, obj,
-				       "is one reference too many: a message carries at most 8 blobs/channels");
+				       "is one reference too many: a message carries at most 8 "
+				       "channels (and blobs, which are copied inline to make room "
+				       "for channels)");
+		if (r != 0)
+			return fail_at(e, PyExc_MemoryError, obj, "could not be attached");
 		unsigned char idx = (unsigned char)index;
 		PK(msgpack_pack_ext(&e->pk, 1, ISOLA_EXT_CHANNEL));
 		PK(msgpack_pack_ext_body(&e->pk, &idx, 1));
@@ -1258,8 +1364,11 @@ static int enc_obj(enc *e, PyObject *obj)
 }
 
 static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts *o,
-		       isola_msg *msg, enc *e, int freeze)
+		       isola_msg *msg, enc *e, int freeze, int inline_budget)
 {
+	e->inline_budget = inline_budget;
+	e->inline_refs = 0;
+	e->retry = 0;
 	e->st = st;
 	e->o = o;
 	e->msg = msg;
@@ -1295,7 +1404,14 @@ int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 {
 	enc stack_enc, *e = &stack_enc;
 	isola_msg_init(out);
-	int r = encode_into(st, obj, o, out, e, 0);
+	int r = encode_into(st, obj, o, out, e, 0, ISOLA_MSG_MAX_REFS);
+	while (r != 0 && e->retry) { /* a channel found blobs in every slot */
+		int budget = e->inline_budget;
+		PyErr_Clear();
+		encode_done(e);
+		isola_msg_clear(out);
+		r = encode_into(st, obj, o, out, e, 0, budget);
+	}
 	if (r == 0) {
 		if (e->buf.len <= ISOLA_MSG_INLINE) {
 			r = isola_msg_set_bytes(out, e->buf.data, e->buf.len);
@@ -1324,7 +1440,7 @@ PyObject *isola__encode_bytes(isola__state *st, PyObject *obj, const isola__code
 {
 	enc stack_enc, *e = &stack_enc;
 	PyObject *r = NULL;
-	if (encode_into(st, obj, o, NULL, e, 0) == 0)
+	if (encode_into(st, obj, o, NULL, e, 0, 0) == 0)
 		r = PyBytes_FromStringAndSize(e->buf.data, (Py_ssize_t)e->buf.len);
 	encode_done(e);
 	return r;
@@ -1341,7 +1457,7 @@ int isola__freeze_image(isola__state *st, PyObject *obj, isola_blob **out)
 	};
 	enc stack_enc, *e = &stack_enc;
 	*out = NULL;
-	int r = encode_into(st, obj, &frozen_opts, NULL, e, 1);
+	int r = encode_into(st, obj, &frozen_opts, NULL, e, 1, 0);
 	if (r == 0) {
 		size_t len = e->buf.len;
 		char *data;

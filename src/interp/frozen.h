@@ -11,8 +11,9 @@
  * in an image is ever written after it is published, and nothing read
  * out of it points back into it: the lifetime rule is the blob's
  * (the image is freed when the last view, message or registry entry
- * holding it is gone).  Hashes in an index are Python's, so an image is
- * only valid inside the process that made it.
+ * holding it is gone).  An index places keys by Python's hashes (mixed
+ * with a seed: frozen_index.c), so an image is only valid inside the
+ * process that made it.
  */
 #ifndef ISOLA_INTERP_FROZEN_H
 #define ISOLA_INTERP_FROZEN_H
@@ -25,6 +26,10 @@
 
 /* Frozen containers are always written with a 6-byte ext32 header. */
 #define ISOLA__FROZEN_HDR 6
+
+/* A frozen mapping's payload: [u32 n][u32 cap][u32 seed][u32 maxd]
+ * [cap x u32 slots][key value...] (docs/wire.md); the slots start here. */
+#define ISOLA__FROZEN_MAP_HEAD 16
 
 typedef struct {
 	PyObject_HEAD
@@ -86,6 +91,45 @@ static inline int isola__frozen_whole(const isola__frozen_obj *f)
 {
 	return f->start == 0 && f->step == 1 && f->len == (Py_ssize_t)f->n;
 }
+
+/* ---- the index of a mapping (frozen_index.c) ---- */
+
+/* The hash a key is placed by: Python's, except a NaN's, which is its
+ * bits (Python's is its address).  0, or -1 with an exception set
+ * (unhashable). */
+int isola__frozen_key_hash(PyObject *key, uint64_t *out);
+
+/* Whether a frozen value read out equals another as a key or item:
+ * Python's ==, except that a NaN equals a NaN of the same type and bits
+ * (what identity is to a dict).  1, 0, or -1 with an exception. */
+int isola__frozen_same(PyObject *a, PyObject *b);
+
+/* What stands for a key or item (a tuple: each of its items) in a
+ * FrozenMap's or FrozenSeq's hash: itself, or for a NaN a tuple of its
+ * bits, so that views equal by isola__frozen_same hash alike (Python
+ * hashes a NaN by its address).  A new reference, or NULL. */
+PyObject *isola__frozen_hashable(PyObject *obj);
+
+/* A key's home slot: its hash mixed with the image's seed (murmur3's
+ * fmix64), masked to the table. */
+static inline uint32_t isola__frozen_home(uint64_t hash, uint32_t seed, uint32_t mask)
+{
+	uint64_t k = hash ^ ((uint64_t)seed * 0x9e3779b97f4a7c15u);
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdu;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53u;
+	k ^= k >> 33;
+	return (uint32_t)k & mask;
+}
+
+/* Fill slots[0..cap) (cap a power of two above n) for n keys with these
+ * hashes (isola__frozen_key_hash) and payload offsets: Robin Hood
+ * insertion, with a seed that keeps the longest displacement small.
+ * *seed and *maxd (the longest displacement) go in the header.  0 or
+ * ISOLA_ENOMEM. */
+int isola__frozen_index_build(unsigned char *slots, uint32_t cap, const uint64_t *hashes,
+			      const uint32_t *offsets, uint32_t n, uint32_t *seed, uint32_t *maxd);
 
 /* thaw(obj): plain dicts and lists for every view inside obj. */
 PyObject *isola__thaw(isola__state *st, PyObject *obj);

@@ -22,10 +22,10 @@ static PyObject *malformed(const char *what)
 	return NULL;
 }
 
-/* Where a mapping's first key starts (after n, cap and the slots). */
+/* Where a mapping's first key starts (after the header and the slots). */
 static uint32_t first_key(const isola__frozen_obj *f)
 {
-	return 8 + 4 * f->cap;
+	return ISOLA__FROZEN_MAP_HEAD + 4 * f->cap;
 }
 
 /* The payload end, for decoding. */
@@ -62,10 +62,11 @@ PyObject *isola__frozen_container(isola__state *st, PyObject *owner, int type,
 		if (4 + 4 * n > size)
 			return malformed("sequence table past its container");
 	} else {
-		if (size < 8)
+		if (size < ISOLA__FROZEN_MAP_HEAD)
 			return malformed("mapping too small");
 		cap = isola__rd32(p + 4);
-		if (cap == 0 || (cap & (cap - 1)) != 0 || cap <= n || 8 + 4 * cap > size)
+		if (cap == 0 || (cap & (cap - 1)) != 0 || cap <= n ||
+		    ISOLA__FROZEN_MAP_HEAD + 4 * cap > size)
 			return malformed("mapping index past its container");
 	}
 	if (thaw)
@@ -135,11 +136,83 @@ static int64_t str_at(const unsigned char *k, const unsigned char *end, int *hdr
 	return (size_t)*hdr + (size_t)len <= left ? len : -1;
 }
 
-/* Does the key at koff equal key?  1 yes (*value: where its value
+/* The msgpack int at k (bounded by end): 1 (*v, *neg: a negative int64,
+ * else a uint64), or 0 when k is not a msgpack int. */
+static int int_at(const unsigned char *k, const unsigned char *end, uint64_t *v, int *neg)
+{
+	static const unsigned char width[8] = { 1, 2, 4, 8, 1, 2, 4, 8 };
+	if (k >= end)
+		return 0;
+	unsigned char b = k[0];
+	*neg = 0;
+	if (b <= 0x7f) {
+		*v = b;
+		return 1;
+	}
+	if (b >= 0xe0) {
+		*v = (uint64_t)(int64_t)(int8_t)b;
+		*neg = 1;
+		return 1;
+	}
+	if (b < 0xcc || b > 0xd3)
+		return 0;
+	int w = width[b - 0xcc];
+	if (end - k - 1 < w)
+		return 0;
+	uint64_t u = 0;
+	for (int i = 0; i < w; i++)
+		u = u << 8 | k[1 + i];
+	if (b >= 0xd0) { /* int8..int64: sign-extend */
+		int shift = 64 - 8 * w;
+		int64_t sv = (int64_t)(u << shift) >> shift;
+		*neg = sv < 0;
+		u = (uint64_t)sv;
+	}
+	*v = u;
+	return 1;
+}
+
+/* A key to look up, prepared once for every probe: its UTF-8 bytes (a
+ * str), or its value (an int that fits 64 bits), compared with stored
+ * keys without making objects. */
+typedef struct {
+	PyObject *key;
+	const char *utf8; /* str: its UTF-8, else NULL */
+	Py_ssize_t utf8_len;
+	int is_int;       /* an exact int in [-2^63, 2^64) */
+	int neg;          /* is_int: negative (v is an int64) */
+	uint64_t v;
+} probe_key;
+
+static void probe_key_init(probe_key *pk, PyObject *key)
+{
+	pk->key = key;
+	pk->utf8 = NULL;
+	pk->utf8_len = 0;
+	pk->is_int = 0;
+	if (PyUnicode_CheckExact(key)) {
+		if ((pk->utf8 = PyUnicode_AsUTF8AndSize(key, &pk->utf8_len)) == NULL)
+			PyErr_Clear(); /* lone surrogates: compared as objects */
+	} else if (PyLong_CheckExact(key)) {
+		int overflow;
+		long long sv = PyLong_AsLongLongAndOverflow(key, &overflow);
+		if (overflow == 0 && !(sv == -1 && PyErr_Occurred())) {
+			pk->is_int = 1, pk->neg = sv < 0, pk->v = (uint64_t)sv;
+		} else if (overflow > 0) {
+			unsigned long long u = PyLong_AsUnsignedLongLong(key);
+			if (!(u == (unsigned long long)-1 && PyErr_Occurred()))
+				pk->is_int = 1, pk->neg = 0, pk->v = u;
+		}
+		PyErr_Clear();
+	}
+}
+
+/* Does the key at koff equal pk's?  1 yes (*value: where its value
  * starts), 0 no, -1 error.  A str key against a stored str compares
- * UTF-8 bytes (no object made); other keys are decoded and compared. */
-static int key_matches(isola__frozen_obj *f, uint32_t koff, PyObject *key, const char *utf8,
-		       Py_ssize_t utf8_len, const unsigned char **value)
+ * UTF-8 bytes, an int against a stored int their values (no object
+ * made); other keys are decoded and compared (isola__frozen_same). */
+static int key_matches(isola__frozen_obj *f, uint32_t koff, const probe_key *pk,
+		       const unsigned char **value)
 {
 	if (koff < first_key(f) || koff >= f->size) {
 		malformed("key offset outside its container");
@@ -148,35 +221,61 @@ static int key_matches(isola__frozen_obj *f, uint32_t koff, PyObject *key, const
 	const unsigned char *k = f->p + koff;
 	int hdr;
 	int64_t len;
-	if (utf8 != NULL && (len = str_at(k, end_of(f), &hdr)) >= 0) {
+	if (pk->utf8 != NULL && (len = str_at(k, end_of(f), &hdr)) >= 0) {
 		*value = k + hdr + len;
-		return len == utf8_len && memcmp(k + hdr, utf8, (size_t)len) == 0;
+		return len == pk->utf8_len && memcmp(k + hdr, pk->utf8, (size_t)len) == 0;
+	}
+	uint64_t v;
+	int neg;
+	if (pk->is_int && int_at(k, end_of(f), &v, &neg)) {
+		if (v != pk->v || neg != pk->neg)
+			return 0;
+		const unsigned char *next = isola__skip_value(k, end_of(f), 0);
+		if (next == NULL) {
+			malformed("key past its container");
+			return -1;
+		}
+		*value = next;
+		return 1;
 	}
 	PyObject *stored = decode_at(f, koff, 0, value);
 	if (stored == NULL)
 		return -1;
-	int eq = PyObject_RichCompareBool(stored, key, Py_EQ);
+	int eq = isola__frozen_same(stored, pk->key);
 	Py_DECREF(stored);
 	return eq;
 }
 
-/* Find key: 1 (*value set), 0 (absent), -1 (error: unhashable...). */
+/* The index's seed and longest displacement (frozen.h). */
+static uint32_t map_seed(const isola__frozen_obj *f)
+{
+	return isola__rd32(f->p + 8);
+}
+
+static uint32_t map_maxd(const isola__frozen_obj *f)
+{
+	return isola__rd32(f->p + 12);
+}
+
+/* Find key: 1 (*value set), 0 (absent), -1 (error: unhashable...).
+ * Probes at most maxd + 1 slots from the key's home (and never more
+ * than cap, whatever a malformed maxd says). */
 static int map_find(isola__frozen_obj *f, PyObject *key, const unsigned char **value)
 {
-	Py_hash_t h = PyObject_Hash(key);
-	if (h == -1)
+	uint64_t h;
+	if (isola__frozen_key_hash(key, &h) < 0)
 		return -1;
-	const char *utf8 = NULL;
-	Py_ssize_t utf8_len = 0;
-	if (PyUnicode_CheckExact(key) && (utf8 = PyUnicode_AsUTF8AndSize(key, &utf8_len)) == NULL)
-		PyErr_Clear(); /* lone surrogates: compared as objects */
-	const unsigned char *slots = f->p + 8;
-	uint32_t mask = f->cap - 1, h32 = (uint32_t)h;
-	for (uint32_t s = h32 & mask, probes = 0; probes < f->cap; s = (s + 1) & mask, probes++) {
+	probe_key pk;
+	probe_key_init(&pk, key);
+	const unsigned char *slots = f->p + ISOLA__FROZEN_MAP_HEAD;
+	uint32_t mask = f->cap - 1, maxd = map_maxd(f);
+	uint32_t probes = maxd < mask ? maxd + 1 : f->cap;
+	for (uint32_t s = isola__frozen_home(h, map_seed(f), mask), i = 0; i < probes;
+	     s = (s + 1) & mask, i++) {
 		uint32_t koff = isola__rd32(slots + 4 * (size_t)s);
 		if (koff == 0)
 			return 0;
-		int m = key_matches(f, koff, key, utf8, utf8_len, value);
+		int m = key_matches(f, koff, &pk, value);
 		if (m != 0)
 			return m;
 	}
@@ -431,6 +530,37 @@ static PyObject *map_iter_items(PyObject *self, PyObject *unused)
 	return iter_new(self, IT_ITEMS);
 }
 
+/* _index_stats(): the index measured, for tests and benchmarks: slots,
+ * entries, the recorded longest displacement, and the longest and mean
+ * displacement found by rehashing every key in its slot (a lookup
+ * probes displacement + 1 slots). */
+static PyObject *map_index_stats(PyObject *self, PyObject *unused)
+{
+	(void)unused;
+	isola__frozen_obj *f = (isola__frozen_obj *)self;
+	const unsigned char *slots = f->p + ISOLA__FROZEN_MAP_HEAD;
+	uint32_t mask = f->cap - 1, seed = map_seed(f), longest = 0;
+	uint64_t total = 0, used = 0;
+	for (uint32_t s = 0; s < f->cap; s++) {
+		uint32_t koff = isola__rd32(slots + 4 * (size_t)s);
+		if (koff == 0)
+			continue;
+		PyObject *k = decode_at(f, koff, 0, NULL);
+		uint64_t h;
+		int r = k ? isola__frozen_key_hash(k, &h) : -1;
+		Py_XDECREF(k);
+		if (r < 0)
+			return NULL;
+		uint32_t d = (s - isola__frozen_home(h, seed, mask)) & mask;
+		longest = d > longest ? d : longest;
+		total += d;
+		used++;
+	}
+	return Py_BuildValue("{sIsKsIsIsd}", "cap", f->cap, "entries", (unsigned long long)used,
+			     "recorded_max_displacement", map_maxd(f), "max_displacement", longest,
+			     "mean_displacement", used ? (double)total / (double)used : 0.0);
+}
+
 /* keys()/values()/items(): collections.abc views (set-like keys and
  * items), made at module exec; values and items iterate with the
  * iterators above rather than a lookup per key. */
@@ -556,13 +686,39 @@ static Py_hash_t hash_as(isola__frozen_obj *f, PyObject *plain)
 	return f->hash;
 }
 
+/* Equal to a dict with equal entries: each of the dict's keys is looked
+ * up here (so a NaN key, found here by its bits, finds its entry), and
+ * values compare as isola__frozen_same.  1, 0 or -1. */
+static int map_equals_dict(isola__frozen_obj *f, PyObject *other)
+{
+	int eq = PyDict_GET_SIZE(other) == f->len;
+	Py_ssize_t pos = 0;
+	PyObject *k, *ov;
+	while (eq == 1 && PyDict_Next(other, &pos, &k, &ov)) {
+		Py_INCREF(k); /* a value's __eq__ may change the dict */
+		Py_INCREF(ov);
+		const unsigned char *value;
+		eq = map_find(f, k, &value);
+		if (eq > 0) {
+			PyObject *v = map_value(f, value, 0, NULL);
+			eq = v ? isola__frozen_same(v, ov) : -1;
+			Py_XDECREF(v);
+		}
+		Py_DECREF(k);
+		Py_DECREF(ov);
+	}
+	return eq;
+}
+
 static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 {
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
 	if ((op != Py_EQ && op != Py_NE) || !(PyDict_Check(other) || Py_TYPE(other) == Py_TYPE(self)))
 		Py_RETURN_NOTIMPLEMENTED;
+	if (PyDict_Check(other))
+		return eq_answer(map_equals_dict(f, other), op);
 	int eq = PyObject_Size(other) == f->len;
-	if (eq && Py_TYPE(other) == Py_TYPE(self) && ((isola__frozen_obj *)other)->p == f->p)
+	if (eq && ((isola__frozen_obj *)other)->p == f->p)
 		return PyBool_FromLong(op == Py_EQ);
 	uint32_t cur = first_key(f);
 	for (uint32_t j = 0; eq == 1 && j < f->n; j++) {
@@ -571,7 +727,7 @@ static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 		PyObject *v = k ? map_value(f, value, 0, &cur) : NULL;
 		PyObject *ov = v ? PyObject_GetItem(other, k) : NULL;
 		if (ov != NULL)
-			eq = PyObject_RichCompareBool(v, ov, Py_EQ);
+			eq = isola__frozen_same(v, ov);
 		else if (v != NULL && PyErr_ExceptionMatches(PyExc_KeyError))
 			PyErr_Clear(), eq = 0;
 		else
@@ -583,15 +739,25 @@ static PyObject *map_richcompare(PyObject *self, PyObject *other, int op)
 	return eq_answer(eq, op);
 }
 
-/* As frozenset(self.items()): equal mappings hash alike. */
+/* As frozenset(self.items()), a NaN hashed by its bits
+ * (isola__frozen_hashable): equal mappings hash alike. */
 static Py_hash_t map_hash(PyObject *self)
 {
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
 	if (f->hash != -1)
 		return f->hash;
 	PyObject *items = map_iter_items(self, NULL);
-	PyObject *set = items ? PyFrozenSet_New(items) : NULL;
+	PyObject *list = items ? PySequence_List(items) : NULL;
 	Py_XDECREF(items);
+	for (Py_ssize_t i = 0; list != NULL && i < PyList_GET_SIZE(list); i++) {
+		PyObject *x = isola__frozen_hashable(PyList_GET_ITEM(list, i));
+		if (x == NULL)
+			Py_CLEAR(list);
+		else
+			PyList_SetItem(list, i, x);
+	}
+	PyObject *set = list ? PyFrozenSet_New(list) : NULL;
+	Py_XDECREF(list);
 	return hash_as(f, set);
 }
 
@@ -668,6 +834,8 @@ static PyMethodDef map_methods[] = {
 	{ "items", map_items, METH_NOARGS, "A set-like view of the (key, value) pairs." },
 	{ "_iter_values", map_iter_values, METH_NOARGS, NULL },
 	{ "_iter_items", map_iter_items, METH_NOARGS, NULL },
+	{ "_index_stats", map_index_stats, METH_NOARGS,
+	  "The hash index measured: cap, entries, max/mean displacement (tests, benchmarks)." },
 	COMMON_METHODS,
 	{ NULL, NULL, 0, NULL },
 };
@@ -754,7 +922,7 @@ static Py_ssize_t seq_scan(PyObject *self, PyObject *x, int count)
 	Py_ssize_t found = 0;
 	for (Py_ssize_t i = 0; i < f->len; i++) {
 		PyObject *item = seq_get(f, f->start + i * f->step, 0);
-		int eq = item ? PyObject_RichCompareBool(item, x, Py_EQ) : -1;
+		int eq = item ? isola__frozen_same(item, x) : -1;
 		Py_XDECREF(item);
 		if (eq < 0)
 			return -2;
@@ -795,20 +963,23 @@ static PyObject *seq_richcompare(PyObject *self, PyObject *other, int op)
 	for (Py_ssize_t i = 0; eq == 1 && i < f->len; i++) {
 		PyObject *a = seq_get(f, f->start + i * f->step, 0);
 		PyObject *b = a ? PySequence_GetItem(other, i) : NULL;
-		eq = b ? PyObject_RichCompareBool(a, b, Py_EQ) : -1;
+		eq = b ? isola__frozen_same(a, b) : -1;
 		Py_XDECREF(a);
 		Py_XDECREF(b);
 	}
 	return eq_answer(eq, op);
 }
 
-/* As tuple(self). */
+/* As tuple(self), a NaN hashed by its bits. */
 static Py_hash_t seq_hash(PyObject *self)
 {
 	isola__frozen_obj *f = (isola__frozen_obj *)self;
 	if (f->hash != -1)
 		return f->hash;
-	return hash_as(f, PySequence_Tuple(self));
+	PyObject *items = PySequence_Tuple(self);
+	PyObject *t = items ? isola__frozen_hashable(items) : NULL;
+	Py_XDECREF(items);
+	return hash_as(f, t);
 }
 
 static PyMethodDef seq_methods[] = {

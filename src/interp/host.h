@@ -33,6 +33,16 @@ enum isola__job_kind {
 	ISOLA__JOB_SOURCE, /* exec source in __main__; the result is None */
 };
 
+/* A task graph's input (isola_pool_submit_after), inserted into a CALL
+ * job's arguments. */
+typedef struct isola__job_input {
+	const isola_msg *value; /* its result: the return value, or its encoded exception */
+	int status;             /* 0, or the input's ISOLA_E* outcome */
+	const char *error_type, *error_message; /* status != 0 (may be NULL) */
+	int position;           /* >= 0: positional index (unless keyword) */
+	const char *keyword;    /* a keyword argument instead */
+} isola__job_input;
+
 typedef struct isola__job {
 	enum isola__job_kind kind;
 	const char *target; /* "mod:qual", or the source */
@@ -45,6 +55,15 @@ typedef struct isola__job {
 	bool per_element;
 	bool cached; /* resolve through the interpreter's cache of targets */
 	const isola__codec_opts *codec;
+	/* CALL: inputs[0 .. n_inputs) join args (positional ones in
+	 * ascending position).  If one failed, the job raises
+	 * isola.InputFailed from its exception instead of calling.  Once the
+	 * arguments are built (or the job failed), inputs_used(inputs_arg)
+	 * runs, so the inputs' memory can go before the call returns. */
+	const isola__job_input *inputs;
+	size_t n_inputs;
+	void (*inputs_used)(void *arg);
+	void *inputs_arg;
 } isola__job;
 
 /* Run a job in the calling interpreter; result gets the encoded return

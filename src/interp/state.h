@@ -14,7 +14,7 @@ typedef struct isola__state {
 	PyTypeObject *channel_type;
 	PyTypeObject *buffer_type;
 	PyObject *ChannelClosed, *ChannelFull, *ChannelEmpty;
-	PyObject *RemoteError, *Cancelled;
+	PyObject *RemoteError, *Cancelled, *InputFailed;
 	/* Imported on first use (NULL until then). */
 	PyObject *datetime_mod;
 	PyObject *dt_datetime, *dt_date, *dt_time, *dt_timedelta, *dt_timezone;

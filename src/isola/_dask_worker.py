@@ -37,3 +37,13 @@ def run_pickled(payload):
     except Exception as exc:
         return ("err", None, "isola.dask: the task's result could not be pickled: "
                 + "".join(traceback.format_exception(exc)))
+
+
+def run_node(payload, keys, *values):
+    """One node of a Dask graph (isola.dask.get): payload is the pickled
+    dask._task_spec node, keys its dependencies' keys and values their
+    results (passed by the pool as task-graph inputs: the worker that made
+    each value handed its result message on as it was)."""
+    import pickle
+    node = pickle.loads(payload)  # cloudpickle's output loads with pickle
+    return node(dict(zip(keys, values)))

@@ -289,24 +289,83 @@ _default = {}
 _default_lock = _threading.Lock()
 
 
+def _dumps_node(node):
+    import pickle
+    try:
+        return pickle.dumps(node, protocol=5)  # importable functions: by reference
+    except Exception:
+        try:
+            return _cloudpickle.dumps(node)  # lambdas, __main__ functions: by value
+        except Exception as exc:
+            raise TaskCannotRun(f"isola.dask: cannot send task {node.key!r} to a "
+                                f"sub-interpreter ({type(exc).__name__}: {exc})") from exc
+
+
+def _unwrap(exc):
+    # A task fails with its own exception; the tasks downstream fail with
+    # isola.InputFailed chained to it: report the root, as Dask does.
+    while isinstance(exc, _isola.InputFailed) and isinstance(exc.__cause__, BaseException):
+        exc = exc.__cause__
+    return exc
+
+
 def get(dsk, keys, num_workers=None, pool=None, **kwargs):
     """A Dask scheduler running the graph on isola interpreters of this
     process: dask.compute(x, scheduler=isola.dask.get).  pool: an
     isola.Pool or IsolaExecutor to use; otherwise one of num_workers
     interpreters (default: CPUs), made on first use and kept for the next
-    calls.  Other keywords go to dask.multiprocessing.get."""
-    import dask.multiprocessing as _dmp
-    if isinstance(pool, _isola.Pool):
-        # An executor over the caller's pool for this call only: its
-        # threads end with the call, the pool stays the caller's.
-        ex = IsolaExecutor(pool=pool)
-        try:
-            return _dmp.get(dsk, keys, pool=ex, **kwargs)
-        finally:
-            ex.shutdown(wait=True)
+    calls.
+
+    The whole graph is submitted at once as a task graph of the pool
+    (issue 35): each task waits inside the pool for its dependencies and
+    gets their results from the workers that made them, never through
+    this thread.  A task's exception is raised as itself (tasks after it
+    do not run).  Other keywords (Dask's) are accepted and ignored."""
+    from dask._task_spec import DataNode, convert_legacy_graph
+    from dask.order import order
+    if isinstance(pool, IsolaExecutor):
+        pool = pool.pool
     if pool is None:
         with _default_lock:
-            pool = _default.get(num_workers)
-            if pool is None or pool._closed:
-                pool = _default[num_workers] = IsolaExecutor(num_workers)
-    return _dmp.get(dsk, keys, pool=pool, **kwargs)
+            ex = _default.get(num_workers)
+            if ex is None or ex._closed:
+                ex = _default[num_workers] = IsolaExecutor(num_workers)
+        pool = ex.pool
+    graph = convert_legacy_graph(dsk)
+    prio = order(graph)
+    made = {}  # key -> isola Future, or the value itself (data nodes)
+    try:
+        for key in sorted(graph, key=prio.__getitem__):
+            node = graph[key]
+            if isinstance(node, DataNode):
+                made[key] = node.value
+                continue
+            deps = list(node.dependencies)
+            made[key] = pool.submit(_dask_worker.run_node, _dumps_node(node), deps,
+                                    *[made[d] for d in deps])
+    except BaseException:
+        for f in made.values():
+            if isinstance(f, _isola.Future):
+                f.cancel()
+        raise
+
+    def result(k):
+        if isinstance(k, list):
+            return [result(x) for x in k]
+        f = made[k]
+        if not isinstance(f, _isola.Future):
+            return f
+        try:
+            return f.result()
+        except BaseException as exc:
+            root = _unwrap(exc)
+            if root is exc:
+                raise
+            raise root from None
+    try:
+        return result(keys)
+    except BaseException:
+        for f in made.values():
+            if isinstance(f, _isola.Future):
+                f.cancel()
+        raise

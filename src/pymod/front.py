@@ -646,11 +646,58 @@ class Pool:
         of this interpreter.  timeout: as for apply (the Future then raises
         TimeoutError)."""
         self._check_open()
-        cfut = self._c.submit(self._target(fn), args, kwds or None, timeout)
+        target = self._target(fn)
+        args, kwds, inputs = self._inputs_of(args, kwds)
+        if inputs:
+            cfut = self._c.submit(target, args, kwds or None, timeout, inputs)
+        else:
+            cfut = self._c.submit(target, args, kwds or None, timeout)
         fut = self._completions.register(cfut)
         if callback is not None or error_callback is not None:
             fut.add_done_callback(_async_callbacks(callback, error_callback))
         return fut
+
+    def _inputs_of(self, args, kwargs):
+        # Task graphs: Futures of this pool among the top-level arguments
+        # become inputs (the task waits for them inside the pool and gets
+        # their results); the rest of the arguments travel as usual.
+        # Cheap when there are none: one isinstance per argument.
+        inputs = None
+        for i, a in enumerate(args):
+            if isinstance(a, _cf.Future):
+                inputs = []
+                break
+        else:
+            if kwargs:
+                for a in kwargs.values():
+                    if isinstance(a, _cf.Future):
+                        inputs = []
+                        break
+        if inputs is None:
+            return args, kwargs, None
+        rest = []
+        for i, a in enumerate(args):
+            if isinstance(a, _cf.Future):
+                inputs.append((self._input_future(a), i, None))
+            else:
+                rest.append(a)
+        kw = {}
+        for k, a in (kwargs or {}).items():
+            if isinstance(a, _cf.Future):
+                inputs.append((self._input_future(a), -1, k))
+            else:
+                kw[k] = a
+        return rest, kw, inputs
+
+    def _input_future(self, fut):
+        if not isinstance(fut, Future):
+            raise TypeError("a concurrent.futures.Future that is not an isola Future cannot "
+                            "be an argument: pass its result(), or submit that work to this "
+                            "pool and pass the Future it returns")
+        if fut._completions is not self._completions:
+            raise ValueError("a Future of another isola Pool cannot be an argument: only "
+                             "Futures of the pool the task is submitted to are awaited")
+        return fut._cfut
 
     def _submit_chunk(self, target, argsets):
         # One task calling target on each argument tuple: a Future of the

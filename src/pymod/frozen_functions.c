@@ -45,14 +45,22 @@ PyObject *isola__py_thaw(PyObject *m, PyObject *obj)
 	return isola__thaw(PyModule_GetState(m), obj);
 }
 
-static const char *name_of(PyObject *name)
+/* A name's UTF-8 bytes and their count (*len), or NULL with TypeError
+ * (not a str) or ValueError (a NUL inside: a C name would end there). */
+static const char *name_of(PyObject *name, Py_ssize_t *len)
 {
 	if (!PyUnicode_Check(name)) {
 		PyErr_Format(PyExc_TypeError, "a frozen value's name is a str, not %s",
 			     Py_TYPE(name)->tp_name);
 		return NULL;
 	}
-	return PyUnicode_AsUTF8(name);
+	const char *s = PyUnicode_AsUTF8AndSize(name, len);
+	if (s != NULL && memchr(s, '\0', (size_t)*len) != NULL) {
+		PyErr_Format(PyExc_ValueError, "a frozen value's name cannot contain a NUL byte: %R",
+			     name);
+		return NULL;
+	}
+	return s;
 }
 
 PyObject *isola__py_publish(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
@@ -60,11 +68,12 @@ PyObject *isola__py_publish(PyObject *m, PyObject *const *args, Py_ssize_t nargs
 	if (nargs != 2)
 		return PyErr_Format(PyExc_TypeError, "publish(name, value) takes 2 arguments");
 	isola__state *st = PyModule_GetState(m);
-	const char *name = name_of(args[0]);
+	Py_ssize_t len;
+	const char *name = name_of(args[0], &len);
 	isola_frozen f;
 	if (name == NULL || image_of(st, args[1], &f) < 0)
 		return NULL;
-	int r = isola_frozen_publish(name, &f);
+	int r = isola__frozen_publish_n(name, (size_t)len, &f);
 	PyObject *value = r == 0 ? isola__frozen_at(st, f.image, f.offset) : NULL;
 	isola_blob_release(f.image);
 	return r == 0 ? value : isola__raise(st, r, ISOLA__FOR_OTHER, "publish");
@@ -75,11 +84,12 @@ PyObject *isola__py_lookup(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 	if (nargs < 1 || nargs > 2)
 		return PyErr_Format(PyExc_TypeError, "lookup(name[, default]) takes 1 or 2 arguments");
 	isola__state *st = PyModule_GetState(m);
-	const char *name = name_of(args[0]);
+	Py_ssize_t len;
+	const char *name = name_of(args[0], &len);
 	if (name == NULL)
 		return NULL;
 	isola_frozen *f;
-	int r = isola_frozen_lookup(name, &f);
+	int r = isola__frozen_lookup_n(name, (size_t)len, &f);
 	if (r == ISOLA_ENOTFOUND) {
 		if (nargs == 2)
 			return Py_NewRef(args[1]);
@@ -95,10 +105,11 @@ PyObject *isola__py_lookup(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 
 PyObject *isola__py_unpublish(PyObject *m, PyObject *name)
 {
-	const char *s = name_of(name);
+	Py_ssize_t len;
+	const char *s = name_of(name, &len);
 	if (s == NULL)
 		return NULL;
-	int r = isola_frozen_unpublish(s);
+	int r = isola__frozen_unpublish_n(s, (size_t)len);
 	if (r == ISOLA_ENOTFOUND) {
 		PyErr_Format(PyExc_KeyError, "no frozen value is published as %R", name);
 		return NULL;

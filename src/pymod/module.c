@@ -391,7 +391,11 @@ static int mod_exec(PyObject *m)
 			"builtin: .type_name, .message, .remote_args, .remote_traceback.") |
 		add_exc(m, &st->Cancelled, "Cancelled", PyExc_BaseException,
 			"Raised inside a task's Python code when the task is cancelled or "
-			"times out.");
+			"times out.") |
+		add_exc(m, &st->InputFailed, "InputFailed", NULL,
+			"A task of a graph did not run: one of its inputs (a Future passed "
+			"as an argument) failed, was cancelled or timed out.  The message "
+			"names the input; __cause__ is the input's exception.");
 	Py_DECREF(base);
 	if (r < 0)
 		return -1;
@@ -492,7 +496,7 @@ static PyObject *mod_subinterp_refusal(PyObject *m, PyObject *exc)
  * traverse and clear use (so neither can miss one). */
 #define STATE_REFS(X)                                                                  \
 	X(channel_type) X(buffer_type) X(ChannelClosed) X(ChannelFull) X(ChannelEmpty)  \
-	X(RemoteError) X(Cancelled) X(datetime_mod) X(dt_datetime) X(dt_date)          \
+	X(RemoteError) X(Cancelled) X(InputFailed) X(datetime_mod) X(dt_datetime) X(dt_date)          \
 	X(dt_time) X(dt_timedelta) X(dt_timezone) X(dt_utc) X(pickle_dumps)             \
 	X(pickle_loads) X(remote_error_classes) X(pool_type) X(cfuture_type)            \
 	X(frozen_map_type) X(frozen_seq_type) X(frozen_iter_type) X(frozen_views[0])    \

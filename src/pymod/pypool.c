@@ -329,7 +329,7 @@ static PyObject *raise_code(pool_obj *p, int r, const char *what)
 
 /* ---- posting work without blocking the interpreter ------------------ */
 
-enum post_kind { POST_SUBMIT, POST_MAP, POST_SPAWN, POST_CALL, POST_SEND, POST_KILL };
+enum post_kind { POST_SUBMIT, POST_SUBMIT_AFTER, POST_MAP, POST_SPAWN, POST_CALL, POST_SEND, POST_KILL };
 
 /* One call that posts a task to the pool, with its arguments. */
 struct post {
@@ -344,6 +344,8 @@ struct post {
 	isola_actor actor;
 	isola_actor *actor_out;
 	isola_future **out;
+	const isola_input *inputs; /* POST_SUBMIT_AFTER */
+	size_t n_inputs;
 };
 
 static int post_once(struct post *c)
@@ -351,6 +353,9 @@ static int post_once(struct post *c)
 	switch (c->kind) {
 	case POST_SUBMIT:
 		return isola_pool_submit(c->pool, c->target, c->args, c->task_timeout, c->out);
+	case POST_SUBMIT_AFTER:
+		return isola_pool_submit_after(c->pool, c->target, c->args, c->inputs, c->n_inputs,
+					       c->task_timeout, c->out);
 	case POST_MAP:
 		return isola_pool_map(c->pool, c->target, c->sets, c->n, c->n ? c->n : 1, c->out,
 				      c->n_chunks);
@@ -404,23 +409,62 @@ static int post(pool_obj *p, struct post *c, enum isola__raise_ctx ctx, const ch
 	return 0;
 }
 
-/* submit(target, args, kwargs, timeout) -> _Future */
+/* inputs: a list of (_Future, position, keyword or None) into in[]
+ * (borrowed futures and keywords: they live while the list does).  0 or
+ * -1 with an exception set. */
+static int parse_inputs(pool_obj *p, PyObject *list, isola_input *in, size_t n)
+{
+	isola__state *st = state_of((PyObject *)p);
+	for (size_t i = 0; i < n; i++) {
+		PyObject *item = PyList_GET_ITEM(list, (Py_ssize_t)i);
+		PyObject *fut, *kw;
+		int pos;
+		if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "OiO", &fut, &pos, &kw))
+			return PyErr_Occurred() ? -1 : (PyErr_SetString(PyExc_TypeError, "bad input"), -1);
+		if (!PyObject_TypeCheck(fut, st->cfuture_type)) {
+			PyErr_SetString(PyExc_TypeError, "an input must be a Future of an isola Pool");
+			return -1;
+		}
+		in[i].future = ((cfuture_obj *)fut)->f;
+		/* Its outcome goes to the dependent task (which fails with its
+		 * error): not an orphan's to report (report_orphan). */
+		((cfuture_obj *)fut)->seen = 1;
+		in[i].position = pos;
+		in[i].keyword = kw == Py_None ? NULL : PyUnicode_AsUTF8(kw);
+		if (kw != Py_None && in[i].keyword == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/* submit(target, args, kwargs, timeout[, inputs]) -> _Future; inputs
+ * (task graphs): a list of (_Future, position, keyword or None). */
 static PyObject *pool_submit(PyObject *self, PyObject *args)
 {
 	pool_obj *p = (pool_obj *)self;
 	const char *target;
-	PyObject *a, *kw, *timeout;
-	if (!PyArg_ParseTuple(args, "sOOO:submit", &target, &a, &kw, &timeout))
+	PyObject *a, *kw, *timeout, *inputs = NULL;
+	if (!PyArg_ParseTuple(args, "sOOO|O!:submit", &target, &a, &kw, &timeout, &PyList_Type,
+			      &inputs))
 		return NULL;
 	int64_t t;
 	if (isola__timeout_arg(timeout, &t) < 0 || need_pool(p) == NULL)
+		return NULL;
+	size_t n_in = inputs ? (size_t)PyList_GET_SIZE(inputs) : 0;
+	if (n_in > 255) {
+		PyErr_SetString(PyExc_ValueError, "a task takes at most 255 Futures as arguments");
+		return NULL;
+	}
+	isola_input in[n_in ? n_in : 1];
+	if (n_in && parse_inputs(p, inputs, in, n_in) < 0)
 		return NULL;
 	isola_msg m;
 	if (encode_call_args(p, a, kw, &m) < 0)
 		return NULL;
 	isola_future *f;
-	struct post c = { .kind = POST_SUBMIT, .pool = p->pool, .target = target, .args = &m,
-			  .task_timeout = t > 0 ? t : 0, .out = &f };
+	struct post c = { .kind = n_in ? POST_SUBMIT_AFTER : POST_SUBMIT, .pool = p->pool,
+			  .target = target, .args = &m, .task_timeout = t > 0 ? t : 0, .out = &f,
+			  .inputs = in, .n_inputs = n_in };
 	if (post(p, &c, ISOLA__FOR_POOL, "submit") < 0) {
 		isola_msg_clear(&m);
 		return NULL;

@@ -42,6 +42,7 @@ void isola__task_free(struct task *t)
 	if (t == NULL)
 		return;
 	isola_msg_clear(&t->args);
+	isola__graph_release_inputs(t);
 	for (size_t i = 0; i < t->chunk.n; i++)
 		isola_msg_clear(&t->chunk.items[i]);
 	isola__free(t->chunk.items);
@@ -152,7 +153,7 @@ static void free_setup(struct isola_pool *p)
 
 /* ---- lifecycle ------------------------------------------------------ */
 
-static void close_queues(struct isola_pool *p)
+void isola__pool_close_queues(struct isola_pool *p)
 {
 	isola_channel_close(p->shared_q);
 	for (int i = 0; i < p->n; i++)
@@ -161,21 +162,23 @@ static void close_queues(struct isola_pool *p)
 
 static void free_pool(struct isola_pool *p)
 {
-	/* Whatever is still queued holds task pointers: free them. */
-	isola_channel *qs[1];
+	/* Whatever is still queued holds task pointers: free them.  The
+	 * queues (closed) are released only after every future ended here:
+	 * a task waiting for one of them (graph.c) is then refused by the
+	 * closed queue, never posted to a freed one. */
 	for (int i = -1; i < p->n; i++) {
-		qs[0] = i < 0 ? p->shared_q : p->workers[i].private_q;
-		if (qs[0] == NULL)
-			continue;
+		isola_channel *q = i < 0 ? p->shared_q : p->workers[i].private_q;
 		struct task *t;
-		while ((t = isola__task_take(qs[0])) != NULL) {
+		while (q != NULL && (t = isola__task_take(q)) != NULL) {
 			if (t->future != NULL)
 				isola__future_complete(t->future, ISOLA_ECLOSED, NULL, NULL);
 			isola__task_free(t);
 		}
-		isola_channel_release(qs[0]);
 	}
 	isola__actor_free_all(p);
+	isola__graph_fini(p);
+	for (int i = -1; i < p->n; i++)
+		isola_channel_release(i < 0 ? p->shared_q : p->workers[i].private_q);
 	if (p->link != NULL) {
 		isola__pool_link_cut(p->link); /* before the pool goes */
 		isola__pool_link_release(p->link);
@@ -224,6 +227,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	p->max_spinners = cpus >= 4 ? (int)(cpus / 2) : 1;
 	pthread_mutex_init(&p->lock, NULL);
+	isola__graph_init(p);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -281,7 +285,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	if (failed != 0) {
 		stop_watchdogs(p, watched);
 		isola__store_release(&p->closing, CLOSING_CANCEL);
-		close_queues(p);
+		isola__pool_close_queues(p);
 		for (int i = 0; i < launched; i++)
 			pthread_join(p->workers[i].thread, NULL);
 		if (error_out != NULL)
@@ -330,13 +334,19 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 		return ISOLA_EINVAL;
 	int want = how ? CLOSING_CANCEL : CLOSING_FINISH;
 	int cur = isola__load_acquire(&p->closing);
-	/* acq_rel CAS: the closing level only rises; workers read it with
-	 * acquire before running each task. */
-	while (cur < want && !isola__cas_acq_rel(&p->closing, &cur, want))
+	/* seq_cst CAS: the closing level only rises; workers read it with
+	 * acquire before running each task; seq_cst for graph.c's
+	 * close_if_idle (raise closing, then read the waiting count). */
+	while (cur < want && !__atomic_compare_exchange_n(&p->closing, &cur, want, false,
+							  __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		;
-	close_queues(p);
-	if (how & (ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT))
+	if (how & (ISOLA_SHUTDOWN_CANCEL | ISOLA_SHUTDOWN_INTERRUPT)) {
+		isola__pool_close_queues(p);
 		cancel_queued(p);
+		isola__graph_shutdown(p, true);
+	} else {
+		isola__graph_shutdown(p, false); /* closes them once no task waits */
+	}
 	if (how & ISOLA_SHUTDOWN_INTERRUPT) {
 		/* The watchdog raises Cancelled in every running task. */
 		pthread_mutex_lock(&p->lock);

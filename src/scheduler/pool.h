@@ -42,6 +42,22 @@ enum task_kind {
 	TASK_DRAIN,       /* give released zero-copy objects back (release.h) */
 };
 
+/* A task's inputs (graph.c): results of other tasks it waits for. */
+struct task_input {
+	isola_future *future; /* held until the task has started */
+	int position;         /* >= 0: positional index, or */
+	char *keyword;        /* owned: a keyword argument */
+};
+
+struct task_inputs {
+	struct isola_pool *pool;
+	uint32_t pending;     /* atomic: inputs not yet done, + 1 while submitting */
+	int oom;              /* a callback could not be registered: fail the task */
+	struct task *prev, *next; /* p->graph_lock: the pool's waiting list */
+	size_t n;
+	struct task_input items[];
+};
+
 struct task {
 	enum task_kind kind;
 	char *target;      /* "mod:qual", a method name, or source: target_buf */
@@ -51,6 +67,8 @@ struct task {
 	uint64_t epoch;       /* actor messages: the actor's kill epoch */
 	int64_t timeout_ns;   /* <= 0: none */
 	uint64_t actor_id;
+	struct task_inputs *inputs; /* TASK_CALL of a graph, else NULL (graph.c) */
+	struct task *overflow_next; /* p->graph_lock: ready, the shared queue was full */
 	bool recycled;     /* from the task recycler (pool.c) */
 	char target_buf[]; /* one allocation with the task */
 };
@@ -140,6 +158,13 @@ struct isola_pool {
 	/* watchdogs (one per worker, interrupt.c); these under p->lock */
 	int watchdog_stop;
 	int interrupt_all; /* shutting down: interrupt every running task */
+	/* task graphs (graph.c) */
+	pthread_mutex_t graph_lock; /* guards the two lists below */
+	struct task *waiting;       /* tasks whose inputs are not all done */
+	struct task *overflow;      /* ready tasks that found the shared queue full */
+	uint32_t n_waiting;         /* atomic: tasks waiting for inputs */
+	uint32_t n_overflow;        /* atomic: length of overflow */
+	struct ck_ec32 graph_ec;    /* bumped as n_waiting falls */
 	/* actors */
 	struct actor_slot *actors;
 	size_t n_actor_slots;
@@ -193,6 +218,22 @@ static inline bool isola__mutex_held(pthread_mutex_t *m)
 	pthread_mutex_unlock(m);
 	return false;
 }
+
+/* Task graphs (graph.c). */
+void isola__graph_init(struct isola_pool *p);
+void isola__graph_fini(struct isola_pool *p);
+/* Shutdown: without cancel, close the queues now if no task waits for
+ * inputs (else the last one to be queued closes them); with cancel,
+ * cancel the waiting tasks' futures (the queues are closed already). */
+void isola__graph_shutdown(struct isola_pool *p, bool cancel);
+/* Close the pool's queues (idempotent).  Any thread. */
+void isola__pool_close_queues(struct isola_pool *p);
+/* Move ready tasks that found the shared queue full into it (a worker,
+ * between tasks).  Cheap when there are none. */
+void isola__graph_drain_overflow(struct isola_pool *p);
+/* The inputs a worker passes to the job, and their release once the
+ * call's arguments are built. */
+void isola__graph_release_inputs(struct task *t);
 
 /* Actors (actor.c), run by the worker with its GIL held. */
 void isola__actor_run(struct worker *w, struct task *t);

@@ -51,10 +51,44 @@ void isola__complete_with_exception(struct worker *w, isola_future *f)
 	isola__error_clear(&err);
 }
 
+static void release_inputs(void *t)
+{
+	isola__graph_release_inputs(t);
+}
+
+/* A graph task's inputs as the job takes them (in: room for every one).
+ * Each input is done (graph.c queued the task after its last one), so
+ * its outcome is read without a lock; the task holds the future. */
+static void job_inputs(const struct task *t, isola__job_input *in)
+{
+	const struct task_inputs *ti = t->inputs;
+	for (size_t i = 0; i < ti->n; i++) {
+		const isola_future *f = ti->items[i].future;
+		int state = isola__load_acquire(&f->state);
+		in[i] = (isola__job_input){
+			.value = &f->result,
+			.status = state == ISOLA_FUTURE_DONE ? 0 : f->status ? f->status : ISOLA_EPYTHON,
+			.error_type = f->err.type,
+			.error_message = f->err.message,
+			.position = ti->items[i].position,
+			.keyword = ti->items[i].keyword,
+		};
+		if (ti->oom || state < ISOLA_FUTURE_DONE) { /* ENOMEM at submit */
+			in[i].status = ISOLA_ENOMEM;
+			in[i].value = NULL;
+			in[i].error_type = "MemoryError";
+			in[i].error_message = "the task could not wait for this input";
+		}
+	}
+}
+
 /* Run one call/chunk/source task; the GIL is held.  0, or ENOTFOUND /
  * EPYTHON with the exception set (*failed_at: a chunk's failing call). */
 static int run_python(struct worker *w, struct task *t, isola_msg *result, size_t *failed_at)
 {
+	isola__job_input inputs[t->inputs ? t->inputs->n : 1];
+	if (t->inputs != NULL)
+		job_inputs(t, inputs);
 	isola__codec_opts o = codec_opts(w->pool);
 	isola__job j = {
 		.kind = t->kind == TASK_RUN ? ISOLA__JOB_SOURCE
@@ -67,6 +101,10 @@ static int run_python(struct worker *w, struct task *t, isola_msg *result, size_
 		.per_element = t->chunk.per_element,
 		.cached = true,
 		.codec = &o,
+		.inputs = t->inputs ? inputs : NULL,
+		.n_inputs = t->inputs ? t->inputs->n : 0,
+		.inputs_used = release_inputs,
+		.inputs_arg = t,
 	};
 	return isola__job_run(&j, result, failed_at);
 }
@@ -378,6 +416,7 @@ void *isola__worker_main(void *arg)
 				continue;
 			__atomic_store_n(&w->idle_cpu, 0, __ATOMIC_RELAXED); /* busy */
 			run_task(w, isola__task_of(&m));
+			isola__graph_drain_overflow(p); /* ready tasks the full queue refused */
 		}
 	}
 	pthread_mutex_lock(&w->attach_lock); /* the watchdog is not attached */

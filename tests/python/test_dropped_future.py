@@ -57,6 +57,11 @@ if __name__ == "__main__":
         h = pool.submit(fail)
         h.add_done_callback(lambda fut: None)  # a listener reads it
         del h
+        dep = pool.submit(abs, pool.submit(fail))  # an input: its error goes to dep
+        try:
+            dep.result()
+        except KeyError:
+            print("caught")
 """
 
 
@@ -79,7 +84,7 @@ class DroppedFuture(unittest.TestCase):
     def test_futures_someone_looked_at_are_not_reported(self):
         r = run_script(KEPT)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout.split(), ["caught"])
+        self.assertEqual(r.stdout.split(), ["caught", "caught"])
         self.assertNotIn("Future was dropped", r.stderr)
 
 
