@@ -60,8 +60,8 @@ if __name__ == "__main__":
         dep = pool.submit(abs, pool.submit(fail))  # an input: its error goes to dep
         try:
             dep.result()
-        except KeyError:
-            print("caught")
+        except isola.InputFailed as e:
+            print("caught" if isinstance(e.__cause__, KeyError) else e)
 """
 
 
