@@ -88,21 +88,18 @@ def _main_file(main):
 _guard_spans = {}  # (path, mtime) -> [(first, last, guarded)] of its top-level statements
 
 
-def _is_main_guard(test):
-    # `__name__ == "__main__"`, either way round.
+def _mentions_name(test):
+    # An `if` about __name__ (`__name__ == "__main__"`, either way round,
+    # alone or in a larger test): its body counts as guarded.  Lenient on
+    # purpose: a guard taken for none would refuse a working script.
     import ast
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Eq)):
-        return False
-    a, b = test.left, test.comparators[0]
-    names = {type(x).__name__ for x in (a, b)}
-    if names != {"Name", "Constant"}:
-        return False
-    name, const = (a, b) if isinstance(a, ast.Name) else (b, a)
-    return name.id == "__name__" and const.value == "__main__"
+    return any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(test))
 
 
-def _top_level_spans(path):
+def _script_spans(path):
+    """([(first, last)] of the script's top-level statements, [(first,
+    last)] of every `if` about __name__ at any depth), cached; None if the
+    script cannot be read."""
     try:
         key = (path, _os.stat(path).st_mtime_ns)
     except OSError:
@@ -115,9 +112,10 @@ def _top_level_spans(path):
                 tree = ast.parse(f.read(), path)
         except (OSError, SyntaxError, ValueError):
             return None
-        spans = [(n.lineno, n.end_lineno or n.lineno,
-                  isinstance(n, ast.If) and _is_main_guard(n.test)) for n in tree.body]
-        _guard_spans[key] = spans
+        top = [(n.lineno, n.end_lineno or n.lineno) for n in tree.body]
+        guards = [(n.lineno, n.end_lineno or n.lineno) for n in ast.walk(tree)
+                  if isinstance(n, ast.If) and _mentions_name(n.test)]
+        spans = _guard_spans[key] = (top, guards)
     return spans
 
 
@@ -132,9 +130,12 @@ def _unguarded_line(main, path):
     if f is None or _os.path.abspath(f.f_code.co_filename) != path:
         return 0  # not from the script's top level (a function run later, a thread)
     line = f.f_lineno or 0
-    for first, last, guarded in _top_level_spans(path) or ():
+    spans = _script_spans(path)
+    if spans is None or any(first <= line <= last for first, last in spans[1]):
+        return 0
+    for first, last in spans[0]:
         if first <= line <= last:
-            return 0 if guarded else first
+            return first
     return 0
 
 

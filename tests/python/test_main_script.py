@@ -112,6 +112,33 @@ if __name__ == "__main__":
     main()
 """
 
+GUARD_INSIDE_TRY = """
+import isola, sys
+
+def inc(x):
+    return x + 1
+
+try:
+    if __name__ == "__main__" and len(sys.argv) >= 1:
+        with isola.Pool(1) as pool:
+            print(pool.submit(inc, 41).result())
+except KeyboardInterrupt:
+    pass
+"""
+
+UNGUARDED_MAIN_CALL = """
+import isola
+
+def inc(x):
+    return x + 1
+
+def main():
+    with isola.Pool(1) as pool:
+        print(pool.submit(inc, 41).result())
+
+main()
+"""
+
 UNGUARDED_STDLIB_ONLY = """
 import isola, math
 with isola.Pool(1) as pool:
@@ -137,13 +164,19 @@ class MainScript(unittest.TestCase):
         self.assertIn("RuntimeError: isola:", r.stdout)
         self.assertIn("(line 5)", r.stdout)
 
+    def test_unguarded_call_of_main_is_refused(self):
+        r = run_script(UNGUARDED_MAIN_CALL)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("RuntimeError: isola: inc belongs to the main script", r.stderr)
+        self.assertIn("(line 11)", r.stderr)
+
     def test_unguarded_script_may_still_send_stdlib_functions(self):
         r = run_script(UNGUARDED_STDLIB_ONLY)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.split(), ["21"])
 
     def test_guarded_scripts_work(self):
-        for src in (GUARDED, GUARDED_MAIN_FUNCTION):
+        for src in (GUARDED, GUARDED_MAIN_FUNCTION, GUARD_INSIDE_TRY):
             r = run_script(src)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stdout.split(), ["42"])
