@@ -588,7 +588,9 @@ int isola_future_error(isola_future *f, const char **type, const char **message,
  * Cancel.  A queued task is cancelled at once (0).  A running task is
  * interrupted at its next bytecode boundary by isola.Cancelled raised in
  * its own interpreter (0; the future then ends ECANCELED unless the code
- * swallowed it and returned).  ESTATE if already done.
+ * swallowed it and returned: a task that returns before Cancelled
+ * reaches it, from one C call such as sleep, ends ECANCELED too).
+ * ESTATE if already done, or if the task has returned and is completing.
  */
 int isola_future_cancel(isola_future *f);
 

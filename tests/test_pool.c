@@ -318,6 +318,30 @@ Test(pool, cancel_queued_and_running)
 	isola_pool_destroy(p);
 }
 
+/* issue 30: an interrupt answered 0 while the task sat in one C call
+ * (time.sleep as the task itself) let it complete with its result. */
+Test(pool, an_interrupt_reaches_a_task_that_returns_from_a_c_call)
+{
+	isola_pool *p = make_pool(1);
+	isola_msg a;
+	long long secs = 1;
+	int_args(&a, 1, &secs);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, "time:sleep", &a, 0, &f), 0);
+	int state = 0;
+	for (int i = 0; i < 5000 && state != ISOLA_FUTURE_RUNNING; i++) {
+		isola_future_state(f, &state);
+		usleep(1000);
+	}
+	cr_assert_eq(state, ISOLA_FUTURE_RUNNING);
+	cr_assert_eq(isola_future_cancel(f), 0);
+	cr_assert_eq(isola_future_wait(f, -1), 0);
+	cr_assert_eq(isola_future_result(f, NULL), ISOLA_ECANCELED, "stopped, as answered");
+	cr_assert_eq(isola_future_cancel(f), ISOLA_ESTATE, "already done");
+	isola_future_release(f);
+	isola_pool_destroy(p);
+}
+
 Test(pool, task_timeout_interrupts)
 {
 	isola_pool *p = make_pool(1);
@@ -632,6 +656,30 @@ Test(pool, constructor_failure_restart_limit_and_monitor)
 	isola_actor stale = { act.id ^ 0x1234 };
 	cr_assert_eq(isola_actor_send(p, stale, "x", NULL), ISOLA_ECLOSED);
 	isola_channel_release(mon);
+	isola_pool_destroy(p);
+}
+
+/* issue 30: a call queued behind a constructor that failed for good got
+ * ECLOSED ("the pool shut down before the task ran" in Python): it gets
+ * the constructor's exception. */
+Test(pool, calls_queued_behind_a_failed_constructor_get_its_exception)
+{
+	isola_pool *p = make_pool(1);
+	isola_actor act;
+	cr_assert_eq(isola_actor_spawn(p, "pool_helper:NeverStarts", NULL, NULL, &act), 0);
+	isola_future *f;
+	cr_assert_eq(isola_actor_call(p, act, "x", NULL, &f), 0, "queued behind the constructor");
+	cr_assert_eq(isola_future_wait(f, -1), 0);
+	isola_msg m;
+	isola_msg_init(&m);
+	cr_assert_eq(isola_future_result(f, &m), ISOLA_EPYTHON);
+	isola_msg_clear(&m);
+	const char *type, *msg, *tb;
+	cr_assert_eq(isola_future_error(f, &type, &msg, &tb), 0);
+	cr_assert_str_eq(type, "RuntimeError");
+	cr_assert_str_eq(msg, "no");
+	cr_assert(strstr(tb, "__init__") != NULL, "%s", tb);
+	isola_future_release(f);
 	isola_pool_destroy(p);
 }
 

@@ -43,7 +43,7 @@ static PyObject *instance(isola__state *st, uint64_t id)
 }
 
 int isola__actor_construct(uint64_t id, const char *target, const isola_msg *args,
-			   const isola__codec_opts *o, char **why)
+			   const isola__codec_opts *o, isola_msg *exc, isola__error *err)
 {
 	isola__state *st = isola__state_current();
 	PyObject *cls = st ? isola__resolve_target(target) : NULL;
@@ -56,7 +56,9 @@ int isola__actor_construct(uint64_t id, const char *target, const isola_msg *arg
 	Py_XDECREF(inst);
 	if (ok)
 		return 0;
-	*why = exception_text();
+	if (!PyErr_Occurred())
+		PyErr_SetString(PyExc_RuntimeError, "the actor could not be stored");
+	isola__outcome_capture(0, o, exc, err);
 	return ISOLA_EPYTHON;
 }
 

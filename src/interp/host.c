@@ -65,6 +65,15 @@ int isola__interp_async_cancel(isola_interp *in, bool raise)
 	return 0;
 }
 
+bool isola__interp_async_pending(isola_interp *in)
+{
+	ISOLA__ASSERT_GIL();
+	(void)in;
+	/* The field CPython raises from at the next eval-breaker check
+	 * (cpython/pystate.h, 3.12-3.14); set and read under this GIL. */
+	return PyThreadState_Get()->async_exc != NULL;
+}
+
 int isola__interp_visit(isola_interp *in, void (*fn)(void *), void *arg)
 {
 	PyThreadState *ts = PyThreadState_New(in->istate);

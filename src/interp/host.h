@@ -104,6 +104,10 @@ void isola__host_end(isola_interp *in);
  * state: nothing was raised). */
 int isola__interp_async_cancel(isola_interp *in, bool raise);
 
+/* On in's own thread, GIL held: true if an isola.Cancelled asked with
+ * isola__interp_async_cancel is still pending (not yet raised). */
+bool isola__interp_async_pending(isola_interp *in);
+
 /* From another thread: attach a thread state of its own to in's
  * interpreter (taking its GIL, which the running code hands over at its
  * next switch-interval check), run fn(arg), then detach and delete it.
@@ -113,9 +117,11 @@ int isola__interp_visit(isola_interp *in, void (*fn)(void *), void *arg);
 /* ---- actors' instances (actor_host.c), GIL held --------------------- */
 
 /* target(*args) kept as actor id's instance.  0, or ISOLA_EPYTHON with
- * *why = "Type: message" (malloc'd; the exception is cleared). */
+ * the exception taken (cleared) as an outcome: encoded in *exc (an empty
+ * message on entry; the caller clears it), its text in *err (the caller
+ * clears it). */
 int isola__actor_construct(uint64_t id, const char *target, const isola_msg *args,
-			   const isola__codec_opts *o, char **why);
+			   const isola__codec_opts *o, isola_msg *exc, isola__error *err);
 
 /* Drop actor id's instance, if it has one. */
 void isola__actor_forget(uint64_t id);

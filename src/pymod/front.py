@@ -255,9 +255,11 @@ class Future(_cf.Future):
         """isola's extra: cancel the task, also if it is running (then
         isola.Cancelled is raised inside it at its next bytecode boundary;
         code blocked in a C call sees it when the call returns).  True if
-        the request was made, False if the task had already finished.  The
-        Future ends cancelled unless the task catches Cancelled and
-        returns (then it has that result)."""
+        the request was made: the Future then ends cancelled, also when
+        the task returns from a C call (time.sleep as the task itself)
+        before Cancelled could reach it (its result is dropped), unless
+        the task catches Cancelled and returns (then it has that result).
+        False if the task had already returned."""
         ok = self._cfut.cancel(True)
         self._poll()
         return ok
@@ -328,6 +330,8 @@ def _complete(fut, outcome):
             base.set_running_or_notify_cancel(fut)  # wake wait()/as_completed()
         elif kind == "timeout":
             base.set_exception(fut, TimeoutError("the task ran past its timeout and was interrupted"))
+        elif value:  # closed, and the scheduler said why (an actor that is gone)
+            base.set_exception(fut, ChannelClosed(value))
         else:
             base.set_exception(fut, RuntimeError("the pool shut down before the task ran"))
     except _cf.InvalidStateError:
@@ -419,6 +423,7 @@ class BrokenPool(_cf.BrokenExecutor):
 
 
 _live_pools = _weakref.WeakSet()  # pools not yet joined (shutdown(wait=True))
+_dropped_pools = set()  # _DroppedPool: pools dropped before they were joined
 _abandoned = []  # pools left with tasks stuck past their grace (kept alive)
 _exiting = False
 _stopped_by_signal = False  # Ctrl-C reached a shutdown
@@ -439,10 +444,13 @@ def _shutdown_all():
     # that threads still run in (_exit_abandoning).
     global _exiting, _stopped_by_signal
     _exiting = True
-    for pool in list(_live_pools):
+    last = getattr(_sys, "last_exc", None) or getattr(_sys, "last_value", None)
+    if isinstance(last, KeyboardInterrupt):  # Ctrl-C ended the program: stop
+        _stopped_by_signal = True
+    for pool in list(_live_pools) + list(_dropped_pools):
         while pool not in _abandoned:
             try:
-                pool._join(_STOP if _stopped_by_signal else 0, None)
+                pool._join(_STOP if _stopped_by_signal else pool._exit_how, None)
                 break
             except KeyboardInterrupt:
                 _stopped_by_signal = True  # then again, bounded
@@ -459,7 +467,7 @@ def _exit_abandoning():
     # atexit handlers run, the standard streams are flushed, and the exit
     # status is what CPython would have given for a Ctrl-C (death by
     # SIGINT) or an unhandled exception (1), else 0.
-    stuck = [p for p in _abandoned if not p._join(_STOP, 0)]
+    stuck = [p for p in _abandoned if not p._c.shutdown(_STOP, True, 0)]
     if not stuck:
         return
     import atexit
@@ -575,7 +583,10 @@ class Pool:
 
     Use it as a context manager: leaving the block shuts it down, waiting
     for what was submitted; if the block raised (Ctrl-C included), queued
-    work is cancelled and running tasks are interrupted instead.
+    work is cancelled and running tasks are interrupted instead.  A Pool
+    dropped without shutdown() does the same in the background (the
+    dropping thread never waits; a task still running stop_grace seconds
+    later is abandoned with a warning).
     """
 
     def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
@@ -619,6 +630,14 @@ class Pool:
         self._closed = False
         self._lock = _threading.Lock()
         self._completions = _Completions(self._c.done_channel())
+        # Dropped before it is joined: stopped with _drop_how (cancel and
+        # interrupt; an Executor's pool: finish what was submitted) and
+        # joined in the background, never by the dropping thread.
+        self._drop_how = [_STOP]
+        self._exit_how = 0  # at exit: wait for what was submitted
+        self._dropped = _weakref.finalize(self, _pool_dropped, self._c, self._completions,
+                                          self._grace, self._drop_how)
+        self._dropped.atexit = False  # at exit, _shutdown_all joins every pool
         _live_pools.add(self)
 
     # -- tasks -------------------------------------------------------------
@@ -803,7 +822,9 @@ class Pool:
         restart=True: when the constructor or that hook fails, or the actor
         is killed, build it again with the same arguments, up to max_restarts
         times within restart_window seconds; else (or past that) it stops.
-        pool.monitor() reports each stop and restart.
+        pool.monitor() reports each stop and restart.  When the constructor
+        fails for good, the calls queued behind it raise its exception;
+        later calls raise isola.ChannelClosed.
         """
         self._check_open()
         aid = self._c.spawn(self._target(cls), args, kwargs or None, bool(restart),
@@ -839,7 +860,9 @@ class Pool:
           are interrupted (isola.Cancelled inside them);
         - interrupt (isola's extra): cancel what is queued and interrupt
           running tasks at once;
-        - timeout: after that many seconds, the same as interrupt;
+        - timeout: shutdown returns within that many seconds: running
+          tasks are interrupted when stop_grace (or, if less, the whole
+          timeout) is left, and abandoned at the end;
         - Ctrl-C while waiting: the same as interrupt, then KeyboardInterrupt.
         A task still running stop_grace seconds after its interrupt (a C
         call that cannot be interrupted, such as time.sleep) is abandoned
@@ -858,11 +881,12 @@ class Pool:
             if interrupt:
                 self._join(_STOP, None)
             elif cancel_futures:
-                self._join(how, self._grace)
+                self._join(how, 2 * self._grace)  # the grace, then the grace after interrupting
             else:
                 self._join(how, timeout)
             return
         self._c.shutdown(how, False)
+        self._drop_how[0] = self._exit_how = how  # dropped later or at exit: what was asked
         if first:  # join in the background: the program can exit
             _threading.Thread(target=self._c.shutdown, args=(how, True),
                               name="isola-pool-join", daemon=True).start()
@@ -884,30 +908,40 @@ class Pool:
                 return
             time.sleep(0.001)
 
-    def _join(self, how, timeout):
-        # Wait for the workers: up to timeout (None: forever) with how;
-        # then (and at once when how interrupts) interrupt and wait the
-        # grace; then abandon.  True once joined.
+    def _join(self, how, timeout, what="shutdown returns"):
+        # Wait for the workers, at most timeout seconds in all (None: no
+        # bound) with how; the grace (at most what is left of timeout)
+        # before the end, or at once when how interrupts, interrupt; then
+        # abandon.  True once joined.
         global _stopped_by_signal
+        import time
+        grace = self._grace if timeout is None else min(self._grace, timeout)
+        end = None if timeout is None else time.monotonic() + timeout
         try:
             if how != _STOP:
-                if self._c.shutdown(how, True, timeout):
+                if self._c.shutdown(how, True, None if end is None else timeout - grace):
                     return self._joined()
-            if self._c.shutdown(_STOP, True, self._grace):
+            if end is not None:
+                grace = max(0.0, min(grace, end - time.monotonic()))
+            if self._c.shutdown(_STOP, True, grace):
                 return self._joined()
         except KeyboardInterrupt:
             _stopped_by_signal = True
             raise
         if self not in _abandoned:
             _abandoned.append(self)
-            _warn_abandoned(self, "shutdown returns")
+            _warn_abandoned(self, what)
         return False
 
     def _joined(self):
         self._completions.join()
         _live_pools.discard(self)
+        _dropped_pools.discard(self)
         if self in _abandoned:
             _abandoned.remove(self)
+        dropped = getattr(self, "_dropped", None)
+        if dropped is not None:
+            dropped.detach()
         return True
 
     def _check_open(self):
@@ -927,6 +961,45 @@ class Pool:
     def __repr__(self):
         state = "closed" if self._closed else f"{self.size} workers"
         return f"<isola.Pool {state}>"
+
+
+class _DroppedPool:
+    """What is left of a Pool dropped before it was joined: its C pool,
+    completions and grace, held (in _dropped_pools) until joined, so that
+    its workers are still stopped and joined, or abandoned, before the
+    interpreter finalizes."""
+
+    def __init__(self, c, completions, grace, how):
+        self._c, self._completions, self._grace = c, completions, grace
+        self._exit_how = how
+
+    _join = Pool._join
+    _joined = Pool._joined
+
+    def _join_quietly(self, how):
+        try:
+            self._join(how, None, "a dropped pool stops")
+        except BaseException:  # at exit, _shutdown_all takes over
+            pass
+
+
+def _pool_dropped(c, completions, grace, drop_how):
+    # weakref.finalize of a Pool, on the dropping thread: ask the pool to
+    # stop (drop_how[0]) and join it in the background; the dropping
+    # thread never waits (a task stuck in a C call would block it).
+    how = drop_how[0]
+    d = _DroppedPool(c, completions, grace, how)
+    _dropped_pools.add(d)
+    try:
+        c.shutdown(how, False)
+        try:
+            t = _threading.Thread(target=d._join_quietly, args=(how,), name="isola-pool-join",
+                                  daemon=True)
+        except RuntimeError:  # a sub-interpreter without daemon threads
+            t = _threading.Thread(target=d._join_quietly, args=(how,), name="isola-pool-join")
+        t.start()
+    except BaseException:  # interpreter shutdown: _shutdown_all joins it
+        pass
 
 
 class ActorProxy:
@@ -992,11 +1065,17 @@ class Executor(_cf.ThreadPoolExecutor):
 
     Executor(max_workers=None, initializer=None, initargs=(), **pool_options)
 
-    pool_options are isola.Pool's (preload, init, path, allow_pickle).  A
-    failing initializer makes the executor broken: the error is logged to
-    the "concurrent.futures" logger, and submit() raises isola.BrokenPool
-    (a concurrent.futures.BrokenExecutor).  Futures are isola.Future:
-    cancel() as the contract says, interrupt() to stop a running task.
+    pool_options are isola.Pool's (preload, init, path, allow_pickle,
+    stop_grace).  As with the stdlib's executors, nothing starts until
+    work arrives: the workers (all max_workers of them, in parallel) and
+    their initializers start at the first submit() or map(), so an
+    executor that is never used costs nothing and shuts down at once.  A
+    failing initializer makes the executor broken at that point: the
+    error is logged to the "concurrent.futures" logger, and submit()
+    raises isola.BrokenPool (a concurrent.futures.BrokenExecutor), then
+    and from then on.  Futures are isola.Future: cancel() as the contract
+    says, interrupt() to stop a running task.  An executor dropped without
+    shutdown() runs what was submitted, as ThreadPoolExecutor does.
 
     Callables that cannot travel by reference (asyncio.to_thread's
     functools.partial(Context.run, ...), lambdas, closures, bound methods)
@@ -1005,42 +1084,63 @@ class Executor(_cf.ThreadPoolExecutor):
     libraries submit (issue #31.7).  isola.Pool refuses them instead.
     """
 
+    _POOL_OPTIONS = frozenset({"preload", "init", "path", "allow_pickle", "stop_grace"})
+
     def __init__(self, max_workers=None, initializer=None, initargs=(), **pool_options):
         if max_workers is not None and max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        unknown = sorted(set(pool_options) - self._POOL_OPTIONS)
+        if unknown:
+            raise TypeError(f"Executor() got an unexpected keyword argument {unknown[0]!r}")
+        # What Pool() would refuse, refused now (not at the first submit).
+        _init_source(initializer, initargs, pool_options.get("allow_pickle", True))
+        if max_workers is not None and max_workers > MAX_WORKERS:
+            raise ValueError(f"max_workers must be at most {MAX_WORKERS}, got {max_workers}")
         self._broken = False
         self._shutdown_lock = _threading.Lock()
         self._shutdown = False
-        self._init_error = None
-        try:
-            self._pool = Pool(max_workers, initializer=initializer, initargs=initargs,
-                              **pool_options)
-        except BrokenPool as exc:
-            if initializer is None:
-                raise
-            self._pool = None
-            self._init_error = exc
-            self._broken = ("A worker's initializer failed, the executor is not usable "
-                            f"anymore: {exc}")
-        self._max_workers = self._pool.size if self._pool is not None else max_workers
+        self._pool = None  # made by the first submit() or map() (_start)
+        self._pool_args = (max_workers, dict(pool_options, initializer=initializer,
+                                             initargs=tuple(initargs)))
+        self._max_workers = max_workers or _os.cpu_count() or 1
 
-    def _check_usable(self):
-        # Needs self._shutdown_lock.  The initializer's failure is logged
-        # at the first use, as thread pools log it when their first worker
-        # starts (at the first submit).
-        if self._init_error is not None:
-            import logging
-            logging.getLogger("concurrent.futures").critical(
-                "Exception in initializer:\n%s", self._init_error)
-            self._init_error = None
+    def _start(self):
+        # Needs self._shutdown_lock: the pool, made at the first use.
         if self._broken:
             raise BrokenPool(self._broken)
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
+        if _exiting:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        if self._pool is not None:
+            return self._pool
+        workers, options = self._pool_args
+        try:
+            pool = Pool(workers, **options)
+        except BrokenPool as exc:
+            # As thread pools do when their first worker's initializer
+            # fails: logged, and the executor is broken from now on.
+            import logging
+            logging.getLogger("concurrent.futures").critical(
+                "Exception in initializer:\n%s", exc)
+            self._broken = ("A worker's setup or initializer failed, the executor is not "
+                            f"usable anymore: {exc}")
+            raise BrokenPool(self._broken) from exc
+        pool._drop_how[0] = 0  # dropped without shutdown: run what was submitted
+        self._pool = pool
+        self._max_workers = pool.size
+        return pool
 
     def _local(self):
         # Needs self._shutdown_lock.  Threads of this interpreter for the
-        # callables that cannot travel (issue #31.7), made on first need.
+        # callables that cannot travel (issue #31.7), made on first need;
+        # the pool's workers are not started for them.
+        if self._broken:
+            raise BrokenPool(self._broken)
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if _exiting:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
         local = getattr(self, "_local_threads", None)
         if local is None:
             local = self._local_threads = _cf.ThreadPoolExecutor(
@@ -1049,10 +1149,9 @@ class Executor(_cf.ThreadPoolExecutor):
 
     def submit(self, fn, /, *args, **kwargs):
         with self._shutdown_lock:
-            self._check_usable()
             if not _travels(fn):
                 return self._local().submit(fn, *args, **kwargs)
-            return self._pool.submit(fn, *args, **kwargs)
+            return self._start().submit(fn, *args, **kwargs)
 
     submit.__doc__ = (_cf.Executor.submit.__doc__ or "") + """
         A callable that cannot travel by reference (asyncio.to_thread's
@@ -1066,18 +1165,19 @@ class Executor(_cf.ThreadPoolExecutor):
         chunksize > 1 sends that many calls per task.  A callable that
         cannot travel runs on threads of this interpreter, as in submit."""
         with self._shutdown_lock:
-            self._check_usable()
             if not _travels(fn):
                 extra = {} if buffersize is None else {"buffersize": buffersize}
                 return self._local().map(fn, *iterables, timeout=timeout, **extra)
-        return self._pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
+            pool = self._start()
+        return pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         with self._shutdown_lock:
             self._shutdown = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
-        local = getattr(self, "_local_threads", None)
+            pool = self._pool
+            local = getattr(self, "_local_threads", None)
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
         if local is not None:
             local.shutdown(wait=wait, cancel_futures=cancel_futures)
 

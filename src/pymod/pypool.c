@@ -872,7 +872,7 @@ static PyObject *remote_error_from_text(isola__state *st, const char *type, cons
 }
 
 /* outcome() -> ("ok", value) | ("error", exception) | ("cancelled", None)
- * | ("timeout", None) | ("closed", None) | ("pending", None) */
+ * | ("timeout", None) | ("closed", why or None) | ("pending", None) */
 static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -903,6 +903,14 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 			isola_future_error(c->f, &type, &msg, &tb);
 			value = remote_error_from_text(state_of(self), type, msg, tb);
 		}
+	} else if (r != ISOLA_ECANCELED && r != ISOLA_ETIMEDOUT && r != ISOLA_EAGAIN) {
+		/* Closed: why, when the scheduler said (an actor that died or
+		 * never started), else None (the pool shut down first). */
+		const char *type = NULL, *msg = NULL, *tb = NULL;
+		if (isola_future_error(c->f, &type, &msg, &tb) == 0 && msg != NULL && *msg)
+			value = PyUnicode_FromString(msg);
+		else
+			value = Py_NewRef(Py_None);
 	} else {
 		value = Py_NewRef(Py_None);
 	}

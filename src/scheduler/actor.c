@@ -33,6 +33,11 @@ struct actor_slot {
 	uint64_t mailbox;   /* atomic: messages not yet handled */
 	char *target;
 	isola_msg ctor_args; /* kept for restarts */
+	/* Why the constructor failed for good (encoded exception and its
+	 * text), for the calls queued behind it; kept until the slot is
+	 * reused (pool lock). */
+	isola_msg ctor_exc;
+	isola__error ctor_err;
 	isola_actor_options opts;
 	int64_t restarts[MAX_TRACKED_RESTARTS]; /* ring of restart times */
 	int n_restarts;
@@ -134,6 +139,8 @@ int isola_actor_spawn(isola_pool *p, const char *target, isola_msg *args,
 	}
 	s->generation++;
 	s->alive = 1;
+	isola_msg_clear(&s->ctor_exc);
+	isola__error_clear(&s->ctor_err);
 	s->worker = w;
 	s->mailbox = 1; /* the constructor */
 	s->target = isola__strdup(target);
@@ -275,6 +282,8 @@ void isola__actor_free_all(struct isola_pool *p)
 {
 	for (size_t i = 0; i < p->n_actor_slots; i++) {
 		isola_msg_clear(&p->actors[i].ctor_args);
+		isola_msg_clear(&p->actors[i].ctor_exc);
+		isola__error_clear(&p->actors[i].ctor_err);
 		isola__free(p->actors[i].target);
 	}
 	isola__free(p->actors);
@@ -335,19 +344,30 @@ static bool construct(struct worker *w, uint64_t id, bool restarting, const char
 		}
 		if (restarting)
 			monitor(p, id, "restarted", why);
-		char *text = NULL;
-		int r = isola__actor_construct(id, target, &args, &o, &text);
+		isola_msg exc;
+		isola_msg_init(&exc);
+		isola__error err = { 0 };
+		int r = isola__actor_construct(id, target, &args, &o, &exc, &err);
 		isola__free(target);
 		isola_msg_clear(&args);
 		if (r == 0)
 			return true;
+		char reason[600];
+		snprintf(reason, sizeof(reason), "constructor failed: %s: %s",
+			 err.type ? err.type : "Exception", err.message ? err.message : "");
 		pthread_mutex_lock(&p->lock);
 		s = lookup(p, id);
 		bool again = s != NULL && may_restart(s);
+		if (s != NULL && !again) { /* the calls queued behind it get this error */
+			isola_msg_clear(&s->ctor_exc);
+			isola__msg_move(&s->ctor_exc, &exc);
+			isola__error_clear(&s->ctor_err);
+			s->ctor_err = err;
+			err = (isola__error){ 0 };
+		}
 		pthread_mutex_unlock(&p->lock);
-		char reason[600];
-		snprintf(reason, sizeof(reason), "constructor failed: %s", text ? text : "?");
-		isola__free(text);
+		isola_msg_clear(&exc);
+		isola__error_clear(&err);
 		if (!again) {
 			stop(w, id, reason);
 			return false;
@@ -389,6 +409,35 @@ static void fail_closed(struct isola_pool *p, isola_future *f, const char *why)
 	isola__error_clear(&e);
 }
 
+/* A call to an actor whose constructor failed for good: its future gets
+ * the constructor's exception (a copy).  False if that is not why the
+ * actor is gone (or there is no future, or no memory). */
+static bool fail_with_constructor_error(struct isola_pool *p, struct task *t)
+{
+	if (t->future == NULL)
+		return false;
+	isola_msg exc;
+	isola__error err = { 0 };
+	bool have = false;
+	pthread_mutex_lock(&p->lock);
+	uint32_t index = (uint32_t)t->actor_id;
+	struct actor_slot *s = index < p->n_actor_slots ? &p->actors[index] : NULL;
+	if (s != NULL && s->generation == (uint32_t)(t->actor_id >> 32) && !s->alive &&
+	    s->ctor_err.type != NULL && isola__msg_copy(&exc, &s->ctor_exc) == 0) {
+		err.type = isola__strdup(s->ctor_err.type);
+		err.message = isola__strdup(s->ctor_err.message);
+		err.traceback = isola__strdup(s->ctor_err.traceback);
+		have = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!have)
+		return false;
+	isola__future_complete(t->future, ISOLA_EPYTHON, &exc, &err);
+	isola_msg_clear(&exc);
+	isola__error_clear(&err);
+	return true;
+}
+
 static void call_method(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
@@ -404,7 +453,8 @@ static void call_method(struct worker *w, struct task *t)
 						   t->future ? &res : NULL)
 			: ISOLA_ENOTFOUND;
 	if (r == ISOLA_ENOTFOUND) {
-		fail_closed(p, t->future, "the actor is dead, was killed, or failed to start");
+		if (!fail_with_constructor_error(p, t))
+			fail_closed(p, t->future, "the actor is dead, was killed, or failed to start");
 		return;
 	}
 	if (r == 0) {

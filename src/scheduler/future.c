@@ -246,7 +246,12 @@ int isola_future_cancel(isola_future *f)
 	int s = isola__load_acquire(&f->state);
 	if (s == ISOLA_FUTURE_RUNNING || s == -1) {
 		int none = INTERRUPT_NONE;
-		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
+		/* acq_rel: pairs with the worker's seal (worker.c) when the task
+		 * returns: exactly one of the two CASes from NONE wins, so a
+		 * request answered 0 is seen by the worker before it completes. */
+		if (!isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL) &&
+		    none == INTERRUPT_SEALED)
+			return ISOLA_ESTATE; /* returned, completing now */
 		pthread_mutex_lock(&f->link->lock); /* the pool is not freed meanwhile */
 		if (f->link->pool != NULL)
 			isola__pool_interrupt_requested(f->link->pool);

@@ -24,7 +24,14 @@ struct callback {
 	struct callback *next;
 };
 
-enum interrupt_reason { INTERRUPT_NONE = 0, INTERRUPT_CANCEL = 1, INTERRUPT_TIMEOUT = 2 };
+/* isola_future->interrupt.  SEALED: the task has returned (set by its
+ * worker, under its GIL): too late to ask, isola_future_cancel says so. */
+enum interrupt_reason {
+	INTERRUPT_NONE = 0,
+	INTERRUPT_CANCEL = 1,
+	INTERRUPT_TIMEOUT = 2,
+	INTERRUPT_SEALED = 3,
+};
 
 /* Debug builds: a live future's tag (isola.h: stale handles). */
 #define ISOLA__FUTURE_TAG 0x66757475u

@@ -84,7 +84,8 @@ static void look_at_task(void *arg)
 		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_CANCEL);
 	else if (dl != 0 && l->now >= dl)
 		isola__cas_acq_rel(&f->interrupt, &none, INTERRUPT_TIMEOUT);
-	if (isola__load_acquire(&f->interrupt) != INTERRUPT_NONE &&
+	int asked = isola__load_acquire(&f->interrupt);
+	if ((asked == INTERRUPT_CANCEL || asked == INTERRUPT_TIMEOUT) &&
 	    isola__interp_async_cancel(w->interp, true) == 0) {
 		f->injected = 1;
 		/* Release: a wait that sees it sees the interrupt. */

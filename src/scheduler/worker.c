@@ -35,6 +35,25 @@ static int interrupt_status(isola_future *f)
 					 : 0;
 }
 
+/*
+ * The task of f has returned (GIL held): seal f against new interrupt
+ * requests, and say whether one was asked (and answered 0) that never
+ * reached the task's code: not raised yet, or still pending.  A task
+ * that caught a raised Cancelled and returned keeps its result.
+ */
+static bool interrupt_missed(struct worker *w, isola_future *f)
+{
+	if (f == NULL)
+		return false;
+	int asked = INTERRUPT_NONE;
+	/* acq_rel: pairs with isola_future_cancel's CAS (future.c). */
+	if (isola__cas_acq_rel(&f->interrupt, &asked, INTERRUPT_SEALED))
+		return false;
+	if (asked != INTERRUPT_CANCEL && asked != INTERRUPT_TIMEOUT)
+		return false;
+	return !f->injected || isola__interp_async_pending(w->interp);
+}
+
 void isola__complete_with_exception(struct worker *w, isola_future *f)
 {
 	if (f == NULL) {
@@ -262,6 +281,17 @@ static void run_task(struct worker *w, struct task *t)
 		f = t->future;
 		size_t failed_at = SIZE_MAX;
 		int r = run_python(w, t, &result, &failed_at);
+		if (r == 0 && interrupt_missed(w, f)) {
+			/* Asked to stop and answered yes, but it returned (from
+			 * one C call) before isola.Cancelled could reach it:
+			 * stopped, as the interrupt promised. */
+			status = interrupt_status(f);
+			isola_msg_clear(&result);
+			err.type = isola__strdup("isola.Cancelled");
+			err.message = isola__strdup(status == ISOLA_ETIMEDOUT
+							    ? "the task ran past its timeout and was interrupted"
+							    : "the task was cancelled while running");
+		}
 		if (r < 0) {
 			isola__codec_opts o = codec_opts(p);
 			status = isola__outcome_capture(interrupt_status(f), &o, &result, &err);

@@ -103,5 +103,68 @@ if _util is not None:
                 super().setUpClass()
 
         _made["IsolaAsyncioTest"] = IsolaAsyncioTest
+
+        # InterpreterPoolExecutorTest's own tests (ExecutorTest's, which
+        # it inherits, run above).  Issue 37: test_init_func checks that
+        # initializers run when work arrives, not in the constructor.
+        _IPOOL_NOT_APPLICABLE = {
+            "test_init_script": "a source string as initializer (expected to fail in CPython too)",
+            "test_init_script_args": "a source string as initializer (expected to fail in CPython too)",
+            "test_init_exception_in_script": "a source string as initializer (expected to fail in CPython too)",
+            "test_submit_script": "a source string as task (expected to fail in CPython too)",
+            "test_submit_exception_in_script": "a source string as task (expected to fail in CPython too)",
+            "test_init_closure": "closures as initializer (isola refuses them with TypeError)",
+            "test_init_instance_method": "a bound method as initializer (refused with TypeError)",
+            "test_submit_closure": "closures: InterpreterPoolExecutor refuses them (NotShareableError), "
+                                   "isola.Executor runs them on a thread of the caller (#31.7)",
+            "test_submit_local_instance": "a class defined inside the test: InterpreterPoolExecutor's "
+                                          "refusal; isola.Executor runs it on a thread (#31.7)",
+            "test_submit_instance_method": "a bound method: InterpreterPoolExecutor's refusal; "
+                                           "isola.Executor runs it on a thread (#31.7)",
+            "test_pickle_errors_propagate": "an instance as the function: InterpreterPoolExecutor's "
+                                            "pickling error; isola.Executor runs it on a thread",
+            "test_saturation": "a bound method (queue.get) and ThreadPoolExecutor's private _threads",
+            "test_blocking": "a function defined inside the test (it would run on a thread of the "
+                             "caller here, not on the interpreters it is about)",
+            "test_blocking_with_limited_workers": "a function defined inside the test (as "
+                                                  "test_blocking)",
+            "test_idle_thread_reuse": "ThreadPoolExecutor's private _threads (isola starts "
+                                      "max_workers workers at the first submission)",
+            "test_init_exception_in_func": "InterpreterPoolExecutor's own error types and "
+                                           "stderr (BrokenInterpreterPool, ExecutionFailed); the "
+                                           "failing-initializer contract is test_init's, run above",
+            "test_submit_exception_in_func": "InterpreterPoolExecutor's ExecutionFailed cause "
+                                             "(isola adds the remote traceback as a note)",
+            "test_import_interpreter_pool_executor": "CPython's own import of the executor",
+            "test_thread_name_prefix": "InterpreterPoolExecutor's thread names",
+            "test_thread_name_prefix_with_thread_get_name": "InterpreterPoolExecutor's thread names",
+        }
+
+        class _IsolaScriptHelper:
+            # test_init_with___main___global's script, with isola.Executor
+            # in the place of InterpreterPoolExecutor.
+            @staticmethod
+            def make_script(*args, **kwargs):
+                from test.support import script_helper
+                args = list(args)
+                args[2] = args[2].replace(
+                    "from concurrent.futures import InterpreterPoolExecutor",
+                    "from isola import Executor as InterpreterPoolExecutor")
+                return script_helper.make_script(*args, **kwargs)
+
+            assert_python_ok = staticmethod(_adapted_assert_python_ok)
+
+        _ipool.script_helper = _IsolaScriptHelper
+        _ns = {"__module__": __name__, "pipe": _ipool.InterpretersMixin.pipe}
+        for _k, _v in vars(_ipool.InterpreterPoolExecutorTest).items():
+            if not _k.startswith("test_"):
+                continue
+            if _k in _IPOOL_NOT_APPLICABLE:
+                _v = unittest.skip(f"not applicable: {_IPOOL_NOT_APPLICABLE[_k]}")(lambda self: None)
+            _ns[_k] = _v
+        _made["IsolaInterpreterPoolExecutorTest"] = type(
+            "IsolaInterpreterPoolExecutorTest", (IsolaMixin, _util.BaseTestCase), _ns)
+        for _k in ("_k", "_v", "_ns"):
+            globals().pop(_k, None)
     globals().update(_made)
     del _mod, _mixin_name, _mixin, _bases, _name
