@@ -5,6 +5,9 @@
  *   2. 2 producers sharing one core / 1 consumer: throughput
  *   3. ping-pong round trip, receiver blocking (spinning ring for the floor)
  *   4. 1 MiB payload: owned buffer (copied) vs blob reference
+ *   5. ping-pong through today's channel core and through a copy with the
+ *      wait code of 4a5d8e0 (before #20's busy-machine policy; bench/
+ *      baseline, libisola_chanbase), alternating, with the ck ring floor
  * Prints a table, or JSON with --json.  --quick shortens every run.
  */
 #include <ck_ring.h>
@@ -296,6 +299,38 @@ static void pingpong(enum impl impl, long rounds, double *median, double *p99)
 	}
 }
 
+/* ---- today's wait code against 4a5d8e0's, alternating ----------- */
+int bench_base_pingpong(long rounds, int64_t *lat); /* libisola_chanbase */
+
+/* Medians of `runs` alternating ping-pongs: today's core (cur), the
+ * 4a5d8e0 copy (base) and the ck ring (ring); ns, median over runs of
+ * each run's median. */
+static void versus_baseline(long rounds, int runs, double *cur, double *base, double *ring)
+{
+	double c[16], b[16], g[16], unused;
+	int64_t *lat = malloc(sizeof(int64_t) * (size_t)rounds);
+	for (int r = 0; r < runs; r++) {
+		pingpong(IMPL_ISOLA, rounds, &c[r], &unused);
+		bench_base_pingpong(rounds, lat);
+		qsort(lat, (size_t)rounds, sizeof(int64_t), cmp_i64);
+		b[r] = (double)lat[rounds / 2];
+		pingpong(IMPL_RING, rounds, &g[r], &unused);
+	}
+	free(lat);
+	int64_t ci[16], bi[16], gi[16];
+	for (int r = 0; r < runs; r++) {
+		ci[r] = (int64_t)c[r];
+		bi[r] = (int64_t)b[r];
+		gi[r] = (int64_t)g[r];
+	}
+	qsort(ci, (size_t)runs, sizeof(int64_t), cmp_i64);
+	qsort(bi, (size_t)runs, sizeof(int64_t), cmp_i64);
+	qsort(gi, (size_t)runs, sizeof(int64_t), cmp_i64);
+	*cur = (double)ci[runs / 2];
+	*base = (double)bi[runs / 2];
+	*ring = (double)gi[runs / 2];
+}
+
 /* ---- large payloads: copy vs blob --------------------------------- */
 static void free_buf(void *ctx, void *data, size_t len)
 {
@@ -362,6 +397,9 @@ int main(int argc, char **argv)
 	double blob1k = big_payload(1024, 1, quick ? 2000 : 20000);
 	double copy1m = big_payload(1 << 20, 0, quick ? 100 : 1000);
 	double blob1m = big_payload(1 << 20, 1, quick ? 2000 : 20000);
+	int vs_runs = quick ? 5 : 9;
+	double vs_cur, vs_base, vs_ring;
+	versus_baseline(rounds, vs_runs, &vs_cur, &vs_base, &vs_ring);
 
 	if (json) {
 		printf("{\"throughput_1p1c_msg_s\": {\"isola\": %.0f, \"mutex\": %.0f, \"ck_spsc\": %.0f},\n",
@@ -372,8 +410,11 @@ int main(int argc, char **argv)
 		       med[0], p99[0], med[1], p99[1], med[2], p99[2]);
 		printf(" \"payload_ns\": {\"copy_1k\": %.0f, \"blob_1k\": %.0f, \"copy_1m\": %.0f, \"blob_1m\": %.0f},\n",
 		       copy1k, blob1k, copy1m, blob1m);
-		printf(" \"ratios\": {\"1p1c_vs_mutex\": %.2f, \"2p_same_core_vs_mutex\": %.2f, \"pingpong_vs_spsc_spin\": %.2f, \"blob_1m_vs_1k\": %.2f}}\n",
-		       tp1[0] / tp1[1], tp2[0] / tp2[1], med[0] / med[2], blob1m / blob1k);
+		printf(" \"pingpong_vs_4a5d8e0_ns\": {\"runs\": %d, \"isola\": %.0f, \"isola_4a5d8e0\": %.0f, \"ck_spsc_spin\": %.0f},\n",
+		       vs_runs, vs_cur, vs_base, vs_ring);
+		printf(" \"ratios\": {\"1p1c_vs_mutex\": %.2f, \"2p_same_core_vs_mutex\": %.2f, \"pingpong_vs_spsc_spin\": %.2f, \"blob_1m_vs_1k\": %.2f, \"pingpong_vs_4a5d8e0\": %.2f, \"pingpong_alternating_vs_spsc_spin\": %.2f}}\n",
+		       tp1[0] / tp1[1], tp2[0] / tp2[1], med[0] / med[2], blob1m / blob1k,
+		       vs_cur / vs_base, vs_cur / vs_ring);
 		return 0;
 	}
 	printf("isola channel benchmark (%d CPUs)\n\n", ncpus());
@@ -393,6 +434,12 @@ int main(int argc, char **argv)
 	printf("4. send+recv of a payload (us)\n");
 	printf("   1 KiB copied %8.2f   as blob %8.3f\n", copy1k / 1e3, blob1k / 1e3);
 	printf("   1 MiB copied %8.2f   as blob %8.3f\n", copy1m / 1e3, blob1m / 1e3);
-	printf("   blob 1 MiB / blob 1 KiB: %.2fx (target ~1: independent of size)\n", blob1m / blob1k);
+	printf("   blob 1 MiB / blob 1 KiB: %.2fx (target ~1: independent of size)\n\n", blob1m / blob1k);
+	printf("5. ping-pong, %d alternating runs (us, median of the runs' medians)\n", vs_runs);
+	printf("   %-16s %8.2f\n", "isola", vs_cur / 1e3);
+	printf("   %-16s %8.2f  (wait code of 4a5d8e0, bench/baseline)\n", "isola 4a5d8e0", vs_base / 1e3);
+	printf("   %-16s %8.2f\n", impl_name[2], vs_ring / 1e3);
+	printf("   ratio isola/4a5d8e0: %.2fx (target <= 1.1x), isola/spsc: %.2fx (target <= 1.5x)\n",
+	       vs_cur / vs_base, vs_cur / vs_ring);
 	return 0;
 }

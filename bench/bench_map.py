@@ -1,6 +1,6 @@
 """isola map against what users already have, on one generated file.
 
-python3.14 bench/bench_map.py [--lines N] [--repeat R] [--isola PATH]
+python3.14 bench/bench_map.py [--lines N] [--repeat R] [--isola PATH] [--json]
 
 Generates N JSON lines (default 200,000, ~55 MB) and times, in one run,
 interleaved R times (default 3) so that the machine's noise hits every
@@ -55,6 +55,7 @@ def main():
     ap.add_argument("--isola", default=None, help="the isola command (default: on PATH, "
                     "or $ISOLA_BUILD_DIR/cli/isola)")
     ap.add_argument("--quick", action="store_true", help="20,000 lines, 1 repeat")
+    ap.add_argument("--json", action="store_true", help="the times as JSON (bench/plot.py)")
     a = ap.parse_args()
     if a.quick:
         a.lines, a.repeat = 20000, 1
@@ -105,6 +106,11 @@ def main():
                 raise SystemExit(f"bench_map: {name} wrote other results than the loop")
     shutil.rmtree(tmp)
     base = statistics.median(times["loop"])
+    if a.json:
+        print(json.dumps({"python": sys.version.split()[0], "cpus": n, "lines": a.lines,
+                          "mb": round(size / 1e6, 1), "repeat": a.repeat, "times_s": times},
+                         indent=1))
+        return
     print(f"isola map: {a.lines} lines ({size / 1e6:.0f} MB), {n} CPUs, "
           f"median of {a.repeat} interleaved runs")
     print(f"{'contender':18} {'median s':>9} {'min-max s':>13} {'vs loop':>8}")

@@ -29,20 +29,26 @@ commands:
 
 USAGE_MAP = """\
 usage: isola map MODULE:FUNC [FILE...] [-j N] [--in FILE]... [--out FILE]
-                 [--ordered] [--lines] [--chunk K] [--timeout S] [--retries N]
-                 [--halt N] [--errors FILE] [--joblog FILE] [--resume]
+                 [--ordered [--placeholder TEXT]] [--lines] [--chunk K]
+                 [--timeout S] [--retries N] [--halt N] [--errors FILE]
+                 [--joblog FILE] [--resume]
                  [--path DIR]... [--preload MOD]... [--shared NAME=FILE]...
+                 [--trace FILE]
 
 Read JSON lines from the FILEs (or standard input; `-` is standard input),
 call FUNC(value) with each line's value as its one argument, in a pool of N
 interpreters, and write one JSON line per result:
-  --ordered  the results alone, in input order;
+  --ordered  the results alone, in input order, one output line per input
+             line: output line N is input line N (`paste` works), and a
+             failed or blank line gives the placeholder, an empty line
+             unless --placeholder TEXT (`null`, say) names another;
   default    {"index": i, "result": ...} as they finish (i: the line's
              number in the input, from 0, counting every file in turn).
-Blank lines are skipped.  With --lines each line (a str, without its line
-end) is the argument instead of a JSON value.  A result that JSON cannot
-write (NaN, Infinity, a set, ...) is an error for its line: the output is
-always standard JSON.
+FUNC is not called for blank lines.  With --lines each line (a str,
+without its line end) is the argument instead of a JSON value.  A result
+that JSON cannot write (NaN, Infinity, a set, ...) is an error for its
+line: every output line is standard JSON (but --ordered's empty
+placeholder lines).
 
 A failing line (bad UTF-8, bad JSON, an exception, a timeout) is reported
 for that line alone and the run goes on:
@@ -50,7 +56,8 @@ for that line alone and the run goes on:
                  {"index", "file", "line", "error", "message", "traceback"};
   otherwise      unordered output gets {"index": i, "error": TYPE,
                  "message": MSG, "traceback": TB} rows; --ordered output
-                 stays results only and failures go to standard error.
+                 stays results only (the placeholder in a failed line's
+                 place) and failures go to standard error.
 Output written by print() in FUNC goes to standard error, never into the
 results.
 
@@ -62,19 +69,35 @@ options:
                  that fails to start or write leaves FILE as it was; FILE
                  may not be one of the inputs.
   --ordered      results in input order (see above)
+  --placeholder TEXT
+                 with --ordered: the line written for a failed or blank
+                 input line (default: an empty line)
   --lines        plain text lines instead of JSON
   --chunk K      lines per task (default: sized to ~20 ms of work per task)
   --timeout S    a line whose call runs longer than S seconds is interrupted
-                 (isola.Cancelled inside FUNC) and fails with TimeoutError
+                 (isola.Cancelled inside FUNC) and fails with TimeoutError.
+                 A call that cannot be interrupted (blocked in C, such as
+                 time.sleep) fails its line isola.STOP_GRACE (2 s) later:
+                 its worker is given up on (abandoned at exit unless the
+                 call returns) and the other lines of its task run again
+                 in other workers; with every worker given up on, the run
+                 stops (exit status 1).  Costs a few microseconds a line.
   --retries N    call FUNC up to N more times for a line that fails
-  --halt N       stop after N failed lines: read no more input, let running
-                 tasks finish, write what finished (exit status 1)
+  --halt N       stop at the Nth failed line: read no more input, cancel
+                 what has not started, let running tasks finish, and write
+                 what finished up to the Nth failure (past it, lines up to
+                 the next failure; with --ordered, nothing past a line not
+                 written); exit status 1
   --errors FILE  failures there (see above), keeping the output clean
   --joblog FILE  after each finished task, a line "first count failed
-                 seconds" (tab-separated) naming the input lines it covered;
-                 --out is then written in place as the run goes
+                 seconds out_bytes errors_bytes" (tab-separated) naming the
+                 input lines it covered and the size of --out and --errors
+                 once they were written; --out is then written in place as
+                 the run goes
   --resume       with --joblog: skip the lines the joblog lists as done and
-                 append to --out (and --errors); give the same inputs
+                 append to --out (and --errors), first cutting off what a
+                 run that was killed wrote without logging it; give the
+                 same inputs
   --path DIR     add DIR to the workers' sys.path (the current directory is
                  on it)
   --preload MOD  import MOD in every worker first
@@ -82,15 +105,25 @@ options:
                  freeze the JSON file FILE once and publish it as NAME:
                  FUNC reads it with isola.lookup(NAME), in place, without
                  a copy per worker (a lookup table, a vocabulary)
+  --trace FILE   write a timeline of every task to FILE (Trace Event Format
+                 JSON: open it in https://ui.perfetto.dev or chrome://tracing,
+                 or draw it with scripts/trace-plot)
 
 Stopping: Ctrl-C (SIGINT) or SIGTERM stops reading, cancels what has not
 started, gives running tasks isola.STOP_GRACE (2 s) to finish and then
-interrupts them (a second signal: at once), writes every finished line
-whole, prints the summary and exits 130 (SIGINT) or 143 (SIGTERM).  With
---joblog, --resume then does the rest.
+interrupts them; a task still running STOP_GRACE after its interrupt (a
+call blocked in C) is abandoned, as isola.Pool abandons it.  Each further
+signal takes the next step at once.  Every finished line is written whole
+(--ordered: only up to the first line not done, so that the output is
+always a prefix of the input order), then the summary, and the exit status
+is 130 (SIGINT) or 143 (SIGTERM).  With --joblog, --resume then does the
+rest, in order.  When the reader of the output goes away (`isola map ... |
+head`), the run stops at once, quietly, with status 141, as a tool killed
+by SIGPIPE.
 
 Exit status: 0 all lines done; 1 some failed (or --halt); 2 a usage, setup
-or output error (a missing module, an unwritable --out, a full disk).
+or output error (a missing module, an unwritable --out or --joblog, a full
+disk); 130/143 after SIGINT/SIGTERM; 141 the output pipe was closed.
 A progress bar goes to standard error when it is a terminal; a summary
 line always.
 
@@ -244,6 +277,12 @@ def _text(name, v):
     return v
 
 
+def _one_line(name, v):
+    if "\n" in v or "\r" in v:
+        raise _UsageError(f"{name} takes text on one line")
+    return v
+
+
 # -- isola run / bench --------------------------------------------------------
 
 def _cmd_run(args):
@@ -317,7 +356,8 @@ def _cmd_map(args):
         {"-j": _int(1, 1024), "--in": _text, "--out": _text, "--chunk": _int(1, 1000000),
          "--path": _text, "--preload": _text, "--timeout": _seconds,
          "--retries": _int(0, 1000), "--halt": _int(1, 10**12), "--errors": _text,
-         "--joblog": _text, "--shared": _text},
+         "--joblog": _text, "--shared": _text, "--placeholder": _one_line,
+         "--trace": _text},
         repeated=("--in", "--path", "--preload", "--shared"))
     if not pos:
         raise _UsageError("map needs MODULE:FUNC")
@@ -330,6 +370,8 @@ def _cmd_map(args):
     mod, _, qual = target.partition(":")
     if not mod or not qual:
         raise _UsageError(f"bad function name {target}: expected MODULE:FUNC")
+    if "--placeholder" in opts and not opts.get("--ordered"):
+        raise _UsageError("--placeholder goes with --ordered")
     if opts.get("--resume") and not opts.get("--joblog"):
         raise _UsageError("--resume needs --joblog (the record of what was done)")
     return MapRun(target, files, opts).run()

@@ -62,18 +62,28 @@ def _error_of(exc, skip_frames=1):
     return name, str(exc), "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _map_chunk(target, first, data, plain, ordered, timeout, retries):
+def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progress=None):
     """Lines data (bytes, b"\\n"-separated) numbered from first: returns
-    (text, errors, blank, seconds): text holds one output line per result,
-    errors (index, type, message, traceback) per failed line."""
+    (text, errors, blanks, seconds): text holds one output line per result
+    (placeholder None: unordered rows) or, ordered, one line per input line
+    (placeholder for a failed or blank line); errors (index, type, message,
+    traceback) per failed line; blanks the indices of blank lines.
+    progress (with --timeout): (channel, token); each call's start is sent
+    there as token << 40 | index (one int: a few microseconds a line; its
+    complement for odd retries, so that each call is a new value), so
+    that the main side sees a line stuck past --timeout in a call that
+    cannot be interrupted."""
     import isola
     t0 = time.perf_counter()
     fn = _function(target)
     deadline = isola._task_deadline
     out = []
     errors = []
-    blank = 0
+    blanks = []
+    ordered = placeholder is not None
     dumps = json.dumps
+    if progress is not None:
+        report, tag = progress[0].send, progress[1] << 40
     if not isinstance(data, bytes):
         data = bytes(data)  # a large chunk comes as an isola.Buffer (shared, not copied)
     for k, raw in enumerate(data.split(b"\n")):
@@ -84,21 +94,29 @@ def _map_chunk(target, first, data, plain, ordered, timeout, retries):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             errors.append((index, "UnicodeDecodeError", f"the line is not UTF-8: {exc}", ""))
+            if ordered:
+                out.append(placeholder)
             continue
         if plain:
             arg = text
         elif not text or text.isspace():
-            blank += 1
+            blanks.append(index)
+            if ordered:
+                out.append(placeholder)
             continue
         else:
             try:
                 arg = json.loads(text)
             except ValueError as exc:
                 errors.append((index, "json.JSONDecodeError", f"bad JSON: {exc}", ""))
+                if ordered:
+                    out.append(placeholder)
                 continue
         failure = None
-        for _ in range(retries + 1):
+        for attempt in range(retries + 1):
             try:
+                if progress is not None:  # a retry: the other sign, seen as a new call
+                    report(tag | index if attempt % 2 == 0 else ~(tag | index))
                 if timeout:
                     deadline(timeout)
                 value = fn(arg)
@@ -124,11 +142,13 @@ def _map_chunk(target, first, data, plain, ordered, timeout, retries):
             del value
         if failure is not None:
             errors.append((index,) + failure)
+            if ordered:
+                out.append(placeholder)
             continue
         out.append(js if ordered else f'{{"index": {index}, "result": {js}}}')
     if out:
         out.append("")
-    return "\n".join(out), errors, blank, time.perf_counter() - t0
+    return "\n".join(out), errors, blanks, time.perf_counter() - t0
 
 
 
@@ -183,7 +203,23 @@ class MapRun:
         self.file_starts = []          # (first index, name) per input file
         self.out = self.out_tmp = self.errfile = self.joblog = None
         self.shown_tracebacks = 0
+        self.resume_sizes = None       # --resume: [out, errors] sizes the joblog last saw
+        self.joblog_size = None        # --resume: the joblog's whole lines
         self.halted = False
+        self.gap = False               # --ordered: a part not written; nothing after it is
+        self.abandoned = False         # running tasks left stuck past their grace
+        self.inflight = {}             # seq -> _Slot, chunks not yet written whole
+        self.next_write = 0            # --ordered: the seq of the next slot to write
+        # --timeout: the tasks running (token -> (slot, part, future)), the
+        # start of their current call (token -> (index, time)), and the
+        # tasks given up on, stuck in C past --timeout (token -> future)
+        self.tokens = iter(range(1 << 62))
+        self.running = {}
+        self.started = {}
+        self.lost = {}
+        self.all_stuck = False
+        placeholder = opts.get("--placeholder", "")
+        self.placeholder = placeholder if self.ordered else None
         self.queue = queue.SimpleQueue()  # finished tasks and signals, for the loop
 
     # -- the run ------------------------------------------------------------
@@ -202,29 +238,46 @@ class MapRun:
         except _Setup as exc:
             sys.stderr.write(f"isola map: {exc}\n")
             return 2
+        self.pool = pool
+        status = None
+        stop_now = True     # leaving early: cancel and interrupt what runs
         try:
-            with pool:
-                try:
-                    self._open_outputs()
-                except _Setup as exc:
-                    sys.stderr.write(f"isola map: {exc}\n")
-                    return 2
-                self.pool = pool
-                self.t0 = time.monotonic()
-                self._progress_setup()
-                self._loop()
-                if self.stopping and self.stop_signal is not None:
-                    pool.shutdown(wait=True, interrupt=True)
+            try:
+                self._open_outputs()
+            except _Setup as exc:
+                self._abandon_outputs()
+                sys.stderr.write(f"isola map: {exc}\n")
+                return 2
+            self.t0 = time.monotonic()
+            self._progress_setup()
+            self._loop()
+            stop_now = self.stop_signal is not None
             self._close_outputs()
         except _OutputError as exc:
             self._abandon_outputs()
-            sys.stderr.write(f"isola map: cannot write the output: {exc.__cause__}\n")
+            if isinstance(exc.__cause__, BrokenPipeError):
+                # the reader is gone (`isola map ... | head`): stop quietly,
+                # as a Unix tool killed by SIGPIPE does
+                status = 128 + 13
+            else:
+                sys.stderr.write(f"isola map: cannot write the output: {exc.__cause__}\n")
+                status = 2
+        finally:
+            self._stop_pool(stop_now)
+        if status != 128 + 13:
             self._summary()
-            return 2
-        self._summary()
-        if self.stop_signal is not None:
-            return 128 + self.stop_signal
-        return 1 if self.errors or self.status else 0
+        if status is None:
+            if self.stop_signal is not None:
+                status = 128 + self.stop_signal
+            else:
+                status = 1 if self.errors or self.status else 0
+        if self.abandoned:
+            # Workers stuck in a call that cannot be interrupted: exiting
+            # normally would wait for them forever (or finalize their
+            # interpreters under them).  Everything is written and closed.
+            sys.stderr.flush()
+            os._exit(status)
+        return status
 
     # -- setup ---------------------------------------------------------------
 
@@ -253,19 +306,41 @@ class MapRun:
                     raise _Setup(f"--out {out} is the input {name}: refusing to write over it")
 
     def _read_joblog(self):
+        """The input ranges the joblog lists as done, merged.  Also the
+        sizes --out and --errors had after the last part it lists
+        (self.resume_sizes): what is past them was written by a run that
+        ended (a crash, SIGKILL) before logging it, and is cut off, so that
+        --resume writes it once, in place."""
         path = self.o["--joblog"]
         ranges = []
         try:
             with open(path) as f:
-                for line in f:
-                    if line.startswith("#") or not line.strip():
-                        continue
-                    fields = line.split("\t")
-                    ranges.append((int(fields[0]), int(fields[0]) + int(fields[1])))
+                lines = f.read().split("\n")
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, IndexError) as exc:
+        except (OSError, ValueError) as exc:
             raise _Setup(f"cannot read the joblog {path}: {exc}")
+        sizes = None
+        if lines[-1]:  # no line end: a last line cut short by the end of a run
+            self.joblog_size = len("\n".join(lines[:-1]).encode()) + (len(lines) > 1)
+            lines[-1] = ""  # not done, and cut off before this run appends
+        for k, line in enumerate(lines):
+            if line.startswith("#"):
+                if "out_bytes" in line:  # a joblog that records them
+                    sizes = sizes or [0, 0]
+                continue
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            try:
+                done = (int(fields[0]), int(fields[0]) + int(fields[1]))
+                if sizes is not None:
+                    sizes = [int(fields[4]) if fields[4] != "-" else None,
+                             int(fields[5].strip()) if fields[5].strip() != "-" else None]
+            except (ValueError, IndexError) as exc:
+                raise _Setup(f"cannot read the joblog {path}: line {k + 1}: {exc}")
+            ranges.append(done)
+        self.resume_sizes = sizes
         ranges.sort()
         merged = []
         for a, b in ranges:
@@ -304,7 +379,8 @@ class MapRun:
         paths = [os.getcwd()] + self.o["--path"]
         try:
             pool = self.isola.Pool(self.o.get("-j"), preload=self.o["--preload"], path=paths,
-                                   init="import isola_map\nisola_map._worker_setup()")
+                                   init="import isola_map\nisola_map._worker_setup()",
+                                   trace=self.o.get("--trace"))
         except Exception as exc:
             raise _Setup(f"starting the workers failed: {exc}")
         try:
@@ -318,6 +394,15 @@ class MapRun:
     def _open_outputs(self):
         resume = bool(self.o.get("--resume"))
         out = self.o.get("--out")
+        if resume and (self.resume_sizes is not None or self.joblog_size is not None):
+            for path, size in zip((out, self.o.get("--errors"), self.o["--joblog"]),
+                                  (self.resume_sizes or [None, None]) + [self.joblog_size]):
+                try:
+                    if path is not None and size is not None and os.path.getsize(path) > size:
+                        os.truncate(path, size)  # written, never logged: written again
+                except OSError as exc:
+                    raise _Setup(f"cannot cut {path} back to what the joblog lists: "
+                                 f"{exc.strerror}")
         if out is None:
             self.out = os.fdopen(self.result_fd, "wb", buffering=1 << 16)
         elif resume or self.o.get("--joblog") or not _replaceable(out):
@@ -342,9 +427,13 @@ class MapRun:
             self.errfile = self._open(self.o["--errors"], "a" if resume else "w")
         if self.o.get("--joblog"):
             self.joblog = self._open(self.o["--joblog"], "a" if resume else "w")
-            if not resume or self.joblog.tell() == 0:
-                self.joblog.write("# isola map joblog: first\tcount\tfailed\tseconds\n")
-                self.joblog.flush()
+            try:
+                if not resume or self.joblog.tell() == 0:
+                    self.joblog.write("# isola map joblog: first\tcount\tfailed\tseconds"
+                                      "\tout_bytes\terrors_bytes\n")
+                    self.joblog.flush()
+            except OSError as exc:
+                raise _Setup(f"cannot write the joblog {self.o['--joblog']}: {exc.strerror}")
 
     @staticmethod
     def _open(path, mode):
@@ -373,11 +462,17 @@ class MapRun:
     def _loop(self):
         workers = self.pool.size
         window = 2 * workers + 1
-        inflight = {}
+        inflight = self.inflight
         next_seq = 0
-        next_write = 0
         chunks = self._chunks()
-        grace_end = None
+        if self.timeout:  # where each running call is, to find the stuck ones
+            self.progress = self.isola.Channel(4096)
+        # Stopping by a signal: a grace for running tasks, then their
+        # interrupt and a grace again, then they are abandoned (a call that
+        # cannot be interrupted, such as time.sleep).  Each further signal
+        # takes the next step at once.
+        phase = 0          # 0 running, 1 grace, 2 interrupted
+        step_at = None     # when the next step is due (None: never)
         while True:
             while not self.stopping and len(inflight) < window:
                 try:
@@ -392,35 +487,105 @@ class MapRun:
                 self._submit(slot, 0, slot.first, slot.count, slot.data)
             if not inflight:
                 break
-            if self.stopping and grace_end is None:
-                grace_end = self._begin_stop(inflight)
+            if self.stopping and phase == 0:
+                self._cancel(inflight)
+                phase = 1
+                if self.stop_signal is not None:
+                    step_at = time.monotonic() + self._grace()
             try:
-                wait = None
-                if grace_end is not None and grace_end != float("inf"):
-                    wait = max(0.0, grace_end - time.monotonic())
+                wait = None if step_at is None else max(0.0, step_at - time.monotonic())
+                if self.timeout:
+                    wait = 0.25 if wait is None else min(wait, 0.25)
                 msg = self.queue.get(timeout=wait)
-            except queue.Empty:  # the grace is over
-                self._interrupt(inflight)
-                grace_end = float("inf")
-                continue
+            except queue.Empty:
+                msg = None
+            if self.timeout:  # (also while stopping: drained, workers never wait on it)
+                self._look_for_stuck_lines()
+                self._advance()
+                if self.all_stuck:
+                    self.stopping = self.abandoned = True
+                    self.status = 1
+                    break
+            if msg is None:
+                if step_at is None or time.monotonic() < step_at:
+                    continue
+                msg = ("signal", True)  # the grace is over
             if msg[0] == "signal":
-                if msg[1]:
-                    self._interrupt(inflight)  # a second signal: at once
-                    grace_end = float("inf")
+                if msg[1] and phase == 1:      # interrupt now
+                    self._interrupt(inflight)
+                    phase = 2
+                    step_at = time.monotonic() + self._grace()
+                elif msg[1] and phase == 2:    # abandon now
+                    self.abandoned = True
+                    break
                 continue
-            _, slot, part, fut = msg
-            self._part_done(slot, part, fut)
-            if self.ordered:
-                while next_write in inflight and inflight[next_write].left == 0:
-                    self._write_slot(inflight.pop(next_write))
-                    next_write += 1
-            elif slot.left == 0:
-                inflight.pop(slot.seq)
+            _, slot, part, fut, token = msg
+            self._part_done(slot, part, fut, token)
+            self._advance()
             self._progress(False)
-            if self.halt is not None and self.errors >= self.halt and not self.stopping:
-                self.stopping = True
-                self.halted = True
         self._progress(True)
+
+    def _advance(self):
+        """Write (--ordered) and forget the slots that are done."""
+        inflight = self.inflight
+        if self.ordered:
+            while self.next_write in inflight and inflight[self.next_write].left == 0:
+                self._write_slot(inflight.pop(self.next_write))
+                self.next_write += 1
+        else:
+            for seq in [q for q, slot in inflight.items() if slot.left == 0]:
+                del inflight[seq]
+
+    def _look_for_stuck_lines(self):
+        """--timeout: a call still running --timeout plus STOP_GRACE after
+        its start was interrupted and did not stop (blocked in C, such as
+        time.sleep): its line fails, the other lines of its task run again
+        in tasks of their own, and its worker is given up on (until the
+        call returns, if ever).  With every worker given up on, the run
+        stops (self.all_stuck)."""
+        # A call's start is taken as when it is seen here (the loop looks at
+        # least every 0.25 s): later than it was, so a line is never given
+        # up on early.
+        now = time.monotonic()
+        started = self.started
+        try:
+            while True:
+                n = self.progress.recv_nowait()
+                m = ~n if n < 0 else n
+                token, index = m >> 40, m & ((1 << 40) - 1)
+                if token in self.running and started.get(token, (None,))[0] != n:
+                    started[token] = (n, index, now)
+        except self.isola.ChannelEmpty:
+            pass
+        for token, (_, index, t) in list(self.started.items()):
+            if now - t <= self.timeout + self._grace():
+                continue
+            slot, part, fut = self.running.pop(token)
+            del self.started[token]
+            if fut.done():
+                continue  # it ended after all: its message is on the way
+            self.lost[token] = fut
+            if self.stopping:  # no new tasks: the part is not done
+                whole = len(slot.parts) == 1
+                self._set_part(slot, part, slot.first if whole else slot.first + part,
+                               slot.count if whole else 1, None)
+                continue
+            failed = (index, "TimeoutError",
+                      f"the call ran past --timeout {self.timeout:g} s and could not be "
+                      f"interrupted (blocked in C?): its worker is given up on", "")
+            if len(slot.parts) == 1 and slot.count > 1:
+                lines = slot.data.split(b"\n")
+                slot.parts = [None] * len(lines)
+                slot.left = len(lines)
+                for k, line in enumerate(lines):
+                    if slot.first + k != index:
+                        self._submit(slot, k, slot.first + k, 1, line)
+            part = index - slot.first if len(slot.parts) > 1 else 0
+            self._set_part(slot, part, index, 1, (self._placeholder_line(), [failed], [], 0.0))
+        self.all_stuck = sum(not f.done() for f in self.lost.values()) >= self.pool.size
+
+    def _placeholder_line(self):
+        return "" if self.placeholder is None else self.placeholder + "\n"
 
     def _chunks(self):
         """(first index, count, data) per chunk of input, skipping what
@@ -469,13 +634,21 @@ class MapRun:
         return max(1, min(MAX_AUTO_CHUNK, int(CHUNK_SECONDS / max(self.per_line, 1e-9))))
 
     def _submit(self, slot, part, first, count, data):
-        f = self.pool.submit(_map_chunk, self.target, first, data, self.plain, self.ordered,
-                             self.timeout, self.retries)
+        token = next(self.tokens)
+        progress = (self.progress, token) if self.timeout else None
+        f = self.pool.submit(_map_chunk, self.target, first, data, self.plain, self.placeholder,
+                             self.timeout, self.retries, progress)
         slot.futures.append(f)
+        if self.timeout:
+            self.running[token] = (slot, part, f)
         q = self.queue
-        f.add_done_callback(lambda f: q.put(("done", slot, part, f)))
+        f.add_done_callback(lambda f: q.put(("done", slot, part, f, token)))
 
-    def _part_done(self, slot, part, fut):
+    def _part_done(self, slot, part, fut, token):
+        self.running.pop(token, None)
+        self.started.pop(token, None)
+        if self.lost.pop(token, None) is not None:
+            return  # given up on (_look_for_stuck_lines): its lines are done elsewhere
         first, count = (slot.first, slot.count) if len(slot.parts) == 1 else (
             slot.first + part, 1)
         try:
@@ -488,7 +661,10 @@ class MapRun:
                 return
             else:
                 name, msg, tb = _error_of(exc, 0)
-                outcome = ("", [(first, name, msg, tb)], 0, 0.0)
+                outcome = (self._placeholder_line(), [(first, name, msg, tb)], [], 0.0)
+        self._set_part(slot, part, first, count, outcome)
+
+    def _set_part(self, slot, part, first, count, outcome):
         slot.parts[part] = (first, count, outcome)
         slot.left -= 1
         if outcome is not None and outcome[3] > 0 and count > 0:
@@ -508,14 +684,33 @@ class MapRun:
 
     def _write_slot(self, slot):
         for p in slot.parts:
-            if p is not None:
-                self._write_part(*p)
+            self._write_part(*p)
 
     def _write_part(self, first, count, outcome):
-        if outcome is None:
+        if outcome is None or self.gap:
+            # not done (--resume does it); --ordered output stays a prefix
+            # of the input order, so nothing after this part is written
             self.unprocessed += count
+            self.gap = self.ordered
             return
-        text, errors, blank, seconds = outcome
+        text, errors, blanks, seconds = outcome
+        if self.halt is not None:
+            allowed = self.halt - self.errors
+            if len(errors) >= allowed and not self.halted:
+                self.stopping = self.halted = True
+            if len(errors) > allowed:
+                # --halt counts lines: write up to the Nth failed line
+                # (past it after the halt: up to the line before the next
+                # failure); the rest of the part is not done
+                cut = errors[allowed - 1][0] if allowed > 0 else errors[0][0] - 1
+                text = self._cut(text, first, cut)
+                errors = errors[:allowed]
+                blanks = [b for b in blanks if b <= cut]
+                self.unprocessed += first + count - 1 - cut
+                count = cut - first + 1
+                self.gap = self.ordered
+                if count == 0:
+                    return
         rows = []
         for index, name, msg, tb in errors:
             rows.append(self._error_row(index, name, msg, tb))
@@ -529,14 +724,33 @@ class MapRun:
                 self.errfile.write("".join(rows))
                 self.errfile.flush()
             if self.joblog is not None:
-                self.joblog.write(f"{first}\t{count}\t{len(errors)}\t{seconds:.6f}\n")
+                self.joblog.write(f"{first}\t{count}\t{len(errors)}\t{seconds:.6f}\t"
+                                  f"{self._size(self.out)}\t{self._size(self.errfile)}\n")
                 self.joblog.flush()
         except OSError as exc:
             raise _OutputError() from exc
         self.errors += len(errors)
-        self.blank += blank
-        self.items += count - blank
+        self.blank += len(blanks)
+        self.items += count - len(blanks)
         self.lines_done += count
+
+    def _size(self, f):
+        """The size of a regular output file so far (for the joblog), else -."""
+        if f is None or f is self.out and self.o.get("--out") is None:
+            return "-"
+        try:
+            return str(f.tell())
+        except OSError:
+            return "-"
+
+    def _cut(self, text, first, last):
+        """The output lines of text for input lines up to index last."""
+        lines = text.split("\n")[:-1]
+        if self.ordered:        # one line per input line
+            keep = lines[:last - first + 1]
+        else:                   # {"index": i, "result": ...}, i rising
+            keep = [l for l in lines if int(l[10:l.index(",")]) <= last]
+        return "".join(l + "\n" for l in keep)
 
     def _error_row(self, index, name, msg, tb):
         file, line = self._where(index)
@@ -563,21 +777,41 @@ class MapRun:
 
     # -- stopping ------------------------------------------------------------
 
-    def _begin_stop(self, inflight):
-        """Read no more; cancel what has not started.  Returns when running
-        tasks are interrupted: now + STOP_GRACE for a signal, never for --halt."""
+    def _grace(self):
+        return float(getattr(self.isola, "STOP_GRACE", 2.0))
+
+    def _cancel(self, inflight):
+        """Read no more; cancel what has not started."""
         for slot in inflight.values():
             for f in slot.futures:
                 f.cancel()
-        if self.stop_signal is None:
-            return float("inf")
-        return time.monotonic() + float(getattr(self.isola, "STOP_GRACE", 2.0))
 
     def _interrupt(self, inflight):
         for slot in inflight.values():
             for f in slot.futures:
                 if not f.done():
                     f.interrupt()
+
+    def _stop_pool(self, now):
+        """Shut the pool down.  now: cancel what is queued and interrupt
+        what runs (a signal, an output error); tasks still running a grace
+        after their interrupt are abandoned (self.abandoned), and the pool
+        with them."""
+        pool = self.pool
+        running = [f for slot in self.inflight.values() for f in slot.futures]
+        if any(not f.done() for f in self.lost.values()):
+            self.abandoned = True  # past --timeout and its grace already
+        if now and not self.abandoned and running:
+            self._cancel(self.inflight)
+            self._interrupt(self.inflight)
+            import concurrent.futures as cf
+            cf.wait(running, timeout=self._grace())
+        if any(not f.done() for f in running):
+            self.abandoned = True
+        if self.abandoned:
+            pool.shutdown(wait=False, interrupt=True)
+        else:
+            pool.shutdown(wait=True, interrupt=now)
 
     # -- the end -------------------------------------------------------------
 
@@ -599,6 +833,9 @@ class MapRun:
                     f.close()
             except OSError:
                 pass
+            # a buffered file whose close failed still holds what it could
+            # not write: drop it, or finalization tries (and complains) again
+            _drop_buffer(f)
         if self.out_tmp is not None:
             try:
                 os.unlink(self.out_tmp)
@@ -617,6 +854,15 @@ class MapRun:
             text += f"; stopped by {signal.Signals(self.stop_signal).name}"
         elif self.halted:
             text += f"; halted after {self.errors} failed lines (--halt {self.halt})"
+        if self.all_stuck:
+            text += (f"; every worker is stuck in a call that --timeout could not interrupt,"
+                     f" the rest of the input not done" +
+                     (": --resume does it" if self.joblog is not None else ""))
+        if self.abandoned:
+            stuck = len({id(f) for slot in self.inflight.values() for f in slot.futures
+                         if not f.done()} | {id(f) for f in self.lost.values() if not f.done()})
+            text += (f"; {stuck} running task(s) did not end {self._grace():g} s after their "
+                     f"interrupt (a call that cannot be interrupted): abandoned")
         if self.stopping and (self.stop_signal is not None or self.halted):
             text += (", the rest of the input not done" +
                      (": --resume does it" if self.joblog is not None else ""))
@@ -626,42 +872,35 @@ class MapRun:
 
     # -- progress bar (standard error is a terminal) -------------------------
 
+    # The line is isola._progress's, shared with Pool.map(progress=True).
+
     def _progress_setup(self):
-        self.bar = sys.stderr.isatty()
-        self.last_bar = 0.0
-        self.total = None
-        if self.bar and all(st is not None and _is_regular(st) for _, st in self.sources):
-            self.total = sum(_count_lines(name) for name, _ in self.sources)
-            self.total -= sum(b - a for a, b in self._done)
+        self.bar = self.isola._progress.ProgressLine(None, sys.stderr, t0=self.t0)
+        if self.bar.enabled and all(st is not None and _is_regular(st)
+                                    for _, st in self.sources):
+            total = sum(_count_lines(name) for name, _ in self.sources)
+            self.bar.total = total - sum(b - a for a, b in self._done)
 
     def _progress(self, final):
-        if not self.bar:
-            return
-        t = time.monotonic()
-        if not final and t - self.last_bar < 0.1:
-            return
-        self.last_bar = t
-        rate = self.lines_done / max(t - self.t0, 1e-9)
-        if self.total:
-            width = 30
-            filled = min(width, int(width * self.lines_done / self.total))
-            eta = (self.total - self.lines_done) / rate if rate > 0 else 0
-            line = (f"\r[{'#' * filled}{' ' * (width - filled)}] {self.lines_done}/{self.total}"
-                    f"  {rate:.0f}/s  ETA {eta:.0f}s  errors {self.errors} ")
-        else:
-            line = f"\r{self.lines_done} done  {rate:.0f}/s  errors {self.errors} "
-        sys.stderr.write(line + ("\n" if final else ""))
-        sys.stderr.flush()
-        self.bar_drawn = not final
+        self.bar.update(self.lines_done, self.errors, final)
 
     def _clear_bar(self):
-        if getattr(self, "bar_drawn", False):
-            sys.stderr.write("\n")
-            self.bar_drawn = False
+        if getattr(self, "bar", None) is not None:
+            self.bar.clear()
 
 
 class _OutputError(Exception):
-    pass
+    """Writing the output failed (its __cause__ says why)."""
+
+
+def _drop_buffer(f):
+    raw = getattr(f, "buffer", f)
+    raw = getattr(raw, "raw", None)
+    try:
+        if raw is not None and not raw.closed:
+            raw.close()
+    except OSError:
+        pass
 
 
 def _replaceable(path):

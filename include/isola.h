@@ -620,6 +620,21 @@ typedef struct isola_pool_options {
 	 * actor's worker 4,096 messages): 0 forever, > 0 that many ns, then
 	 * they fail with ISOLA_EAGAIN and leave everything with the caller. */
 	int64_t queue_wait_ns;
+	/* A timeline of what every worker runs, written to this file as
+	 * Trace Event Format JSON (open it in https://ui.perfetto.dev or
+	 * chrome://tracing) until the pool is destroyed.  NULL: the
+	 * environment variable ISOLA_TRACE names the file, if set.  Pools
+	 * tracing to one path share the file (a process track each; a pool
+	 * made after the others were destroyed carries on after their
+	 * events); the file is complete whenever no pool tracing to it is
+	 * alive (and at exit).
+	 * A file that cannot be written fails isola_pool_create with ESYS
+	 * (for ISOLA_TRACE: a warning on stderr, the pool runs untraced). */
+	const char *trace;
+	/* Events each worker buffers between the writer's drains (every
+	 * 10 ms): 0: ISOLA_TRACE_BUFFER or 16,384.  Events past a full
+	 * buffer are dropped, counted in the file. */
+	uint32_t trace_events;
 } isola_pool_options;
 
 /*

@@ -64,7 +64,14 @@ static const char *helper =
 	"    def __isola_restart__(self, exc):\n"
 	"        raise RuntimeError('hook gives up')\n"
 	"    def ping(self):\n"
-	"        return 'pong'\n";
+	"        return 'pong'\n"
+	"def produce(ch, n):\n"
+	"    for i in range(n):\n"
+	"        ch.send(i)\n"
+	"    ch.close()\n"
+	"    return n\n"
+	"def consume(ch):\n"
+	"    return sum(1 for _ in ch)\n";
 
 static void setup(void)
 {
@@ -870,12 +877,12 @@ static int never_ready(void *arg)
 	return ISOLA_EAGAIN;
 }
 
-static uint64_t private_sends(isola_pool *p)
+static uint64_t routed_sends(isola_pool *p)
 {
 	uint64_t n = 0;
 	for (int i = 0; i < p->n; i++) {
 		isola_channel_stats st;
-		cr_assert_eq(isola_channel_stats_get(p->workers[i].private_q, &st), 0);
+		cr_assert_eq(isola_channel_stats_get(p->workers[i].routed_q, &st), 0);
 		n += st.sent;
 	}
 	return n;
@@ -923,11 +930,11 @@ Test(pool, on_a_contended_machine_a_call_goes_to_a_worker_idle_on_the_callers_cp
 	for (int i = 0; i < 3; i++)
 		square_of_3(p);
 	make_contended();
-	uint64_t before = private_sends(p);
+	uint64_t before = routed_sends(p);
 	enum { CALLS = 20 };
 	for (int i = 0; i < CALLS; i++)
 		square_of_3(p);
-	uint64_t routed = private_sends(p) - before;
+	uint64_t routed = routed_sends(p) - before;
 	cr_assert(isola__cpu_contended(), "the contended window closed during the calls");
 	cr_assert_geq(routed, CALLS / 2, "only %llu of %d calls went to the idle worker here",
 		      (unsigned long long)routed, CALLS);
@@ -946,7 +953,7 @@ Test(pool, a_burst_of_calls_sends_one_to_the_idle_worker_here_not_all)
 	isola_pool *p = make_pool(1);
 	square_of_3(p);
 	make_contended();
-	uint64_t before = private_sends(p);
+	uint64_t before = routed_sends(p);
 	isola_future *fs[6];
 	for (int i = 0; i < 6; i++) {
 		isola_msg a;
@@ -954,12 +961,64 @@ Test(pool, a_burst_of_calls_sends_one_to_the_idle_worker_here_not_all)
 		int_args(&a, 1, &ms);
 		cr_assert_eq(isola_pool_submit(p, "pool_helper:busy", &a, 0, &fs[i]), 0);
 	}
-	uint64_t routed = private_sends(p) - before;
+	uint64_t routed = routed_sends(p) - before;
 	for (int i = 0; i < 6; i++) {
 		cr_assert_eq(isola_future_wait(fs[i], 30LL * 1000000000), 0);
 		isola_future_release(fs[i]);
 	}
 	cr_assert_leq(routed, 1, "%llu calls of a burst of 6 went to one worker's own queue",
 		      (unsigned long long)routed);
+	isola_pool_destroy(p);
+}
+
+/* A call with a channel and, if n >= 0, an int as arguments. */
+static isola_future *submit_with_channel(isola_pool *p, const char *target, isola_channel *ch,
+					 long long n)
+{
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	cr_assert_eq(isola_write_list(w, n >= 0 ? 2 : 1), 0);
+	cr_assert_eq(isola_write_channel(w, ch), 0);
+	if (n >= 0)
+		cr_assert_eq(isola_write_int(w, n), 0);
+	isola_msg a;
+	isola_msg_init(&a);
+	cr_assert_eq(isola_writer_finish(w, &a), 0);
+	isola_writer_destroy(w);
+	isola_future *f;
+	cr_assert_eq(isola_pool_submit(p, target, &a, 0, &f), 0);
+	return f;
+}
+
+/* issue 30.1: a producer routed to the idle worker here (its own queue)
+ * and its consumer (the shared queue) submitted next: that worker could
+ * take the consumer first, and the producer waited behind it while the
+ * other worker idled: deadlock.  Every thread on CPU 0 and the machine
+ * marked contended, so that every producer is routed; within a few
+ * dozen pairs the worker took the consumer first.  Now a routed call
+ * the worker did not take first goes to the shared queue. */
+Test(pool, a_routed_call_never_waits_behind_its_workers_next_task)
+{
+	pin_here_to_cpu0(); /* the workers inherit it */
+	isola_pool *p = make_pool(2);
+	square_of_3(p);
+	uint64_t before = routed_sends(p);
+	enum { PAIRS = 200 };
+	for (int i = 0; i < PAIRS; i++) {
+		isola__cpu_contended_mark(1000000000);
+		isola_channel *ch;
+		cr_assert_eq(isola_channel_create(1, &ch), 0);
+		isola_future *prod = submit_with_channel(p, "pool_helper:produce", ch, 3);
+		isola_future *cons = submit_with_channel(p, "pool_helper:consume", ch, -1);
+		isola_channel_release(ch);
+		/* A generous hang limit (the suite's own timeout is 120 s). */
+		cr_assert_eq(isola_future_wait(cons, 20LL * 1000000000), 0,
+			     "pair %d: the consumer never got its producer's messages", i);
+		cr_assert_eq(int_result(cons), 3);
+		cr_assert_eq(int_result(prod), 3);
+		isola_future_release(prod);
+		isola_future_release(cons);
+	}
+	cr_assert_gt(routed_sends(p) - before, PAIRS / 4, "producers were not routed: inconclusive");
 	isola_pool_destroy(p);
 }

@@ -5,6 +5,7 @@
  * they must not run alongside each other: run this suite with -j1.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "channels/channel.h"
 #include "channels/wait.h"
+#include "channels/wait_policy.h"
 #include "isola.h"
 #include "u32_messages.h"
 
@@ -144,6 +146,35 @@ Test(wait, a_receiver_sharing_its_cpu_with_the_sender_yields_instead_of_sleeping
 /* In-process test runners (the TSan stand-in) run the tests one after
  * another in one process: wait out a contended window an earlier test
  * opened (at most 1.28 s, wait.c). */
+/* Threads runnable on the whole machine now (/proc/stat procs_running,
+ * the caller included), or -1. */
+static int runnable_now(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	char line[256];
+	int n = -1;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "procs_running %d", &n) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* Other processes keep the CPUs busy (a loaded CI machine): more threads
+ * runnable, sampled over 50 ms, than this test's own `mine`.  The tests
+ * about sharing a CPU with one partner thread cannot conclude then. */
+static bool machine_busy(int mine)
+{
+	int busy = 0;
+	for (int i = 0; i < 5; i++) {
+		busy += runnable_now() > mine;
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	return busy >= 3;
+}
+
 static void wait_until_uncontended(void)
 {
 	int64_t stop = isola__now_ns() + 5000000000LL;
@@ -151,6 +182,8 @@ static void wait_until_uncontended(void)
 		struct timespec ts = { 0, 10000000 };
 		nanosleep(&ts, NULL);
 	}
+	if (isola__cpu_contended() && machine_busy(1))
+		cr_skip_test("other processes keep the CPUs busy: inconclusive here");
 	cr_assert(!isola__cpu_contended());
 }
 
@@ -170,6 +203,7 @@ static int ready_after(void *arg)
 Test(wait, a_wait_that_slept_briefly_spins_longer_next_time)
 {
 	wait_until_uncontended();
+	isola__policy_idle_yield_ns(); /* measured now, not inside a timed wait */
 	struct ck_ec32 ec;
 	ck_ec32_init(&ec, 0);
 	for (int attempt = 0; attempt < 20; attempt++) {
@@ -263,8 +297,180 @@ Test(wait, a_spin_after_a_yield_that_ran_another_thread_yields_at_once)
 	}
 	__atomic_store_n(&p.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
-	cr_assert(!isola__cpu_contended(), "contended: spins do not yield then; inconclusive");
+	/* issue 29: with other processes on CPU 0 a yield may run them, not
+	 * the partner: inconclusive, not failed (the idle-machine runs of
+	 * scripts/test check it). */
+	if ((isola__cpu_contended() || yielded_at_once < 10) && machine_busy(1))
+		cr_skip_test("other processes keep the CPUs busy (%d spins of 20 yielded at "
+			     "once): inconclusive here", yielded_at_once);
+	cr_assert(!isola__cpu_contended(), "contended (%llu gaps judged contention): spins do "
+		  "not yield then; inconclusive",
+		  (unsigned long long)isola__wait_thread_stats.gaps_contended);
 	cr_assert_geq(yielded_at_once, 10, "only %d spins of 20 yielded at once to the thread "
 		      "that shares their CPU", yielded_at_once);
 }
 
+
+/* ---- issue 32: another machine, simulated through the policy's inputs */
+
+#include "channels/wait_policy.h"
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* An AMD EPYC VM's sched_yield with nothing else to run: 1.3 us, and
+ * over 1.5 us now and then (here 1 call in 20 takes 1.7 us).  A busy
+ * wait: no other thread runs, whatever the load of the test machine. */
+static void slow_idle_yield(void)
+{
+	static _Thread_local unsigned n;
+	int64_t until = isola__now_ns() + (++n % 20 == 0 ? 1700 : 1300);
+	while (isola__now_ns() < until)
+		;
+}
+
+/* What a paused VM shows: the thread never waited for a CPU. */
+static int64_t no_run_delay(void)
+{
+	return 1000;
+}
+
+/* A child that stops and resumes this whole process, stall_ms every
+ * every_ms (what a host preempting the VM looks like from inside). */
+static pid_t start_staller(int every_ms, int stall_ms)
+{
+	pid_t parent = getpid();
+	pid_t c = fork();
+	cr_assert_geq(c, 0);
+	if (c == 0) {
+		for (;;) {
+			struct timespec a = { 0, (long)every_ms * 1000000 }, b = { 0, (long)stall_ms * 1000000 };
+			nanosleep(&a, NULL);
+			if (kill(parent, SIGSTOP) != 0)
+				_exit(0);
+			nanosleep(&b, NULL);
+			kill(parent, SIGCONT);
+		}
+	}
+	return c;
+}
+
+static void stop_staller(pid_t c)
+{
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
+	kill(getpid(), SIGCONT);
+}
+
+struct pp_arg {
+	isola_channel *a, *b;
+};
+
+/* The echo thread's own wait counters, added here as it ends. */
+static struct isola__wait_thread_stats echo_stats;
+
+static void *echo(void *arg)
+{
+	struct pp_arg *e = arg;
+	isola_msg m;
+	isola_msg_init(&m);
+	while (isola_channel_recv(e->a, &m, -1) == 0)
+		if (isola_channel_send(e->b, &m, -1) != 0)
+			break;
+	isola_msg_clear(&m);
+	echo_stats.spins += isola__wait_thread_stats.spins; /* joined before read */
+	echo_stats.spins_yield_first += isola__wait_thread_stats.spins_yield_first;
+	echo_stats.gaps_paused += isola__wait_thread_stats.gaps_paused;
+	echo_stats.gaps_contended += isola__wait_thread_stats.gaps_contended;
+	return NULL;
+}
+
+/* An idle ping-pong (two unpinned threads) for about ms milliseconds;
+ * the share of this thread's rounds that found the process contended. */
+static double pingpong_contended_share(int ms)
+{
+	isola_channel *a, *b;
+	cr_assert_eq(isola_channel_create(16, &a), 0);
+	cr_assert_eq(isola_channel_create(16, &b), 0);
+	struct pp_arg e = { a, b };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, echo, &e), 0);
+	long rounds = 0, contended = 0;
+	int64_t stop = isola__now_ns() + (int64_t)ms * 1000000;
+	for (uint32_t i = 0; isola__now_ns() < stop; i++, rounds++) {
+		send_u32(a, i);
+		cr_assert_eq(recv_u32_within(b, -1), i);
+		contended += isola__cpu_contended();
+	}
+	isola_channel_close(a);
+	pthread_join(t, NULL);
+	isola_channel_release(a);
+	isola_channel_release(b);
+	return (double)contended / (double)rounds;
+}
+
+/* The evidence itself: a stopped process (SIGSTOP, as a paused VM) does
+ * not wait for a CPU, so its threads' run delay does not grow by the
+ * stall (the best of 5 stalls of 20 ms: a loaded machine may make the
+ * wake-up after SIGCONT wait). */
+Test(wait, a_stopped_process_does_not_count_as_waiting_for_a_cpu)
+{
+	if (access("/proc/thread-self/schedstat", R_OK) != 0)
+		cr_skip_test("no schedstat on this kernel: gaps are taken for contention");
+	int64_t best = INT64_MAX;
+	for (int i = 0; i < 5 && best > 10000000; i++) {
+		int64_t rd0 = isola__policy_run_delay_ns();
+		pid_t c = start_staller(1, 20);
+		struct timespec ts = { 0, 30000000 };
+		nanosleep(&ts, NULL);
+		stop_staller(c);
+		int64_t grew = isola__policy_run_delay_ns() - rd0;
+		best = grew < best ? grew : best;
+	}
+	cr_assert_lt(best, 10000000, "a stall of 20 ms grew the run delay by %lld ns",
+		     (long long)best);
+}
+
+/* issue 32: on a VM whose host preempts it about once a second, and
+ * where an idle sched_yield costs 1.3 us (an AMD EPYC VM), an idle
+ * ping-pong fell into the busy-machine mode: a gap in a spinner's clock
+ * reads marked the process contended (10 ms windows and more), and
+ * "a yield over 1.5 us ran another thread" made spins yield at their
+ * first poll (2.5 us round trips against 0.3).  That machine, played
+ * through the policy's inputs: a slow idle yield, a run delay that does
+ * not grow (a paused VM), and stalls of the whole process (SIGSTOP,
+ * 4 ms every 20 ms).  Counted, not timed. */
+Test(wait, a_paused_vm_and_a_slow_yield_leave_an_idle_ping_pong_out_of_the_slow_mode)
+{
+	wait_until_uncontended();
+	struct isola__wait_inputs in = { .yield = slow_idle_yield, .run_delay_ns = no_run_delay };
+	isola__wait_inputs_set(&in);
+	int64_t idle = isola__policy_idle_yield_ns();
+	struct isola__wait_thread_stats before = isola__wait_thread_stats;
+	memset(&echo_stats, 0, sizeof(echo_stats));
+	pid_t c = start_staller(20, 4);
+	double share = pingpong_contended_share(1500);
+	stop_staller(c);
+	/* Spins of 10 us, pausing 2 us and then yielding: after a yield
+	 * that "ran another thread", the next spin yields first. */
+	for (int i = 0; i < 200; i++) {
+		isola__deadline d;
+		isola__deadline_init(&d, 10000);
+		isola__spin(never_ready, NULL, &d, 0);
+	}
+	isola__wait_inputs_set(NULL);
+	struct isola__wait_thread_stats *now = &isola__wait_thread_stats;
+	uint64_t paused = now->gaps_paused - before.gaps_paused + echo_stats.gaps_paused;
+	uint64_t contended = now->gaps_contended - before.gaps_contended + echo_stats.gaps_contended;
+	uint64_t spins = now->spins - before.spins + echo_stats.spins;
+	uint64_t first = now->spins_yield_first - before.spins_yield_first +
+			 echo_stats.spins_yield_first;
+	cr_assert_geq(idle, 1200, "the slow yield measured %lld ns", (long long)idle);
+	cr_assert_geq(paused + contended, 2, "the spins saw only %llu stalls: inconclusive",
+		      (unsigned long long)(paused + contended));
+	cr_assert_eq(contended, 0, "a paused VM judged contention %llu times",
+		     (unsigned long long)contended);
+	cr_assert_lt(share, 0.05, "contended in %.0f%% of the rounds", share * 100);
+	cr_assert_lt(first * 10, spins, "%llu spins of %llu yielded at their first poll",
+		     (unsigned long long)first, (unsigned long long)spins);
+}

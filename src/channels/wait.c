@@ -2,6 +2,7 @@
  * wait.c - futex ops for ck_ec, deadlines, and the spin-then-sleep loop.
  */
 #include "channels/wait.h"
+#include "channels/wait_policy.h"
 
 #include "isola.h"
 
@@ -182,6 +183,11 @@ bool isola__cpu_contended(void)
 	return isola__now_ns() < __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
 }
 
+void isola__cpu_contended_mark(int64_t for_ns)
+{
+	__atomic_store_n(&contended_until, isola__now_ns() + for_ns, __ATOMIC_RELAXED);
+}
+
 static void note_preempted(int64_t now)
 {
 	int64_t until = __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
@@ -195,12 +201,10 @@ static void note_preempted(int64_t now)
 	__atomic_store_n(&contended_until, now + win, __ATOMIC_RELAXED);
 }
 
-/* A yield that took this long ran another thread (one with nobody else
- * to run takes ~0.2 us here). */
-#define YIELD_GAVE_AWAY_NS 1500
 /* Per thread: a yield of this thread's last spin gave the CPU away (see
  * below). */
 static _Thread_local int yield_at_once;
+static _Thread_local bool policy_begun;
 
 /*
  * Waking a sleeper costs its waker an interrupt to the sleeper's CPU and
@@ -259,6 +263,10 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	 * clock only every 64 rounds. */
 	int64_t start = isola__now_ns();
 	spin_began_ns = start;
+	if (!policy_begun) {
+		policy_begun = true;
+		isola__policy_thread_begin();
+	}
 	bool contended = start < __atomic_load_n(&contended_until, __ATOMIC_RELAXED);
 	int64_t budget = isola__spin_ns_local ? isola__spin_ns_local : isola__spin_ns;
 	int64_t cap = flags & ISOLA__WAIT_HANDOFF ? CONTENDED_HANDOFF_SPIN_NS : CONTENDED_SPIN_NS;
@@ -275,8 +283,10 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	/* First ~2 us: pause between checks.  Then yield the CPU between
 	 * checks: with more runnable threads than cores (the common case
 	 * for isola), a spinner must not starve the very thread that is
-	 * about to produce what it waits for.  A yield that took long gave
-	 * the CPU to another thread: we share a CPU with someone, likely
+	 * about to produce what it waits for.  A yield that took long and
+	 * switched this thread out (evidence, not a time alone: an idle
+	 * yield costs 0.25-1.3 us by machine; wait_policy.h) gave the CPU
+	 * to another thread: we share a CPU with someone, likely
 	 * the very thread we wait for (two spinners the scheduler put on
 	 * one core).  Then pausing first only delays it: the next spin of
 	 * this thread yields at once, until a yield comes back quickly
@@ -287,17 +297,31 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 	 * in wait.h): then yield from the first poll, and keep yielding. */
 	bool partner_here = flags & ISOLA__WAIT_PARTNER_HERE;
 	int yielding = partner_here || (yield_at_once && !contended);
+	isola__wait_thread_stats.spins++;
+	isola__wait_thread_stats.spins_yield_first += yielding != 0;
+	int64_t slow_yield = -1; /* measured: read when a yield needs it */
 	int64_t last = start;
 	bool ran_other = false;
 	for (unsigned i = 1;; i++) {
 		if (yielding)
-			sched_yield();
+			isola__policy_yield();
 		else
 			ck_pr_stall();
 		r = ready(arg);
-		if (yielding || (i & 63) == 0 || r != ISOLA_EAGAIN) {
+		/* Between clock reads, a pausing spin that is served returns
+		 * at once: a clock read (~25 ns) per message was 8-14% of an
+		 * idle round trip (bench_channel, section 5).  A gap that
+		 * ended with the message goes unnoticed; the next one that
+		 * ends a budget or a 64-pause round does not. */
+		if (!yielding && (i & 63) != 0 && r != ISOLA_EAGAIN)
+			return r;
+		if (yielding || (i & 63) == 0) {
 			int64_t now = isola__now_ns();
-			if (now - last > PREEMPTED_NS) {
+			/* A gap: this thread lost its CPU, to another thread
+			 * (contention: sleep) or with the whole VM (a pause of
+			 * the host: nothing to do about it; wait_policy.c). */
+			if (now - last > PREEMPTED_NS &&
+			    isola__policy_gap_was_contention(now - last)) {
 				note_preempted(now);
 				if (r == ISOLA_EAGAIN)
 					return r; /* sleep: the spin lost its CPU */
@@ -307,7 +331,13 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
 			 * yielded may not be picked again at once, so the
 			 * next yield can come back quickly all the same). */
 			if (yielding && !partner_here) {
-				ran_other = ran_other || now - last > YIELD_GAVE_AWAY_NS;
+				/* A slow yield ran another thread if the kernel
+				 * switched this one out meanwhile (a slow idle
+				 * yield, a paused VM: no switch; wait_policy.h). */
+				if (slow_yield < 0)
+					slow_yield = isola__policy_yield_slow_ns();
+				if (!ran_other && now - last > slow_yield)
+					ran_other = isola__policy_switched_out();
 				yield_at_once = ran_other;
 			}
 			last = now;

@@ -107,5 +107,7 @@ int isola__spin(int (*ready)(void *arg), void *arg, const isola__deadline *deadl
  * cores (a spinner lost its CPU): spinning then only delays the thread
  * it waits for, so waits sleep almost at once and idle workers park. */
 bool isola__cpu_contended(void);
+/* Mark the process contended for the next for_ns (tests force it). */
+void isola__cpu_contended_mark(int64_t for_ns);
 
 #endif

@@ -290,23 +290,14 @@ _default_lock = _threading.Lock()
 
 
 def _dumps_node(node):
-    import pickle
+    # cloudpickle: importable functions by reference, lambdas and functions
+    # of the client's __main__ by value (plain pickle names __main__.f,
+    # which a worker's __main__ does not have).
     try:
-        return pickle.dumps(node, protocol=5)  # importable functions: by reference
-    except Exception:
-        try:
-            return _cloudpickle.dumps(node)  # lambdas, __main__ functions: by value
-        except Exception as exc:
-            raise TaskCannotRun(f"isola.dask: cannot send task {node.key!r} to a "
-                                f"sub-interpreter ({type(exc).__name__}: {exc})") from exc
-
-
-def _unwrap(exc):
-    # A task fails with its own exception; the tasks downstream fail with
-    # isola.InputFailed chained to it: report the root, as Dask does.
-    while isinstance(exc, _isola.InputFailed) and isinstance(exc.__cause__, BaseException):
-        exc = exc.__cause__
-    return exc
+        return _cloudpickle.dumps(node)
+    except Exception as exc:
+        raise TaskCannotRun(f"isola.dask: cannot send task {node.key!r} to a "
+                            f"sub-interpreter ({type(exc).__name__}: {exc})") from exc
 
 
 def get(dsk, keys, num_workers=None, pool=None, **kwargs):
@@ -334,13 +325,14 @@ def get(dsk, keys, num_workers=None, pool=None, **kwargs):
     graph = convert_legacy_graph(dsk)
     prio = order(graph)
     made = {}  # key -> isola Future, or the value itself (data nodes)
+    deps_of = {}  # key -> its dependencies' keys, in run_node's argument order
     try:
         for key in sorted(graph, key=prio.__getitem__):
             node = graph[key]
             if isinstance(node, DataNode):
                 made[key] = node.value
                 continue
-            deps = list(node.dependencies)
+            deps = deps_of[key] = list(node.dependencies)
             made[key] = pool.submit(_dask_worker.run_node, _dumps_node(node), deps,
                                     *[made[d] for d in deps])
     except BaseException:
@@ -357,11 +349,26 @@ def get(dsk, keys, num_workers=None, pool=None, **kwargs):
             return f
         try:
             return f.result()
-        except BaseException as exc:
-            root = _unwrap(exc)
-            if root is exc:
-                raise
-            raise root from None
+        except _isola.InputFailed as exc:
+            raise _root_failure(k, exc) from None
+    def _root_failure(k, exc):
+        # A task fails with its own exception; the tasks after it fail with
+        # isola.InputFailed naming the input (run_node's argument 2 + j is
+        # dependency j).  Follow the inputs back to the task that raised and
+        # report its exception, decoded here (in the caller, where its
+        # class lives), as Dask does.
+        while isinstance(exc, _isola.InputFailed) and isinstance(exc.input, int):
+            j = exc.input - 2
+            deps = deps_of.get(k, ())
+            if not 0 <= j < len(deps) or not isinstance(made.get(deps[j]), _isola.Future):
+                break
+            k = deps[j]
+            f = made[k]
+            if f.cancelled():
+                return _cf.CancelledError(f"Dask task {k!r} was cancelled")
+            exc = f.exception()
+        return exc
+
     try:
         return result(keys)
     except BaseException:

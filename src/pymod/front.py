@@ -15,6 +15,7 @@ import itertools as _itertools
 import os as _os
 import sys as _sys
 import threading as _threading
+import time as _time
 import types as _types
 import weakref as _weakref
 
@@ -483,6 +484,7 @@ def _exit_abandoning():
             f.flush()
         except Exception:
             pass
+    _trace_close_all()  # trace files end valid: os._exit skips the C atexit hook
     last = getattr(_sys, "last_exc", None) or getattr(_sys, "last_value", None)
     if _stopped_by_signal or isinstance(last, KeyboardInterrupt):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -562,6 +564,121 @@ def _call_initializer(target, args, allow_pickle):
     _resolve_target(target)(*loads(args, allow_pickle=allow_pickle))
 
 
+# -- progress lines ------------------------------------------------------------
+# The one progress line of Pool.map(progress=True), Executor.map(progress=True)
+# and `isola map` (which takes it as isola._progress): drawn on standard
+# error (or the stream given) only when that is a terminal, at most every
+# `interval` seconds, as
+#     [#########                     ] 300/1000  1234/s  ETA 1s
+#     300 done  1234/s                       (the total unknown)
+# with "errors N" after it when the caller counts errors.  Here, not in a
+# submodule, so that it works wherever the module does (C embedders too).
+
+_PROGRESS_WIDTH = 30
+
+
+def _progress_isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _progress_text(done, total, elapsed, errors=None):
+    """The text of the line (no carriage return) for `done` items of
+    `total` (None: unknown) after `elapsed` seconds."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if total:
+        filled = min(_PROGRESS_WIDTH, int(_PROGRESS_WIDTH * done / total))
+        eta = (total - done) / rate if rate > 0 else 0
+        line = (f"[{'#' * filled}{' ' * (_PROGRESS_WIDTH - filled)}] {done}/{total}"
+                f"  {rate:.0f}/s  ETA {eta:.0f}s")
+    else:
+        line = f"{done} done  {rate:.0f}/s"
+    if errors is not None:
+        line += f"  errors {errors}"
+    return line + " "
+
+
+class _ProgressLine:
+    """A progress line on a terminal; does nothing when the stream is not
+    one (enabled=False turns it off, True forces it)."""
+
+    def __init__(self, total=None, stream=None, interval=0.1, enabled=None, t0=None):
+        self.stream = _sys.stderr if stream is None else stream
+        self.enabled = _progress_isatty(self.stream) if enabled is None else bool(enabled)
+        self.total = total
+        self.interval = interval
+        self.t0 = _time.monotonic() if t0 is None else t0
+        self.last = float("-inf")  # the first update draws
+        self.drawn = False
+
+    def update(self, done, errors=None, final=False):
+        """Redraw with `done` items finished (at most every interval,
+        always when final; final ends the line)."""
+        if not self.enabled:
+            return
+        t = _time.monotonic()
+        if not final and t - self.last < self.interval:
+            return
+        self.last = t
+        text = "\r" + _progress_text(done, self.total, t - self.t0, errors)
+        try:
+            self.stream.write(text + ("\n" if final else ""))
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.enabled = False  # the terminal went away: stop drawing
+            return
+        self.drawn = not final
+
+    def clear(self):
+        """End a line left drawn (before other output)."""
+        if self.drawn:
+            try:
+                self.stream.write("\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+            self.drawn = False
+
+
+def _progress_track(iterator, total, stream=None):
+    """Yield from iterator, drawing the progress line as items come; the
+    line is finished when the iterator is, and ended when it stops early."""
+    bar = _ProgressLine(total, stream)
+    if not bar.enabled:
+        yield from iterator
+        return
+    done = 0
+    try:
+        for item in iterator:
+            done += 1
+            bar.update(done)
+            yield item
+            del item  # keep no result alive after yielding it
+        bar.update(done, final=True)
+    finally:
+        bar.clear()
+
+
+_progress = _types.SimpleNamespace(ProgressLine=_ProgressLine, format_line=_progress_text,
+                                   track=_progress_track)
+
+
+def _known_length(iterables):
+    # The number of argument sets zip(*iterables) gives, when every
+    # iterable knows its length (None otherwise).
+    try:
+        return min(len(it) for it in iterables)
+    except (TypeError, ValueError):
+        return None
+
+
+def _with_progress(results, total):
+    # Pool.map(progress=True): the shared progress line (below).
+    return _progress_track(results, total)
+
+
 class Pool:
     """A pool of workers, each an OS thread hosting its own sub-interpreter.
 
@@ -577,6 +694,11 @@ class Pool:
         passed on too, so the workers find the same modules).
     allow_pickle: accept the pickle fallback for arguments and results
         (turn it off for untrusted peers).
+    trace: a file to write a timeline of every task to (Trace Event
+        Format JSON: open it in https://ui.perfetto.dev or
+        chrome://tracing, or draw it with scripts/trace-plot); complete
+        once the pool is shut down.  Default: the ISOLA_TRACE environment
+        variable, if set.
 
     If a worker's setup fails, Pool() raises isola.BrokenPool (a
     concurrent.futures.BrokenExecutor) with the worker's traceback.
@@ -590,7 +712,7 @@ class Pool:
     """
 
     def __init__(self, workers=None, preload=(), init=None, path=(), *, initializer=None,
-                 initargs=(), allow_pickle=True, stop_grace=None):
+                 initargs=(), allow_pickle=True, stop_grace=None, trace=None):
         if workers is not None and workers <= 0:
             raise ValueError("workers must be greater than 0")
         if workers is not None and workers > MAX_WORKERS:
@@ -626,7 +748,8 @@ class Pool:
         if initializer is not None:
             _check_main_target(_target_of(initializer), self._main_refusal)
         init_src += _init_source(initializer, initargs, allow_pickle)
-        self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle)
+        self._c = _Pool(workers or 0, paths, list(preload), init_src or None, allow_pickle,
+                        None if trace is None else _os.fspath(trace))
         self._closed = False
         self._lock = _threading.Lock()
         self._completions = _Completions(self._c.done_channel())
@@ -775,21 +898,28 @@ class Pool:
 
         return results()
 
-    def map(self, fn, *iterables, chunksize=None, timeout=None, buffersize=None):
+    def map(self, fn, *iterables, chunksize=None, timeout=None, buffersize=None,
+            progress=False):
         """Like the builtin map, in parallel: an iterator over fn(*args) for
         each args of zip(*iterables), in order.  Work is sent in chunks
         (default: about 4 per worker; with buffersize, 1); buffersize: at
         most that many chunks in flight, the input read as results are
         taken (infinite iterables work).  If iteration stops early (an
-        exception, Ctrl-C), what is still queued is cancelled."""
+        exception, Ctrl-C), what is still queued is cancelled.
+        progress=True: a progress line on standard error while results
+        are taken (done/total when the length is known, rate, ETA), drawn
+        only when standard error is a terminal."""
         self._check_open()
+        total = _known_length(iterables) if progress else None
         argsets = zip(*iterables)
         if chunksize is None and buffersize:
             chunksize = 1
         elif chunksize is None:
             argsets = list(argsets)
+            total = len(argsets)
             chunksize = max(1, len(argsets) // (4 * self.size))
-        return self._map(fn, argsets, chunksize, timeout, buffersize)
+        results = self._map(fn, argsets, chunksize, timeout, buffersize)
+        return _with_progress(results, total) if progress else results
 
     def imap_unordered(self, fn, iterable, chunksize=1):
         """fn(x) for each x, yielded as they finish (any order)."""
@@ -1066,7 +1196,7 @@ class Executor(_cf.ThreadPoolExecutor):
     Executor(max_workers=None, initializer=None, initargs=(), **pool_options)
 
     pool_options are isola.Pool's (preload, init, path, allow_pickle,
-    stop_grace).  As with the stdlib's executors, nothing starts until
+    stop_grace, trace).  As with the stdlib's executors, nothing starts until
     work arrives: the workers (all max_workers of them, in parallel) and
     their initializers start at the first submit() or map(), so an
     executor that is never used costs nothing and shuts down at once.  A
@@ -1084,7 +1214,8 @@ class Executor(_cf.ThreadPoolExecutor):
     libraries submit (issue #31.7).  isola.Pool refuses them instead.
     """
 
-    _POOL_OPTIONS = frozenset({"preload", "init", "path", "allow_pickle", "stop_grace"})
+    _POOL_OPTIONS = frozenset({"preload", "init", "path", "allow_pickle", "stop_grace",
+                               "trace"})
 
     def __init__(self, max_workers=None, initializer=None, initargs=(), **pool_options):
         if max_workers is not None and max_workers <= 0:
@@ -1160,16 +1291,21 @@ class Executor(_cf.ThreadPoolExecutor):
         ThreadPoolExecutor would run it; its Future is a plain
         concurrent.futures.Future."""
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
         """Like concurrent.futures.Executor.map (buffersize as in 3.14);
-        chunksize > 1 sends that many calls per task.  A callable that
-        cannot travel runs on threads of this interpreter, as in submit."""
+        chunksize > 1 sends that many calls per task; progress=True draws
+        a progress line on standard error when it is a terminal (as
+        Pool.map).  A callable that cannot travel runs on threads of this
+        interpreter, as in submit."""
         with self._shutdown_lock:
             if not _travels(fn):
                 extra = {} if buffersize is None else {"buffersize": buffersize}
                 return self._local().map(fn, *iterables, timeout=timeout, **extra)
             pool = self._start()
-        return pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
+        results = pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
+        if progress:
+            return _with_progress(results, _known_length(iterables))
+        return results
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         with self._shutdown_lock:

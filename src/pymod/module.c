@@ -18,6 +18,7 @@
 #include <string.h>
 #include "front_py.h" /* generated: isola__front_source */
 #include "interp/interp.h"
+#include "scheduler/trace.h"
 
 
 static isola__state *mod_state(PyObject *m)
@@ -233,7 +234,21 @@ static PyObject *mod_getattr(PyObject *m, PyObject *name);
 static PyObject *mod_resolve(PyObject *m, PyObject *arg);
 static PyObject *mod_subinterp_refusal(PyObject *m, PyObject *exc);
 
+/* _trace_close_all(): end every trace file now (private: front.py's exit
+ * with abandoned tasks, which leaves by os._exit, past the C atexit hook). */
+static PyObject *mod_trace_close_all(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	Py_BEGIN_ALLOW_THREADS
+	isola__trace_close_all();
+	Py_END_ALLOW_THREADS
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef mod_methods[] = {
+	{ "_trace_close_all", mod_trace_close_all, METH_NOARGS,
+	  "_trace_close_all()\n--\n\nWrite and close every trace file now (private)." },
 	{ "select", (PyCFunction)(void (*)(void))mod_select, METH_VARARGS | METH_KEYWORDS,
 	  "select(channels, timeout=None)\n--\n\nWait until one of up to 64 channels has a "
 	  "message and receive it: returns (channel, obj).  Closed, drained channels are "

@@ -183,12 +183,14 @@ static int strings(PyObject *seq, const char ***out, size_t *n)
 
 static int pool_init(PyObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = { "workers", "path", "preload", "init", "allow_pickle", NULL };
+	static char *kwlist[] = { "workers", "path", "preload", "init", "allow_pickle",
+				  "trace", "trace_events", NULL };
 	int workers = 0, allow_pickle = 1;
 	PyObject *path = NULL, *preload = NULL;
-	const char *init = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iOOzp:_Pool", kwlist, &workers, &path,
-					 &preload, &init, &allow_pickle))
+	const char *init = NULL, *trace = NULL;
+	unsigned int trace_events = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|iOOzpzI:_Pool", kwlist, &workers, &path,
+					 &preload, &init, &allow_pickle, &trace, &trace_events))
 		return -1;
 	pool_obj *p = (pool_obj *)self;
 	isola__state *st = state_of(self);
@@ -203,7 +205,8 @@ static int pool_init(PyObject *self, PyObject *args, PyObject *kw)
 				"`if __name__ == \"__main__\":` (as with multiprocessing's spawn)");
 		return -1;
 	}
-	isola_pool_options o = { .workers = workers, .no_pickle = !allow_pickle };
+	isola_pool_options o = { .workers = workers, .no_pickle = !allow_pickle,
+				 .trace = trace, .trace_events = trace_events };
 	const char **paths = NULL, **mods = NULL;
 	size_t npaths = 0, nmods = 0;
 	if (strings(path, &paths, &npaths) < 0 || strings(preload, &mods, &nmods) < 0) {

@@ -117,6 +117,8 @@ static void make_ready(struct isola_pool *p, struct task *t, bool may_block)
 	pthread_mutex_lock(&p->graph_lock);
 	waiting_unlink(p, t);
 	pthread_mutex_unlock(&p->graph_lock);
+	if (p->trace != NULL)
+		t->queued_ns = isola__now_ns(); /* ready: queued from now on */
 	int r;
 	if (may_block) {
 		r = isola__task_enqueue(p, p->shared_q, t);

@@ -90,6 +90,8 @@ static void look_at_task(void *arg)
 		f->injected = 1;
 		/* Release: a wait that sees it sees the interrupt. */
 		__atomic_store_n(&w->abort_wait, 1, __ATOMIC_RELEASE);
+		if (w->trace_wd != NULL)
+			isola__trace_interrupt(w, isola__load_acquire(&f->interrupt));
 	}
 }
 

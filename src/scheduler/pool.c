@@ -15,6 +15,7 @@
 
 #define SHARED_QUEUE 65536 /* tasks; submit waits (backpressure) when full */
 #define PRIVATE_QUEUE 4096 /* actor messages per worker */
+#define ROUTED_QUEUE 4     /* calls routed to an idle worker: one at a time */
 #define MONITOR_QUEUE 1024
 
 /* A caller makes a task, a worker frees it: tasks whose target fits
@@ -75,6 +76,8 @@ _Thread_local const struct isola__post_wait *isola__post_wait;
 
 int isola__task_enqueue(struct isola_pool *p, isola_channel *q, struct task *t)
 {
+	if (p->trace != NULL)
+		t->queued_ns = isola__now_ns();
 	isola_msg m;
 	isola_msg_init(&m);
 	isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */
@@ -156,8 +159,10 @@ static void free_setup(struct isola_pool *p)
 void isola__pool_close_queues(struct isola_pool *p)
 {
 	isola_channel_close(p->shared_q);
-	for (int i = 0; i < p->n; i++)
+	for (int i = 0; i < p->n; i++) {
+		isola_channel_close(p->workers[i].routed_q);
 		isola_channel_close(p->workers[i].private_q);
+	}
 }
 
 static void free_pool(struct isola_pool *p)
@@ -166,8 +171,9 @@ static void free_pool(struct isola_pool *p)
 	 * queues (closed) are released only after every future ended here:
 	 * a task waiting for one of them (graph.c) is then refused by the
 	 * closed queue, never posted to a freed one. */
-	for (int i = -1; i < p->n; i++) {
-		isola_channel *q = i < 0 ? p->shared_q : p->workers[i].private_q;
+	for (int i = -1; i < 2 * p->n; i++) {
+		isola_channel *q = i < 0 ? p->shared_q : i < p->n ? p->workers[i].private_q
+								 : p->workers[i - p->n].routed_q;
 		struct task *t;
 		while (q != NULL && (t = isola__task_take(q)) != NULL) {
 			if (t->future != NULL)
@@ -177,8 +183,10 @@ static void free_pool(struct isola_pool *p)
 	}
 	isola__actor_free_all(p);
 	isola__graph_fini(p);
-	for (int i = -1; i < p->n; i++)
-		isola_channel_release(i < 0 ? p->shared_q : p->workers[i].private_q);
+	isola__trace_pool_free(p); /* the workers are gone: the last drain */
+	for (int i = -1; i < 2 * p->n; i++)
+		isola_channel_release(i < 0 ? p->shared_q : i < p->n ? p->workers[i].private_q
+								     : p->workers[i - p->n].routed_q);
 	if (p->link != NULL) {
 		isola__pool_link_cut(p->link); /* before the pool goes */
 		isola__pool_link_release(p->link);
@@ -246,7 +254,12 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		p->workers[i].index = i;
 		pthread_mutex_init(&p->workers[i].attach_lock, NULL);
 		r = isola_channel_create(PRIVATE_QUEUE, &p->workers[i].private_q);
+		if (r == 0)
+			r = isola_channel_create(ROUTED_QUEUE, &p->workers[i].routed_q);
 	}
+	if (r == 0)
+		r = isola__trace_pool_begin(p, opts ? opts->trace : NULL,
+					    opts ? opts->trace_events : 0, error_out);
 	if (r != 0) {
 		p->n = p->workers ? n : 0;
 		free_pool(p);
@@ -298,18 +311,22 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	return 0;
 }
 
-/* Cancel every task still in the shared queue (shutdown with CANCEL):
+/* Cancel every task still in the shared and routed queues (shutdown with CANCEL):
  * done here, at once, so that a caller sees its futures cancelled when
  * shutdown returns.  Workers may race for the same tasks: whoever takes
  * one first handles it, and a worker seeing closing == CLOSING_CANCEL
  * cancels instead of running. */
 static void cancel_queued(struct isola_pool *p)
 {
-	struct task *t;
-	while ((t = isola__task_take(p->shared_q)) != NULL) {
-		if (t->future != NULL)
-			isola__future_cancel_pending(t->future, "the pool shut down before it ran");
-		isola__task_free(t);
+	for (int i = -1; i < p->n; i++) {
+		isola_channel *q = i < 0 ? p->shared_q : p->workers[i].routed_q;
+		struct task *t;
+		while ((t = isola__task_take(q)) != NULL) {
+			if (t->future != NULL)
+				isola__future_cancel_pending(t->future,
+							     "the pool shut down before it ran");
+			isola__task_free(t);
+		}
 	}
 }
 
@@ -359,6 +376,8 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 	/* isola__wait, not a bare ck_ec wait: it keeps each sleep within the
 	 * deadline (ck_ec's own backoff sleeps a second and more). */
 	int r = isola__wait(&p->exit_ec, all_exited, p, &d, ISOLA__WAIT_NO_SPIN);
+	if (r == 0)
+		isola__trace_pool_end(p); /* every worker left: its file is complete */
 	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
 }
 
@@ -379,43 +398,14 @@ int isola_pool_destroy(isola_pool *p)
 
 /* ---- work ----------------------------------------------------------- */
 
-/*
- * Where a call goes: the shared queue, except on a contended machine
- * (wait.h) when a worker went idle on the caller's own CPU.  A call that
- * wakes a worker on another CPU costs an interrupt there, and the busy
- * process running on that CPU may keep it for the rest of its time slice
- * (the kernel lets a running task reach its fair share first): with
- * both cores busy, a p99 of 1.7-2.9 ms in 2 runs of 3, against 10-20 us
- * when caller and worker happened to share a core.  The worker idle
- * here runs the call as soon as the caller waits, without an interrupt.
- * So the call goes to that worker's own queue, which it serves with the
- * shared one, if there is room (never waiting for it).
- */
+/* Where a call goes: the shared queue, except on a contended machine
+ * when a worker went idle on the caller's own CPU (route.c). */
 static int enqueue_call(struct isola_pool *p, struct task *t)
 {
-	if (isola__cpu_contended()) {
-		uint32_t here = isola__cpu_tag();
-		for (int i = 0; i < p->n; i++) {
-			struct worker *w = &p->workers[i];
-			/* Never this very worker (a done-callback that submits
-			 * and waits would wait for itself).  Claim the idle
-			 * worker (here -> 0), so that one call, not a burst,
-			 * goes to it: the rest stay in the shared queue, for
-			 * any worker and for shutdown's cancel.  Relaxed: a
-			 * hint (worker.c), ordering nothing. */
-			uint32_t expect = here;
-			if (w == isola__this_worker ||
-			    !__atomic_compare_exchange_n(&w->idle_cpu, &expect, 0, false,
-							 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-				continue;
-			isola_msg m;
-			isola_msg_init(&m);
-			isola_msg_set_bytes(&m, &t, sizeof(t)); /* 8 bytes: inline */
-			if (isola__channel_try_send(w->private_q, &m) == 0)
-				return 0;
-			break;
-		}
-	}
+	if (p->trace != NULL)
+		t->queued_ns = isola__now_ns();
+	if (isola__route_call(p, t) == 0)
+		return 0;
 	return isola__task_enqueue(p, p->shared_q, t);
 }
 

@@ -19,6 +19,7 @@
 #include "interp/host.h"
 #include "scheduler/future.h"
 #include "scheduler/post_wait.h"
+#include "scheduler/trace.h"
 
 #include <assert.h>
 #include <ck_sequence.h>
@@ -66,6 +67,7 @@ struct task {
 	isola_future *future; /* may be NULL (actor send) */
 	uint64_t epoch;       /* actor messages: the actor's kill epoch */
 	int64_t timeout_ns;   /* <= 0: none */
+	int64_t queued_ns;    /* traced pools: when it was queued (trace.h) */
 	uint64_t actor_id;
 	struct task_inputs *inputs; /* TASK_CALL of a graph, else NULL (graph.c) */
 	struct task *overflow_next; /* p->graph_lock: ready, the shared queue was full */
@@ -79,6 +81,7 @@ struct worker {
 	pthread_t thread;
 	isola_interp *interp;
 	isola_channel *private_q;   /* actor messages */
+	isola_channel *routed_q;    /* calls routed to this idle worker (pool.c) */
 	/* The running task, for the watchdog: written with the GIL held. */
 	isola_future *current;      /* atomic */
 	uint64_t current_actor;     /* atomic: the actor whose message runs, or 0 */
@@ -91,10 +94,12 @@ struct worker {
 	 * watchdog when it interrupts the running task, cleared by the
 	 * worker after the task; both under the worker's GIL. */
 	uint32_t abort_wait;
-	/* Atomic hint: isola__cpu_tag of the CPU this worker went idle on
-	 * (parked, or about to), 0 while it runs a task (pool.c:
-	 * enqueue_call). */
-	uint32_t idle_cpu;
+	/* Atomic: who may route a call to this worker (pool.c:
+	 * enqueue_call): ROUTE_BUSY while it runs a task, the isola__cpu_tag
+	 * of the CPU it went idle on (parked, or about to), ROUTE_CLAIMED
+	 * while a caller puts a call in routed_q, ROUTE_DELIVERED once it
+	 * is there. */
+	uint32_t route;
 	pthread_t watchdog; /* interrupts this worker's tasks (interrupt.c) */
 	int interrupt_look; /* p->lock: some future asked; look at the running task */
 	/* Held by the watchdog while attached to this interpreter, and by
@@ -110,10 +115,30 @@ struct worker {
 	uint64_t running_words[ISOLA_RUNNING_NAME_MAX / 8];
 	int64_t running_since;
 	bool spinning; /* worker thread only: holds a spinner role (worker.c) */
+	/* Timeline rings (trace.h), NULL when the pool is not traced: the
+	 * worker's, and its watchdog's (interrupts). */
+	struct isola__trace_ring *trace, *trace_wd;
 	int n_actors;
 };
 
 struct actor_slot; /* actor.c */
+
+/* worker->route, besides CPU tags (1 + a CPU number). */
+#define ROUTE_BUSY 0u
+#define ROUTE_CLAIMED 0xfffffffeu
+#define ROUTE_DELIVERED 0xffffffffu
+
+/* route.c.  A call for a worker idle on the caller's CPU: 0 if it went
+ * there (it is the worker's now), EAGAIN if it is still the caller's,
+ * for the shared queue. */
+int isola__route_call(struct isola_pool *p, struct task *t);
+/* Worker thread only: it took a task (from routed_q or not).  A call
+ * routed to it (or on its way) must not wait behind another task: it
+ * goes to the shared queue, for any idle worker. */
+void isola__route_busy(struct worker *w, bool took_routed);
+/* Worker thread only: it goes idle on this CPU; callers here may route
+ * to it. */
+void isola__route_open(struct worker *w);
 
 /* isola_pool->closing. */
 enum closing_level {
@@ -168,6 +193,7 @@ struct isola_pool {
 	/* actors */
 	struct actor_slot *actors;
 	size_t n_actor_slots;
+	struct isola__trace_pool *trace; /* NULL: not traced (trace_write.c) */
 };
 
 /* Ask the watchdog to look for interrupt requests now. */

@@ -165,6 +165,7 @@ static bool spinner_begin(struct worker *w)
 						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 			break;
 	}
+	isola__channel_spinner_add(w->routed_q);
 	isola__channel_spinner_add(w->private_q);
 	isola__channel_spinner_add(p->shared_q);
 	return true;
@@ -172,6 +173,7 @@ static bool spinner_begin(struct worker *w)
 
 static void spinner_end(struct worker *w)
 {
+	isola__channel_spinner_drop(w->routed_q);
 	isola__channel_spinner_drop(w->private_q);
 	isola__channel_spinner_drop(w->pool->shared_q);
 	__atomic_sub_fetch(&w->pool->spinners, 1, __ATOMIC_RELAXED); /* as above */
@@ -220,6 +222,21 @@ void isola__worker_running(struct worker *w, char *name, uint64_t *running_ns)
 	*running_ns = since > 0 && now > since ? (uint64_t)(now - since) : 0;
 }
 
+/* How an actor message ended, for the trace: its future's status, or
+ * for a send (no future) whether the watchdog interrupted it. */
+static int actor_status(const struct task *t, isola_future *watched)
+{
+	if (t->future != NULL) {
+		int state = ISOLA_FUTURE_PENDING;
+		isola_future_state(t->future, &state);
+		/* The state read above is an acquire (future.c): status is set. */
+		return state >= ISOLA_FUTURE_FAILED ? (t->future->status ? t->future->status
+									   : ISOLA_EPYTHON)
+						    : 0;
+	}
+	return watched != NULL ? interrupt_status(watched) : 0;
+}
+
 static void run_task(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
@@ -231,6 +248,8 @@ static void run_task(struct worker *w, struct task *t)
 			isola__future_complete(t->future, ISOLA_ECANCELED, NULL, &e);
 			isola__error_clear(&e);
 		}
+		if (w->trace != NULL)
+			isola__trace_skipped(w, t);
 		if (t->kind == TASK_ACTOR_CALL)
 			isola__actor_message_done(p, t->actor_id);
 		isola__task_free(t);
@@ -244,6 +263,8 @@ static void run_task(struct worker *w, struct task *t)
 	int is_actor = t->kind == TASK_ACTOR_NEW || t->kind == TASK_ACTOR_CALL ||
 		       t->kind == TASK_ACTOR_KILL;
 	if (t->future != NULL && !isola__future_start(t->future)) {
+		if (w->trace != NULL)
+			isola__trace_skipped(w, t);
 		if (t->kind == TASK_ACTOR_CALL)
 			isola__actor_message_done(p, t->actor_id);
 		isola__task_free(t); /* cancelled while queued */
@@ -251,6 +272,9 @@ static void run_task(struct worker *w, struct task *t)
 	}
 	int64_t t0 = isola__now_ns();
 	running_set(w, t->target, t0);
+	struct isola__trace_event *traced = NULL;
+	if (w->trace != NULL)
+		traced = isola__trace_task_begin(w, t, t0);
 	/* Counted when taken, before its future completes, so a caller that
 	 * saw every result also sees every task counted. */
 	isola__add_relaxed(&w->tasks_run, 1);
@@ -277,6 +301,8 @@ static void run_task(struct worker *w, struct task *t)
 	int status = 0;
 	if (is_actor) {
 		isola__actor_run(w, t);
+		if (traced != NULL)
+			status = actor_status(t, watched);
 	} else {
 		f = t->future;
 		size_t failed_at = SIZE_MAX;
@@ -315,12 +341,14 @@ static void run_task(struct worker *w, struct task *t)
 	isola__interp_async_cancel(w->interp, false);
 	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
 	isola__interp_leave(w->interp);
+	if (traced != NULL) /* before the completion takes err */
+		isola__trace_task_end(w, traced, isola__now_ns(), status, err.type);
 	/* Completed with the GIL released: callbacks (the Python front's
 	 * completion post among them) may block, never this interpreter.
 	 * Idle from here on, for callers choosing a queue (pool.c): the
 	 * caller's next call often comes before this worker has parked. */
 	if (f != NULL) {
-		__atomic_store_n(&w->idle_cpu, isola__cpu_tag(), __ATOMIC_RELAXED);
+		isola__route_open(w);
 		isola__future_complete(f, status, &result, status ? &err : NULL);
 	}
 	isola_msg_clear(&result);
@@ -405,8 +433,12 @@ void *isola__worker_main(void *arg)
 	 * terminated or cannot reap its own children.  Linux delivers a
 	 * process-directed signal (Ctrl-C) to the main thread first when it
 	 * does not block it, and CPython runs Python handlers there. */
-	if (start(w)) {
-		isola_channel *queues[2] = { w->private_q, p->shared_q };
+	int64_t began = isola__now_ns();
+	bool started = start(w);
+	if (started) {
+		isola__trace_worker(w, TRACE_EV_WORKER_START, began);
+		/* routed_q: calls routed here (route.c). */
+		isola_channel *queues[3] = { w->routed_q, w->private_q, p->shared_q };
 		isola__deadline forever;
 		isola__deadline_init(&forever, -1);
 		/* Adaptive spinning: while tasks keep arriving during the spin,
@@ -420,7 +452,7 @@ void *isola__worker_main(void *arg)
 			size_t idx;
 			int r = ISOLA_EAGAIN;
 			if (w->spinning || spinner_begin(w)) {
-				r = isola__channel_select_until(queues, 2, &m, &forever,
+				r = isola__channel_select_until(queues, 3, &m, &forever,
 								ISOLA__WAIT_SPIN_ONLY, &idx);
 				spinner_end(w);
 				w->spinning = false;
@@ -428,9 +460,8 @@ void *isola__worker_main(void *arg)
 			bool slept = false;
 			if (r == ISOLA_EAGAIN) {
 				isola__last_wait_slept = 0;
-				/* Relaxed: a hint for callers choosing a queue. */
-				__atomic_store_n(&w->idle_cpu, isola__cpu_tag(), __ATOMIC_RELAXED);
-				r = isola__channel_select_until(queues, 2, &m, &forever,
+				isola__route_open(w); /* callers here may route to it */
+				r = isola__channel_select_until(queues, 3, &m, &forever,
 								ISOLA__WAIT_NO_SPIN, &idx);
 				slept = isola__last_wait_slept;
 			}
@@ -444,11 +475,12 @@ void *isola__worker_main(void *arg)
 							       ? isola__spin_ns_local * 2 : IDLE_SPIN_MAX_NS;
 			if (r != 0)
 				continue;
-			__atomic_store_n(&w->idle_cpu, 0, __ATOMIC_RELAXED); /* busy */
+			isola__route_busy(w, idx == 0); /* before it runs: route.c */
 			run_task(w, isola__task_of(&m));
 			isola__graph_drain_overflow(p); /* ready tasks the full queue refused */
 		}
 	}
+	int64_t ending = isola__now_ns();
 	pthread_mutex_lock(&w->attach_lock); /* the watchdog is not attached */
 	if (w->interp != NULL) {
 		isola__host_end(w->interp);
@@ -456,6 +488,8 @@ void *isola__worker_main(void *arg)
 		w->interp = NULL;
 	}
 	pthread_mutex_unlock(&w->attach_lock);
+	if (started)
+		isola__trace_worker(w, TRACE_EV_WORKER_END, ending);
 	/* The watchdog may hold it only while current points to it (under
 	 * this worker's GIL, which is gone now). */
 	isola_future_release(w->scratch);

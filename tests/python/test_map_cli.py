@@ -64,6 +64,30 @@ def boom(x):
     if x % 2:
         raise KeyError(x)
     return x
+
+def nap(x):
+    # a C call that isola cannot interrupt
+    if x:
+        open("nap.started", "w").close()
+        time.sleep(3600)
+    return x
+
+def twice(path):
+    # the first call spins until --timeout interrupts it; the retry takes 2.4 s
+    if not os.path.exists(path):
+        open(path, "w").close()
+        while True:
+            pass
+    end = time.monotonic() + 2.4
+    while time.monotonic() < end:
+        pass
+    return "ok"
+
+def lag(x):
+    # line 40 spins (interruptibly) until lag.done exists
+    while x == 40 and not os.path.exists("lag.done"):
+        pass
+    return x
 '''
 
 
@@ -129,7 +153,7 @@ class MapCli(unittest.TestCase):
         big = json.dumps("x" * (20 << 20)) + "\n1\n"
         r = self.run_isola("map", "builtins:len", "--ordered", input=big, timeout=120)
         self.assertEqual(r.returncode, 1, r.stderr)  # len(1) fails, on its own line
-        self.assertEqual(r.stdout.splitlines(), [str(20 << 20)])
+        self.assertEqual(r.stdout, f"{20 << 20}\n\n")
 
     # #18: --shared NAME=FILE.json, frozen once and read in place by FUNC
     def test_shared_table(self):
@@ -260,18 +284,18 @@ class MapCli(unittest.TestCase):
         r = self.run_isola("map", "tools:boom", "--errors", self.path("e.jsonl"), "--ordered",
                            input="".join(f"{i}\n" for i in range(10)))
         self.assertEqual(r.returncode, 1)
-        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()], [0, 2, 4, 6, 8])
+        self.assertEqual(r.stdout.splitlines(), ["0", "", "2", "", "4", "", "6", "", "8", ""])
         errs = [json.loads(l) for l in self.read("e.jsonl").splitlines()]
         self.assertEqual(sorted(e["index"] for e in errs), [1, 3, 5, 7, 9])
         self.assertTrue(all(e["error"] == "KeyError" and "in boom" in e["traceback"]
                             for e in errs))
         self.assertIn("5 errors", r.stderr)
 
-    # 8. blank lines
+    # 8. blank lines (--ordered: kept as the placeholder, issue 31.11)
     def test_blank_lines_are_skipped(self):
         r = self.run_isola("map", "tools:double", "--ordered", input="1\n\n  \n2\n\r\n")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, "2\n4\n")
+        self.assertEqual(r.stdout, "2\n\n\n4\n\n")
         self.assertIn("3 blank lines skipped", r.stderr)
 
     # 9. print() in the function goes to standard error
@@ -295,14 +319,15 @@ class MapCli(unittest.TestCase):
     def test_help_says_what_happens(self):
         h = self.run_isola("map", "--help").stdout
         for word in ("--ordered", "--lines", "one argument", "NaN", "--timeout", "--retries",
-                     "--halt", "--errors", "--joblog", "--resume", "Containment", "130"):
+                     "--halt", "--errors", "--joblog", "--resume", "Containment", "130",
+                     "--placeholder", "abandoned", "141"):
             self.assertIn(word, h)
         self.assertIn("--version", self.run_isola("--help").stdout)
 
     def test_nan_is_an_error_not_bad_json(self):
         r = self.run_isola("map", "tools:nan", "--ordered", input="1\n2\n3\n")
         self.assertEqual(r.returncode, 1)
-        self.assertEqual(r.stdout, "1\n3\n")
+        self.assertEqual(r.stdout, "1\n\n3\n")
         self.assertIn("cannot be written as JSON", r.stderr)
 
     # what users of GNU parallel and multiprocessing look for
@@ -329,13 +354,13 @@ class MapCli(unittest.TestCase):
         b = self.write("b.jsonl", "3\n{oops\n")
         r = self.run_isola("map", "tools:double", a, "--in", b, "--ordered")
         self.assertEqual(r.returncode, 1)
-        self.assertEqual(r.stdout, "2\n4\n6\n")
+        self.assertEqual(r.stdout, "2\n4\n6\n\n")
         self.assertIn("b.jsonl:2 (index 3)", r.stderr)
 
     def test_os_exit_and_sys_exit_fail_their_line(self):
         r = self.run_isola("map", "tools:quit", "--ordered", input="1\n2\n3\n4\n")
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertEqual(r.stdout, "1\n4\n")
+        self.assertEqual(r.stdout, "1\n\n\n4\n")
         self.assertIn("os._exit(5)", r.stderr)
         self.assertIn("SystemExit: bye", r.stderr)
 
@@ -385,6 +410,201 @@ class MapCli(unittest.TestCase):
         r = self.run_isola("map", "tools:slow", "--in", src, "--out", self.path("b2.jsonl"))
         self.assertNotIn("\r[", r.stderr)    # not a terminal: no bar
 
+
+    # -- issue 30 and 31 ---------------------------------------------------
+
+    def popen(self, *args, **kw):
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([self.isola, *args], cwd=self.dir, text=True,
+                                start_new_session=True, **kw)
+
+    def finish(self, p, timeout=60):
+        try:
+            out, err = p.communicate(timeout=timeout)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        return out, err
+
+    def wait_for_lines(self, path, n, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    if len(f.read().splitlines()) >= n:
+                        return
+            time.sleep(0.02)
+        self.fail(f"{path}: fewer than {n} lines after {timeout} s")
+
+    # 30.4: a line stuck in a C call that cannot be interrupted is
+    # abandoned after the grace: the run still ends with 143 (130)
+    def test_signal_stops_a_call_stuck_in_c(self):
+        out, started = self.path("nap.out"), self.path("nap.started")
+        if os.path.exists(started):
+            os.unlink(started)
+        p = self.popen("map", "tools:nap", self.write("nap.in", "0\n1\n"), "--ordered", "-j", "2",
+                       "--chunk", "1", "--out", out, "--joblog", self.path("nap.log"))
+        self.wait_for_lines(out, 1)
+        self.wait_for_lines(started, 0)  # line 1 has started (and blocks in C)
+        p.send_signal(signal.SIGTERM)  # a grace, the interrupt, a grace, abandoned
+        _, err = self.finish(p)
+        self.assertEqual(p.returncode, 143, err)
+        self.assertIn("stopped by SIGTERM", err)
+        self.assertIn("abandoned", err)
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(self.read("nap.out"), "0\n")
+        # each further signal takes the next step at once
+        os.unlink(started)
+        p = self.popen("map", "tools:nap", self.write("nap1.in", "1\n"), "-j", "1",
+                       stdout=subprocess.PIPE)
+        self.wait_for_lines(started, 0)
+        for _ in range(3):
+            p.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        _, err = self.finish(p)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("abandoned", err)
+        self.assertLess(time.monotonic() - t0, 30, "stopped in steps, not by the hard timeout")
+
+    # 30.4: --timeout on a call that cannot be interrupted: the line fails
+    # after --timeout and the grace, the other lines of its task run again
+    # elsewhere, its worker is given up on; with every worker stuck the run
+    # stops
+    def test_timeout_gives_up_on_a_call_stuck_in_c(self):
+        src = self.write("nap4.in", "0\n1\n0\n0\n")
+        p = self.popen("map", "tools:nap", src, "-j", "2", "--chunk", "4", "--timeout", "0.5",
+                       "--ordered", "--placeholder", "null", stdout=subprocess.PIPE)
+        out, err = self.finish(p)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertEqual(out, "0\nnull\n0\n0\n")
+        self.assertIn("(index 1): TimeoutError", err)
+        self.assertIn("could not be interrupted", err)
+        self.assertIn("abandoned", err)
+        p = self.popen("map", "tools:nap", src, "-j", "1", "--timeout", "0.5",
+                       stdout=subprocess.PIPE)
+        out, err = self.finish(p)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("every worker is stuck", err)
+        self.assertEqual([json.loads(l).get("error") for l in out.splitlines()], ["TimeoutError"])
+
+    def test_timeout_clock_starts_again_for_a_retry(self):
+        # a retry gets its own --timeout: the line is not given up on
+        # --timeout + STOP_GRACE after its first call started
+        marker = self.path("twice.marker")
+        if os.path.exists(marker):
+            os.unlink(marker)
+        r = self.run_isola("map", "tools:twice", "--ordered", "--timeout", "2.5", "--retries", "1",
+                           input=json.dumps(marker) + "\n", timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, '"ok"\n'), r.stderr)
+
+    # 30.5: --ordered output stays a prefix of the input order when a run
+    # stops with a chunk unfinished, and --resume completes it in order
+    def test_ordered_stop_keeps_a_prefix_and_resume_completes_it(self):
+        done = self.path("lag.done")
+        if os.path.exists(done):
+            os.unlink(done)
+        data = self.write("lag.in", "".join(f"{i}\n" for i in range(200)))
+        out, log = self.path("lag.out"), self.path("lag.log")
+        args = ["map", "tools:lag", data, "--ordered", "--out", out, "--joblog", log,
+                "-j", "2", "--chunk", "5"]
+        p = self.popen(*args)
+        self.wait_for_lines(out, 40)
+        time.sleep(0.5)  # the other worker finishes chunks past line 40
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)  # interrupt the spinning line at once
+        _, err = self.finish(p)
+        self.assertEqual(p.returncode, 130, err)
+        lines = self.read("lag.out").splitlines()
+        self.assertEqual(lines, [str(i) for i in range(len(lines))], "a prefix of the input")
+        self.assertEqual(len(lines), 40)
+        open(done, "w").close()
+        r = self.run_isola(*args, "--resume")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read("lag.out").splitlines(), [str(i) for i in range(200)])
+
+    # 30.5: a run that ended between writing a part and logging it (a
+    # crash, SIGKILL): --resume cuts the output back to what the joblog
+    # lists, and a joblog line cut short is not done
+    def test_resume_after_a_run_killed_between_output_and_joblog(self):
+        data = self.write("kill.in", "".join(f"{i}\n" for i in range(10)))
+        out, log, err = self.path("kill.out"), self.path("kill.log"), self.path("kill.err")
+        args = ["map", "tools:boom", data, "--ordered", "--chunk", "3", "--out", out,
+                "--joblog", log, "--errors", err]
+        r = self.run_isola(*args)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        expected = (self.read("kill.out"), self.read("kill.err"))
+        with open(log) as f:
+            logged = f.read()
+        # the last part's log line is cut short and the output has more
+        with open(log, "w") as f:
+            f.write(logged[:-3])
+        with open(out, "a") as f:
+            f.write("written but never logged\n")
+        with open(err, "a") as f:
+            f.write('{"index": 99}\n')
+        r = self.run_isola(*args, "--resume")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual((self.read("kill.out"), self.read("kill.err")), expected)
+        self.assertIn("1 items", r.stderr)  # the one line of the last part, again
+        r = self.run_isola(*args, "--resume")
+        self.assertEqual(r.returncode, 0, r.stderr)  # all done: the joblog is whole
+        self.assertEqual(self.read("kill.out"), expected[0])
+
+    # 30.9: a joblog that cannot be written is an output error (exit 2)
+    def test_joblog_on_a_full_disk(self):
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        r = self.run_isola("map", "tools:double", "--joblog", "/dev/full", "--out",
+                           self.path("full.out"), input="1\n2\n")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("No space left on device", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertNotIn("Exception ignored", r.stderr)
+
+    # 30, contracts: --halt N counts failed lines, not chunks
+    def test_halt_counts_lines(self):
+        data = "".join(f"{i}\n" for i in range(300))  # every odd line fails
+        r = self.run_isola("map", "tools:boom", "--halt", "3", "--chunk", "100", "-j", "1",
+                           input=data)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        rows = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(sorted(x["index"] for x in rows if "error" in x), [1, 3, 5])
+        self.assertIn("halted after 3 failed lines", r.stderr)
+        r = self.run_isola("map", "tools:boom", "--halt", "3", "--chunk", "100", "-j", "1",
+                           "--ordered", "--errors", self.path("halt.err"), input=data)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout, "0\n\n2\n\n4\n\n")
+        self.assertEqual([json.loads(l)["index"] for l in self.read("halt.err").splitlines()],
+                         [1, 3, 5])
+
+    # 31.10: `isola map ... | head` ends quietly
+    def test_closed_pipe_stops_quietly(self):
+        data = self.write("many.in", "".join(f"{i}\n" for i in range(200000)))
+        p = self.popen("map", "tools:double", data, "--ordered", stdout=subprocess.PIPE)
+        first = p.stdout.readline()
+        p.stdout.close()
+        _, err = self.finish(p)
+        self.assertEqual(first, "0\n")
+        self.assertEqual(p.returncode, 141, err)  # as a tool killed by SIGPIPE
+        self.assertEqual(err, "")
+
+    # 31.11: --ordered keeps output line N for input line N
+    def test_ordered_output_stays_aligned(self):
+        inp = "1\n\n3\n{bad\n5\n" * 3
+        r = self.run_isola("map", "tools:boom", "--ordered", "--chunk", "4", input=inp)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout.split("\n")[:-1], ["", "", "", "", ""] * 3)
+        r = self.run_isola("map", "tools:double", "--ordered", "--placeholder", "null",
+                           input=inp)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()],
+                         [2, None, 6, None, 10] * 3)
+        r = self.run_isola("map", "tools:double", "--placeholder", "null", input="1\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--placeholder goes with --ordered", r.stderr)
 
 if __name__ == "__main__":
     unittest.main()

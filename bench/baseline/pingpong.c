@@ -1,0 +1,61 @@
+/*
+ * pingpong.c - bench only: the ping-pong of bench_channel, built into
+ * libisola_chanbase (the channel core with the wait code of 4a5d8e0,
+ * everything but bench_base_pingpong hidden), so that one process runs
+ * it through both cores.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "isola.h"
+
+int bench_base_pingpong(long rounds, int64_t *lat);
+
+struct pp {
+	isola_channel *a, *b;
+	long rounds;
+};
+
+static void *echo(void *arg)
+{
+	struct pp *p = arg;
+	for (long i = 0; i < p->rounds; i++) {
+		isola_msg m;
+		isola_msg_init(&m);
+		isola_channel_recv(p->a, &m, -1);
+		isola_channel_send(p->b, &m, -1);
+	}
+	return NULL;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* rounds round trips of a 16-byte message; each one's ns in lat. */
+int bench_base_pingpong(long rounds, int64_t *lat)
+{
+	struct pp p = { .rounds = rounds };
+	if (isola_channel_create(16, &p.a) != 0 || isola_channel_create(16, &p.b) != 0)
+		return -1;
+	pthread_t th;
+	pthread_create(&th, NULL, echo, &p);
+	for (long i = 0; i < rounds; i++) {
+		int64_t t0 = now_ns();
+		isola_msg m;
+		isola_msg_init(&m);
+		isola_msg_set_bytes(&m, "ping-ping-ping-p", 16);
+		isola_channel_send(p.a, &m, -1);
+		isola_channel_recv(p.b, &m, -1);
+		isola_msg_clear(&m);
+		lat[i] = now_ns() - t0;
+	}
+	pthread_join(th, NULL);
+	isola_channel_release(p.a);
+	isola_channel_release(p.b);
+	return 0;
+}
