@@ -86,7 +86,7 @@ def _main_file(main):
     return None
 
 
-_guard_spans = {}  # (path, mtime) -> [(first, last, guarded)] of its top-level statements
+_guard_spans = {}  # (path, mtime) -> _script_spans(path)
 
 
 def _mentions_name(test):
@@ -164,7 +164,7 @@ def _check_main_target(target, refusal):
     # A "__main__:name" target the workers cannot resolve: say why, here.
     if refusal is not None and target.startswith("__main__:"):
         cls, text = refusal
-        raise cls("isola: " + text.format(name=target.partition(":")[2]))
+        raise cls("isola: " + text.replace("{name}", target.partition(":")[2]))
     return target
 
 
@@ -740,7 +740,7 @@ class Pool:
         init_src = ""
         if main_file:
             refusal = (None if self._main_refusal is None else
-                       self._main_refusal[1].format(name="this name"))
+                       self._main_refusal[1].replace("{name}", "this name"))
             init_src += (f"import isola\nisola._set_main_path({main_file!r}, "
                          f"{('isola: ' + refusal) if refusal else None!r})\n")
         if init:
