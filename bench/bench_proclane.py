@@ -71,7 +71,7 @@ def main():
         lane_p50, lane_p99 = sync_latency(pool.submit, SYNC)
         ppe_p50, ppe_p99 = sync_latency(ex.submit, SYNC)
         interp_p50, interp_p99 = sync_latency(
-            lambda fn, *a: pool.apply(fn, a, lane="interpreter"), SYNC)
+            lambda fn, *a: pool.apply_async(fn, a, lane="interpreter"), SYNC)
     lane_tp.sort()
     ppe_tp.sort()
     print(f"throughput, trivial tasks/s (best, median of {ROUNDS}): isola process lane "

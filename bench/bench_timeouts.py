@@ -1,5 +1,5 @@
 """How late a timeout fires: channel recv/send with timeout=, and a pool
-task's apply(timeout=).  Tests only check that a timeout never fires early
+task's apply_async(timeout=).  Tests only check that a timeout never fires early
 (tests/python/test_channel.py); the lateness, which depends on the
 machine's load, is measured here.
 

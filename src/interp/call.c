@@ -4,6 +4,7 @@
  * the exception that ended a job.
  */
 #include "interp/call.h"
+#include "interp/refusal.h"
 #include "common/alloc.h"
 
 #include "channels/channel.h"
@@ -20,11 +21,17 @@ PyObject *isola__import_main_script(void)
 	isola__state *st = isola__state_current();
 	if (st == NULL)
 		return NULL;
+	if (st->main_refusal != NULL) {
+		/* The caller's script makes its pool outside the __main__
+		 * guard: importing it would run that again (front.py says why). */
+		PyErr_SetObject(PyExc_RuntimeError, st->main_refusal);
+		return NULL;
+	}
 	if (st->main_path == NULL) {
 		PyErr_SetString(PyExc_ImportError,
-				"a function of __main__ was sent, but this interpreter does not "
-				"know the script's path (interactive session or -c?): define it "
-				"in an importable module");
+				"a name of __main__ was sent, but this interpreter does not "
+				"know the script's path (standard input, -c or an interactive "
+				"session): define it in an importable module");
 		return NULL;
 	}
 	PyObject *util = PyImport_ImportModule("importlib.util");
@@ -374,6 +381,8 @@ int isola__outcome_capture(int interrupt_status, const isola__codec_opts *o,
 	    PyObject_IsInstance(exc, st->Cancelled) == 1)
 		status = interrupt_status;
 	PyErr_Clear();
+	if (exc != NULL)
+		isola__explain_refusal(exc); /* before it is encoded: the note travels */
 	if (st != NULL && exc != NULL && isola__encode(st, exc, o, res) < 0)
 		PyErr_Clear();
 	PyErr_SetRaisedException(exc);

@@ -22,7 +22,9 @@ PyObject *isola__resolve_target(const char *target);
 
 /* In a worker: import the caller's __main__ script by path as
  * "__isola_main__" (once), so that its functions can be found without
- * running its `if __name__ == "__main__":` block.  New reference. */
+ * running its `if __name__ == "__main__":` block.  New reference.  A
+ * RuntimeError instead when the caller said the script must not be
+ * imported (it makes its pool outside that guard: state's main_refusal). */
 PyObject *isola__import_main_script(void);
 
 /* Set in a process worker (pymod/pyproc.c): its __main__ is the worker's

@@ -49,6 +49,29 @@ static PyObject *derr(dec *d, const unsigned char *at, const char *fmt, ...)
 	return NULL;
 }
 
+/* ValueError("message at offset N: a pickled object failed to load
+ * (Type: text)"), the unpickler's exception as its cause and in its text:
+ * the cause does not travel with an error sent to another interpreter
+ * (issue #31.3: "module '__main__' has no attribute 'Pt'" was hidden).
+ * Not "malformed": the bytes were fine, loading them was not. */
+static PyObject *pickle_err(dec *d, const unsigned char *at)
+{
+	PyObject *cause = PyErr_GetRaisedException();
+	PyObject *text = cause ? PyUnicode_FromFormat("%s: %S", Py_TYPE(cause)->tp_name, cause)
+			       : NULL;
+	if (text == NULL)
+		PyErr_Clear();
+	PyErr_Format(PyExc_ValueError, "message at offset %zd: a pickled object failed to load (%U)",
+		     (Py_ssize_t)(at - d->start), text ? text : Py_None);
+	Py_XDECREF(text);
+	if (cause != NULL) {
+		PyObject *exc = PyErr_GetRaisedException();
+		PyException_SetCause(exc, cause);
+		PyErr_SetRaisedException(exc);
+	}
+	return NULL;
+}
+
 static size_t left(const dec *d)
 {
 	return (size_t)(d->end - d->p);
@@ -652,7 +675,7 @@ static PyObject *dec_ext(dec *d, const unsigned char *at, uint64_t n)
 			Py_XDECREF(b);
 		}
 		if (r == NULL)
-			return derr(d, at, "pickled object failed to load");
+			return pickle_err(d, at);
 		break;
 	case ISOLA_EXT_FROZEN_MAP:
 	case ISOLA_EXT_FROZEN_SEQ:

@@ -1,5 +1,6 @@
 /* pyerror.c - turning the current Python exception into text. */
 #include "interp/pyerror.h"
+#include "interp/refusal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@ int isola__error_capture(isola__error *err)
 		err->message = isola__strdup("error reported without an exception");
 		return ISOLA_EPYTHON;
 	}
+	isola__explain_refusal(exc); /* a module refusing sub-interpreters: say what to do */
 	err->type = type_name((PyObject *)Py_TYPE(exc));
 	PyObject *msg = PyObject_Str(exc);
 	err->message = str_copy(msg);

@@ -23,6 +23,7 @@ typedef struct isola__state {
 	PyObject *remote_error_classes; /* builtin base name -> RemoteError subclass */
 	isola__owner *owner; /* release queue for zero-copy blobs */
 	PyObject *main_path;  /* workers: the caller's __main__ script, or NULL */
+	PyObject *main_refusal; /* workers: why it must not be imported (str), or NULL */
 	PyObject *targets;    /* "mod:qual" -> callable, for pool tasks (call.c) */
 	PyObject *actors;     /* actor id -> instance (actor_host.c) */
 	PyObject *actor_raised; /* what an actor's method last raised, for its hook */

@@ -75,6 +75,99 @@ def _target_of_uncached(fn):
     return f"{mod}:{qual}"
 
 
+# -- the caller's main script, as workers see it (issue #31.2/3/5) ----------
+
+def _main_file(main):
+    """The __main__ script's path if it is a file workers can import, else
+    None (standard input, -c, an interactive session)."""
+    f = getattr(main, "__file__", None)
+    if isinstance(f, str) and _os.path.isfile(f):
+        return _os.path.abspath(f)
+    return None
+
+
+_guard_spans = {}  # (path, mtime) -> _script_spans(path)
+
+
+def _mentions_name(test):
+    # An `if` about __name__ (`__name__ == "__main__"`, either way round,
+    # alone or in a larger test): its body counts as guarded.  Lenient on
+    # purpose: a guard taken for none would refuse a working script.
+    import ast
+    return any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(test))
+
+
+def _script_spans(path):
+    """([(first, last)] of the script's top-level statements, [(first,
+    last)] of every `if` about __name__ at any depth), cached; None if the
+    script cannot be read."""
+    try:
+        key = (path, _os.stat(path).st_mtime_ns)
+    except OSError:
+        return None
+    spans = _guard_spans.get(key)
+    if spans is None:
+        import ast
+        try:
+            with open(path, "rb") as f:
+                tree = ast.parse(f.read(), path)
+        except (OSError, SyntaxError, ValueError):
+            return None
+        top = [(n.lineno, n.end_lineno or n.lineno) for n in tree.body]
+        guards = [(n.lineno, n.end_lineno or n.lineno) for n in ast.walk(tree)
+                  if isinstance(n, ast.If) and _mentions_name(n.test)]
+        spans = _guard_spans[key] = (top, guards)
+    return spans
+
+
+def _unguarded_line(main, path):
+    """If the __main__ script's top level is running now (making a pool)
+    outside `if __name__ == "__main__":`, the line of that statement: a
+    worker importing the script would run it again.  Else 0."""
+    f = _sys._getframe(1)
+    g = vars(main)
+    while f is not None and not (f.f_code.co_name == "<module>" and f.f_globals is g):
+        f = f.f_back
+    if f is None or _os.path.abspath(f.f_code.co_filename) != path:
+        return 0  # not from the script's top level (a function run later, a thread)
+    line = f.f_lineno or 0
+    spans = _script_spans(path)
+    if spans is None or any(first <= line <= last for first, last in spans[1]):
+        return 0
+    for first, last in spans[0]:
+        if first <= line <= last:
+            return first
+    return 0
+
+
+def _main_refusal(main, path):
+    """(exception class, text) for sending a name of __main__ to this
+    pool's workers, when they cannot have it; None when they can."""
+    if path is None:
+        where = ("standard input (`python -`)" if getattr(main, "__file__", None) == "<stdin>"
+                 else "no file (`python -c` or an interactive session)")
+        return (TypeError, "{name} is defined in __main__, which was read from " + where +
+                ": workers import the main script by its path to find its functions and "
+                "classes. Save the script to a file and run that, or define {name} in an "
+                "importable module")
+    line = _unguarded_line(main, path)
+    if not line:
+        return None
+    return (RuntimeError, "{name} belongs to the main script " + path + ", which makes "
+            "this pool outside `if __name__ == \"__main__\":` (line " + str(line) + "). "
+            "Workers import the script to find its functions and classes, and that would "
+            "make a pool again: put the code that starts the pool under that guard, as "
+            "with multiprocessing's spawn")
+
+
+def _check_main_target(target, refusal):
+    # A "__main__:name" target the workers cannot resolve: say why, here.
+    if refusal is not None and target.startswith("__main__:"):
+        cls, text = refusal
+        raise cls("isola: " + text.replace("{name}", target.partition(":")[2]))
+    return target
+
+
 class _Waiters(list):
     """A Future's _waiters: concurrent.futures.wait() and as_completed()
     append to it; that is when the Future needs notifying."""
@@ -212,6 +305,22 @@ class Future(_cf.Future):
         import asyncio
         return asyncio.wrap_future(self).__await__()
 
+    # multiprocessing's AsyncResult, for code written for Pool.apply_async.
+    def get(self, timeout=None):
+        """AsyncResult.get: the result (TimeoutError past timeout)."""
+        return self.result(timeout)
+
+    def ready(self):
+        """AsyncResult.ready: done()."""
+        return self.done()
+
+    def successful(self):
+        """AsyncResult.successful: True if it returned a value; ValueError
+        if it has not ended."""
+        if not self.done():
+            raise ValueError(f"{self!r} not ready")
+        return not self.cancelled() and self.exception() is None
+
 
 # _Future.state() values: isola_future_state in isola.h, from the C module
 # (states from DONE on are the ended ones).
@@ -255,6 +364,36 @@ def _complete(fut, outcome, cfut=None):
         pass
 
 
+def _async_callbacks(callback, error_callback):
+    # apply_async's callback / error_callback as one done callback.
+    def done(fut):
+        if fut.cancelled():
+            if error_callback is not None:
+                error_callback(_cf.CancelledError())
+            return
+        exc = fut.exception()
+        if exc is None:
+            if callback is not None:
+                callback(fut.result())
+        elif error_callback is not None:
+            error_callback(exc)
+    return done
+
+
+def _report_orphan(type_name, message, traceback):
+    # A submitted task failed and its Future had been dropped unread
+    # (pypool.c: report_orphan): say so, as an uncaught exception in a
+    # thread is printed, instead of losing it (issue #31.1).
+    try:
+        import logging
+        logging.getLogger("isola").error(
+            "isola: a task failed and its Future was dropped, so nobody can see its exception "
+            "(keep the Future and call result() to handle it):\n%s",
+            traceback.rstrip() or f"{type_name}: {message}")
+    except Exception:
+        pass
+
+
 class _Completions:
     """Completions posted for Futures that have listeners (Future._listen)
     -> those Futures, completed by a dispatcher thread in the caller's
@@ -284,6 +423,9 @@ class _Completions:
 
     def _run(self, done_channel):
         for token in done_channel:  # ends when the pool closes the channel
+            if type(token) is list:
+                _report_orphan(*token)
+                continue
             with self._lock:
                 fut = self._waiting.pop(token, None)
             if fut is None:
@@ -712,20 +854,29 @@ class Pool:
         if self._grace < 0:
             raise ValueError("stop_grace must be >= 0")
         main = _sys.modules.get("__main__")
-        main_file = getattr(main, "__file__", None)
+        main_file = _main_file(main)
+        self._main_refusal = _main_refusal(main, main_file)
         paths = [_os.fspath(p) for p in path]
         for p in _sys.path:
             if p and p not in paths:
                 paths.append(p)
         if main_file:
-            script_dir = _os.path.dirname(_os.path.abspath(main_file))
+            script_dir = _os.path.dirname(main_file)
             if script_dir not in paths:
                 paths.insert(0, script_dir)
+            # What workers send back as the script's (their __isola_main__)
+            # is this __main__, as multiprocessing maps __mp_main__.
+            _sys.modules.setdefault("__isola_main__", main)
         init_src = ""
         if main_file:
-            init_src += f"import isola\nisola._set_main_path({_os.path.abspath(main_file)!r})\n"
+            refusal = (None if self._main_refusal is None else
+                       self._main_refusal[1].replace("{name}", "this name"))
+            init_src += (f"import isola\nisola._set_main_path({main_file!r}, "
+                         f"{('isola: ' + refusal) if refusal else None!r})\n")
         if init:
             init_src += init + "\n"
+        if initializer is not None:
+            _check_main_target(_target_of(initializer), self._main_refusal)
         init_src += _init_source(initializer, initargs, allow_pickle)
         if processes is not None and (not isinstance(processes, int) or processes < 0):
             raise ValueError("processes must be None or an int >= 0")
@@ -767,34 +918,52 @@ class Pool:
 
     # -- tasks -------------------------------------------------------------
 
+    def _target(self, fn):
+        # fn's "module:qualname"; an error here, not in a worker, for a
+        # name of a script the workers cannot import.
+        return _check_main_target(_target_of(fn), self._main_refusal)
+
     def submit(self, fn, /, *args, **kwargs):
         """Run fn(*args, **kwargs) on a worker; returns a Future."""
-        return self.apply(fn, args, kwargs)
+        return self.apply_async(fn, args, kwargs)
 
-    def apply(self, fn, args=(), kwargs=None, *, timeout=None, lane=None):
-        """Like submit, with a per-task timeout in seconds: a task that runs
-        longer is interrupted (isola.Cancelled inside it) and its Future
-        raises TimeoutError.  lane: "interpreter" or "process" for this
-        call (default: the target's placement)."""
+    def apply(self, fn, args=(), kwds=None, *, timeout=None, lane=None):
+        """fn(*args, **kwds) on a worker: waits and returns its value (or
+        raises its exception), as multiprocessing.Pool.apply.  timeout: a
+        task that runs longer is interrupted (isola.Cancelled inside it)
+        and apply raises TimeoutError.  lane: as for apply_async."""
+        return self.apply_async(fn, args, kwds, timeout=timeout, lane=lane).result()
+
+    def apply_async(self, fn, args=(), kwds=None, callback=None, error_callback=None, *,
+                    timeout=None, lane=None):
+        """fn(*args, **kwds) on a worker; returns a Future at once (it also
+        has multiprocessing's AsyncResult get/ready/successful).  callback
+        (value) or error_callback(exception) runs when it ends, on a thread
+        of this interpreter.  timeout: as for apply (the Future then raises
+        TimeoutError).  lane: "interpreter" or "process" for this call
+        (default: the target's placement, see Pool's place=)."""
         self._check_open()
-        target = _target_of(fn)
+        target = self._target(fn)
         if lane is None:
             lane = self._lane_of(target)
         elif lane not in LANES:
             raise ValueError(f"lane must be one of {LANES}, got {lane!r}")
-        args, kwargs, inputs = self._inputs_of(args, kwargs)
+        args, kwds, inputs = self._inputs_of(args, kwds)
         if lane == "process":
             if inputs:
                 raise TypeError(f"{target} runs in process workers, which do not take Futures "
                                 "as arguments (task graphs) yet: pass their results")
-            cfut = self._ensure_lane().submit(self._c, target, args, kwargs or None, timeout)
-            return self._completions.register(cfut)
-        if inputs:
-            return self._completions.register(
-                self._c.submit(target, args, kwargs or None, timeout, inputs))
-        fut = self._completions.register(self._c.submit(target, args, kwargs or None, timeout))
-        if self._auto_place and target not in self._interp_ok:
-            fut._retry = (self._self_ref, "call", target, args, kwargs or None, timeout)
+            cfut = self._ensure_lane().submit(self._c, target, args, kwds or None, timeout)
+            fut = self._completions.register(cfut)
+        elif inputs:
+            cfut = self._c.submit(target, args, kwds or None, timeout, inputs)
+            fut = self._completions.register(cfut)
+        else:
+            fut = self._completions.register(self._c.submit(target, args, kwds or None, timeout))
+            if self._auto_place and target not in self._interp_ok:
+                fut._retry = (self._self_ref, "call", target, args, kwds or None, timeout)
+        if callback is not None or error_callback is not None:
+            fut.add_done_callback(_async_callbacks(callback, error_callback))
         return fut
 
     def _inputs_of(self, args, kwargs):
@@ -933,7 +1102,7 @@ class Pool:
             raise ValueError("chunksize must be >= 1.")
         import time
         end = None if timeout is None else time.monotonic() + timeout
-        target = _target_of(fn)
+        target = self._target(fn)
         batches = _batched(argsets, chunksize)
         fs = _collections.deque()
         try:
@@ -997,7 +1166,7 @@ class Pool:
     def imap_unordered(self, fn, iterable, chunksize=1):
         """fn(x) for each x, yielded as they finish (any order)."""
         self._check_open()
-        target = _target_of(fn)
+        target = self._target(fn)
         futures = [self._submit_chunk(target, batch)
                    for batch in _batched(zip(iterable), chunksize)]
         try:
@@ -1030,7 +1199,7 @@ class Pool:
         later calls raise isola.ChannelClosed.
         """
         self._check_open()
-        aid = self._c.spawn(_target_of(cls), args, kwargs or None, bool(restart),
+        aid = self._c.spawn(self._target(cls), args, kwargs or None, bool(restart),
                             int(max_restarts), float(restart_window))
         return ActorProxy(self, aid, getattr(cls, "__qualname__", str(cls)))
 
@@ -1285,6 +1454,18 @@ class ActorProxy:
         return f"<isola actor {self._name} #{self._id & 0xffffffff}>"
 
 
+def _travels(fn):
+    """True if fn can be sent to a worker by reference (module:qualname);
+    a str target is the pool's to check."""
+    if isinstance(fn, str):
+        return True
+    try:
+        _target_of(fn)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 class Executor(_cf.ThreadPoolExecutor):
     # A ThreadPoolExecutor by type only (its methods are all replaced):
     # asyncio takes nothing else as a loop's default executor, and
@@ -1307,6 +1488,12 @@ class Executor(_cf.ThreadPoolExecutor):
     and from then on.  Futures are isola.Future: cancel() as the contract
     says, interrupt() to stop a running task.  An executor dropped without
     shutdown() runs what was submitted, as ThreadPoolExecutor does.
+
+    Callables that cannot travel by reference (asyncio.to_thread's
+    functools.partial(Context.run, ...), lambdas, closures, bound methods)
+    run on threads of the calling interpreter, as a ThreadPoolExecutor
+    runs them: as a loop's default executor it takes what asyncio and
+    libraries submit (issue #31.7).  isola.Pool refuses them instead.
     """
 
     _POOL_OPTIONS = frozenset({"preload", "init", "path", "allow_pickle", "stop_grace",
@@ -1357,18 +1544,45 @@ class Executor(_cf.ThreadPoolExecutor):
         self._max_workers = pool.size
         return pool
 
+    def _local(self):
+        # Needs self._shutdown_lock.  Threads of this interpreter for the
+        # callables that cannot travel (issue #31.7), made on first need;
+        # the pool's workers are not started for them.
+        if self._broken:
+            raise BrokenPool(self._broken)
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if _exiting:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        local = getattr(self, "_local_threads", None)
+        if local is None:
+            local = self._local_threads = _cf.ThreadPoolExecutor(
+                thread_name_prefix="isola-local")
+        return local
+
     def submit(self, fn, /, *args, **kwargs):
         with self._shutdown_lock:
+            if not _travels(fn):
+                return self._local().submit(fn, *args, **kwargs)
             return self._start().submit(fn, *args, **kwargs)
 
-    submit.__doc__ = _cf.Executor.submit.__doc__
+    submit.__doc__ = (_cf.Executor.submit.__doc__ or "") + """
+        A callable that cannot travel by reference (asyncio.to_thread's
+        functools.partial of Context.run, a lambda, a closure, a bound
+        method) runs on a thread of the calling interpreter, as a
+        ThreadPoolExecutor would run it; its Future is a plain
+        concurrent.futures.Future."""
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=False):
         """Like concurrent.futures.Executor.map (buffersize as in 3.14);
         chunksize > 1 sends that many calls per task; progress=True draws
         a progress line on standard error when it is a terminal (as
-        Pool.map)."""
+        Pool.map).  A callable that cannot travel runs on threads of this
+        interpreter, as in submit."""
         with self._shutdown_lock:
+            if not _travels(fn):
+                extra = {} if buffersize is None else {"buffersize": buffersize}
+                return self._local().map(fn, *iterables, timeout=timeout, **extra)
             pool = self._start()
         results = pool._map(fn, zip(*iterables), chunksize, timeout, buffersize)
         if progress:
@@ -1379,8 +1593,11 @@ class Executor(_cf.ThreadPoolExecutor):
         with self._shutdown_lock:
             self._shutdown = True
             pool = self._pool
+            local = getattr(self, "_local_threads", None)
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if local is not None:
+            local.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     shutdown.__doc__ = _cf.Executor.shutdown.__doc__
 

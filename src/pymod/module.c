@@ -10,6 +10,7 @@
 
 #include "channels/channel.h"
 #include "interp/call.h"
+#include "interp/refusal.h"
 #include "interp/frozen.h"
 #include "pymod/pychannel.h"
 #include "interp/binding.h"
@@ -232,6 +233,7 @@ static PyObject *mod_loads(PyObject *m, PyObject *args, PyObject *kw)
 static PyObject *mod_getattr(PyObject *m, PyObject *name);
 
 static PyObject *mod_resolve(PyObject *m, PyObject *arg);
+static PyObject *mod_subinterp_refusal(PyObject *m, PyObject *exc);
 
 /* _trace_close_all(): end every trace file now (private: front.py's exit
  * with abandoned tasks, which leaves by os._exit, past the C atexit hook). */
@@ -287,12 +289,17 @@ static PyMethodDef mod_methods[] = {
 	  "unpublish(name)\n--\n\nForget name (KeyError if unknown).  Readers keep the "
 	  "values they looked up." },
 	{ "__getattr__", mod_getattr, METH_O, NULL },
+	{ "_subinterp_refusal", mod_subinterp_refusal, METH_O,
+	  "_subinterp_refusal(exc)\n--\n\nThe name of the extension module whose refusal "
+	  "to load in a sub-interpreter exc is (or re-raises), else None (private; "
+	  "interp/refusal.h)." },
 	{ "_resolve_target", mod_resolve, METH_O,
 	  "_resolve_target(target)\n--\n\n\"module:qualname\" to the object, as workers resolve "
 	  "targets (private)." },
-	{ "_set_main_path", isola__set_main_path, METH_O,
-	  "_set_main_path(path)\n--\n\nWorkers: where to import the caller's __main__ "
-	  "script from (private)." },
+	{ "_set_main_path", isola__set_main_path, METH_VARARGS,
+	  "_set_main_path(path, refusal=None)\n--\n\nWorkers: where to import the caller's "
+	  "__main__ script from, or why not to (refusal: the RuntimeError's text); the "
+	  "worker's __main__ then finds the script's names (private)." },
 	{ "_task_deadline", isola__py_task_deadline, METH_O,
 	  "_task_deadline(seconds)\n--\n\nFrom a task on a pool worker: restart its deadline "
 	  "(0: none); returns 1 if it was cancelled, 2 if it timed out (forgiven), else 0 "
@@ -502,6 +509,16 @@ static PyObject *mod_resolve(PyObject *m, PyObject *arg)
 	return t ? isola__resolve_target(t) : NULL;
 }
 
+static PyObject *mod_subinterp_refusal(PyObject *m, PyObject *exc)
+{
+	(void)m;
+	if (!PyExceptionInstance_Check(exc))
+		return PyErr_Format(PyExc_TypeError, "expected an exception, not %s",
+				    Py_TYPE(exc)->tp_name);
+	PyObject *name = isola__subinterp_refusal(exc);
+	return name != NULL ? name : Py_NewRef(Py_None);
+}
+
 /* Every object reference the module state holds, in one list that both
  * traverse and clear use (so neither can miss one). */
 #define STATE_REFS(X)                                                                  \
@@ -511,7 +528,7 @@ static PyObject *mod_resolve(PyObject *m, PyObject *arg)
 	X(pickle_loads) X(remote_error_classes) X(pool_type) X(cfuture_type)            \
 	X(frozen_map_type) X(frozen_seq_type) X(frozen_iter_type) X(frozen_views[0])    \
 	X(frozen_views[1]) X(frozen_views[2]) X(main_path) X(targets) X(actors)         \
-	X(actor_raised)
+	X(actor_raised) X(main_refusal)
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 {

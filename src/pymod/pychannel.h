@@ -13,7 +13,7 @@ extern PyType_Spec isola__buffer_spec;
 extern PyType_Spec isola__pool_spec;
 extern PyType_Spec isola__cfuture_spec;
 
-PyObject *isola__set_main_path(PyObject *m, PyObject *path);
+PyObject *isola__set_main_path(PyObject *m, PyObject *args);
 PyObject *isola__py_task_deadline(PyObject *m, PyObject *seconds);
 
 /* Error convention of this layer (CPython's): 0, or -1 with a Python

@@ -17,6 +17,7 @@
 
 #include "channels/channel.h"
 #include "channels/wait.h"
+#include "interp/call.h"
 #include "interp/codec.h"
 #include "pymod/module.h"
 #include "interp/pyerror.h"
@@ -51,12 +52,15 @@ typedef struct {
 	isola_future *f;
 	uint64_t token;
 	int allow_pickle;
+	int report;  /* a user's task (submit): report its failure if nobody can see it */
+	int seen;    /* its outcome was read (the Python Future completed) */
 	isola_channel *done; /* the pool's completion channel */
 } cfuture_obj;
 
 struct done_arg {
 	isola_channel *ch;
 	uint64_t token;
+	int64_t timeout_ns; /* report_orphan: how long it may wait for room */
 };
 
 /* On the completing thread: post the token (plain msgpack uint64). */
@@ -74,6 +78,57 @@ static void post_token(isola_future *f, void *arg)
 		isola_msg_clear(&m); /* closed: nobody is listening any more */
 	isola_channel_release(d->ch);
 	isola__free(d);
+}
+
+/*
+ * A task whose Future was dropped before anyone read its outcome (`pool.
+ * submit(produce, ch)` as a statement) and that failed: nobody would ever
+ * see its exception, and a caller waiting on a channel that task was to
+ * fill would wait in silence (issue #31.1).  So its failure is posted to
+ * the completion channel as [type, message, traceback] and the front's
+ * dispatcher logs it (front.py: _Completions), as an uncaught exception in
+ * a thread is printed.  On the completing thread, or at once (GIL held,
+ * then without waiting) if it had failed already.
+ */
+static void report_orphan(isola_future *f, void *arg)
+{
+	struct done_arg *d = arg;
+	int state = 0;
+	const char *type = "", *msg = "", *tb = "";
+	isola_writer *w = NULL;
+	isola_msg m;
+	isola_msg_init(&m);
+	if (isola_future_state(f, &state) == 0 && state == ISOLA_FUTURE_FAILED &&
+	    isola_future_error(f, &type, &msg, &tb) == 0 && isola_writer_create(&w) == 0 &&
+	    isola_write_list(w, 3) == 0 && isola_write_str(w, type, ISOLA_STRLEN) == 0 &&
+	    isola_write_str(w, msg, ISOLA_STRLEN) == 0 &&
+	    isola_write_str(w, tb, ISOLA_STRLEN) == 0 && isola_writer_finish(w, &m) == 0 &&
+	    isola_channel_send(d->ch, &m, d->timeout_ns) != 0)
+		isola_msg_clear(&m); /* closed (or full): nobody is listening any more */
+	isola_writer_destroy(w);
+	isola_channel_release(d->ch);
+	isola__free(d);
+}
+
+/* The Python Future is gone (GIL held): if its outcome was never read,
+ * report a failure (report_orphan) when, or since, the task ended. */
+static void watch_orphan(cfuture_obj *c)
+{
+	struct done_arg *d = isola__malloc(sizeof(*d));
+	if (d == NULL)
+		return; /* only a report is lost */
+	d->ch = c->done;
+	d->token = c->token;
+	d->timeout_ns = -1;
+	isola_channel_retain(c->done);
+	int r = isola__future_on_done_pending(c->f, report_orphan, d);
+	if (r == ISOLA_ESTATE) {
+		d->timeout_ns = 0; /* the GIL is held here: never wait for room */
+		report_orphan(c->f, d);
+	} else if (r != 0) {
+		isola_channel_release(c->done);
+		isola__free(d);
+	}
 }
 
 static isola__state *state_of(PyObject *self)
@@ -240,6 +295,8 @@ static PyObject *wrap_future(pool_obj *p, isola_future *f)
 	c->f = f;
 	c->token = ++p->next_token;
 	c->allow_pickle = p->allow_pickle;
+	c->report = 0;
+	c->seen = 0;
 	c->done = p->done;
 	isola_channel_retain(p->done);
 	return (PyObject *)c;
@@ -396,6 +453,9 @@ static int parse_inputs(pool_obj *p, PyObject *list, isola_input *in, size_t n)
 			return -1;
 		}
 		in[i].future = ((cfuture_obj *)fut)->f;
+		/* Its outcome goes to the dependent task (which fails with its
+		 * error): not an orphan's to report (report_orphan). */
+		((cfuture_obj *)fut)->seen = 1;
 		in[i].position = pos;
 		in[i].keyword = kw == Py_None ? NULL : PyUnicode_AsUTF8(kw);
 		if (kw != Py_None && in[i].keyword == NULL)
@@ -436,7 +496,10 @@ static PyObject *pool_submit(PyObject *self, PyObject *args)
 		isola_msg_clear(&m);
 		return NULL;
 	}
-	return wrap_future(p, f);
+	PyObject *fut = wrap_future(p, f);
+	if (fut != NULL)
+		((cfuture_obj *)fut)->report = 1;
+	return fut;
 }
 
 /* map_chunk(target, [args tuples...]) -> _Future of a list of results */
@@ -788,6 +851,9 @@ PyType_Spec isola__pool_spec = {
 static void cfut_dealloc(PyObject *self)
 {
 	PyTypeObject *tp = Py_TYPE(self);
+	cfuture_obj *c = (cfuture_obj *)self;
+	if (c->report && !c->seen)
+		watch_orphan(c);
 	isola_future_release(((cfuture_obj *)self)->f);
 	isola_channel_release(((cfuture_obj *)self)->done);
 	tp->tp_free(self);
@@ -842,6 +908,8 @@ static PyObject *cfut_outcome(PyObject *self, PyObject *unused)
 	isola_msg m;
 	isola_msg_init(&m);
 	int r = isola_future_result(c->f, &m);
+	if (r != ISOLA_EAGAIN)
+		c->seen = 1; /* someone holds its outcome: no orphan report */
 	if (r == ISOLA_ENOTFOUND)
 		r = ISOLA_EPYTHON; /* the target was not found: its ImportError travels */
 	const char *kind = r == 0 ? "ok" : r == ISOLA_EPYTHON ? "error"
@@ -993,11 +1061,59 @@ PyType_Spec isola__cfuture_spec = {
 	.slots = cfut_slots,
 };
 
-/* _set_main_path(path): where workers find the caller's __main__. */
-PyObject *isola__set_main_path(PyObject *m, PyObject *path)
+/* A worker's __main__.__getattr__ (PEP 562): a name its own __main__
+ * lacks is the caller's script's (imported as __isola_main__ on first
+ * use), so that `__main__.X` the caller pickled (a namedtuple, a
+ * dataclass) loads as the script's X, as multiprocessing's spawn does.
+ * Dunder names are never looked up there: asking for __file__ must not
+ * import the script. */
+static PyObject *main_getattr(PyObject *unused, PyObject *name)
 {
+	(void)unused;
+	const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+	if (s == NULL || s[0] == '\0' || strncmp(s, "__", 2) == 0) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_AttributeError, "module '__main__' has no attribute %R", name);
+		return NULL;
+	}
+	PyObject *script = isola__import_main_script();
+	if (script == NULL)
+		return NULL;
+	PyObject *r = PyObject_GetAttr(script, name);
+	Py_DECREF(script);
+	if (r == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_AttributeError,
+			     "module '__main__' has no attribute %R: the main script, as workers "
+			     "import it, does not define it at its top level (defined under "
+			     "`if __name__ == \"__main__\":` or in a function?)", name);
+	}
+	return r;
+}
+
+static PyMethodDef main_getattr_def = { "__getattr__", main_getattr, METH_O,
+					"Names of the caller's script (isola)." };
+
+/* _set_main_path(path, refusal=None): where workers find the caller's
+ * __main__, or why they must not import it (an unguarded script). */
+PyObject *isola__set_main_path(PyObject *m, PyObject *args)
+{
+	PyObject *path, *refusal = Py_None;
+	if (!PyArg_ParseTuple(args, "U|O:_set_main_path", &path, &refusal))
+		return NULL;
+	if (refusal != Py_None && !PyUnicode_Check(refusal))
+		return PyErr_Format(PyExc_TypeError, "refusal must be a str or None");
 	isola__state *st = PyModule_GetState(m);
 	Py_XSETREF(st->main_path, Py_NewRef(path));
+	Py_XSETREF(st->main_refusal, refusal == Py_None ? NULL : Py_NewRef(refusal));
+	if (PyInterpreterState_Get() == PyInterpreterState_Main())
+		Py_RETURN_NONE; /* the main interpreter's __main__ is the script */
+	PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
+	PyObject *fn = main ? PyCFunction_New(&main_getattr_def, NULL) : NULL;
+	int r = fn ? PyObject_SetAttrString(main, "__getattr__", fn) : -1;
+	Py_XDECREF(fn);
+	if (r < 0)
+		return NULL;
 	Py_RETURN_NONE;
 }
 

@@ -132,5 +132,58 @@ class SendAsync(unittest.TestCase):
         self.assertEqual(asyncio.run(main()), list(range(100)))
 
 
+IN_SUB = getattr(__import__("sys"), "_isola_subinterpreter", False)
+
+
+@unittest.skipIf(IN_SUB, "pools are made from the main interpreter here")
+class DefaultExecutor(unittest.TestCase):
+    """isola.Executor as a loop's default executor keeps what asyncio and
+    libraries submit working (issue #31.7: asyncio.to_thread failed with
+    "functools.partial(...) has no module and qualified name")."""
+
+    def test_to_thread_and_local_callables_run_in_this_interpreter(self):
+        import contextvars
+        import math
+        var = contextvars.ContextVar("var")
+        box = []  # an object only this interpreter has
+
+        def blocking(x):
+            box.append(x)
+            return var.get(), threading.get_ident()
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            ex = isola.Executor(2)
+            loop.set_default_executor(ex)
+            var.set("caller's context")
+            got, ident = await asyncio.to_thread(blocking, 7)
+            lam = await loop.run_in_executor(None, lambda: box[0] * 6)
+            gcd = await loop.run_in_executor(None, math.gcd, 1071, 462)  # travels: a worker
+            return got, ident, lam, gcd
+
+        got, ident, lam, gcd = asyncio.run(main())
+        self.assertEqual(got, "caller's context")
+        self.assertNotEqual(ident, threading.get_ident())
+        self.assertEqual(box, [7])
+        self.assertEqual(lam, 42)
+        self.assertEqual(gcd, 21)
+
+    def test_submit_and_map_of_local_callables(self):
+        ex = isola.Executor(1)
+        try:
+            self.assertEqual(ex.submit(lambda a, b: a * b, 6, 7).result(timeout=10), 42)
+            self.assertEqual(list(ex.map(lambda x: x + 1, [1, 2, 3], timeout=10)), [2, 3, 4])
+            self.assertIsInstance(ex.submit(abs, -3), isola.Future)  # travels: the pool
+        finally:
+            ex.shutdown()
+        with self.assertRaises(RuntimeError):
+            ex.submit(lambda: 1)
+
+    def test_pool_still_refuses_a_lambda(self):
+        with isola.Pool(1) as p:
+            with self.assertRaises(TypeError):
+                p.submit(lambda: 1)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -33,7 +33,7 @@ class Interrupt(unittest.TestCase):
 
     def test_a_timeout_in_a_c_call_ends_the_task_timed_out(self):
         with isola.Pool(1) as p:
-            f = p.apply(time.sleep, (0.5,), timeout=0.1)
+            f = p.apply_async(time.sleep, (0.5,), timeout=0.1)
             with self.assertRaises(TimeoutError):
                 f.result(timeout=30)
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import threading
 import unittest
 
 import isola
@@ -231,10 +232,36 @@ class Cancellation(unittest.TestCase):
 
     def test_timeout(self):
         with isola.Pool(1) as p:
-            f = p.apply(h.spin_forever, timeout=0.1)
+            f = p.apply_async(h.spin_forever, timeout=0.1)
             with self.assertRaises(TimeoutError):
                 f.result(timeout=10)
-            self.assertEqual(p.apply(h.square, (4,), timeout=5).result(), 16)
+            with self.assertRaises(TimeoutError):
+                p.apply(h.spin_forever, timeout=0.1)
+            self.assertEqual(p.apply(h.square, (4,), timeout=5), 16)
+
+    def test_apply_returns_the_value_as_multiprocessing_does(self):
+        # issue #31.6: apply returned a Future where multiprocessing's
+        # Pool.apply returns the value; apply_async is the Future.
+        with isola.Pool(1) as p:
+            self.assertEqual(p.apply(h.add, (1, 2), {"c": 4}), 7)
+            self.assertEqual(p.apply(h.add, (1,), kwds={"b": 2}), 3)
+            with self.assertRaises(ValueError):
+                p.apply(h.fail, ("no",))
+            f = p.apply_async(h.square, (6,))
+            self.assertIsInstance(f, cf.Future)
+            self.assertEqual(f.get(timeout=10), 36)
+            self.assertTrue(f.ready())
+            self.assertTrue(f.successful())
+            got, errs = [], []
+            done = threading.Event()
+            p.apply_async(h.square, (3,), callback=got.append)
+            p.apply_async(h.fail, ("bad",), error_callback=lambda e: (errs.append(e), done.set()))
+            self.assertTrue(done.wait(10))
+            f = p.apply_async(h.fail, ("x",))
+            cf.wait([f], timeout=10)
+            self.assertFalse(f.successful())
+        self.assertEqual(got, [9])
+        self.assertIsInstance(errs[0], ValueError)
 
     def test_shutdown_cancels_or_finishes(self):
         p = isola.Pool(1)

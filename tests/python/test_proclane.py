@@ -110,10 +110,10 @@ class ProcessLane(unittest.TestCase):
                          [i * i for i in range(10)])
 
     def test_placement_per_call_and_by_module(self):
-        self.assertEqual(self.pool.apply(os.getpid, lane="interpreter").result(HANG), os.getpid())
-        self.assertNotEqual(self.pool.apply(os.getpid, lane="process").result(HANG), os.getpid())
+        self.assertEqual(self.pool.apply_async(os.getpid, lane="interpreter").result(HANG), os.getpid())
+        self.assertNotEqual(self.pool.apply_async(os.getpid, lane="process").result(HANG), os.getpid())
         with self.assertRaises(ValueError):
-            self.pool.apply(os.getpid, lane="elsewhere")
+            self.pool.apply_async(os.getpid, lane="elsewhere")
 
     def test_cancel_a_queued_task(self):
         blockers = [self.pool.submit(h.sleep, 0.3) for _ in range(2)]
@@ -139,9 +139,9 @@ class ProcessLane(unittest.TestCase):
 
     def test_per_task_timeout(self):
         with self.assertRaises(TimeoutError):
-            self.pool.apply(h.spin_forever, timeout=0.2).result(HANG)
+            self.pool.apply_async(h.spin_forever, timeout=0.2).result(HANG)
         with self.assertRaises(TimeoutError):
-            self.pool.apply(h.sleep, (30,), timeout=0.2).result(HANG)
+            self.pool.apply_async(h.sleep, (30,), timeout=0.2).result(HANG)
         self.assertEqual(self.pool.submit(h.square, 6).result(HANG), 36)
 
     def test_a_crash_fails_only_its_task_and_names_the_signal(self):
@@ -160,7 +160,7 @@ class ProcessLane(unittest.TestCase):
         self.assertTrue(wait_until(lambda: "Z" not in lane_children(os.getpid()).values()))
 
     def test_futures_as_arguments_stay_with_interpreter_workers(self):
-        f = self.pool.apply(abs, (-4,), lane="interpreter")
+        f = self.pool.apply_async(abs, (-4,), lane="interpreter")
         with self.assertRaises(TypeError) as cm:
             self.pool.submit(h.square, f)
         self.assertIn("task graphs", str(cm.exception))
@@ -280,7 +280,7 @@ class Lifecycle(unittest.TestCase):
     def test_initializer_and_preload_reach_process_workers(self):
         with isola.Pool(1, processes=1, preload=["json"], initializer=h.set_mark,
                         initargs=("ready",)) as pool:
-            self.assertEqual(pool.apply(h.initialized, lane="process").result(HANG), "ready")
+            self.assertEqual(pool.apply_async(h.initialized, lane="process").result(HANG), "ready")
 
     def test_a_failing_initializer_breaks_the_pool_at_once(self):
         with self.assertRaises(isola.BrokenPool) as cm:
@@ -289,8 +289,8 @@ class Lifecycle(unittest.TestCase):
 
     def test_shutdown_is_bounded_and_reaps_every_child(self):
         pool = isola.Pool(1, processes=2, stop_grace=0.5)
-        f = pool.apply(h.sleep, (600,), lane="process")
-        g = pool.apply(h.spin_forever, lane="process")
+        f = pool.apply_async(h.sleep, (600,), lane="process")
+        g = pool.apply_async(h.spin_forever, lane="process")
         self.assertTrue(wait_until(lambda: f.running() and g.running()))
         self.assertEqual(len(lane_children(os.getpid())), 2)
         t0 = time.monotonic()
@@ -301,16 +301,16 @@ class Lifecycle(unittest.TestCase):
 
     def test_a_task_deaf_to_interrupts_is_killed_after_the_grace(self):
         with isola.Pool(1, processes=1, stop_grace=0.3) as pool:
-            first = pool.apply(h.pid, lane="process").result(HANG)
-            f = pool.apply(h.deaf_sleep, (600,), lane="process")
+            first = pool.apply_async(h.pid, lane="process").result(HANG)
+            f = pool.apply_async(h.deaf_sleep, (600,), lane="process")
             self.assertTrue(wait_until(f.running))
             time.sleep(0.2)  # let it ignore SIGINT
             f.interrupt()
             with self.assertRaises(cf.CancelledError):
                 f.result(HANG)
             with self.assertRaises(TimeoutError):
-                pool.apply(h.deaf_sleep, (600,), timeout=0.5, lane="process").result(HANG)
-            second = pool.apply(h.pid, lane="process").result(HANG)
+                pool.apply_async(h.deaf_sleep, (600,), timeout=0.5, lane="process").result(HANG)
+            second = pool.apply_async(h.pid, lane="process").result(HANG)
             self.assertNotEqual(first, second, "replaced")
             self.assertEqual(pool.stats()["processes"]["workers"][0]["crashes"], 0,
                              "a kill the pool asked for is not a crash")
@@ -319,7 +319,7 @@ class Lifecycle(unittest.TestCase):
         p = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
             import time, isola, proc_helpers
             with isola.Pool(1, processes=1, stop_grace=0.5) as pool:
-                f = pool.apply(proc_helpers.sleep, (600,), lane="process")
+                f = pool.apply_async(proc_helpers.sleep, (600,), lane="process")
                 while not f.running():
                     time.sleep(0.01)
                 print(pool.stats()["processes"]["workers"][0]["pid"], flush=True)
@@ -342,15 +342,15 @@ class Lifecycle(unittest.TestCase):
     def test_frozen_values_are_copied_to_process_workers(self):
         with isola.Pool(1, processes=1) as pool:
             v = isola.freeze({"k": [1, 2, 3], "x": "y"})
-            self.assertEqual(pool.apply(h.thawed, (v,), lane="process").result(HANG),
+            self.assertEqual(pool.apply_async(h.thawed, (v,), lane="process").result(HANG),
                              ("dict", 2, 2))
             with self.assertRaises(TypeError):
-                pool.apply(h.echo, (isola.share(b"x" * 100),), lane="process")
+                pool.apply_async(h.echo, (isola.share(b"x" * 100),), lane="process")
 
     def test_a_dropped_pool_stops_its_process_workers(self):
         import gc
         pool = isola.Pool(1, processes=1, stop_grace=0.3)
-        f = pool.apply(h.sleep, (600,), lane="process")
+        f = pool.apply_async(h.sleep, (600,), lane="process")
         self.assertTrue(wait_until(f.running))
         self.assertEqual(len(lane_children(os.getpid())), 1)
         del pool
@@ -371,7 +371,7 @@ class Lifecycle(unittest.TestCase):
                         return (x, os.getpid())
                     if __name__ == "__main__":
                         with isola.Pool(1, processes=1) as pool:
-                            x, pid = pool.apply(where, (5,), lane="process").result(60)
+                            x, pid = pool.apply_async(where, (5,), lane="process").result(60)
                             print(x, pid != os.getpid())
                 """))
             r = subprocess.run([sys.executable, script], capture_output=True, text=True,
@@ -382,7 +382,7 @@ class Lifecycle(unittest.TestCase):
         p = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
             import sys, time, isola, proc_helpers
             pool = isola.Pool(1, processes=2)
-            pool.apply(proc_helpers.sleep, (600,), lane="process")
+            pool.apply_async(proc_helpers.sleep, (600,), lane="process")
             pids = [w["pid"] for w in pool.stats()["processes"]["workers"]]
             print(" ".join(map(str, pids)), flush=True)
             time.sleep(600)

@@ -36,6 +36,46 @@ class SinglePhase(unittest.TestCase):
                 p.submit(__import__, "singlephase_ext").result()
         self.assertIn("subinterpreters", str(cm.exception))
 
+    @unittest.skipIf(IN_SUB, "starts a pool")
+    def test_refusal_explained_through_a_package_that_rewraps_it(self):
+        # issue #31.8: numpy turns CPython's refusal into its own "bad
+        # install" ImportError; isola adds what it means and what to do,
+        # keeping the class and the package's text.
+        import isola
+        import tempfile, os
+        with tempfile.TemporaryDirectory() as tmp:
+            os.mkdir(os.path.join(tmp, "rewrap"))
+            with open(os.path.join(tmp, "rewrap", "__init__.py"), "w") as f:
+                f.write("try:\n    import singlephase_ext\n"
+                        "except ImportError as exc:\n"
+                        "    raise ImportError('Importing the C extensions failed: "
+                        "bad install?') from exc\n")
+            with isola.Pool(1, path=[tmp], auto_place=False) as p:
+                with self.assertRaises(ImportError) as cm:
+                    p.submit(__import__, "rewrap").result()
+        e = cm.exception
+        self.assertIs(type(e), ImportError)
+        self.assertIn("bad install?", str(e))
+        notes = "\n".join(getattr(e, "__notes__", ()))
+        self.assertIn("isola: the extension module singlephase_ext does not support "
+                      "sub-interpreters", notes)
+        self.assertIn("main interpreter", notes)
+
+    def test_subinterp_refusal_tells_the_module(self):
+        import isola
+        refusal = ImportError("module pkg._core does not support loading in subinterpreters")
+        try:
+            try:
+                raise refusal
+            except ImportError as inner:
+                raise ImportError("bad install") from inner
+        except ImportError as outer:
+            self.assertEqual(isola._subinterp_refusal(outer), "pkg._core")
+        self.assertEqual(isola._subinterp_refusal(refusal), "pkg._core")
+        self.assertIsNone(isola._subinterp_refusal(ImportError("No module named x")))
+        self.assertIsNone(isola._subinterp_refusal(ValueError(
+            "module m does not support loading in subinterpreters")))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,10 +5,10 @@ the test suite is not installed.
 
 Adaptations, as CPython makes for InterpreterPoolExecutor:
 - create_event() skips (an Event cannot travel between interpreters);
-- the tests listed in NOT_APPLICABLE submit lambdas, closures, bound
-  methods or functions defined inside the test: isola sends functions by
-  reference (module:qualname) and refuses those with a TypeError, by
-  design (README, "Functions and classes travel by reference").
+- the tests listed in NOT_APPLICABLE (none today) would not apply to an
+  executor that sends functions by reference.  Callables that cannot
+  travel (test_no_stale_references submits a bound method) run on threads
+  of the calling interpreter (issue #31.7), so those tests run too.
 """
 import sys
 import unittest
@@ -30,11 +30,8 @@ except Exception:  # not installed (or a sub-interpreter run): nothing to do
     _util = None
 
 # Test name -> why it does not apply to an executor that sends functions by
-# reference.  Each of these submits something isola refuses by design.
-NOT_APPLICABLE = {
-    # ExecutorTest
-    "test_no_stale_references": "submits a bound method (my_object.my_method)",
-}
+# reference.
+NOT_APPLICABLE = {}
 
 
 def _isola_script(script):
@@ -118,13 +115,19 @@ if _util is not None:
             "test_submit_exception_in_script": "a source string as task (expected to fail in CPython too)",
             "test_init_closure": "closures as initializer (isola refuses them with TypeError)",
             "test_init_instance_method": "a bound method as initializer (refused with TypeError)",
-            "test_submit_closure": "closures (refused with TypeError, not NotShareableError)",
-            "test_submit_local_instance": "a class defined inside the test (refused with TypeError)",
-            "test_submit_instance_method": "a bound method (refused with TypeError)",
-            "test_pickle_errors_propagate": "an instance as the function (refused with TypeError)",
+            "test_submit_closure": "closures: InterpreterPoolExecutor refuses them (NotShareableError), "
+                                   "isola.Executor runs them on a thread of the caller (#31.7)",
+            "test_submit_local_instance": "a class defined inside the test: InterpreterPoolExecutor's "
+                                          "refusal; isola.Executor runs it on a thread (#31.7)",
+            "test_submit_instance_method": "a bound method: InterpreterPoolExecutor's refusal; "
+                                           "isola.Executor runs it on a thread (#31.7)",
+            "test_pickle_errors_propagate": "an instance as the function: InterpreterPoolExecutor's "
+                                            "pickling error; isola.Executor runs it on a thread",
             "test_saturation": "a bound method (queue.get) and ThreadPoolExecutor's private _threads",
-            "test_blocking": "a function defined inside the test",
-            "test_blocking_with_limited_workers": "a function defined inside the test",
+            "test_blocking": "a function defined inside the test (it would run on a thread of the "
+                             "caller here, not on the interpreters it is about)",
+            "test_blocking_with_limited_workers": "a function defined inside the test (as "
+                                                  "test_blocking)",
             "test_idle_thread_reuse": "ThreadPoolExecutor's private _threads (isola starts "
                                       "max_workers workers at the first submission)",
             "test_init_exception_in_func": "InterpreterPoolExecutor's own error types and "

@@ -78,7 +78,7 @@ class BlockedInAChannel(unittest.TestCase):
 
     def test_task_timeout_reaches_a_task_blocked_in_recv(self):
         with isola.Pool(1) as p:
-            f = p.apply(sh.recv_forever, (isola.Channel(4),), timeout=0.2)
+            f = p.apply_async(sh.recv_forever, (isola.Channel(4),), timeout=0.2)
             with self.assertRaises(TimeoutError):
                 f.result(timeout=10)
 
@@ -86,10 +86,10 @@ class BlockedInAChannel(unittest.TestCase):
         # issue 13.6: one GIL-holding C call stalled the watchdog of every
         # worker (a 0.2 s timeout fired after 4-4.7 s)
         with isola.Pool(2) as p:
-            stuck = p.apply(sh.hold_gil, (26,), timeout=0.1)  # seconds in one C call
+            stuck = p.apply_async(sh.hold_gil, (26,), timeout=0.1)  # seconds in one C call
             time.sleep(0.05)
             t0 = time.monotonic()
-            f = p.apply(h.spin_forever, timeout=0.2)
+            f = p.apply_async(h.spin_forever, timeout=0.2)
             with self.assertRaises(TimeoutError):
                 f.result(timeout=30)
             took = time.monotonic() - t0
