@@ -248,5 +248,12 @@ void isola__actor_message_done(struct isola_pool *pool, uint64_t id);
 
 /* Complete a future with the current Python exception (GIL held). */
 void isola__complete_with_exception(struct worker *w, isola_future *f);
+/* From a worker waiting for an export's answer, GIL held: run t (taken
+ * from the pool's shared queue) nested in the running task (worker.c). */
+void isola__worker_help(struct worker *w, struct task *t);
+
+/* The task w runs has been asked to stop (cancel, timeout) since it
+ * started (GIL held). */
+bool isola__worker_outer_interrupted(struct worker *w);
 
 #endif
