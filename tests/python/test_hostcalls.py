@@ -187,6 +187,27 @@ class NoHangs(unittest.TestCase):
         self.assertEqual(out.strip(), "interrupted")
 
 
+@unittest.skipIf(IN_SUB, "child processes are started from the main interpreter")
+class ReadmeExample(unittest.TestCase):
+    def test_the_readme_example_runs_as_written(self):
+        import re
+        import tempfile
+        readme = os.path.join(HERE, "..", "..", "README.md")
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+        section = text.split("### Calling the main interpreter from workers", 1)[1]
+        code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+        with tempfile.TemporaryDirectory() as d:
+            script = os.path.join(d, "example.py")
+            with open(script, "w") as f:
+                f.write(code)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            r = subprocess.run([sys.executable, script], capture_output=True, text=True,
+                               timeout=120, env=env, cwd=d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "3.5\nno price for 'kiwi'\n")
+
+
 @unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
 class CDemo(unittest.TestCase):
     def test_host_kv(self):
