@@ -16,7 +16,8 @@ front.py (it refines front's Pool).  The path of one call:
   cancel or timeout of its task, an interrupting shutdown, which Ctrl-C
   in the main interpreter leads to).  An interrupted call abandons its
   reply channel; the export's late answer lands there and is dropped.
-- main interpreter: export_threads threads of the pool's own (default:
+- the interpreter that made the pool (the main one, as a rule):
+  export_threads threads of the pool's own (default:
   one per worker) receive requests, call the function, and send back
   (True, result) or (False, exception): the exception is re-raised in
   the worker as its own class (through the codec's exception type).
@@ -53,10 +54,18 @@ class _ExportServer:
         self.requests = Channel(1024, allow_pickle=allow_pickle)
         self.name = f"isola.exports.{id(self):x}"
         _channel_publish(self.name, self.requests)
-        self.threads = [_threading.Thread(target=self._serve, name=f"isola-export-{i}",
-                                          daemon=True) for i in range(nthreads)]
+        self.threads = [self._thread(i) for i in range(nthreads)]
         for t in self.threads:
             t.start()
+
+    def _thread(self, i):
+        # Daemon threads (an export stuck at exit does not hold the
+        # process), except where an isolated interpreter has none.
+        name = f"isola-export-{i}"
+        try:
+            return _threading.Thread(target=self._serve, name=name, daemon=True)
+        except RuntimeError:
+            return _threading.Thread(target=self._serve, name=name)
 
     def _serve(self):
         exports = self.exports
