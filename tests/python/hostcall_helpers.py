@@ -76,3 +76,11 @@ def square(x):
 
 def host_dir():
     return sorted(dir(isola.host))
+
+
+def spin(seconds):
+    import time
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds

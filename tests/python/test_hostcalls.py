@@ -170,6 +170,42 @@ class NoHangs(unittest.TestCase):
         self.assertIn(lines[1], ("cancel Cancelled", "cancel CancelledError"), out + err)
         self.assertEqual(lines[2:4], ["free 9", "shutdown True"], out + err)
 
+    def test_interrupts_of_nested_and_waiting_tasks_stay_apart(self):
+        # One worker: what an export submits runs nested in the waiting task.
+        rc, out, err = run_child("""
+            import time, isola, hostcall_helpers as hh
+            nested = []
+            def run_nested(seconds, timeout):
+                f = pool.apply(hh.spin, (seconds,), timeout=timeout)
+                nested.append(f)
+                try:
+                    return f.result(30)
+                except TimeoutError:
+                    return "nested timed out"
+            with isola.Pool(1, exports={"run_nested": run_nested}) as pool:
+                # the nested task's timeout ends it, not the waiting task
+                print(pool.submit(hh.call, "run_nested", 5, 0.2).result(30))
+                # a cancel of the waiting task while the nested one runs:
+                # the nested one finishes, then the waiting one is cancelled
+                f = pool.submit(hh.call, "run_nested", 0.6, None)
+                while not nested[1:]:
+                    time.sleep(0.01)
+                time.sleep(0.1)
+                f.interrupt()
+                try:
+                    f.result(30)
+                except BaseException as e:
+                    print("outer", type(e).__name__)
+                print("nested", nested[1].result(30))
+                print("after", pool.submit(hh.square, 4).result(30))
+        """)
+        self.assertIsNotNone(rc, "hung\n" + err)
+        self.assertEqual(rc, 0, err)
+        lines = out.split("\n")
+        self.assertEqual(lines[0], "nested timed out", out + err)
+        self.assertIn(lines[1], ("outer Cancelled", "outer CancelledError"), out + err)
+        self.assertEqual(lines[2:4], ["nested 0.6", "after 16"], out + err)
+
     def test_ctrl_c_while_a_worker_waits_on_an_export(self):
         rc, out, err = run_child("""
             import os, signal, threading, time, isola, hostcall_helpers as hh
