@@ -10,6 +10,9 @@
 
 #include "isola.h"
 
+/* Internal (src/common/alloc.h), linked from the static library. */
+void isola__alloc_fail_after(long n, int persist);
+
 static void setup(void)
 {
 	cr_assert_eq(isola_init(NULL), 0);
@@ -219,6 +222,15 @@ static int sleep_ms(void *ctx, const isola_value *a, size_t n, isola_writer *res
 	return 0;
 }
 
+/* fail_after(n): the nth allocation of isola's from now fails. */
+static int fail_after(void *ctx, const isola_value *a, size_t n, isola_writer *res,
+		      isola_host_call *call)
+{
+	(void)ctx, (void)n, (void)res, (void)call;
+	isola__alloc_fail_after(a[0].as.i, 0);
+	return 0;
+}
+
 static void register_all(void)
 {
 	cr_assert_eq(isola_host_register("calc", "add3", add3, NULL, 3), 0);
@@ -234,6 +246,7 @@ static void register_all(void)
 	cr_assert_eq(isola_host_register("bad", "two_values", two_values, NULL, 0), 0);
 	cr_assert_eq(isola_host_register("bad", "bad_code", bad_code, NULL, 1), 0);
 	cr_assert_eq(isola_host_register("bad", "no_message", no_message, NULL, 0), 0);
+	cr_assert_eq(isola_host_register("bad", "fail_after", fail_after, NULL, 1), 0);
 }
 
 static isola_pool *make_pool(int workers)
@@ -472,5 +485,47 @@ Test(host, several_workers_call_at_once)
 		 CALLS);
 	run_ok(p, src);
 	cr_assert_eq(__atomic_load_n(&counter, __ATOMIC_RELAXED), (long)WORKERS * CALLS);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+Test(host, registration_out_of_memory_leaves_the_table_as_it_was)
+{
+	isola__alloc_fail_after(1, 0);
+	cr_assert_eq(isola_host_register("m", "f", add3, NULL, 3), ISOLA_ENOMEM);
+	cr_assert_eq(isola_host_register("m", "f", add3, NULL, 3), 0, "not half-registered");
+}
+
+Test(host, every_allocation_of_a_call_can_fail)
+{
+	register_all();
+	isola_pool *p = make_pool(1);
+	/* The nth allocation from the call on fails, for each n, on a fresh
+	 * thread each time (so the thread's cache is made anew too): a clean
+	 * MemoryError or the right result, never a crash (nor, under ASan, a
+	 * leak). */
+	run_ok(p,
+	       "import bad, calc, blobs, threading\n"
+	       "big = b'y' * (100 * 1024)\n"
+	       "v = ([1] * 100, 'x' * 100, big, {'k': (1.5, None)})\n"
+	       "seen = {'ok': 0, 'nomem': 0}\n"
+	       "def attempt(n):\n"
+	       "    try:\n"
+	       "        bad.fail_after(n)\n"
+	       "        r = calc.echo(*v)\n"
+	       "        b = blobs.give()\n"
+	       "        bad.fail_after(0)\n"
+	       "        assert r[:2] == v[:2] and bytes(r[2]) == big and r[3] == v[3], r\n"
+	       "        assert blobs.is_mine(b)\n"
+	       "        seen['ok'] += 1\n"
+	       "    except MemoryError:\n"
+	       "        bad.fail_after(0)\n"
+	       "        seen['nomem'] += 1\n"
+	       "for n in range(1, 30):\n"
+	       "    t = threading.Thread(target=attempt, args=(n,))\n"
+	       "    t.start()\n"
+	       "    t.join()\n"
+	       "assert seen['ok'] + seen['nomem'] == 29, seen\n"
+	       "assert seen['nomem'] > 0 and seen['ok'] > 0, seen\n"
+	       "assert calc.add3(1, 2, 3) == 6\n");
 	cr_assert_eq(isola_pool_destroy(p), 0);
 }
