@@ -84,3 +84,29 @@ def spin(seconds):
     while time.monotonic() < end:
         pass
     return seconds
+
+
+meeting = threading.Barrier(2, timeout=20)
+
+
+def meet():
+    """Returns once two calls are in it at the same time."""
+    meeting.wait()
+    return "met"
+
+
+class Opaque:
+    """Travels only pickled."""
+    def __init__(self, v):
+        self.v = v
+
+
+def make_opaque(v):
+    return Opaque(v)
+
+
+def call_with_opaque(name):
+    try:
+        return getattr(isola.host, name)(Opaque(1))
+    except BaseException as e:
+        return type(e).__name__, str(e)

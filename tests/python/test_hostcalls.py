@@ -77,6 +77,24 @@ class Exports(unittest.TestCase):
             self.assertEqual(f.result(), list(range(1, 201)))
 
 
+class Threads(unittest.TestCase):
+    def test_two_workers_calls_overlap_on_two_export_threads(self):
+        hh.meeting.reset()
+        with isola.Pool(2, exports={"meet": hh.meet}, export_threads=2) as pool:
+            fs = [pool.submit(hh.call, "meet") for _ in range(2)]
+            self.assertEqual([f.result(60) for f in fs], ["met", "met"])
+
+    def test_no_pickle_pool(self):
+        with isola.Pool(1, exports={"echo": hh.echo, "make": hh.make_opaque},
+                        allow_pickle=False) as pool:
+            r = pool.submit(hh.call_with_opaque, "echo").result()
+            self.assertEqual(r[0], "TypeError", r)
+            r = pool.submit(hh.call_catching, "make", 1).result()
+            self.assertEqual(r[0], "TypeError", r)
+            self.assertIn("cannot be sent back", r[2])
+            self.assertEqual(pool.submit(hh.call, "echo", [1, "x"]).result(), [1, "x"])
+
+
 class Misuse(unittest.TestCase):
     def test_bad_exports(self):
         with self.assertRaises(TypeError):
