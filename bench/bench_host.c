@@ -11,7 +11,10 @@
  * ctypes' CDLL(None).isola_bench_add3(1, 2, 3) (argtypes/restype set:
  * its fastest form; CDLL releases the GIL too); then calls per second
  * with 1 and 2 interpreters calling at once, and the ratio; the same
- * ratio for a Python function (no host call: what the machine allows).
+ * ratio for a Python function (no host call: what the machine allows);
+ * and the CPU time per call of each thread with 1 and 2 at once, which
+ * a shared lock or cache line would raise even where a loaded machine
+ * hides the wall-clock speed-up.
  * Targets (issue #34): p50 <= 1 us, <= 2x ctypes, 2 threads >= 1.9x 1.
  */
 #include <pthread.h>
@@ -66,10 +69,14 @@ static const char *source =
 	"    return a + b + c\n"
 	"def spin(which, calls):\n"
 	"    f = bench.add3 if which == 'host' else py_add3\n"
-	"    t = time.perf_counter_ns()\n"
+	"    t, c = time.perf_counter_ns(), time.thread_time_ns()\n"
 	"    for _ in range(calls):\n"
 	"        f(1, 2, 3)\n"
+	"    cpu[0] = time.thread_time_ns() - c\n"
 	"    return time.perf_counter_ns() - t\n"
+	"cpu = [0]\n"
+	"def spin_cpu(which, calls):\n"
+	"    return cpu[0]\n"
 	"\"\"\", _m.__dict__)\n";
 
 /* Call "bench_py:fn"(arg) in in; its float/int result. */
@@ -120,7 +127,8 @@ struct spinner {
 	const char *which;
 	pthread_barrier_t *start;
 	long calls;
-	double ns;
+	double ns;     /* wall time of its calls */
+	double cpu_ns; /* CPU time of its thread during them */
 };
 
 static void *spinner_main(void *arg)
@@ -130,6 +138,7 @@ static void *spinner_main(void *arg)
 	call(in, "spin", s->which, s->calls / 10); /* warm up */
 	pthread_barrier_wait(s->start);
 	s->ns = call(in, "spin", s->which, s->calls);
+	s->cpu_ns = call(in, "spin_cpu", s->which, 0);
 	isola_interp_destroy(in);
 	return NULL;
 }
@@ -137,7 +146,7 @@ static void *spinner_main(void *arg)
 /* Calls per second with n threads at once (each its own interpreter):
  * which is "host" (bench.add3) or "python" (a Python function: the
  * machine's own scaling, the baseline). */
-static double throughput(const char *which, int n, long calls)
+static double throughput(const char *which, int n, long calls, double *cpu_per_call)
 {
 	struct spinner s[2];
 	pthread_barrier_t start;
@@ -146,12 +155,14 @@ static double throughput(const char *which, int n, long calls)
 		s[i] = (struct spinner){ .which = which, .start = &start, .calls = calls };
 		pthread_create(&s[i].thread, NULL, spinner_main, &s[i]);
 	}
-	double slowest = 0;
+	double slowest = 0, cpu = 0;
 	for (int i = 0; i < n; i++) {
 		pthread_join(s[i].thread, NULL);
 		if (s[i].ns > slowest)
 			slowest = s[i].ns;
+		cpu += s[i].cpu_ns;
 	}
+	*cpu_per_call = cpu / ((double)n * (double)calls);
 	pthread_barrier_destroy(&start);
 	return (double)n * (double)calls / (slowest / 1e9);
 }
@@ -181,15 +192,19 @@ int main(int argc, char **argv)
 		ct = c < ct ? c : ct;
 	}
 	isola_interp_destroy(in);
-	double one = throughput("host", 1, calls);
-	double two = throughput("host", 2, calls);
-	double py1 = throughput("python", 1, calls);
-	double py2 = throughput("python", 2, calls);
+	double cpu1, cpu2, pcpu1, pcpu2;
+	double one = throughput("host", 1, calls, &cpu1);
+	double two = throughput("host", 2, calls, &cpu2);
+	double py1 = throughput("python", 1, calls, &pcpu1);
+	double py2 = throughput("python", 2, calls, &pcpu2);
 	if (json) {
 		printf("{\"host_p50_ns\": %.1f, \"ctypes_p50_ns\": %.1f, \"host_over_ctypes\": %.3f, "
 		       "\"calls_per_s_1\": %.0f, \"calls_per_s_2\": %.0f, \"speedup_2\": %.3f, "
-		       "\"python_speedup_2\": %.3f}\n",
-		       host, ct, host / ct, one, two, two / one, py2 / py1);
+		       "\"python_speedup_2\": %.3f, \"cpu_ns_per_call_1\": %.1f, "
+		       "\"cpu_ns_per_call_2\": %.1f, \"python_cpu_ns_per_call_1\": %.1f, "
+		       "\"python_cpu_ns_per_call_2\": %.1f}\n",
+		       host, ct, host / ct, one, two, two / one, py2 / py1, cpu1, cpu2, pcpu1,
+		       pcpu2);
 	} else {
 		printf("host function add3(1, 2, 3)   p50 %7.1f ns per call (target <= 1000)\n", host);
 		printf("ctypes add3(1, 2, 3)          p50 %7.1f ns per call\n", ct);
@@ -199,6 +214,8 @@ int main(int argc, char **argv)
 		       two / one);
 		printf("baseline, a Python function:  %10.0f calls/s, 2 interpreters %.2fx\n", py1,
 		       py2 / py1);
+		printf("CPU per host call, 1 / 2 interpreters: %.0f / %.0f ns (Python function: "
+		       "%.0f / %.0f ns)\n", cpu1, cpu2, pcpu1, pcpu2);
 	}
 	return isola_fini() == 0 ? 0 : 1;
 }
