@@ -12,15 +12,20 @@
 
 /* Internal (src/common/alloc.h), linked from the static library. */
 void isola__alloc_fail_after(long n, int persist);
+/* Internal (src/interp/hostfn.h): empty the table. */
+void isola__hostfn_clear(void);
 
 static void setup(void)
 {
 	cr_assert_eq(isola_init(NULL), 0);
 }
 
+static int finalized; /* a test ended the runtime itself */
+
 static void teardown(void)
 {
-	cr_assert_eq(isola_fini(), 0);
+	if (!finalized)
+		cr_assert_eq(isola_fini(), 0);
 }
 
 TestSuite(host, .init = setup, .fini = teardown, .timeout = 120);
@@ -313,12 +318,15 @@ Test(host, isola_fini_empties_the_table)
 	cr_assert_eq(isola_host_register("m", "f", add3, NULL, 3), 0);
 	isola_pool *p = make_pool(1);
 	cr_assert_eq(isola_pool_destroy(p), 0);
+	cr_assert_eq(isola_host_register("m", "g", echo, NULL, 1), ISOLA_ESTATE);
 	cr_assert_eq(isola_fini(), 0);
-	cr_assert_eq(isola_init(NULL), 0);
+	finalized = 1;
+	/* Empty and open again (not EEXIST, not ESTATE), for a runtime
+	 * started anew (not done here: CPython 3.12 crashes starting again
+	 * in a process whose first runtime had sub-interpreters). */
 	cr_assert_eq(isola_host_register("m", "f", echo, NULL, 1), 0, "registered anew");
-	p = make_pool(1);
-	run_ok(p, "import m\nassert m.f(5) == (5,)\n");
-	cr_assert_eq(isola_pool_destroy(p), 0);
+	cr_assert_eq(isola_host_register("m", "f", echo, NULL, 1), ISOLA_EEXIST);
+	isola__hostfn_clear(); /* what the next isola_fini would do: no leak */
 }
 
 /* ---- calls --------------------------------------------------------------------- */
