@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "isola.h"
 
@@ -536,4 +537,49 @@ Test(host, every_allocation_of_a_call_can_fail)
 	       "assert seen['nomem'] > 0 and seen['ok'] > 0, seen\n"
 	       "assert calc.add3(1, 2, 3) == 6\n");
 	cr_assert_eq(isola_pool_destroy(p), 0);
+}
+
+/* Main-interpreter exports (a Python feature: here the pool is made by
+ * Python code in an interpreter of the test's thread) whose export
+ * submits to its own pool and waits, from every worker at once: the
+ * waiting workers run those tasks nested (the sanitizer runs cover that
+ * path). */
+Test(host, exports_waiting_on_their_own_pool)
+{
+	char dir[] = "/tmp/isola-host-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char path[128], src[1024];
+	snprintf(path, sizeof path, "%s/hostx.py", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("import isola\n"
+	      "pool = None\n"
+	      "def sq(x):\n"
+	      "    return x * x\n"
+	      "def fan(n):\n"
+	      "    return sum(pool.map(sq, range(n), chunksize=1))\n"
+	      "def call_fan(n):\n"
+	      "    return isola.host.fan(n)\n",
+	      f);
+	fclose(f);
+	snprintf(src, sizeof src,
+		 "import sys\n"
+		 "sys.path.insert(0, %s%s%s)\n"
+		 "import isola, hostx\n"
+		 "with isola.Pool(2, exports={'fan': hostx.fan}) as p:\n"
+		 "    hostx.pool = p\n"
+		 "    fs = [p.submit(hostx.call_fan, 10) for _ in range(6)]\n"
+		 "    assert [f.result(60) for f in fs] == [285] * 6\n"
+		 "    hostx.pool = None\n",
+		 "'", dir, "'");
+	isola_interp *in = NULL;
+	cr_assert_eq(isola_interp_create(NULL, &in, NULL), 0);
+	int r = isola_interp_run(in, src);
+	const char *type = "", *msg = "";
+	if (r != 0)
+		isola_interp_error(in, &type, &msg, NULL);
+	cr_assert_eq(r, 0, "%s: %s", type, msg);
+	cr_assert_eq(isola_interp_destroy(in), 0);
+	unlink(path);
+	rmdir(dir);
 }
