@@ -8,8 +8,10 @@
  * cannot deadlock it" is kept: a pool worker waiting for an answer also
  * takes tasks from the pool's shared queue and runs them nested
  * (isola__worker_help), so the tasks an export waits for always find a
- * worker, even when every worker is waiting on an export.  Nesting is
- * bounded (HELP_DEPTH_MAX); past it a worker only waits.
+ * worker, even when every worker is waiting on an export.  The threads
+ * that serve exports submit to the shared queue only (never to an idle
+ * worker's own queue, which a waiting worker does not take from).
+ * Nesting is bounded (HELP_DEPTH_MAX); past it a worker only waits.
  */
 #include "pymod/module.h"
 #include "common/alloc.h"
@@ -190,7 +192,18 @@ static PyObject *host_wait(PyObject *m, PyObject *reply)
 	return obj;
 }
 
+/* _export_thread(): the calling thread serves exports: its submits go
+ * to the pool's shared queue, where waiting workers find them. */
+static PyObject *export_thread(PyObject *m, PyObject *unused)
+{
+	(void)m, (void)unused;
+	isola__submit_shared_only = true;
+	Py_RETURN_NONE;
+}
+
 PyMethodDef isola__exports_methods[] = {
+	{ "_export_thread", export_thread, METH_NOARGS,
+	  "_export_thread()\n--\n\nMark the calling thread as serving exports (private)." },
 	{ "_channel_publish", (PyCFunction)(void (*)(void))channel_publish, METH_FASTCALL,
 	  "_channel_publish(name, channel)\n--\n\nRegister channel under name for every "
 	  "interpreter (private: exports)." },

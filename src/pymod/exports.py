@@ -28,7 +28,9 @@ run one at a time unless they release it (I/O, numpy's heavy calls).
 No deadlock when an export submits to its own pool and waits: a worker
 waiting for an export's answer runs tasks from the pool's shared queue
 meanwhile (isola._host_wait), so the tasks the export waits for run even
-when every worker is waiting on an export.
+when every worker is waiting on an export (the export threads submit to
+the shared queue only).  Not covered: an export waiting for an actor
+whose worker waits for that export (docs/scheduler.md).
 """
 
 
@@ -68,6 +70,7 @@ class _ExportServer:
             return _threading.Thread(target=self._serve, name=name)
 
     def _serve(self):
+        _export_thread()  # its submits go where waiting workers look
         exports = self.exports
         recv = self.requests.recv
         while True:

@@ -401,7 +401,7 @@ int isola_pool_destroy(isola_pool *p)
  */
 static int enqueue_call(struct isola_pool *p, struct task *t)
 {
-	if (isola__cpu_contended()) {
+	if (isola__cpu_contended() && !isola__submit_shared_only) {
 		uint32_t here = isola__cpu_tag();
 		for (int i = 0; i < p->n; i++) {
 			struct worker *w = &p->workers[i];

@@ -431,6 +431,8 @@ void isola__worker_help(struct worker *w, struct task *t)
 	isola_future_release(f);
 }
 
+_Thread_local bool isola__submit_shared_only;
+
 bool isola__worker_outer_interrupted(struct worker *w)
 {
 	isola_future *f = isola__load_acquire(&w->current);
