@@ -181,6 +181,7 @@ static PyObject *host_wait(PyObject *m, PyObject *reply)
 		help_depth++;
 		isola__worker_help(w, isola__task_of(&msg));
 		help_depth--;
+		isola__graph_drain_overflow(w->pool); /* as between a worker's tasks */
 		if (isola__worker_outer_interrupted(w)) {
 			PyErr_SetString(st->Cancelled, "the task was cancelled while it waited");
 			return NULL;
