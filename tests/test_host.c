@@ -218,6 +218,15 @@ static int no_message(void *ctx, const isola_value *a, size_t n, isola_writer *r
 	return ISOLA_ETIMEDOUT;
 }
 
+/* isola_host_error with a code that is none: EINVAL comes back instead. */
+static int bad_error(void *ctx, const isola_value *a, size_t n, isola_writer *res,
+		     isola_host_call *call)
+{
+	(void)ctx, (void)a, (void)n, (void)res;
+	int r = isola_host_error(call, 5, "five is no code");
+	return r == ISOLA_EINVAL ? isola_host_error(call, -9999, "nor is this") : 0;
+}
+
 /* sleep_ms(ms): blocks the calling thread (its GIL released). */
 static int sleep_ms(void *ctx, const isola_value *a, size_t n, isola_writer *res,
 		    isola_host_call *call)
@@ -253,6 +262,7 @@ static void register_all(void)
 	cr_assert_eq(isola_host_register("bad", "bad_code", bad_code, NULL, 1), 0);
 	cr_assert_eq(isola_host_register("bad", "no_message", no_message, NULL, 0), 0);
 	cr_assert_eq(isola_host_register("bad", "fail_after", fail_after, NULL, 1), 0);
+	cr_assert_eq(isola_host_register("bad", "bad_error", bad_error, NULL, 0), 0);
 }
 
 static isola_pool *make_pool(int workers)
@@ -439,6 +449,8 @@ Test(host, misuse_is_reported_never_a_crash)
 	       "raises(TypeError, 'calc.kind() takes 1 positional argument (0 given)', calc.kind)\n"
 	       "raises(TypeError, 'takes no keyword arguments', calc.add3, 1, 2, c=3)\n"
 	       "raises(Exception, 'args[1]', calc.echo, 1, lambda: 0)\n"
+	       "# isola_host_error refused 5, then -9999: EINVAL, no message kept\n"
+	       "raises(ValueError, 'invalid argument', bad.bad_error)\n"
 	       "# the thread's writer is clean again after each misuse\n"
 	       "assert calc.add3(1, 2, 3) == 6\n"
 	       "assert bad.bad_code(0) is None\n");
