@@ -561,7 +561,8 @@ int isola_interp_destroy(isola_interp *interp);
  * Threads: fn runs on the thread of the Python code that called it (a
  * pool worker), with that interpreter's GIL released, so a long or
  * blocking call does not stop the interpreter's other threads, nor the
- * watchdog that cancels its task.  Many threads call fn at once, and
+ * watchdog that cancels its task (the cancel is raised once fn returns,
+ * or sooner if fn polls isola_host_interrupted).  Many threads call fn at once, and
  * isola holds no lock of its own during a call: the thread safety of
  * ctx and of whatever fn touches is the host's.  fn must not call the
  * CPython API, nor wait for the pool whose worker called it.
@@ -572,7 +573,9 @@ int isola_interp_destroy(isola_interp *interp);
  *   ENOTFOUND -> LookupError                 ENOMEM -> MemoryError
  *   ETIMEDOUT, EAGAIN -> TimeoutError        EINTR -> InterruptedError
  *   ESYS -> OSError        ELIMIT -> OverflowError
- *   anything else (ECLOSED, ESTATE, ECANCELED, ...) -> RuntimeError
+ *   ECANCELED -> isola.Cancelled when the calling task was asked to
+ *   stop (isola_host_interrupted), else RuntimeError
+ *   anything else (ECLOSED, ESTATE, ...) -> RuntimeError
  * Misuse raises too: a wrong argument count (TypeError) when nargs was
  * declared; a code that is no ISOLA_E*, a result left incomplete (a
  * container short of items) or a second value written
@@ -599,6 +602,17 @@ typedef int (*isola_host_fn)(void *ctx, const isola_value *args, size_t nargs,
  */
 int isola_host_register(const char *module, const char *name, isola_host_fn fn,
 			void *ctx, int nargs);
+
+/*
+ * From fn: *yes = 1 when the pool task whose code called fn has been
+ * asked to stop since (cancelled, past its timeout, its pool shutting
+ * down with interrupt), else 0 (always 0 off a pool worker's thread).
+ * isola cannot stop C code: a function that may run or block for long
+ * polls this and returns ISOLA_ECANCELED, which then raises
+ * isola.Cancelled, as an interrupted isola wait does (ECANCELED
+ * returned otherwise raises RuntimeError).  Fails with EINVAL.
+ */
+int isola_host_interrupted(isola_host_call *call, int *yes);
 
 /*
  * From fn: set the message of the exception the call raises (copied;

@@ -227,6 +227,24 @@ static int bad_error(void *ctx, const isola_value *a, size_t n, isola_writer *re
 	return r == ISOLA_EINVAL ? isola_host_error(call, -9999, "nor is this") : 0;
 }
 
+/* poll_ms(ms): waits up to ms, polling isola_host_interrupted every
+ * millisecond: ECANCELED once interrupted, else False after ms. */
+static int poll_ms(void *ctx, const isola_value *a, size_t n, isola_writer *res,
+		   isola_host_call *call)
+{
+	(void)ctx, (void)n;
+	for (int64_t i = 0; i < a[0].as.i; i++) {
+		int yes = -1;
+		if (isola_host_interrupted(call, &yes) != 0 || (yes != 0 && yes != 1))
+			return isola_host_error(call, ISOLA_ESTATE, "isola_host_interrupted failed");
+		if (yes)
+			return isola_host_error(call, ISOLA_ECANCELED, "stopped polling");
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return isola_write_bool(res, 0);
+}
+
 /* sleep_ms(ms): blocks the calling thread (its GIL released). */
 static int sleep_ms(void *ctx, const isola_value *a, size_t n, isola_writer *res,
 		    isola_host_call *call)
@@ -263,6 +281,7 @@ static void register_all(void)
 	cr_assert_eq(isola_host_register("bad", "no_message", no_message, NULL, 0), 0);
 	cr_assert_eq(isola_host_register("bad", "fail_after", fail_after, NULL, 1), 0);
 	cr_assert_eq(isola_host_register("bad", "bad_error", bad_error, NULL, 0), 0);
+	cr_assert_eq(isola_host_register("calc", "poll_ms", poll_ms, NULL, 1), 0);
 }
 
 static isola_pool *make_pool(int workers)
@@ -451,6 +470,8 @@ Test(host, misuse_is_reported_never_a_crash)
 	       "raises(Exception, 'args[1]', calc.echo, 1, lambda: 0)\n"
 	       "# isola_host_error refused 5, then -9999: EINVAL, no message kept\n"
 	       "raises(ValueError, 'invalid argument', bad.bad_error)\n"
+	       "# ECANCELED with no interrupt asked: RuntimeError\n"
+	       "raises(RuntimeError, 'cancelled', bad.bad_code, -10)\n"
 	       "# the thread's writer is clean again after each misuse\n"
 	       "assert calc.add3(1, 2, 3) == 6\n"
 	       "assert bad.bad_code(0) is None\n");
@@ -594,4 +615,70 @@ Test(host, exports_waiting_on_their_own_pool)
 	cr_assert_eq(isola_interp_destroy(in), 0);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* A task whose code waits in a host function that polls
+ * isola_host_interrupted: its timeout and a cancel end it (the C
+ * function sees them, and its ECANCELED becomes isola.Cancelled, which
+ * the future reports as the interrupt it was). */
+static void submit_poll(isola_pool *p, isola_writer *w, int64_t ms, int64_t timeout_ns,
+			isola_future **f)
+{
+	isola_msg args;
+	cr_assert_eq(isola_write_list(w, 1), 0);
+	cr_assert_eq(isola_write_int(w, ms), 0);
+	isola_msg_init(&args);
+	cr_assert_eq(isola_writer_finish(w, &args), 0);
+	cr_assert_eq(isola_pool_submit(p, "hw:run", &args, timeout_ns, f), 0);
+}
+
+Test(host, a_polling_host_function_sees_timeout_and_cancel)
+{
+	register_all();
+	static const char *mod =
+		"import sys, types\n"
+		"sys.modules['hw'] = hw = types.ModuleType('hw')\n"
+		"exec('''\n"
+		"import calc, isola\n"
+		"def run(ms):\n"
+		"    try:\n"
+		"        return calc.poll_ms(ms)\n"
+		"    except isola.Cancelled as e:\n"
+		"        assert str(e) == 'stopped polling', str(e)\n"
+		"        raise\n"
+		"''', hw.__dict__)\n";
+	isola_pool_options o = { .workers = 1, .setup = { .init_source = mod } };
+	isola_pool *p = NULL;
+	char *err = NULL;
+	cr_assert_eq(isola_pool_create(&o, &p, &err), 0, "%s", err ? err : "");
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	isola_future *f;
+	/* its own timeout (0.2 s) while it polls for up to 30 s */
+	submit_poll(p, w, 30000, 200000000LL, &f);
+	cr_assert_eq(isola_future_wait(f, -1), 0);
+	cr_assert_eq(isola_future_result(f, NULL), ISOLA_ETIMEDOUT);
+	isola_future_release(f);
+	/* a cancel of the running task */
+	submit_poll(p, w, 30000, 0, &f);
+	int state = ISOLA_FUTURE_PENDING;
+	while (isola_future_state(f, &state) == 0 && state == ISOLA_FUTURE_PENDING) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(isola_future_cancel(f), 0);
+	cr_assert_eq(isola_future_wait(f, -1), 0);
+	cr_assert_eq(isola_future_result(f, NULL), ISOLA_ECANCELED);
+	isola_future_release(f);
+	/* not interrupted: it returns what it wrote */
+	submit_poll(p, w, 5, 0, &f);
+	cr_assert_eq(isola_future_wait(f, -1), 0);
+	isola_msg res;
+	isola_msg_init(&res);
+	cr_assert_eq(isola_future_result(f, &res), 0);
+	isola_msg_clear(&res);
+	isola_future_release(f);
+	isola_writer_destroy(w);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+	cr_assert_eq(isola_host_interrupted(NULL, &state), ISOLA_EINVAL);
 }

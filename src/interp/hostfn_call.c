@@ -16,6 +16,7 @@
 #include "common/alloc.h"
 #include "common/errinfo.h"
 
+#include "channels/wait.h"
 #include "interp/codec.h"
 #include "values/values.h"
 
@@ -42,6 +43,16 @@ int isola_host_error(isola_host_call *call, int code, const char *message)
 	call->message = message ? isola__strdup(message) : NULL;
 	call->code = code;
 	return code;
+}
+
+int isola_host_interrupted(isola_host_call *call, int *yes)
+{
+	if (call == NULL || yes == NULL)
+		return ISOLA_EINVAL;
+	/* The worker's abort word: set (with release) by the watchdog once
+	 * it decided to interrupt this thread's task; read with acquire. */
+	*yes = isola__wait_aborted() ? 1 : 0;
+	return 0;
 }
 
 /* ---- the thread's writer and reader --------------------------------------- */
@@ -174,6 +185,17 @@ static PyObject *raise_failure(const isola__hostfn *h, int code, const isola_hos
 				    h->qualname, code);
 	const char *msg = call->message != NULL && call->code == code ? call->message
 								       : isola_strerror(code);
+	if (code == ISOLA_ECANCELED && isola__wait_aborted()) {
+		/* The task was interrupted meanwhile: Cancelled now, as an
+		 * interrupted isola wait raises it, and not a second time from
+		 * the asynchronous one the watchdog also posted. */
+		isola__state *st = isola__state_current();
+		if (st == NULL)
+			return NULL;
+		PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
+		PyErr_SetString(st->Cancelled, msg);
+		return NULL;
+	}
 	return raise_coded(exc_class(code), code, msg);
 }
 
