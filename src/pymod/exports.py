@@ -61,13 +61,7 @@ class _ExportServer:
             t.start()
 
     def _thread(self, i):
-        # Daemon threads (an export stuck at exit does not hold the
-        # process), except where an isolated interpreter has none.
-        name = f"isola-export-{i}"
-        try:
-            return _threading.Thread(target=self._serve, name=name, daemon=True)
-        except RuntimeError:
-            return _threading.Thread(target=self._serve, name=name)
+        return _new_thread(self._serve, f"isola-export-{i}")
 
     def _serve(self):
         _export_thread()  # its submits go where waiting workers look
@@ -111,6 +105,32 @@ class _ExportServer:
                 t.join(timeout)
 
 
+def _new_thread(target, name):
+    # A daemon thread (one stuck in an export does not hold the process
+    # at exit), except where an isolated interpreter has none.
+    try:
+        return _threading.Thread(target=target, name=name, daemon=True)
+    except RuntimeError:
+        return _threading.Thread(target=target, name=name)
+
+
+def _stop_after_join(c, server):
+    # The pool (its C part c) is shutting down without anyone joining it
+    # through Pool._joined (dropped, or shutdown(wait=False)): stop the
+    # server once the workers are gone, so that their last tasks can
+    # still call exports.
+    def wait():
+        try:
+            c.shutdown(0, True)  # waits; asks nothing more of the pool
+        except BaseException:
+            pass
+        server.stop(0)
+    try:
+        _new_thread(wait, "isola-exports-stop").start()
+    except BaseException:  # interpreter shutdown: the threads end with it
+        pass
+
+
 _FrontPool = Pool
 
 
@@ -143,12 +163,23 @@ class Pool(_FrontPool):
             server.stop()
             raise
         self._exports = server
-        _weakref.finalize(self, server.stop, 0)
+        # Dropped unjoined: stopped after the join (at exit, _shutdown_all
+        # joins live pools through _joined).
+        self._exports_dropped = _weakref.finalize(self, _stop_after_join, self._c, server)
+        self._exports_dropped.atexit = False
 
     def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False, timeout=None):
         super().shutdown(wait, cancel_futures, interrupt=interrupt, timeout=timeout)
-        if wait and self._exports is not None:
+        if not wait and self._exports is not None and self._exports_dropped.detach():
+            _stop_after_join(self._c, self._exports)
+
+    def _joined(self):
+        # Every joining path ends here (shutdown(wait=True), exit): the
+        # workers are gone, no call can come any more.
+        r = super()._joined()
+        if self._exports is not None and self._exports_dropped.detach():
             self._exports.stop(self._grace)
+        return r
 
 
 class _Host:

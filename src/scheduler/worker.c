@@ -366,6 +366,9 @@ static void run_task(struct worker *w, struct task *t)
  * reaches it as it would any task); the outer task is current again
  * afterwards, and a cancel of it that came meanwhile is left in its
  * future's interrupt field for the waiter to honour (isola__worker_outer_interrupted).
+ * A nested task is not traced on its own (a worker's trace ring has one
+ * slot reserved at a time, the outer task's): its time is in the outer
+ * task's slice.
  */
 void isola__worker_help(struct worker *w, struct task *t)
 {
@@ -403,6 +406,14 @@ void isola__worker_help(struct worker *w, struct task *t)
 	size_t failed_at = SIZE_MAX;
 	int status = 0;
 	int r = run_python(w, t, &result, &failed_at);
+	if (r == 0 && interrupt_missed(w, f)) { /* as run_task: stopped, as promised */
+		status = interrupt_status(f);
+		isola_msg_clear(&result);
+		err.type = isola__strdup("isola.Cancelled");
+		err.message = isola__strdup(status == ISOLA_ETIMEDOUT
+						    ? "the task ran past its timeout and was interrupted"
+						    : "the task was cancelled while running");
+	}
 	if (r < 0) {
 		isola__codec_opts o = codec_opts(p);
 		status = isola__outcome_capture(interrupt_status(f), &o, &result, &err);
@@ -436,7 +447,8 @@ _Thread_local bool isola__submit_shared_only;
 bool isola__worker_outer_interrupted(struct worker *w)
 {
 	isola_future *f = isola__load_acquire(&w->current);
-	return f != NULL && isola__load_acquire(&f->interrupt) != INTERRUPT_NONE;
+	int why = f != NULL ? isola__load_acquire(&f->interrupt) : INTERRUPT_NONE;
+	return why == INTERRUPT_CANCEL || why == INTERRUPT_TIMEOUT;
 }
 
 /* The owner's waker (release.h), on any thread: post a drain task to the

@@ -110,3 +110,9 @@ def call_with_opaque(name):
         return getattr(isola.host, name)(Opaque(1))
     except BaseException as e:
         return type(e).__name__, str(e)
+
+
+def sleep_then_call(seconds, name, *args):
+    import time
+    time.sleep(seconds)
+    return getattr(isola.host, name)(*args)

@@ -224,6 +224,34 @@ class NoHangs(unittest.TestCase):
         self.assertIn(lines[1], ("outer Cancelled", "outer CancelledError"), out + err)
         self.assertEqual(lines[2:4], ["nested 0.6", "after 16"], out + err)
 
+    def test_exports_outlive_a_shutdown_without_wait_and_end_after_the_join(self):
+        rc, out, err = run_child("""
+            import gc, threading, isola, hostcall_helpers as hh
+            pool = isola.Pool(1, exports={"add": hh.add})
+            f = pool.submit(hh.sleep_then_call, 0.3, "add", 1, 2)
+            del pool  # a stop request: its task is interrupted
+            gc.collect()
+            try:
+                print("dropped", f.result(30))
+            except BaseException as e:
+                print("dropped", type(e).__name__)
+            pool = isola.Pool(1, exports={"add": hh.add})
+            f = pool.submit(hh.sleep_then_call, 0.3, "add", 3, 4)
+            pool.shutdown(wait=False)
+            print("no wait", f.result(30))
+            for t in threading.enumerate():  # the export threads end after the join
+                if t.name.startswith("isola-export"):
+                    t.join(30)
+            print("threads", sum(t.name.startswith("isola-export")
+                                 for t in threading.enumerate()))
+        """)
+        self.assertIsNotNone(rc, "hung\n" + err)
+        self.assertEqual(rc, 0, err)
+        lines = out.split("\n")
+        self.assertIn(lines[0], ("dropped CancelledError", "dropped Cancelled", "dropped 3"),
+                      out + err)
+        self.assertEqual(lines[1:3], ["no wait 7", "threads 0"], out + err)
+
     def test_ctrl_c_while_a_worker_waits_on_an_export(self):
         rc, out, err = run_child("""
             import os, signal, threading, time, isola, hostcall_helpers as hh
