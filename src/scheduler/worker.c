@@ -446,6 +446,8 @@ _Thread_local bool isola__submit_shared_only;
 
 bool isola__worker_outer_interrupted(struct worker *w)
 {
+	/* Acquire, both: current as the worker published it (this thread
+	 * did); interrupt pairs with isola_future_cancel's CAS (future.c). */
 	isola_future *f = isola__load_acquire(&w->current);
 	int why = f != NULL ? isola__load_acquire(&f->interrupt) : INTERRUPT_NONE;
 	return why == INTERRUPT_CANCEL || why == INTERRUPT_TIMEOUT;
