@@ -155,7 +155,7 @@ class NoHangs(unittest.TestCase):
             with isola.Pool(2, exports={"block": hh.block}) as pool:
                 # timeout: the task's own
                 t = time.monotonic()
-                f = pool.apply(hh.call, ("block",), timeout=0.3)
+                f = pool.apply_async(hh.call, ("block",), timeout=0.3)
                 try:
                     f.result(10)
                 except TimeoutError:
@@ -194,7 +194,7 @@ class NoHangs(unittest.TestCase):
             import time, isola, hostcall_helpers as hh
             nested = []
             def run_nested(seconds, timeout):
-                f = pool.apply(hh.spin, (seconds,), timeout=timeout)
+                f = pool.apply_async(hh.spin, (seconds,), timeout=timeout)
                 nested.append(f)
                 try:
                     return f.result(30)
