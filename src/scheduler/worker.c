@@ -237,6 +237,36 @@ static int actor_status(const struct task *t, isola_future *watched)
 	return watched != NULL ? interrupt_status(watched) : 0;
 }
 
+/* Run a call/chunk/source task (GIL held) and make its outcome: the
+ * status, with the result or the exception in *result and *err. */
+static int run_for_outcome(struct worker *w, struct task *t, isola_future *f, isola_msg *result,
+			   isola__error *err)
+{
+	size_t failed_at = SIZE_MAX;
+	int status = 0;
+	int r = run_python(w, t, result, &failed_at);
+	if (r == 0 && interrupt_missed(w, f)) {
+		/* Asked to stop and answered yes, but it returned (from one C
+		 * call) before isola.Cancelled could reach it: stopped, as the
+		 * interrupt promised. */
+		status = interrupt_status(f);
+		isola_msg_clear(result);
+		err->type = isola__strdup("isola.Cancelled");
+		err->message = isola__strdup(status == ISOLA_ETIMEDOUT
+						     ? "the task ran past its timeout and was interrupted"
+						     : "the task was cancelled while running");
+	}
+	if (r < 0) {
+		isola__codec_opts o = codec_opts(w->pool);
+		status = isola__outcome_capture(interrupt_status(f), &o, result, err);
+		if (r == ISOLA_ENOTFOUND && status == ISOLA_EPYTHON)
+			status = ISOLA_ENOTFOUND;
+		if (t->kind == TASK_CHUNK && failed_at != SIZE_MAX && status == ISOLA_EPYTHON)
+			name_failed_element(err, t, failed_at);
+	}
+	return status;
+}
+
 static void run_task(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
@@ -305,27 +335,7 @@ static void run_task(struct worker *w, struct task *t)
 			status = actor_status(t, watched);
 	} else {
 		f = t->future;
-		size_t failed_at = SIZE_MAX;
-		int r = run_python(w, t, &result, &failed_at);
-		if (r == 0 && interrupt_missed(w, f)) {
-			/* Asked to stop and answered yes, but it returned (from
-			 * one C call) before isola.Cancelled could reach it:
-			 * stopped, as the interrupt promised. */
-			status = interrupt_status(f);
-			isola_msg_clear(&result);
-			err.type = isola__strdup("isola.Cancelled");
-			err.message = isola__strdup(status == ISOLA_ETIMEDOUT
-							    ? "the task ran past its timeout and was interrupted"
-							    : "the task was cancelled while running");
-		}
-		if (r < 0) {
-			isola__codec_opts o = codec_opts(p);
-			status = isola__outcome_capture(interrupt_status(f), &o, &result, &err);
-			if (r == ISOLA_ENOTFOUND && status == ISOLA_EPYTHON)
-				status = ISOLA_ENOTFOUND;
-			if (t->kind == TASK_CHUNK && failed_at != SIZE_MAX && status == ISOLA_EPYTHON)
-				name_failed_element(&err, t, failed_at);
-		}
+		status = run_for_outcome(w, t, f, &result, &err);
 		/* Free the task before the caller wakes: it is likely to
 		 * allocate the next one at once, from the same malloc arena. */
 		t->future = NULL;
@@ -405,25 +415,7 @@ void isola__worker_help(struct worker *w, struct task *t)
 	isola_msg result;
 	isola_msg_init(&result);
 	isola__error err = { 0 };
-	size_t failed_at = SIZE_MAX;
-	int status = 0;
-	int r = run_python(w, t, &result, &failed_at);
-	if (r == 0 && interrupt_missed(w, f)) { /* as run_task: stopped, as promised */
-		status = interrupt_status(f);
-		isola_msg_clear(&result);
-		err.type = isola__strdup("isola.Cancelled");
-		err.message = isola__strdup(status == ISOLA_ETIMEDOUT
-						    ? "the task ran past its timeout and was interrupted"
-						    : "the task was cancelled while running");
-	}
-	if (r < 0) {
-		isola__codec_opts o = codec_opts(p);
-		status = isola__outcome_capture(interrupt_status(f), &o, &result, &err);
-		if (r == ISOLA_ENOTFOUND && status == ISOLA_EPYTHON)
-			status = ISOLA_ENOTFOUND;
-		if (t->kind == TASK_CHUNK && failed_at != SIZE_MAX && status == ISOLA_EPYTHON)
-			name_failed_element(&err, t, failed_at);
-	}
+	int status = run_for_outcome(w, t, f, &result, &err);
 	t->future = NULL;
 	isola__task_free(t);
 	/* An interrupt aimed at the nested task must not hit the outer one. */
