@@ -58,7 +58,8 @@ extern "C" {
 	X(ESYS, -13, "operating system call failed")                          \
 	X(ENOTFOUND, -14, "not found")                                        \
 	X(ELIMIT, -15, "limit exceeded")                                      \
-	X(ECRASHED, -16, "a worker process died")
+	X(EEXIST, -16, "already exists")                                      \
+	X(ECRASHED, -17, "a worker process died")
 
 enum isola_errno {
 	ISOLA_OK = 0,
@@ -528,6 +529,100 @@ int isola_decode(const isola_msg *msg, void **pyobj);
 
 /* Destroy the interpreter (same thread).  NULL is ok. */
 int isola_interp_destroy(isola_interp *interp);
+
+/* ------------------------------------------------------------------ */
+/* Host functions: C functions every interpreter can call               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A C program registers functions under a module name; every interpreter
+ * isola creates afterwards (pool workers, isola_interp_create) can
+ * `import module` and call them like Python functions:
+ *
+ *   static int add(void *ctx, const isola_value *args, size_t nargs,
+ *                  isola_writer *result, isola_host_call *call)
+ *   {
+ *       if (args[0].type != ISOLA_VALUE_INT || args[1].type != ISOLA_VALUE_INT)
+ *           return isola_host_error(call, ISOLA_ETYPE, "add() takes two ints");
+ *       return isola_write_int(result, args[0].as.i + args[1].as.i);
+ *   }
+ *   isola_host_register("calc", "add", add, NULL, 2);   // before the pool
+ *   ...  in a worker:  import calc; calc.add(1, 2) == 3
+ *
+ * The call: positional arguments only, converted by the codec (the same
+ * types as a task's arguments: docs/wire.md) into args[0..nargs), which
+ * are borrowed until fn returns (retain a blob, channel or frozen value
+ * to keep it); a bytes argument of BLOB_THRESHOLD bytes or more, or an
+ * isola.Buffer, arrives as ISOLA_VALUE_BLOB, zero-copy.  fn writes at
+ * most one value into result (isola_write_*): nothing written returns
+ * None; a blob written (isola_write_blob) arrives as isola.Buffer,
+ * zero-copy.  fn returns 0, or a negative ISOLA_E* code that becomes a
+ * Python exception (isola_host_error gives it a message).
+ *
+ * Threads: fn runs on the thread of the Python code that called it (a
+ * pool worker), with that interpreter's GIL released, so a long or
+ * blocking call does not stop the interpreter's other threads, nor the
+ * watchdog that cancels its task (the cancel is raised once fn returns,
+ * or sooner if fn polls isola_host_interrupted).  Many threads call fn at once, and
+ * isola holds no lock of its own during a call: the thread safety of
+ * ctx and of whatever fn touches is the host's.  fn must not call the
+ * CPython API, nor wait for the pool whose worker called it.
+ *
+ * Exceptions (str(exc) is the message, or isola_strerror(code) when
+ * none was given; exc.isola_error is the code's name, "ISOLA_ENOTFOUND"):
+ *   EINVAL, EDECODE, ETOOBIG -> ValueError   ETYPE -> TypeError
+ *   ENOTFOUND -> LookupError                 ENOMEM -> MemoryError
+ *   ETIMEDOUT, EAGAIN -> TimeoutError        EINTR -> InterruptedError
+ *   ESYS -> OSError        ELIMIT -> OverflowError
+ *   ECANCELED -> isola.Cancelled when the calling task was asked to
+ *   stop (isola_host_interrupted), else RuntimeError
+ *   anything else (ECLOSED, ESTATE, ...) -> RuntimeError
+ * Misuse raises too: a wrong argument count (TypeError) when nargs was
+ * declared; a code that is no ISOLA_E*, a result left incomplete (a
+ * container short of items) or a second value written
+ * (SystemError, naming the function).
+ */
+typedef struct isola_host_call isola_host_call; /* valid during one call */
+
+typedef int (*isola_host_fn)(void *ctx, const isola_value *args, size_t nargs,
+			     isola_writer *result, isola_host_call *call);
+
+#define ISOLA_HOST_VARARGS (-1) /* isola_host_register: any argument count */
+#define ISOLA_HOST_NAME_MAX 63  /* longest module or function name */
+
+/*
+ * Register fn as module.name (each a Python identifier without dots, up
+ * to ISOLA_HOST_NAME_MAX bytes; both are copied), called with ctx (the
+ * host's, never touched by isola) and exactly nargs arguments
+ * (0..255, or ISOLA_HOST_VARARGS).  Allowed until isola creates its
+ * first interpreter (a pool's workers, isola_interp_create), before or
+ * after isola_init; the table is fixed from then on, until isola_fini
+ * empties it.  Any thread.  Fails with EINVAL (NULL fn, a bad name or
+ * nargs), EEXIST (module.name is already registered), ESTATE (an
+ * interpreter was already created), ENOMEM.
+ */
+int isola_host_register(const char *module, const char *name, isola_host_fn fn,
+			void *ctx, int nargs);
+
+/*
+ * From fn: *yes = 1 when the pool task whose code called fn has been
+ * asked to stop since (cancelled, past its timeout, its pool shutting
+ * down with interrupt), else 0 (always 0 off a pool worker's thread).
+ * isola cannot stop C code: a function that may run or block for long
+ * polls this and returns ISOLA_ECANCELED, which then raises
+ * isola.Cancelled, as an interrupted isola wait does (ECANCELED
+ * returned otherwise raises RuntimeError).  Fails with EINVAL.
+ */
+int isola_host_interrupted(isola_host_call *call, int *yes);
+
+/*
+ * From fn: set the message of the exception the call raises (copied;
+ * a later call replaces it) and return code, so that fn can end with
+ * `return isola_host_error(call, ISOLA_ENOTFOUND, "no such key")`.
+ * message may be NULL (isola_strerror(code) is used).  Returns EINVAL
+ * instead when call is NULL or code is not a negative ISOLA_E* code.
+ */
+int isola_host_error(isola_host_call *call, int code, const char *message);
 
 /* ------------------------------------------------------------------ */
 /* Futures                                                             */

@@ -19,6 +19,13 @@
 int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 		  isola_msg *out);
 
+/* The n objects items[0..n) as one msgpack array (a call's positional
+ * arguments, without a list object; paths name them "args[i]").  As
+ * isola__encode otherwise.  The items are borrowed: encoding may run
+ * Python code, so the caller keeps them alive. */
+int isola__encode_items(isola__state *st, PyObject *const *items, size_t n,
+			const isola__codec_opts *o, isola_msg *out);
+
 /* Decode a message into new objects of the calling interpreter.  NULL
  * with ValueError (naming the offset and the problem) on bad input. */
 PyObject *isola__decode(isola__state *st, const isola_msg *msg,

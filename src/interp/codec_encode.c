@@ -1363,8 +1363,8 @@ static int enc_obj(enc *e, PyObject *obj)
 	return enc_pickled(e, obj);
 }
 
-static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts *o,
-		       isola_msg *msg, enc *e, int freeze, int inline_budget)
+static void encode_init(isola__state *st, const isola__codec_opts *o, isola_msg *msg, enc *e,
+			int inline_budget)
 {
 	e->inline_budget = inline_budget;
 	e->inline_refs = 0;
@@ -1386,6 +1386,12 @@ static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts 
 	msgpack_packer_init(&e->pk, &e->buf, wbuf_write);
 	if (st->owner != NULL)
 		isola__owner_drain(st->owner);
+}
+
+static int encode_into(isola__state *st, PyObject *obj, const isola__codec_opts *o,
+		       isola_msg *msg, enc *e, int freeze, int inline_budget)
+{
+	encode_init(st, o, msg, e, inline_budget);
 	e->freeze = freeze;
 	return enc_obj(e, obj);
 }
@@ -1399,19 +1405,10 @@ static void encode_done(enc *e)
 		PyMem_Free(e->frames);
 }
 
-int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
-		  isola_msg *out)
+/* The end of an encode into a message: move the bytes into out (r: the
+ * walk's result), free the rest.  0 or the failure's code. */
+static int encode_finish(enc *e, int r, isola_msg *out)
 {
-	enc stack_enc, *e = &stack_enc;
-	isola_msg_init(out);
-	int r = encode_into(st, obj, o, out, e, 0, ISOLA_MSG_MAX_REFS);
-	while (r != 0 && e->retry) { /* a channel found blobs in every slot */
-		int budget = e->inline_budget;
-		PyErr_Clear();
-		encode_done(e);
-		isola_msg_clear(out);
-		r = encode_into(st, obj, o, out, e, 0, budget);
-	}
 	if (r == 0) {
 		if (e->buf.len <= ISOLA_MSG_INLINE) {
 			r = isola_msg_set_bytes(out, e->buf.data, e->buf.len);
@@ -1434,6 +1431,57 @@ int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
 		r = e->code;
 	}
 	return r;
+}
+
+int isola__encode(isola__state *st, PyObject *obj, const isola__codec_opts *o,
+		  isola_msg *out)
+{
+	enc stack_enc, *e = &stack_enc;
+	isola_msg_init(out);
+	int r = encode_into(st, obj, o, out, e, 0, ISOLA_MSG_MAX_REFS);
+	while (r != 0 && e->retry) { /* a channel found blobs in every slot */
+		int budget = e->inline_budget;
+		PyErr_Clear();
+		encode_done(e);
+		isola_msg_clear(out);
+		r = encode_into(st, obj, o, out, e, 0, budget);
+	}
+	return encode_finish(e, r, out);
+}
+
+/* The items as one array, each encoded as enc_obj would at depth 1. */
+static int enc_items(enc *e, PyObject *const *items, size_t n)
+{
+	if (push(e, NULL, F_INDEX) < 0)
+		return -1;
+	PK(msgpack_pack_array(&e->pk, n));
+	for (size_t i = 0; i < n; i++) {
+		e->frames[e->depth - 1].index = (Py_ssize_t)i;
+		if (enc_obj(e, items[i]) < 0)
+			return -1;
+	}
+	pop(e);
+	return 0;
+}
+
+int isola__encode_items(isola__state *st, PyObject *const *items, size_t n,
+			const isola__codec_opts *o, isola_msg *out)
+{
+	enc stack_enc, *e = &stack_enc;
+	isola_msg_init(out);
+	int budget = ISOLA_MSG_MAX_REFS, r;
+	for (;;) {
+		encode_init(st, o, out, e, budget);
+		e->root = "args";
+		r = enc_items(e, items, n);
+		if (r == 0 || !e->retry)
+			break;
+		budget = e->inline_budget; /* as isola__encode: one blob fewer attached */
+		PyErr_Clear();
+		encode_done(e);
+		isola_msg_clear(out);
+	}
+	return encode_finish(e, r, out);
 }
 
 PyObject *isola__encode_bytes(isola__state *st, PyObject *obj, const isola__codec_opts *o)

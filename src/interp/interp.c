@@ -12,6 +12,7 @@
 
 #include "interp/call.h"
 #include "interp/binding.h"
+#include "interp/hostfn.h"
 #include "interp/state.h"
 #include "interp/runtime.h"
 
@@ -68,7 +69,7 @@ static int run_in_main(const char *source)
 /* The Python side of creation: paths, preloads, init source. */
 static int setup(const isola_interp_options *o)
 {
-	if (isola__module_install_here() < 0)
+	if (isola__module_install_here() < 0 || isola__hostfn_install() < 0)
 		return -1;
 	static const isola_interp_options none = { 0 };
 	if (o == NULL)

@@ -13,6 +13,7 @@
 #include "interp/binding.h" /* Python.h first: it sets _POSIX_C_SOURCE */
 #include "interp/pycompat.h"
 #include "interp/pyerror.h"
+#include "interp/hostfn.h"
 #include "channels/blob.h"
 #include "common/atomics.h"
 #include "isola.h"
@@ -263,6 +264,7 @@ int isola_fini(void)
 	}
 	free_paths();
 	isola__registry_clear();
+	isola__hostfn_clear();
 	isola__store_release(&rt.ready, 0);
 	pthread_mutex_unlock(&rt_lock);
 	return r;

@@ -1517,14 +1517,18 @@ class Executor(_cf.ThreadPoolExecutor):
                                              initargs=tuple(initargs)))
         self._max_workers = max_workers or _os.cpu_count() or 1
 
-    def _start(self):
-        # Needs self._shutdown_lock: the pool, made at the first use.
+    def _check_usable(self):
+        # Needs self._shutdown_lock.
         if self._broken:
             raise BrokenPool(self._broken)
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         if _exiting:
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    def _start(self):
+        # Needs self._shutdown_lock: the pool, made at the first use.
+        self._check_usable()
         if self._pool is not None:
             return self._pool
         workers, options = self._pool_args
@@ -1548,12 +1552,7 @@ class Executor(_cf.ThreadPoolExecutor):
         # Needs self._shutdown_lock.  Threads of this interpreter for the
         # callables that cannot travel (issue #31.7), made on first need;
         # the pool's workers are not started for them.
-        if self._broken:
-            raise BrokenPool(self._broken)
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        if _exiting:
-            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        self._check_usable()
         local = getattr(self, "_local_threads", None)
         if local is None:
             local = self._local_threads = _cf.ThreadPoolExecutor(

@@ -117,7 +117,9 @@ class Pool:
                  initializer: Callable[..., object] | None = None,
                  initargs: tuple[Any, ...] = (), allow_pickle: bool = True,
                  stop_grace: float | None = None,
-                 trace: str | os.PathLike[str] | None = None, processes: int | None = None,
+                 trace: str | os.PathLike[str] | None = None,
+                 exports: dict[str, Callable[..., Any]] | None = None,
+                 export_threads: int | None = None, processes: int | None = None,
                  place: dict[str, str] | None = None, auto_place: bool = True) -> None: ...
     @property
     def size(self) -> int: ...
@@ -155,3 +157,9 @@ class Executor(concurrent.futures.ThreadPoolExecutor):
             chunksize: int = 1, buffersize: int | None = None,
             progress: bool = False) -> Iterator[_T]: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+class _Host:
+    """In a task of a pool made with Pool(exports=...): its exports."""
+    def __getattr__(self, name: str) -> Callable[..., Any]: ...
+
+host: _Host

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <string.h>
 #include "front_py.h" /* generated: isola__front_source */
+#include "exports_py.h" /* generated: isola__exports_source */
 #include "interp/interp.h"
 #include "scheduler/trace.h"
 
@@ -441,7 +442,7 @@ static int mod_exec(PyObject *m)
 	    PyModule_AddIntConstant(m, "_FUTURE_RUNNING", ISOLA_FUTURE_RUNNING) < 0 ||
 	    PyModule_AddIntConstant(m, "_FUTURE_DONE", ISOLA_FUTURE_DONE) < 0)
 		return -1;
-	if (add_package_path(m) < 0)
+	if (add_package_path(m) < 0 || PyModule_AddFunctions(m, isola__exports_methods) < 0)
 		return -1;
 	PyObject *d = PyInterpreterState_GetDict(PyInterpreterState_Get());
 	if (d == NULL || PyDict_SetItemString(d, ISOLA__STATE_KEY, m) < 0)
@@ -470,6 +471,12 @@ int isola__front_load(PyObject *m)
 	PyObject *code = Py_CompileString(isola__front_source, "isola/front.py", Py_file_input);
 	PyObject *ran = code ? PyEval_EvalCode(code, g, g) : NULL;
 	Py_XDECREF(code);
+	if (ran != NULL) { /* then exports.py, which refines front's Pool */
+		Py_DECREF(ran);
+		code = Py_CompileString(isola__exports_source, "isola/exports.py", Py_file_input);
+		ran = code ? PyEval_EvalCode(code, g, g) : NULL;
+		Py_XDECREF(code);
+	}
 	if (ran == NULL) {
 		st->front_loaded = 0;
 		return -1;

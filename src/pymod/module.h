@@ -16,6 +16,9 @@ int isola__module_install(void);
 /* Run front.py (Pool, Executor, ...) in the module, once. 0 or -1. */
 int isola__front_load(PyObject *module);
 
+/* _channel_publish/_lookup/_unpublish and _host_wait (exports.c). */
+extern PyMethodDef isola__exports_methods[];
+
 /* What isola_init and the module's exec bind to the runtime (init.c). */
 struct isola__binding;
 extern const struct isola__binding isola__pymod_binding;

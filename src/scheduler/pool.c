@@ -404,7 +404,9 @@ static int enqueue_call(struct isola_pool *p, struct task *t)
 {
 	if (p->trace != NULL)
 		t->queued_ns = isola__now_ns();
-	if (isola__route_call(p, t) == 0)
+	/* Export threads (the Python front's) submit to the shared queue
+	 * only: a worker waiting for an export helps from there (host.c). */
+	if (!isola__submit_shared_only && isola__route_call(p, t) == 0)
 		return 0;
 	return isola__task_enqueue(p, p->shared_q, t);
 }

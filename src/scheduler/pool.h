@@ -268,5 +268,19 @@ void isola__actor_message_done(struct isola_pool *pool, uint64_t id);
 
 /* Complete a future with the current Python exception (GIL held). */
 void isola__complete_with_exception(struct worker *w, isola_future *f);
+/* Set on a thread whose calls must go to the shared queue, never to an
+ * idle worker's own queue (pool.c: enqueue_call): the threads serving
+ * exports, so that what an export submits can be run by a worker that
+ * waits for an export (isola__worker_help takes from the shared queue
+ * only).  Thread-local: set by the thread itself. */
+extern _Thread_local bool isola__submit_shared_only;
+
+/* From a worker waiting for an export's answer, GIL held: run t (taken
+ * from the pool's shared queue) nested in the running task (worker.c). */
+void isola__worker_help(struct worker *w, struct task *t);
+
+/* The task w runs has been asked to stop (cancel, timeout) since it
+ * started (GIL held). */
+bool isola__worker_outer_interrupted(struct worker *w);
 
 #endif

@@ -237,6 +237,36 @@ static int actor_status(const struct task *t, isola_future *watched)
 	return watched != NULL ? interrupt_status(watched) : 0;
 }
 
+/* Run a call/chunk/source task (GIL held) and make its outcome: the
+ * status, with the result or the exception in *result and *err. */
+static int run_for_outcome(struct worker *w, struct task *t, isola_future *f, isola_msg *result,
+			   isola__error *err)
+{
+	size_t failed_at = SIZE_MAX;
+	int status = 0;
+	int r = run_python(w, t, result, &failed_at);
+	if (r == 0 && interrupt_missed(w, f)) {
+		/* Asked to stop and answered yes, but it returned (from one C
+		 * call) before isola.Cancelled could reach it: stopped, as the
+		 * interrupt promised. */
+		status = interrupt_status(f);
+		isola_msg_clear(result);
+		err->type = isola__strdup("isola.Cancelled");
+		err->message = isola__strdup(status == ISOLA_ETIMEDOUT
+						     ? "the task ran past its timeout and was interrupted"
+						     : "the task was cancelled while running");
+	}
+	if (r < 0) {
+		isola__codec_opts o = codec_opts(w->pool);
+		status = isola__outcome_capture(interrupt_status(f), &o, result, err);
+		if (r == ISOLA_ENOTFOUND && status == ISOLA_EPYTHON)
+			status = ISOLA_ENOTFOUND;
+		if (t->kind == TASK_CHUNK && failed_at != SIZE_MAX && status == ISOLA_EPYTHON)
+			name_failed_element(err, t, failed_at);
+	}
+	return status;
+}
+
 static void run_task(struct worker *w, struct task *t)
 {
 	struct isola_pool *p = w->pool;
@@ -305,27 +335,7 @@ static void run_task(struct worker *w, struct task *t)
 			status = actor_status(t, watched);
 	} else {
 		f = t->future;
-		size_t failed_at = SIZE_MAX;
-		int r = run_python(w, t, &result, &failed_at);
-		if (r == 0 && interrupt_missed(w, f)) {
-			/* Asked to stop and answered yes, but it returned (from
-			 * one C call) before isola.Cancelled could reach it:
-			 * stopped, as the interrupt promised. */
-			status = interrupt_status(f);
-			isola_msg_clear(&result);
-			err.type = isola__strdup("isola.Cancelled");
-			err.message = isola__strdup(status == ISOLA_ETIMEDOUT
-							    ? "the task ran past its timeout and was interrupted"
-							    : "the task was cancelled while running");
-		}
-		if (r < 0) {
-			isola__codec_opts o = codec_opts(p);
-			status = isola__outcome_capture(interrupt_status(f), &o, &result, &err);
-			if (r == ISOLA_ENOTFOUND && status == ISOLA_EPYTHON)
-				status = ISOLA_ENOTFOUND;
-			if (t->kind == TASK_CHUNK && failed_at != SIZE_MAX && status == ISOLA_EPYTHON)
-				name_failed_element(&err, t, failed_at);
-		}
+		status = run_for_outcome(w, t, f, &result, &err);
 		/* Free the task before the caller wakes: it is likely to
 		 * allocate the next one at once, from the same malloc arena. */
 		t->future = NULL;
@@ -357,6 +367,84 @@ static void run_task(struct worker *w, struct task *t)
 	running_set(w, NULL, 0);
 	isola__task_free(t);
 	isola_future_release(f);
+}
+
+/*
+ * Run t inside the task w runs now, with w's GIL held: a worker waiting
+ * for the answer of a main-interpreter export (src/pymod/exports.c)
+ * runs the pool's shared tasks meanwhile, so that an export that
+ * submits to its own pool and waits can always be served.  The nested
+ * task is w's current one while it runs (a cancel, timeout or shutdown
+ * reaches it as it would any task); the outer task is current again
+ * afterwards, and a cancel of it that came meanwhile is left in its
+ * future's interrupt field for the waiter to honour (isola__worker_outer_interrupted).
+ * A nested task is not traced on its own (a worker's trace ring has one
+ * slot reserved at a time, the outer task's): its time is in the outer
+ * task's slice.
+ */
+void isola__worker_help(struct worker *w, struct task *t)
+{
+	struct isola_pool *p = w->pool;
+	assert(isola__this_worker == w || !"isola: help off its worker");
+	if (t->kind == TASK_DRAIN) {
+		isola__task_free(t); /* the worker's own queue only: not expected here */
+		return;
+	}
+	if (isola__load_acquire(&p->closing) == CLOSING_CANCEL ||
+	    (t->future != NULL && !isola__future_start(t->future))) {
+		if (t->future != NULL && isola__load_acquire(&p->closing) == CLOSING_CANCEL) {
+			isola__error e = { isola__strdup("isola.Cancelled"),
+					   isola__strdup("the pool shut down before it ran"), NULL };
+			isola__future_complete(t->future, ISOLA_ECANCELED, NULL, &e);
+			isola__error_clear(&e);
+		}
+		isola__task_free(t);
+		return;
+	}
+	isola_future *outer = isola__load_acquire(&w->current);
+	int64_t outer_deadline = isola__load_acquire(&w->current_deadline);
+	int64_t t0 = isola__now_ns();
+	isola__add_relaxed(&w->tasks_run, 1);
+	/* Published under the GIL, as run_task does: the watchdog reads
+	 * them under it too. */
+	isola__store_release(&w->current, t->future);
+	isola__store_release(&w->current_deadline, t->timeout_ns > 0 ? t0 + t->timeout_ns : 0);
+	if (t->timeout_ns > 0)
+		isola__watchdog_wake(p);
+	isola_future *f = t->future;
+	isola_msg result;
+	isola_msg_init(&result);
+	isola__error err = { 0 };
+	int status = run_for_outcome(w, t, f, &result, &err);
+	t->future = NULL;
+	isola__task_free(t);
+	/* An interrupt aimed at the nested task must not hit the outer one. */
+	isola__interp_async_cancel(w->interp, false);
+	__atomic_store_n(&w->abort_wait, 0, __ATOMIC_RELAXED); /* under the GIL, as set */
+	isola__store_release(&w->current, outer);
+	isola__store_release(&w->current_deadline, outer_deadline);
+	isola__watchdog_wake(p); /* it may have slept on the nested deadline */
+	isola__add_relaxed(&w->busy_ns, (uint64_t)(isola__now_ns() - t0));
+	if (f != NULL) {
+		/* Completed with the GIL released, as run_task does. */
+		isola__interp_leave(w->interp);
+		isola__future_complete(f, status, &result, status ? &err : NULL);
+		isola__interp_enter(w->interp);
+	}
+	isola_msg_clear(&result);
+	isola__error_clear(&err);
+	isola_future_release(f);
+}
+
+_Thread_local bool isola__submit_shared_only;
+
+bool isola__worker_outer_interrupted(struct worker *w)
+{
+	/* Acquire, both: current as the worker published it (this thread
+	 * did); interrupt pairs with isola_future_cancel's CAS (future.c). */
+	isola_future *f = isola__load_acquire(&w->current);
+	int why = f != NULL ? isola__load_acquire(&f->interrupt) : INTERRUPT_NONE;
+	return why == INTERRUPT_CANCEL || why == INTERRUPT_TIMEOUT;
 }
 
 /* The owner's waker (release.h), on any thread: post a drain task to the

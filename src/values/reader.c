@@ -10,6 +10,7 @@
 #include "common/alloc.h"
 
 #include "channels/blob.h"
+#include "values/values.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -205,18 +206,12 @@ void isola_reader_destroy(isola_reader *r)
 	isola__free(r);
 }
 
-int isola_reader_create(const isola_msg *msg, isola_reader **out, const isola_value **root)
+/* Unpack msg into r (empty, with its zone): the tree, pointers fixed. */
+static int load(isola_reader *r, const isola_msg *msg, const isola_value **root)
 {
-	if (msg == NULL || out == NULL || root == NULL)
-		return ISOLA_EINVAL;
 	const void *data;
 	size_t len;
 	isola_msg_bytes(msg, &data, &len);
-	isola_reader *r = isola__calloc(1, sizeof(*r));
-	if (r == NULL || (r->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL) {
-		isola_reader_destroy(r);
-		return ISOLA_ENOMEM;
-	}
 	r->msg = msg;
 	msgpack_object top;
 	size_t off = 0;
@@ -224,10 +219,8 @@ int isola_reader_create(const isola_msg *msg, isola_reader **out, const isola_va
 			? 0 : ISOLA_EINVAL;
 	if (e == 0)
 		e = node_new(r) ? convert(r, &top, 0, 0) : ISOLA_ENOMEM;
-	if (e != 0) {
-		isola_reader_destroy(r);
+	if (e != 0)
 		return e;
-	}
 	/* The array stopped moving: turn indexes into pointers. */
 	for (size_t i = 0; i < r->n; i++) {
 		isola_value *v = &r->nodes[i];
@@ -236,7 +229,38 @@ int isola_reader_create(const isola_msg *msg, isola_reader **out, const isola_va
 		    v->type == ISOLA_VALUE_FROZENSET || v->type == ISOLA_VALUE_EXCEPTION)
 			v->as.seq.items = v->as.seq.n ? &r->nodes[v->as.seq.first_] : NULL;
 	}
-	*out = r;
 	*root = &r->nodes[0];
 	return 0;
+}
+
+int isola_reader_create(const isola_msg *msg, isola_reader **out, const isola_value **root)
+{
+	if (msg == NULL || out == NULL || root == NULL)
+		return ISOLA_EINVAL;
+	isola_reader *r = isola__calloc(1, sizeof(*r));
+	if (r == NULL || (r->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL) {
+		isola_reader_destroy(r);
+		return ISOLA_ENOMEM;
+	}
+	int e = load(r, msg, root);
+	if (e != 0) {
+		isola_reader_destroy(r);
+		return e;
+	}
+	*out = r;
+	return 0;
+}
+
+int isola__reader_reload(isola_reader *r, const isola_msg *msg, const isola_value **root)
+{
+	/* Frozen handles live in the zone and hold no reference (they
+	 * borrow the message's), so clearing it drops nothing. */
+	msgpack_zone_clear(r->zone);
+	r->n = 0;
+	int e = load(r, msg, root);
+	if (e != 0) {
+		msgpack_zone_clear(r->zone);
+		r->n = 0;
+	}
+	return e;
 }

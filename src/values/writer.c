@@ -10,6 +10,7 @@
 #include "common/alloc.h"
 
 #include "channels/blob.h"
+#include "values/values.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ struct isola_writer {
 	int depth;
 	int done;   /* the top-level value is complete */
 	int failed; /* an allocation failed: finish reports ENOMEM */
+	int overfull; /* a second top-level value was refused (ESTATE) */
 };
 
 int isola_writer_create(isola_writer **out)
@@ -46,14 +48,21 @@ int isola_writer_create(isola_writer **out)
 	return 0;
 }
 
+/* Empty w; a buffer of the first chunk's size is kept for the next
+ * value (a writer reused call after call allocates nothing more). */
 static void reset(isola_writer *w)
 {
-	msgpack_sbuffer_destroy(&w->sb);
-	msgpack_sbuffer_init(&w->sb);
+	if (w->sb.alloc <= MSGPACK_SBUFFER_INIT_SIZE) {
+		w->sb.size = 0;
+	} else {
+		msgpack_sbuffer_destroy(&w->sb);
+		msgpack_sbuffer_init(&w->sb);
+	}
 	isola_msg_clear(&w->refs);
 	w->depth = 0;
 	w->done = 0;
 	w->failed = 0;
+	w->overfull = 0;
 }
 
 void isola_writer_destroy(isola_writer *w)
@@ -70,8 +79,10 @@ static int room(isola_writer *w)
 {
 	if (w == NULL)
 		return ISOLA_EINVAL;
-	if (w->done)
+	if (w->done) {
+		w->overfull = 1; /* remembered: a host call reports it */
 		return ISOLA_ESTATE; /* one top-level value per message */
+	}
 	return 0;
 }
 
@@ -294,4 +305,20 @@ int isola_writer_finish(isola_writer *w, isola_msg *out)
 	*out = m;
 	reset(w);
 	return 0;
+}
+
+int isola__writer_state(const isola_writer *w)
+{
+	if (w->failed)
+		return ISOLA__WRITER_FAILED;
+	if (w->overfull)
+		return ISOLA__WRITER_OVERFULL;
+	if (w->done)
+		return ISOLA__WRITER_DONE;
+	return w->sb.size == 0 && w->depth == 0 ? ISOLA__WRITER_EMPTY : ISOLA__WRITER_OPEN;
+}
+
+void isola__writer_reset(isola_writer *w)
+{
+	reset(w);
 }

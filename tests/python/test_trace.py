@@ -110,7 +110,7 @@ class TraceTest(unittest.TestCase):
             running.interrupt()
             with self.assertRaises(concurrent.futures.CancelledError):
                 running.result(timeout=60)
-            late = pool.apply(pool_helpers.spin_forever, timeout=0.05)
+            late = pool.apply_async(pool_helpers.spin_forever, timeout=0.05)
             with self.assertRaises(TimeoutError):
                 late.result(timeout=60)
         events = self.load()["traceEvents"]
