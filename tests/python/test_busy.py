@@ -4,11 +4,11 @@ child process with a hard timeout."""
 import os
 import subprocess
 import sys
-import textwrap
 import unittest
 
+from child_helpers import run_child
+
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Runs in a child: busy processes on every core, then producer/consumer
 # pairs, each producer submitted first.  Prints how many pairs ran.
@@ -36,20 +36,6 @@ finally:
 """
 
 
-def run_child(source, timeout):
-    """(returncode or None when killed at timeout, stdout, stderr)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(source)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=HERE, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-        return p.returncode, out, err
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, 9)  # the burners too (same session)
-        out, err = p.communicate()
-        return None, out, err
 
 
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")

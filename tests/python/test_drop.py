@@ -1,47 +1,17 @@
 """Pools and executors that are dropped, or left running at exit (issue 30,
 items 2, 3 and 6; issue 37): each case runs in a child process with a
-hard timeout (test_stop.run_child), so a hang fails instead of stalling."""
+hard timeout (child_helpers.run_child), so a hang fails instead of stalling."""
 import os
 import signal
-import subprocess
 import sys
-import textwrap
 import time
 import unittest
 
+from child_helpers import run_child
+
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_child(source, timeout=30, send_signal=None, after=0.5):
-    """Run source in a fresh python; (returncode, stdout, stderr), the
-    return code None if it still ran after timeout (then killed).
-    send_signal: sent `after` seconds after the child printed "ready"
-    (waiting for that line is bounded by timeout too)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    prologue = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-    p = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(source)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=HERE, start_new_session=True)
-    end = time.monotonic() + timeout
-    try:
-        if send_signal is not None:
-            import selectors
-            sel = selectors.DefaultSelector()
-            sel.register(p.stdout, selectors.EVENT_READ)
-            ready = sel.select(timeout) and p.stdout.readline().strip() == "ready"
-            sel.close()
-            if not ready:
-                raise subprocess.TimeoutExpired(p.args, timeout)
-            time.sleep(after)
-            p.send_signal(send_signal)
-        out, err = p.communicate(timeout=max(1.0, end - time.monotonic()))
-        return p.returncode, out, err
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        return None, out, err
 
 
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")

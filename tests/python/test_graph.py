@@ -1,18 +1,16 @@
 """Task graphs (issue 35): Futures of the same pool as arguments."""
 import concurrent.futures as cf
 import os
-import subprocess
 import sys
-import textwrap
 import threading
 import unittest
 
 import isola
+from child_helpers import run_child
 
 import graph_helpers as g
 
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @unittest.skipIf(IN_SUB, "pools are made from the main interpreter here")
@@ -157,12 +155,6 @@ class Cancel(unittest.TestCase):
             blocker.result(timeout=30)
 
 
-def run_child(source, timeout=120):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    p = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], env=env, cwd=HERE,
-                       capture_output=True, text=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
 
 
 @unittest.skipIf(IN_SUB, "pools are made from the main interpreter here")
@@ -178,7 +170,7 @@ class Lifecycle(unittest.TestCase):
             p.shutdown(wait=True, cancel_futures=True)
             done, pending = cf.wait(fs, timeout=60)
             print(len(done), len(pending), sum(f.cancelled() or f.exception() is not None for f in fs))
-        """)
+        """, timeout=120)
         self.assertEqual(rc, 0, err)
         done, pending, ended_badly = map(int, out.split())
         self.assertEqual((done, pending), (3000, 0))
@@ -193,7 +185,7 @@ class Lifecycle(unittest.TestCase):
                 f = p.submit(g.add, f, 1)
             p.shutdown(wait=True)
             print(f.result(timeout=0))
-        """)
+        """, timeout=120)
         self.assertEqual(rc, 0, err)
         self.assertEqual(out.strip(), "100.1")
 

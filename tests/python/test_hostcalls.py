@@ -5,11 +5,11 @@ timeout."""
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import unittest
 
 import isola
+from child_helpers import run_child
 import hostcall_helpers as hh
 
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
@@ -117,19 +117,6 @@ class Misuse(unittest.TestCase):
             isola.host.add(1)  # the main interpreter is not a worker
 
 
-def run_child(source, timeout=60):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(source)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=HERE, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-        return p.returncode, out, err
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, 9)
-        out, err = p.communicate()
-        return None, out, err
 
 
 @unittest.skipIf(IN_SUB, "child processes are started from the main interpreter")

@@ -4,47 +4,18 @@ with a hard timeout, so a regression fails instead of stalling CI."""
 import concurrent.futures as cf
 import os
 import signal
-import subprocess
 import sys
-import textwrap
 import time
 import unittest
 
 import isola
+from child_helpers import run_child
 import pool_helpers as h
 import stop_helpers as sh
 
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_child(source, timeout=30, send_signal=None, after=0.5):
-    """Run source in a fresh python; returns (returncode, stdout, stderr).
-    A child still running after timeout is killed and reported as None.
-    send_signal: a signal sent to it `after` seconds after it printed
-    "ready"."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    # A runner started in the background may hand down SIGINT ignored, and
-    # Python then installs no KeyboardInterrupt handler: install it.
-    prologue = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-    # A session of its own: on timeout the whole group is killed, so a
-    # grandchild holding the pipes cannot keep communicate() waiting.
-    p = subprocess.Popen([sys.executable, "-c", prologue + textwrap.dedent(source)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=HERE, start_new_session=True)
-    try:
-        if send_signal is not None:
-            line = p.stdout.readline()  # waits for "ready"
-            assert line.strip() == "ready", line
-            time.sleep(after)  # into the call that follows "ready"
-            p.send_signal(send_signal)
-        out, err = p.communicate(timeout=timeout)
-        return p.returncode, out, err
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        return None, out, err
 
 
 @unittest.skipIf(IN_SUB, "pools and child processes are made from the main interpreter here")
