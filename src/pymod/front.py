@@ -466,6 +466,15 @@ def _refused_module(exc):
     single-phase extensions) in exc, its chain, notes or remote
     traceback; None if exc is not one."""
     global _REFUSAL
+    # The one check (src/interp/refusal.c: the exception or its chain is
+    # CPython's refusal); then, for what that check does not see in a
+    # decoded remote exception, its text, notes and remote traceback.
+    try:
+        name = _subinterp_refusal(exc)
+    except Exception:
+        name = None
+    if name:
+        return name
     if _REFUSAL is None:
         import re
         _REFUSAL = re.compile(r"module '?([\w.]+)'? does not support loading in subinterpreters")
