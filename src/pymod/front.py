@@ -951,7 +951,8 @@ class Pool:
         of this interpreter.  timeout: as for apply (the Future then raises
         TimeoutError).  lane: "interpreter" or "process" for this call
         (default: the target's placement, see Pool's place=)."""
-        self._check_open()
+        if self._closed or _exiting:
+            self._check_open()
         target = self._target(fn)
         if lane is None:
             lane = self._lane_of(target)
@@ -980,19 +981,19 @@ class Pool:
         # become inputs (the task waits for them inside the pool and gets
         # their results); the rest of the arguments travel as usual.
         # Cheap when there are none: one isinstance per argument.
-        inputs = None
-        for i, a in enumerate(args):
-            if isinstance(a, _cf.Future):
-                inputs = []
+        Future_ = _cf.Future
+        for a in args:
+            if isinstance(a, Future_):
                 break
         else:
-            if kwargs:
-                for a in kwargs.values():
-                    if isinstance(a, _cf.Future):
-                        inputs = []
-                        break
-        if inputs is None:
-            return args, kwargs, None
+            if not kwargs:
+                return args, kwargs, None
+            for a in kwargs.values():
+                if isinstance(a, Future_):
+                    break
+            else:
+                return args, kwargs, None
+        inputs = []
         rest = []
         for i, a in enumerate(args):
             if isinstance(a, _cf.Future):
