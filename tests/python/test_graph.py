@@ -194,7 +194,7 @@ class Lifecycle(unittest.TestCase):
     def test_a_long_chain_runs_in_bounded_memory(self):
         # Intermediate results are freed once their dependent started and
         # the caller dropped the Future; at most ISOLA_MAX_WAITING tasks
-        # wait at once.  RSS after 100k and after 400k links: flat.
+        # wait at once.  RSS after 200k and after 10^6 links: flat.
         rc, out, err = run_child("""
             import isola, graph_helpers as g
             def rss():
@@ -203,17 +203,17 @@ class Lifecycle(unittest.TestCase):
             with isola.Pool(2) as p:
                 f = p.submit(g.inc, 0)
                 marks = {}
-                for i in range(1, 400001):
+                for i in range(1, 1000001):
                     f = p.submit(g.inc, f)
-                    if i in (100000, 400000):
+                    if i in (200000, 1000000):
                         marks[i] = rss()
-                print(f.result(timeout=300), marks[100000], marks[400000])
+                print(f.result(timeout=300), marks[200000], marks[1000000])
         """, timeout=600)
         self.assertEqual(rc, 0, err)
-        last, at100k, at400k = map(int, out.split())
-        self.assertEqual(last, 400001)
-        self.assertLess(at400k - at100k, 64 << 20,
-                        f"RSS grew {(at400k - at100k) >> 20} MiB over 300k more links")
+        last, at200k, at1m = map(int, out.split())
+        self.assertEqual(last, 1000001)
+        self.assertLess(at1m - at200k, 64 << 20,
+                        f"RSS grew {(at1m - at200k) >> 20} MiB over 800k more links")
 
 
 if __name__ == "__main__":
