@@ -26,6 +26,15 @@ except ImportError:
     HAVE_EXT = False
 
 
+
+def child_env():
+    """The environment for a child python that imports this folder's
+    helpers: the tests' sys.path as PYTHONPATH (scripts/test puts only the
+    build on PYTHONPATH; run.py's folder is on sys.path by being run)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
 def let_segfaults_kill():
     # Under AddressSanitizer (scripts/test-sanitizers preloads it, and
     # process workers inherit the environment) a SIGSEGV becomes ASan's
@@ -259,7 +268,7 @@ class Crashes(unittest.TestCase):
         import json
         let_segfaults_kill()
         r = subprocess.run([sys.executable, "-c", CRASH_SCENARIO], capture_output=True,
-                           text=True, timeout=300, env=dict(os.environ))
+                           text=True, timeout=300, env=child_env())
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         out = json.loads(r.stdout.strip().splitlines()[-1])
         self.assertEqual(out["wrong"], [])
@@ -325,7 +334,7 @@ class Lifecycle(unittest.TestCase):
                 print(pool.stats()["processes"]["workers"][0]["pid"], flush=True)
                 f.result()
         """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ))
+            env=child_env())
         try:
             child = int(p.stdout.readline())
             time.sleep(0.1)
@@ -375,7 +384,7 @@ class Lifecycle(unittest.TestCase):
                             print(x, pid != os.getpid())
                 """))
             r = subprocess.run([sys.executable, script], capture_output=True, text=True,
-                               timeout=HANG, env=dict(os.environ))
+                               timeout=HANG, env=child_env())
         self.assertEqual(r.stdout.split(), ["5", "True"], r.stderr)
 
     def test_children_die_with_a_parent_killed_by_sigkill(self):
@@ -386,7 +395,7 @@ class Lifecycle(unittest.TestCase):
             pids = [w["pid"] for w in pool.stats()["processes"]["workers"]]
             print(" ".join(map(str, pids)), flush=True)
             time.sleep(600)
-        """)], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+        """)], stdout=subprocess.PIPE, text=True, env=child_env())
         try:
             pids = [int(x) for x in p.stdout.readline().split()]
             self.assertEqual(len(pids), 2)
