@@ -226,11 +226,16 @@ Test(wait, a_wait_that_slept_briefly_spins_longer_next_time)
 		cr_assert_eq(isola__spin(never_ready, NULL, &d, 0), ISOLA_EAGAIN);
 		int64_t spun = isola__now_ns() - s0;
 		int64_t want = 3 * took / 2 < 180000 ? 3 * took / 2 : 180000; /* capped at 200 us */
+		if (spun < want && isola__cpu_contended())
+			continue; /* contended meanwhile: spins are cut short by design; again */
+		if (spun < want && machine_busy(1))
+			cr_skip_test("other processes keep the CPUs busy (slept %lld ns, then spun "
+				     "%lld ns): inconclusive here", (long long)took, (long long)spun);
 		cr_assert_geq(spun, want, "slept %lld ns, then spun only %lld ns",
 			      (long long)took, (long long)spun);
 		return;
 	}
-	cr_skip_test("no wake-up within 150 us in 20 tries (a loaded machine)");
+	cr_skip_test("no wake-up within 150 us, or contended, in 20 tries (a loaded machine)");
 }
 
 struct partner_arg {
