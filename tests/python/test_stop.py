@@ -65,7 +65,8 @@ class BlockedInAChannel(unittest.TestCase):
                 f.result(timeout=30)
             took = time.monotonic() - t0
             cf.wait([stuck], timeout=60)  # its C call ends, then it stops
-            self.assertLess(took, 1.5, f"the other worker's timeout fired after {took:.2f} s")
+            # before the fix: 4-4.7 s; a loaded machine adds to a correct one
+            self.assertLess(took, 3.5, f"the other worker's timeout fired after {took:.2f} s")
 
     def test_pool_exit_with_a_task_blocked_in_recv(self):
         rc, out, err = run_child("""
