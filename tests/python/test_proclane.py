@@ -325,7 +325,10 @@ class Lifecycle(unittest.TestCase):
                              "a kill the pool asked for is not a crash")
 
     def test_ctrl_c_in_the_parent_stops_its_process_workers(self):
+        # The handler set explicitly: a runner started in the background
+        # hands SIGINT down ignored, and Python then installs none.
         p = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+            import signal; signal.signal(signal.SIGINT, signal.default_int_handler)
             import time, isola, proc_helpers
             with isola.Pool(1, processes=1, stop_grace=0.5) as pool:
                 f = pool.apply_async(proc_helpers.sleep, (600,), lane="process")
