@@ -27,7 +27,7 @@ def shout(s):
 
 
 @unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
-@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with Debian's Pythons")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with the newest Python only (scripts/test)")
 class Cli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -165,7 +165,7 @@ class Cli(unittest.TestCase):
 
 
 @unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
-@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with Debian's Pythons")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with the newest Python only (scripts/test)")
 class Demos(unittest.TestCase):
     def run_demo(self, name, *args):
         env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "src"))

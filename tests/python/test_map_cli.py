@@ -92,7 +92,7 @@ def lag(x):
 
 
 @unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
-@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with Debian's Pythons")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with the newest Python only (scripts/test)")
 class MapCli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
