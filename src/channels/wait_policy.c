@@ -257,10 +257,25 @@ static int64_t spread_any_next;                       /* the process's next move
 static _Thread_local int64_t spread_next, spread_last; /* this thread's */
 static _Thread_local int64_t spread_backoff = SPREAD_EVERY_NS;
 
+/* ISOLA_SPREAD=0 in the environment turns the moves off (a user who
+ * places threads, benchmarks' before/after).  Read once; a race reads
+ * the same value twice. */
+static bool spread_enabled(void)
+{
+	static int state; /* 0: not read yet, 1: on, 2: off */
+	int s = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	if (s == 0) {
+		const char *v = getenv("ISOLA_SPREAD");
+		s = v != NULL && v[0] == '0' && v[1] == '\0' ? 2 : 1;
+		__atomic_store_n(&state, s, __ATOMIC_RELAXED);
+	}
+	return s == 1;
+}
+
 bool isola__policy_spread(void)
 {
 	int64_t now = isola__now_ns();
-	if (now < spread_next)
+	if (now < spread_next || !spread_enabled())
 		return false;
 	/* One thread of the process at a time: two partners that both move
 	 * at once may land together again. */

@@ -77,7 +77,8 @@ void isola__policy_thread_begin(void);
  * moves it at once and does not move it back).  Rate-limited: at most
  * one move a millisecond in the process, and a thread that finds itself
  * with its partner again soon after its last move waits twice as long
- * (up to a second) before the next.  True when it moved. */
+ * (up to a second) before the next.  ISOLA_SPREAD=0 in the environment
+ * turns it off.  True when it moved. */
 bool isola__policy_spread(void);
 
 /* Per thread, for tests and benchmarks: what this thread's spins did. */
