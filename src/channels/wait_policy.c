@@ -116,6 +116,13 @@ static int64_t idle_yield_ns;            /* 0: not measured yet */
 static int64_t slow_ns = SLOW_MIN_NS;
 static int64_t calibrate_at;             /* a thread may measure from then */
 static int64_t calibrate_backoff = 1000000000; /* the next wait after a failure */
+/* A measure is redone a minute after the last: a VM's host changes
+ * under it (another host, another load), and a measure costs a wait up
+ * to 200 us once a minute. */
+#define RECALIBRATE_NS 60000000000LL
+static int64_t calibrated_at;                  /* when the last measure succeeded */
+static int64_t recalibrate_ns = RECALIBRATE_NS; /* an input (tests) */
+
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -159,6 +166,10 @@ static bool calibrate(void)
 	__atomic_store_n(&slow_ns, g > SLOW_MIN_NS ? g : SLOW_MIN_NS,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&idle_yield_ns, idle, __ATOMIC_RELAXED);
+	__atomic_store_n(&calibrated_at, isola__now_ns(), __ATOMIC_RELAXED);
+	/* The next measure is due by age alone (isola__policy_yield_slow_ns). */
+	__atomic_store_n(&calibrate_at, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&calibrate_backoff, 1000000000, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -170,6 +181,9 @@ void isola__wait_inputs_set(const struct isola__wait_inputs *in)
 	__atomic_store_n(&switches_fn, in && in->switches ? in->switches : real_switches,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&runnable_fn, in && in->runnable ? in->runnable : real_runnable,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&recalibrate_ns,
+			 in && in->remeasure_after_ns > 0 ? in->remeasure_after_ns : RECALIBRATE_NS,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&idle_yield_ns, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&slow_ns, SLOW_MIN_NS, __ATOMIC_RELAXED);
@@ -194,7 +208,9 @@ void isola__policy_yield(void)
 
 int64_t isola__policy_yield_slow_ns(void)
 {
-	if (__atomic_load_n(&idle_yield_ns, __ATOMIC_RELAXED) == 0) {
+	if (__atomic_load_n(&idle_yield_ns, __ATOMIC_RELAXED) == 0 ||
+	    isola__now_ns() - __atomic_load_n(&calibrated_at, __ATOMIC_RELAXED) >
+		    __atomic_load_n(&recalibrate_ns, __ATOMIC_RELAXED)) {
 		/* One thread measures at a time, and a failed measure (a busy
 		 * CPU) is tried again a second later. */
 		int64_t now = isola__now_ns(), at = __atomic_load_n(&calibrate_at, __ATOMIC_RELAXED);

@@ -25,6 +25,8 @@ struct isola__wait_inputs {
 	/* Threads runnable on the whole machine now (/proc/loadavg's
 	 * "R/T"), or -1 if unknown. */
 	int (*runnable)(void);
+	/* How long a measure of the idle yield holds (0: a minute). */
+	int64_t remeasure_after_ns;
 };
 
 /* Install inputs (NULL: the real ones) and measure the machine again
@@ -40,7 +42,8 @@ void isola__policy_yield(void);
 /* A yield that took longer than this may have run another thread (then
  * ask isola__policy_switched_out): the cost of a yield with nothing else
  * to run (the median of yields that switched to no other thread) and a
- * quarter, measured at first use, and at least 0.5 us (an idle yield:
+ * quarter, measured at first use and again a minute after each measure
+ * (a VM's host changes under it), and at least 0.5 us (an idle yield:
  * 0.25-1 us on the Intel VMs here, 1.3 us on an AMD EPYC VM). */
 int64_t isola__policy_yield_slow_ns(void);
 
