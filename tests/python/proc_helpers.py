@@ -190,3 +190,10 @@ def restore_fds():
     import resource
     resource.setrlimit(resource.RLIMIT_NOFILE, _saved_nofile)
     return True
+
+
+def blob_summary(b):
+    """For C callers: [type name, length, sum of the bytes, "child" when
+    the bytes are a mapping of the parent's memfd, else ""]."""
+    shm = isola._buffer_shm(b) if isinstance(b, isola.Buffer) else None
+    return [type(b).__name__, len(b), sum(b), shm["side"] if shm else ""]
