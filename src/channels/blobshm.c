@@ -35,7 +35,8 @@
 static struct {
 	uint64_t next_id; /* atomic */
 	uint64_t forget_ids[FORGET_RING]; /* forget_lock */
-	uint64_t forget_seq;              /* forget_lock: ids pushed so far */
+	uint64_t forget_seq;              /* ids pushed so far: written under
+					   * forget_lock, read also without (atomic) */
 	pthread_mutex_t forget_lock;      /* a leaf: blob releases take it */
 	uint64_t made, live, live_bytes, refused; /* atomic, figures */
 	uint64_t maps, hits, mapped, mapped_bytes; /* atomic, figures */
@@ -146,7 +147,9 @@ void isola__mirror_free(struct isola__mirror *m, size_t len)
 	/* Relaxed: the last holder's release ordered every increment. */
 	if (__atomic_load_n(&m->uses, __ATOMIC_RELAXED) > 1) {
 		pthread_mutex_lock(&g.forget_lock);
-		g.forget_ids[g.forget_seq++ % FORGET_RING] = m->id;
+		g.forget_ids[g.forget_seq % FORGET_RING] = m->id;
+		/* Release: read without the lock by isola__mirror_forgotten. */
+		__atomic_store_n(&g.forget_seq, g.forget_seq + 1, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&g.forget_lock);
 	}
 	close(m->fd);
@@ -165,6 +168,10 @@ uint64_t isola__mirror_forget_seq(void)
 
 size_t isola__mirror_forgotten(uint64_t *seq, uint64_t *ids, size_t cap)
 {
+	/* Acquire: pairs with the release store below (the common case, no
+	 * mirror freed since, takes no lock on a request's path). */
+	if (__atomic_load_n(&g.forget_seq, __ATOMIC_ACQUIRE) == *seq)
+		return 0;
 	pthread_mutex_lock(&g.forget_lock);
 	uint64_t now = g.forget_seq, from = *seq;
 	size_t n = 0;

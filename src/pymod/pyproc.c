@@ -568,9 +568,12 @@ static int serve_one(void *buf, size_t len)
 		return ISOLA_EDECODE;
 	char *target = isola__malloc((size_t)h.target_len + 1);
 	isola_msg *sets = isola__calloc(h.n ? h.n : 1, sizeof(isola_msg));
-	struct req_fds g = { isola__calloc(h.nfds ? h.nfds : 1, sizeof(int)),
-			     isola__calloc(h.nfds ? h.nfds : 1, sizeof(uint64_t)), 0 };
-	if (target == NULL || sets == NULL || g.fds == NULL || g.ids == NULL) {
+	struct req_fds g = { NULL, NULL, 0 };
+	if (h.nfds > 0) {
+		g.fds = isola__calloc(h.nfds, sizeof(int));
+		g.ids = isola__calloc(h.nfds, sizeof(uint64_t));
+	}
+	if (target == NULL || sets == NULL || (h.nfds > 0 && (g.fds == NULL || g.ids == NULL))) {
 		isola__free(target);
 		isola__free(sets);
 		isola__free(g.fds);

@@ -218,11 +218,7 @@ struct reqbuf {
 
 static void reqbuf_free(struct reqbuf *rb)
 {
-	isola__free(rb->v);
-	isola__free(rb->sets);
-	isola__free(rb->refs);
-	isola__free(rb->fds);
-	isola__free(rb->ids);
+	isola__free(rb->v); /* the one allocation (build_request) */
 }
 
 static int send_request(struct pworker *w, struct ptask *t);
@@ -616,7 +612,7 @@ static char *dup_n(const char *s, size_t n)
 }
 
 /* t's request frame (procframe.h) into rb; 0 or ENOMEM (rb then holds
- * nothing to free).  Blobs with a mirror are named by it (their memfds in
+ * nothing to free; reqbuf_free after 0).  Blobs with a mirror are named by it (their memfds in
  * rb->fds, each once), the others copied into the frame; copy_all: every
  * blob copied (its memfds could not be passed). */
 static int build_request(const struct pworker *w, const struct ptask *t, bool copy_all,
@@ -631,17 +627,20 @@ static int build_request(const struct pworker *w, const struct ptask *t, bool co
 	size_t nrefs = 0;
 	for (uint32_t i = 0; i < h->n; i++)
 		nrefs += isola__msg_nrefs(task_set(t, i));
+	/* One allocation for the arrays (a request's path: no more mallocs
+	 * than before the references). */
 	size_t cap = 3 + 3 * (size_t)h->n + nrefs;
-	rb->v = isola__calloc(cap, sizeof(*rb->v));
-	rb->sets = isola__calloc(h->n ? h->n : 1, sizeof(*rb->sets));
-	rb->refs = isola__calloc(nrefs ? nrefs : 1, sizeof(*rb->refs));
-	rb->fds = isola__calloc(nrefs ? nrefs : 1, sizeof(*rb->fds));
-	rb->ids = isola__calloc(nrefs ? nrefs : 1, sizeof(*rb->ids));
-	if (!rb->v || !rb->sets || !rb->refs || !rb->fds || !rb->ids) {
-		reqbuf_free(rb);
-		memset(rb, 0, sizeof(*rb));
+	size_t bytes = cap * sizeof(*rb->v) + h->n * sizeof(*rb->sets) +
+		       nrefs * (sizeof(*rb->refs) + sizeof(*rb->ids) + sizeof(*rb->fds));
+	char *mem = isola__malloc(bytes);
+	if (mem == NULL)
 		return ISOLA_ENOMEM;
-	}
+	/* Each array aligned for its type: 16-, 24-, 8-, 8-, 4-byte items. */
+	rb->v = (struct iovec *)mem;
+	rb->sets = (struct proc_set *)(rb->v + cap);
+	rb->refs = (struct proc_ref *)(rb->sets + h->n);
+	rb->ids = (uint64_t *)(rb->refs + nrefs);
+	rb->fds = (int *)(rb->ids + nrefs);
 	struct iovec *v = rb->v;
 	size_t nv = 0, k = 0;
 	v[nv++] = (struct iovec){ h, sizeof(*h) };
