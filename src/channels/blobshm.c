@@ -4,8 +4,9 @@
  *
  * Why pwrite and not a writable mapping in the parent: writing through
  * write(2) fills the memfd's pages without page-table work in this
- * process (on the 2-core VM of bench/README.md, 16 MiB: 7.6 ms, against
- * 15 ms for mmap + memcpy and 11 ms for malloc'd fresh pages + memcpy),
+ * process (bench/bench_blobshm.c on the 2-core VM of bench/README.md,
+ * 16 MiB: 7.7 ms, against 16.4 ms for mmap + memcpy and 11.1 ms for
+ * fresh pages + memcpy),
  * and with no writable mapping left the seals can be added at once
  * (F_SEAL_WRITE fails while one exists).
  */
