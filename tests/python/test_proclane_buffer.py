@@ -173,6 +173,17 @@ class SharedBuffers(unittest.TestCase):
             self.assertEqual(pool.stats()["processes"]["workers"][0]["starts"], 1,
                              "the worker survived")
 
+    def test_a_child_that_closed_its_socket_gets_copies(self):
+        data = os.urandom(1 * MB)
+        with isola.Pool(1, processes=1) as pool:
+            self.assertTrue(pool.apply_async(h.close_memfd_socket, lane="process").result(HANG))
+            buf = isola.share(data)
+            for _ in range(2):
+                r = pool.apply_async(h.buffer_info, (buf,), lane="process").result(HANG)
+                self.assertEqual((r["type"], r["crc"], r["shm"]), ("Buffer", zlib.crc32(data), None))
+            w = pool.stats()["processes"]["workers"][0]
+            self.assertEqual((w["blobs_mapped"], w["blobs_copied"], w["starts"]), (0, 2, 1))
+
     def test_past_the_mirror_limit_buffers_are_copied(self):
         # A quarter of RLIMIT_NOFILE (at least 64) mirrors may live at
         # once; past that, Buffers are copied into the request instead.
