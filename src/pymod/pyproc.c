@@ -601,10 +601,11 @@ static int serve_one(void *buf, size_t len)
 	}
 	/* The memfds came before the request: there now, or never (no wait). */
 	char why[256] = "";
-	int fr = 0;
+	int fr = 0, fr_errno = 0;
 	if (h.nfds > 0) {
 		fr = child_sock < 0 ? ISOLA_ENOTFOUND
 				    : isola__fds_recv(child_sock, h.id, g.fds, g.ids, h.nfds);
+		fr_errno = errno;
 		g.n = fr == 0 ? h.nfds : 0;
 	}
 	int r = 0, bad = 0;
@@ -627,7 +628,7 @@ static int serve_one(void *buf, size_t len)
 			 "(%s)",
 			 fr == ISOLA_ELIMIT ? "it is out of file descriptors: RLIMIT_NOFILE"
 			 : fr == ISOLA_ENOTFOUND ? "none was there"
-			 : fr == ISOLA_ESYS ? strerror(errno) : isola_strerror(fr));
+			 : fr == ISOLA_ESYS ? strerror(fr_errno) : isola_strerror(fr));
 	if (r == 0) {
 		isola__codec_opts o = isola__codec_defaults;
 		o.allow_pickle = (h.flags & PROC_ALLOW_PICKLE) != 0;
