@@ -1232,7 +1232,8 @@ class Pool:
         events lost because nobody read the monitor; send_errors: actor
         send_message() calls that failed (the method raised, or the actor
         was gone), which nobody else is told of; processes: the process
-        workers (pid, tasks_run, crashes, starts, running) and their queue;
+        workers (pid, tasks_run, crashes, starts, running, blobs_mapped,
+        blobs_copied) and their queue;
         placement: {target: lane} for targets placed in processes, with
         why; refused: {module: the first target it moved to processes}."""
         st = self._c.stats()

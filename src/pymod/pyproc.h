@@ -11,12 +11,18 @@ extern PyType_Spec isola__proclane_spec;
 PyObject *isola__py_proc_serve(PyObject *m, PyObject *args);
 PyObject *isola__py_proc_interrupt_due(PyObject *m, PyObject *unused);
 
+/* Figures of the blobs shared with process workers, and where one
+ * Buffer's bytes live (module functions, private: tests and benches). */
+PyObject *isola__py_proc_mirror_stats(PyObject *m, PyObject *unused);
+PyObject *isola__py_buffer_shm(PyObject *m, PyObject *buf);
+
 /* pypool.c: a _Future of pool (an isola._Pool) for f, which it takes
  * (NULL with an error set, f cancelled and released); pool's call
- * arguments encoded without references (0, or -1 with an error set);
+ * arguments encoded for a process worker (blobs as references, frozen
+ * values thawed, channels refused: 0, or -1 with an error set);
  * whether pool allows the pickle fallback. */
 PyObject *isola__pool_wrap_future(PyObject *pool, isola_future *f);
-int isola__pool_encode_plain(PyObject *pool, PyObject *args, PyObject *kwargs, isola_msg *out);
+int isola__pool_encode_proc(PyObject *pool, PyObject *args, PyObject *kwargs, isola_msg *out);
 int isola__pool_allow_pickle(PyObject *pool);
 
 #endif

@@ -12,6 +12,8 @@
  */
 #include "scheduler/proclane.h"
 
+#include "channels/blob.h"
+#include "channels/blobshm.h"
 #include "channels/channel.h"
 #include "channels/procring.h"
 #include "common/alloc.h"
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +51,8 @@ struct ptask {
 	isola_future *f;
 	uint64_t id;       /* its request's number, once given one */
 	bool sent;         /* the submitter wrote the request (direct hand-off) */
+	bool started;      /* its future was started by a submitter that then
+			    * handed it over unsent (its memfds did not fit) */
 };
 
 /* A proxy's child, as the proxy's wait sees it. */
@@ -66,6 +71,8 @@ struct pworker {
 	enum child_state state;
 	int wstatus;          /* how the child ended, once reaped */
 	isola__procshm *shm;  /* ring_lock to unmap; see idle */
+	int sock;             /* the socket memfds go to the child on, or -1
+			       * (ring_lock to close: a submitter may use it) */
 	uint64_t next_id;     /* atomic: request numbers */
 	/*
 	 * Direct hand-off (a submitter writes the request itself, so a sync
@@ -91,6 +98,10 @@ struct pworker {
 	bool killed;          /* the proxy killed the child (grace ran out) */
 	/* Figures (relaxed atomics) and the running name (name_lock). */
 	uint64_t tasks_run, crashes, starts;
+	uint64_t blobs_mapped, blobs_copied;
+	/* Freed mirrors the child has been told of (isola__mirror_forgotten):
+	 * the ring's owner only (the proxy, or a submitter that claimed it). */
+	uint64_t forget_seq;
 	pthread_mutex_t name_lock;
 	char running[ISOLA_RUNNING_NAME_MAX];
 };
@@ -105,6 +116,7 @@ struct isola__proclane {
 	size_t argc;
 	int64_t grace_ns;
 	size_t ring_bytes;
+	size_t mirror_min;
 	isola_channel *queue; /* struct ptask *, 8-byte inline messages */
 	struct isola__pool_link *link;
 	struct pworker *w;
@@ -149,16 +161,70 @@ static void fail_task(struct ptask *t, int status, const char *type, const char 
 	isola__error_clear(&e);
 }
 
-static bool has_refs(const isola_msg *m)
+/* Only blobs can reach a child (as memfds it maps, or copied): a
+ * channel or a frozen image is this process's memory.  ISOLA_ETYPE. */
+static int check_refs(const isola_msg *m)
 {
-	size_t k = 0;
-	isola_msg_ref_count(m, &k);
-	return k > 0;
+	for (size_t i = 0; i < isola__msg_nrefs(m); i++) {
+		int kind;
+		void *p;
+		isola_msg_ref(m, i, &kind, &p);
+		if (kind != ISOLA_REF_BLOB || isola__blob_is_image(p))
+			return ISOLA_ETYPE;
+	}
+	return 0;
 }
 
-static int send_request(struct pworker *w, struct ptask *t, bool direct);
-static int request_iov(struct ptask *t, struct proc_req *h, struct iovec **v, uint64_t **lens,
-		       size_t *nv, size_t *total);
+/* The mirrors of m's blobs of at least mirror_min bytes (made once per
+ * blob; a blob without one is copied into each request instead). */
+static void make_mirrors(const isola__proclane *l, const isola_msg *m)
+{
+	for (size_t i = 0; i < isola__msg_nrefs(m); i++) {
+		int kind;
+		void *p;
+		const void *d;
+		size_t len;
+		struct isola__mirror *mir;
+		isola_msg_ref(m, i, &kind, &p);
+		isola_blob_data(p, &d, &len);
+		/* Failed: copied.  Uses: a mirror sent again may stay mapped in
+		 * a child between tasks. */
+		if (len > 0 && len >= l->mirror_min && isola__blob_mirror(p, &mir) == 0)
+			__atomic_add_fetch(&mir->uses, 1, __ATOMIC_RELAXED); /* a hint */
+	}
+}
+
+static const isola_msg *task_set(const struct ptask *t, uint32_t i)
+{
+	return t->kind == ISOLA__PROC_CALL ? &t->args : &t->sets[i];
+}
+
+/* A request's frame (procframe.h) as iovecs, and the memfds to pass
+ * before it. */
+struct reqbuf {
+	struct proc_req h;
+	struct iovec *v;
+	size_t nv;
+	struct proc_set *sets;
+	struct proc_ref *refs;
+	int *fds;
+	uint64_t *ids;
+	size_t nfds;
+	uint64_t forget[16];   /* mirrors freed since the child last heard */
+	uint64_t forget_seq;   /* where the worker's count goes once written */
+	size_t total;          /* bytes on the ring, the length word included */
+	size_t mapped, copied; /* blob references of each kind */
+};
+
+static void reqbuf_free(struct reqbuf *rb)
+{
+	isola__free(rb->v); /* the one allocation (build_request) */
+}
+
+static int send_request(struct pworker *w, struct ptask *t);
+static int build_request(const struct pworker *w, const struct ptask *t, bool copy_all,
+			 struct reqbuf *rb);
+static int write_request(struct pworker *w, struct reqbuf *rb, bool direct);
 
 /* The direct hand-off (see struct pworker): give t to an idle worker and
  * write its request to the child from this thread.  0 if done (t is the
@@ -176,10 +242,7 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 		if (!__atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQUIRE,
 						 __ATOMIC_RELAXED))
 			continue;
-		struct proc_req h;
-		struct iovec *v;
-		uint64_t *lens;
-		size_t nv, total;
+		struct reqbuf rb;
 		/* Held from here: the proxy unmaps the region (drop_child) only
 		 * under it, and a proxy leaving at shutdown may not have seen
 		 * this claim (then shm is NULL, or direct is closed). */
@@ -187,29 +250,33 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 		/* Relaxed: a unique number is all that is needed (the claim
 		 * orders this side's writes to the ring). */
 		t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
-		bool fits = w->shm != NULL && request_iov(t, &h, &v, &lens, &nv, &total) == 0;
-		if (fits) {
-			isola__free(v);
-			isola__free(lens);
-			fits = total <= isola__procring_room(w->shm, ISOLA__PROC_PARENT);
-		}
+		bool built = w->shm != NULL && build_request(w, t, false, &rb) == 0;
+		bool fits = built && rb.total <= isola__procring_room(w->shm, ISOLA__PROC_PARENT);
 		if (!fits || !isola__future_start(t->f)) {
 			pthread_mutex_unlock(&w->ring_lock);
+			if (built)
+				reqbuf_free(&rb);
 			/* Release: give the claim back (the proxy polls it while it
 			 * waits for a hand-off that will not come). */
 			__atomic_store_n(&w->idle, 1, __ATOMIC_RELEASE);
 			return ISOLA_EAGAIN;
 		}
-		t->sent = true;
+		/* Its memfds first (never waiting here); if the socket will not
+		 * take them now, the proxy sends the task (it may wait). */
+		t->sent = rb.nfds == 0 ||
+			  isola__fds_send(w->sock, t->id, rb.fds, rb.ids, rb.nfds, false, 0, NULL,
+					  NULL) == 0;
+		t->started = !t->sent;
 		isola_msg m;
 		isola_msg_init(&m);
 		isola_msg_set_bytes(&m, &t, sizeof(t));
 		/* First the proxy learns of t (so it waits for t's reply, and
 		 * gives the region up only after it), then the request. */
 		int r = isola_channel_send(w->direct, &m, 0);
-		if (r == 0)
-			r = send_request(w, t, true);
+		if (r == 0 && t->sent)
+			r = write_request(w, &rb, true);
 		pthread_mutex_unlock(&w->ring_lock);
+		reqbuf_free(&rb);
 		if (r != 0) { /* the proxy is gone (shutdown); it saw nothing */
 			fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
 			ptask_free(t);
@@ -230,11 +297,15 @@ int isola__proclane_submit(isola__proclane *l, int kind, const char *target, iso
 	 * is what refuses a late task). */
 	if (isola__load_acquire(&l->closing) != LANE_OPEN)
 		return ISOLA_ECLOSED;
-	if (kind == ISOLA__PROC_CALL && args != NULL && has_refs(args))
+	if (kind == ISOLA__PROC_CALL && args != NULL && check_refs(args) != 0)
 		return ISOLA_ETYPE;
 	for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++)
-		if (has_refs(&argsets[i]))
+		if (check_refs(&argsets[i]) != 0)
 			return ISOLA_ETYPE;
+	if (kind == ISOLA__PROC_CALL && args != NULL)
+		make_mirrors(l, args);
+	for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++)
+		make_mirrors(l, &argsets[i]);
 	struct ptask *t = isola__calloc(1, sizeof(*t));
 	if (t == NULL)
 		return ISOLA_ENOMEM;
@@ -340,27 +411,51 @@ static void drop_child(struct pworker *w)
 	pthread_mutex_lock(&w->ring_lock); /* no submitter writes to it now */
 	isola__procshm_unmap(w->shm);
 	w->shm = NULL;
+	if (w->sock >= 0)
+		close(w->sock);
+	w->sock = -1;
 	pthread_mutex_unlock(&w->ring_lock);
 	__atomic_store_n(&w->pid, 0, __ATOMIC_RELAXED); /* stats only */
 }
 
-/* posix_spawn a child with a fresh region as PROC_CHILD_FD.  0 or ESYS. */
+/* fd moved above the numbers the child's fds get (a dup2 onto itself
+ * would keep close-on-exec, and one dup2 must not overwrite the other's
+ * source); -1 on failure (fd closed either way). */
+static int above_child_fds(int fd)
+{
+	if (fd < 0 || fd > PROC_CHILD_SOCK)
+		return fd;
+	int g = fcntl(fd, F_DUPFD_CLOEXEC, PROC_CHILD_SOCK + 1);
+	close(fd);
+	return g;
+}
+
+/* posix_spawn a child with a fresh region as PROC_CHILD_FD and its end of
+ * a new socket as PROC_CHILD_SOCK.  0 or ESYS. */
 static int spawn_child(struct pworker *w)
 {
 	struct isola__proclane *l = w->lane;
-	int fd;
+	int fd, sv[2];
 	int r = isola__procshm_create(l->ring_bytes, &w->shm, &fd);
 	if (r != 0)
 		return r;
-	if (fd == PROC_CHILD_FD) { /* dup2 onto itself would keep close-on-exec */
-		int g = fcntl(fd, F_DUPFD_CLOEXEC, PROC_CHILD_FD + 1);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
 		close(fd);
-		fd = g;
-		if (fd < 0) {
-			isola__procshm_unmap(w->shm);
-			w->shm = NULL;
-			return ISOLA_ESYS;
-		}
+		isola__procshm_unmap(w->shm);
+		w->shm = NULL;
+		return ISOLA_ESYS;
+	}
+	fd = above_child_fds(fd);
+	sv[1] = above_child_fds(sv[1]);
+	if (fd < 0 || sv[1] < 0) {
+		if (fd >= 0)
+			close(fd);
+		if (sv[1] >= 0)
+			close(sv[1]);
+		close(sv[0]);
+		isola__procshm_unmap(w->shm);
+		w->shm = NULL;
+		return ISOLA_ESYS;
 	}
 	char fdnum[16], ppid[24];
 	snprintf(fdnum, sizeof(fdnum), "%d", PROC_CHILD_FD);
@@ -376,6 +471,7 @@ static int spawn_child(struct pworker *w)
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fd, PROC_CHILD_FD);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], PROC_CHILD_SOCK);
 	posix_spawnattr_init(&at);
 	sigset_t none, all;
 	sigemptyset(&none);
@@ -392,12 +488,18 @@ static int spawn_child(struct pworker *w)
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	close(fd);
+	close(sv[1]);
 	if (e != 0) {
+		close(sv[0]);
 		isola__procshm_unmap(w->shm);
 		w->shm = NULL;
 		errno = e;
 		return ISOLA_ESYS;
 	}
+	pthread_mutex_lock(&w->ring_lock); /* submitters read it under the lock */
+	w->sock = sv[0];
+	w->forget_seq = isola__mirror_forget_seq(); /* a new child has nothing to forget */
+	pthread_mutex_unlock(&w->ring_lock);
 	w->state = CHILD_RUNNING;
 	w->killed = false;
 	__atomic_store_n(&w->pid, (int)pid, __ATOMIC_RELAXED); /* stats only */
@@ -509,56 +611,141 @@ static char *dup_n(const char *s, size_t n)
 	return c;
 }
 
-/* t's request frame as iovecs: v (2 + 2n entries), lens (n); 0 or ENOMEM.
- * The caller frees *v and *lens. */
-static int request_iov(struct ptask *t, struct proc_req *h, struct iovec **v, uint64_t **lens,
-		       size_t *nv, size_t *total)
+/* t's request frame (procframe.h) into rb; 0 or ENOMEM (rb then holds
+ * nothing to free; reqbuf_free after 0).  Blobs with a mirror are named by it (their memfds in
+ * rb->fds, each once), the others copied into the frame; copy_all: every
+ * blob copied (its memfds could not be passed). */
+static int build_request(const struct pworker *w, const struct ptask *t, bool copy_all,
+			 struct reqbuf *rb)
 {
+	memset(rb, 0, sizeof(*rb));
+	struct proc_req *h = &rb->h;
 	*h = (struct proc_req){ .kind = (uint32_t)t->kind, .flags = (uint32_t)t->flags,
 				.id = t->id, .first = t->first,
 				.target_len = (uint32_t)strlen(t->target),
 				.n = t->kind == ISOLA__PROC_CALL ? 1u : (uint32_t)t->n };
-	*nv = 2 + 2 * (size_t)h->n;
-	*v = isola__calloc(*nv, sizeof(**v));
-	*lens = isola__calloc(h->n ? h->n : 1, sizeof(uint64_t));
-	if (*v == NULL || *lens == NULL) {
-		isola__free(*v);
-		isola__free(*lens);
+	size_t nrefs = 0;
+	for (uint32_t i = 0; i < h->n; i++)
+		nrefs += isola__msg_nrefs(task_set(t, i));
+	/* One allocation for the arrays (a request's path: no more mallocs
+	 * than before the references). */
+	size_t cap = 3 + 3 * (size_t)h->n + nrefs;
+	size_t bytes = cap * sizeof(*rb->v) + h->n * sizeof(*rb->sets) +
+		       nrefs * (sizeof(*rb->refs) + sizeof(*rb->ids) + sizeof(*rb->fds));
+	char *mem = isola__malloc(bytes);
+	if (mem == NULL)
 		return ISOLA_ENOMEM;
+	/* Each array aligned for its type: 16-, 24-, 8-, 8-, 4-byte items. */
+	rb->v = (struct iovec *)mem;
+	rb->sets = (struct proc_set *)(rb->v + cap);
+	rb->refs = (struct proc_ref *)(rb->sets + h->n);
+	rb->ids = (uint64_t *)(rb->refs + nrefs);
+	rb->fds = (int *)(rb->ids + nrefs);
+	struct iovec *v = rb->v;
+	size_t nv = 0, k = 0;
+	v[nv++] = (struct iovec){ h, sizeof(*h) };
+	v[nv++] = (struct iovec){ t->target, h->target_len };
+	rb->total = sizeof(uint64_t) + sizeof(*h) + h->target_len;
+	rb->forget_seq = w->forget_seq;
+	size_t nf = isola__mirror_forgotten(&rb->forget_seq, rb->forget, 16);
+	if (nf == SIZE_MAX) {
+		h->flags |= PROC_FORGET_ALL;
+	} else if (nf > 0) {
+		h->nforget = (uint32_t)nf;
+		v[nv++] = (struct iovec){ rb->forget, nf * sizeof(uint64_t) };
+		rb->total += nf * sizeof(uint64_t);
 	}
-	(*v)[0] = (struct iovec){ h, sizeof(*h) };
-	(*v)[1] = (struct iovec){ t->target, h->target_len };
-	*total = sizeof(uint64_t) + sizeof(*h) + h->target_len;
 	for (uint32_t i = 0; i < h->n; i++) {
-		const isola_msg *m = t->kind == ISOLA__PROC_CALL ? &t->args : &t->sets[i];
+		const isola_msg *m = task_set(t, i);
 		const void *p = NULL;
-		size_t k = 0;
-		isola_msg_bytes(m, &p, &k);
-		(*lens)[i] = k;
-		(*v)[2 + 2 * i] = (struct iovec){ &(*lens)[i], sizeof(uint64_t) };
-		(*v)[3 + 2 * i] = (struct iovec){ (void *)p, k };
-		*total += sizeof(uint64_t) + k;
+		size_t len = 0, nr = isola__msg_nrefs(m);
+		isola_msg_bytes(m, &p, &len);
+		rb->sets[i] = (struct proc_set){ .len = len, .nrefs = (uint32_t)nr };
+		v[nv++] = (struct iovec){ &rb->sets[i], sizeof(rb->sets[i]) };
+		rb->total += sizeof(rb->sets[i]);
+		if (nr > 0) {
+			v[nv++] = (struct iovec){ &rb->refs[k], nr * sizeof(rb->refs[0]) };
+			rb->total += nr * sizeof(rb->refs[0]);
+		}
+		for (size_t j = 0; j < nr; j++, k++) {
+			int kind;
+			void *b;
+			const void *d;
+			size_t bl;
+			isola_msg_ref(m, j, &kind, &b);
+			isola_blob_data(b, &d, &bl);
+			const struct isola__mirror *mir = copy_all ? NULL : isola__blob_mirror_peek(b);
+			if (mir != NULL) {
+				rb->refs[k] = (struct proc_ref){
+					.mirror = mir->id, .len = bl,
+					.keep = __atomic_load_n(&mir->uses, __ATOMIC_RELAXED) > 1
+				};
+				size_t f = 0;
+				while (f < rb->nfds && rb->ids[f] != mir->id)
+					f++;
+				if (f == rb->nfds) {
+					rb->ids[rb->nfds] = mir->id;
+					rb->fds[rb->nfds++] = mir->fd;
+				}
+				rb->mapped++;
+			} else {
+				rb->refs[k] = (struct proc_ref){ .mirror = 0, .len = bl };
+				if (bl > 0)
+					v[nv++] = (struct iovec){ (void *)d, bl };
+				rb->total += bl;
+				rb->copied++;
+			}
+		}
+		v[nv++] = (struct iovec){ (void *)p, len };
+		rb->total += len;
 	}
+	rb->nv = nv;
+	h->nfds = (uint32_t)rb->nfds;
 	return 0;
 }
 
-/* Write t's request to w's child.  direct: from a submitter that owns
- * the ring (it fits: checked), never waiting; else from the proxy. */
-static int send_request(struct pworker *w, struct ptask *t, bool direct)
+/* rb's frame on w's ring (its memfds already on the socket). */
+static int write_request(struct pworker *w, struct reqbuf *rb, bool direct)
 {
-	struct proc_req h;
-	struct iovec *v;
-	uint64_t *lens;
-	size_t nv, total;
-	int r = request_iov(t, &h, &v, &lens, &nv, &total);
-	if (r != 0)
-		return r;
 	isola__deadline forever;
 	isola__deadline_init(&forever, -1);
-	r = isola__procring_send(w->shm, ISOLA__PROC_PARENT, v, (int)nv, &forever, SLICE_NS,
-				 direct ? NULL : check_child, w);
-	isola__free(v);
-	isola__free(lens);
+	int r = isola__procring_send(w->shm, ISOLA__PROC_PARENT, rb->v, (int)rb->nv, &forever,
+				     SLICE_NS, direct ? NULL : check_child, w);
+	if (r == 0) {
+		w->forget_seq = rb->forget_seq; /* this side owns the ring */
+		/* stats only */
+		isola__add_relaxed(&w->blobs_mapped, rb->mapped);
+		isola__add_relaxed(&w->blobs_copied, rb->copied);
+	}
+	return r;
+}
+
+/* Write t's request to w's child from the proxy: its memfds on the
+ * socket (waiting for room, checking the child between slices), then
+ * the frame.  Memfds the socket refuses (the child closed its end, the
+ * kernel's limit on descriptors in flight) are not an error: the blobs
+ * are copied into the frame instead. */
+static int send_request(struct pworker *w, struct ptask *t)
+{
+	struct reqbuf rb;
+	int r = build_request(w, t, false, &rb);
+	if (r != 0)
+		return r;
+	if (rb.nfds > 0) {
+		r = isola__fds_send(w->sock, t->id, rb.fds, rb.ids, rb.nfds, true, SLICE_NS,
+				    check_child, w);
+		if (r == ISOLA_ECRASHED) {
+			reqbuf_free(&rb);
+			return r; /* the child is gone */
+		}
+		if (r != 0) { /* refused (a child that closed its end, say): copies */
+			reqbuf_free(&rb);
+			if ((r = build_request(w, t, true, &rb)) != 0)
+				return r;
+		}
+	}
+	r = write_request(w, &rb, false);
+	reqbuf_free(&rb);
 	return r;
 }
 
@@ -799,7 +986,8 @@ static bool accept_task(struct pworker *w, struct ptask *t, bool *ok)
 			*ok = start_child(w, false);
 		return false;
 	}
-	if (!isola__future_start(t->f)) { /* cancelled while queued */
+	/* Cancelled while queued (unless its submitter started it). */
+	if (!t->started && !isola__future_start(t->f)) {
 		ptask_free(t);
 		return false;
 	}
@@ -866,10 +1054,12 @@ static void *proxy_main(void *arg)
 			}
 			if (!accept_task(w, t, &ok))
 				continue;
-			if (!t->sent && send_request(w, t, false) != 0) {
+			if (!t->sent && send_request(w, t) != 0) {
 				/* The child died under the send: it goes with the
 				 * others to the next child (the head fails below). */
 				flight[n++] = t;
+				if (n == 1)
+					begin_head(w, t);
 				break;
 			}
 			flight[n++] = t;
@@ -893,7 +1083,7 @@ static void *proxy_main(void *arg)
 			/* Requests the dead child had not started: to the new one. */
 			for (int i = 0; i < n; i++) {
 				flight[i]->sent = false;
-				if (!ok || send_request(w, flight[i], false) != 0) {
+				if (!ok || send_request(w, flight[i]) != 0) {
 					for (int j = i; j < n; j++) {
 						fail_task(flight[j], ISOLA_ECRASHED, "isola.WorkerCrashed",
 							  "its process worker died before it ran, and no "
@@ -988,6 +1178,7 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 	l->n = o->workers;
 	l->grace_ns = o->grace_ns;
 	l->ring_bytes = o->ring_bytes ? o->ring_bytes : ((size_t)1 << 20);
+	l->mirror_min = o->mirror_min ? o->mirror_min : ISOLA__MIRROR_MIN_DEFAULT;
 	l->parent = getpid();
 	l->exe = isola__strdup(o->exe);
 	l->argv = copy_strv(o->argv, &l->argc, 2);
@@ -1007,6 +1198,7 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 		l->w[i].lane = l;
 		l->w[i].index = i;
 		l->w[i].last_ns = PIPELINE_NS; /* no pipelining before a short task */
+		l->w[i].sock = -1;
 		pthread_mutex_init(&l->w[i].name_lock, NULL);
 		pthread_mutex_init(&l->w[i].ring_lock, NULL);
 		if (r == 0)
@@ -1086,6 +1278,8 @@ void isola__proclane_stats(isola__proclane *l, int i, isola__proc_stats *out)
 	out->tasks_run = isola__load_relaxed(&w->tasks_run);
 	out->crashes = isola__load_relaxed(&w->crashes);
 	out->starts = isola__load_relaxed(&w->starts);
+	out->blobs_mapped = isola__load_relaxed(&w->blobs_mapped);
+	out->blobs_copied = isola__load_relaxed(&w->blobs_copied);
 	pthread_mutex_lock(&w->name_lock);
 	memcpy(out->running, w->running, sizeof(out->running));
 	pthread_mutex_unlock(&w->name_lock);

@@ -44,7 +44,12 @@ typedef struct isola__proclane_options {
 	const char *const *envp; /* its environment, NULL-terminated */
 	int64_t grace_ns;        /* interrupted -> killed after this long */
 	size_t ring_bytes;       /* per direction; 0: 1 MiB */
+	size_t mirror_min;       /* blobs of at least this many bytes reach a child
+				  * as a mapped memfd (blobshm.h), smaller ones
+				  * inline; 0: ISOLA__MIRROR_MIN_DEFAULT */
 } isola__proclane_options;
+
+#define ISOLA__MIRROR_MIN_DEFAULT ((size_t)256 * 1024)
 
 /* Start the lane: its proxies start their children in the background.
  * Options are copied.  0, ISOLA_EINVAL, ISOLA_ENOMEM, ISOLA_ESYS. */
@@ -59,11 +64,16 @@ enum isola__proclane_kind { ISOLA__PROC_CALL = 1, ISOLA__PROC_CHUNK = 2 };
 
 /* Queue a task: target(*args) (CALL), or target over argsets[0..n)
  * (CHUNK; first: the index of argsets[0] in the whole map).  The
- * messages are taken on success (left to the caller on failure) and must
- * hold no references (blobs, channels: ISOLA_ETYPE).  *out: a new future
- * (the caller releases it).  timeout_ns > 0: interrupted past it
- * (ISOLA_ETIMEDOUT).  flags: 1 = allow the pickle fallback.  0, or
- * ISOLA_ECLOSED (shut down), ISOLA_ETYPE, ISOLA_ENOMEM. */
+ * messages are taken on success (left to the caller on failure); their
+ * references may be blobs only (channels and frozen images are this
+ * process's memory: ISOLA_ETYPE).  A blob of at least mirror_min bytes
+ * gets its mirror here, in the caller's thread (one copy, once per blob:
+ * see blobshm.h); each request passes the child its memfd and the child
+ * maps it; smaller blobs, and any that cannot have a mirror, are copied
+ * into the request.  *out: a new future (the caller releases it).
+ * timeout_ns > 0: interrupted past it (ISOLA_ETIMEDOUT).  flags: 1 =
+ * allow the pickle fallback.  0, or ISOLA_ECLOSED (shut down),
+ * ISOLA_ETYPE, ISOLA_ENOMEM. */
 int isola__proclane_submit(isola__proclane *l, int kind, const char *target, isola_msg *args,
 			   isola_msg *argsets, size_t n, size_t first, int64_t timeout_ns,
 			   int flags, isola_future **out);
@@ -75,6 +85,8 @@ typedef struct isola__proc_stats {
 	uint64_t crashes;    /* children that died under a task or at start */
 	uint64_t starts;     /* children started (1 + replacements) */
 	char running[ISOLA_RUNNING_NAME_MAX]; /* "" when idle */
+	uint64_t blobs_mapped; /* blob references sent as a memfd to map */
+	uint64_t blobs_copied; /* ... and copied into the request */
 } isola__proc_stats;
 
 /* Size of the lane, and worker i's figures (i < size). */

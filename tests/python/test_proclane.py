@@ -382,8 +382,13 @@ class Lifecycle(unittest.TestCase):
             v = isola.freeze({"k": [1, 2, 3], "x": "y"})
             self.assertEqual(pool.apply_async(h.thawed, (v,), lane="process").result(HANG),
                              ("dict", 2, 2))
+            # A small Buffer is copied into the request (large ones are
+            # mapped: test_proclane_buffer.py); it arrives as a Buffer.
+            r = pool.apply_async(h.buffer_info, (isola.share(b"x" * 100),),
+                                 lane="process").result(HANG)
+            self.assertEqual((r["type"], r["len"], r["shm"]), ("Buffer", 100, None))
             with self.assertRaises(TypeError):
-                pool.apply_async(h.echo, (isola.share(b"x" * 100),), lane="process")
+                pool.apply_async(h.echo, (isola.Channel(),), lane="process")
 
     def test_a_dropped_pool_stops_its_process_workers(self):
         import gc
