@@ -193,7 +193,7 @@ def mixed_pss(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with make() as ex:
-            run(ex, docs[:4])
+            run(ex, docs)
             run(ex, docs)
             print(f"{tree_pss_mb():.1f}")
 
@@ -207,16 +207,17 @@ def mixed(ctx):
         return
     docs = mixed_docs()
     variants = mixed_variants(ctx)
-    # Rounds interleave the three (a fresh pool each, warmed up by a few
-    # documents: numpy imported where it runs), so that the machine's
-    # other load weighs on all of them alike.
+    # Rounds interleave the three (a fresh pool each, warmed up by an
+    # untimed run of the same job: every worker has imported numpy and
+    # run both steps), so that the machine's other load weighs on all of
+    # them alike.
     res = {name: [] for name, _, _ in variants}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the one automatic-placement warning
         for r in range(ROUNDS):
             for name, make, run in variants[r % 3:] + variants[:r % 3]:
                 with make() as ex:
-                    run(ex, docs[:4])
+                    run(ex, docs)
                     res[name].append(run(ex, docs))
     # PSS: each variant alone in a fresh process (here, the others' pools,
     # the forkserver and numpy in this process would count too).
