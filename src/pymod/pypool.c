@@ -466,6 +466,24 @@ static int parse_inputs(pool_obj *p, PyObject *list, isola_input *in, size_t n)
 	return 0;
 }
 
+int isola__pool_parse_inputs(PyObject *pool, PyObject *list, isola_input *in, size_t n)
+{
+	return parse_inputs((pool_obj *)pool, list, in, n);
+}
+
+int isola__pool_accept_inputs_of(PyObject *pool, struct isola__pool_link *link)
+{
+	pool_obj *p = (pool_obj *)pool;
+	if (need_pool(p) == NULL)
+		return -1;
+	int r = isola__pool_accept_link(p->pool, link);
+	if (r != 0) {
+		raise_code(p, r, "accept inputs");
+		return -1;
+	}
+	return 0;
+}
+
 /* submit(target, args, kwargs, timeout[, inputs]) -> _Future; inputs
  * (task graphs): a list of (_Future, position, keyword or None). */
 static PyObject *pool_submit(PyObject *self, PyObject *args)

@@ -196,36 +196,83 @@ static int submit_op(struct submit_op *o)
 				      o->timeout, o->flags, o->out);
 }
 
-/* submit(pool, target, args, kwargs, timeout) -> _Future (the pool's kind) */
+struct after_op {
+	isola__proclane *lane;
+	const char *target;
+	isola_msg *args;
+	const isola_input *in;
+	size_t n;
+	int64_t timeout;
+	int flags;
+	isola_future **out;
+};
+
+static int after_op(void *arg)
+{
+	struct after_op *o = arg;
+	return isola__proclane_submit_after(o->lane, o->target, o->args, o->in, o->n, o->timeout,
+					    o->flags, true, o->out);
+}
+
+/* submit(pool, target, args, kwargs, timeout[, inputs]) -> _Future (the
+ * pool's kind); inputs (task graphs): a list of (_Future, position,
+ * keyword or None), futures of the pool or of this lane: the task waits
+ * for them in the lane and the child gets their encoded results. */
 static PyObject *lane_submit(PyObject *self, PyObject *args)
 {
-	PyObject *pool, *a, *kw, *timeout;
+	PyObject *pool, *a, *kw, *timeout, *inputs = NULL;
 	const char *target;
-	if (!PyArg_ParseTuple(args, "OsOOO:submit", &pool, &target, &a, &kw, &timeout))
+	if (!PyArg_ParseTuple(args, "OsOOO|O!:submit", &pool, &target, &a, &kw, &timeout,
+			      &PyList_Type, &inputs))
 		return NULL;
 	isola__proclane *lane = need_lane((lane_obj *)self);
 	int64_t t;
 	if (lane == NULL || isola__timeout_arg(timeout, &t) < 0)
 		return NULL;
+	size_t n_in = inputs ? (size_t)PyList_GET_SIZE(inputs) : 0;
+	if (n_in > 255) {
+		PyErr_SetString(PyExc_ValueError, "a task takes at most 255 Futures as arguments");
+		return NULL;
+	}
+	isola_input in[n_in ? n_in : 1];
+	if (n_in && isola__pool_parse_inputs(pool, inputs, in, n_in) < 0)
+		return NULL;
 	isola_msg m;
 	if (isola__pool_encode_proc(pool, a, kw, &m) < 0)
 		return NULL;
 	isola_future *f;
-	struct submit_op op = { lane, ISOLA__PROC_CALL, target, &m, NULL, 0, t > 0 ? t : 0,
-				isola__pool_allow_pickle(pool) ? PROC_ALLOW_PICKLE : 0, &f };
+	int flags = isola__pool_allow_pickle(pool) ? PROC_ALLOW_PICKLE : 0;
+	struct after_op op = { lane, target, &m, in, n_in, t > 0 ? t : 0, flags, &f };
 	int r;
-	if (isola__msg_nrefs(&m) > 0) { /* a blob may get its mirror: a copy */
+	if (isola__msg_nrefs(&m) > 0) {
+		/* A blob may get its mirror (a copy), and room may have to be
+		 * waited for: without the GIL. */
 		Py_BEGIN_ALLOW_THREADS
-		r = submit_op(&op);
+		r = after_op(&op);
 		Py_END_ALLOW_THREADS
 	} else {
-		r = submit_op(&op);
+		r = isola__proclane_submit_after(lane, target, &m, in, n_in, t > 0 ? t : 0, flags,
+						 false, &f);
+		if (r == ISOLA_EAGAIN) { /* ISOLA_MAX_WAITING wait: wait for room without the GIL */
+			Py_BEGIN_ALLOW_THREADS
+			r = after_op(&op);
+			Py_END_ALLOW_THREADS
+		}
 	}
 	if (r != 0) {
 		isola_msg_clear(&m);
 		return submit_failed(r);
 	}
 	return isola__pool_wrap_future(pool, f);
+}
+
+/* attach(pool): pool's tasks may take this lane's futures as inputs. */
+static PyObject *lane_attach(PyObject *self, PyObject *pool)
+{
+	isola__proclane *lane = need_lane((lane_obj *)self);
+	if (lane == NULL || isola__pool_accept_inputs_of(pool, isola__proclane_link(lane)) < 0)
+		return NULL;
+	Py_RETURN_NONE;
 }
 
 /* map_chunk(pool, target, [args tuples...]) -> _Future of a list */
@@ -276,7 +323,7 @@ static PyObject *lane_map_chunk(PyObject *self, PyObject *args)
 	return res;
 }
 
-/* stats() -> {"queued": n, "workers": [{pid, tasks_run, crashes, starts, running}]} */
+/* stats() -> {"queued": n, "waiting": n, "workers": [{pid, tasks_run, crashes, starts, running}]} */
 static PyObject *lane_stats(PyObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -302,8 +349,8 @@ static PyObject *lane_stats(PyObject *self, PyObject *unused)
 	}
 	if (list == NULL)
 		return NULL;
-	return Py_BuildValue("{s:n,s:N}", "queued", (Py_ssize_t)isola__proclane_queued(l->lane),
-			     "workers", list);
+	return Py_BuildValue("{s:n,s:n,s:N}", "queued", (Py_ssize_t)isola__proclane_queued(l->lane),
+			     "waiting", (Py_ssize_t)isola__proclane_waiting(l->lane), "workers", list);
 }
 
 struct shutdown_op {
@@ -362,6 +409,7 @@ static void lane_dealloc(PyObject *self)
 static PyMethodDef lane_methods[] = {
 	{ "wait_ready", lane_wait_ready, METH_VARARGS, NULL },
 	{ "submit", lane_submit, METH_VARARGS, NULL },
+	{ "attach", lane_attach, METH_O, NULL },
 	{ "map_chunk", lane_map_chunk, METH_VARARGS, NULL },
 	{ "stats", lane_stats, METH_NOARGS, NULL },
 	{ "shutdown", lane_shutdown, METH_VARARGS, NULL },
@@ -556,6 +604,94 @@ static int read_set(const char **pp, const char *end, const struct req_fds *g, i
 	return r;
 }
 
+/* A request's inputs (task graphs), read from p (before end). */
+struct req_inputs {
+	size_t n;
+	isola__job_input *in;
+	isola_msg *values;
+	char **strs;        /* 3 per input: keyword, type, message */
+	int unsendable;     /* index + 1 of an input that could not come */
+};
+
+static void req_inputs_free(struct req_inputs *ri)
+{
+	for (size_t i = 0; ri->values != NULL && i < ri->n; i++)
+		isola_msg_clear(&ri->values[i]);
+	for (size_t i = 0; ri->strs != NULL && i < 3 * ri->n; i++)
+		isola__free(ri->strs[i]);
+	isola__free(ri->in);
+	isola__free(ri->values);
+	isola__free(ri->strs);
+}
+
+static int read_inputs(struct req_inputs *ri, uint32_t n, const char **pp, const char *end)
+{
+	memset(ri, 0, sizeof(*ri));
+	if (n == 0)
+		return 0;
+	ri->in = isola__calloc(n, sizeof(*ri->in));
+	ri->values = isola__calloc(n, sizeof(*ri->values));
+	ri->strs = isola__calloc(3 * (size_t)n, sizeof(char *));
+	if (ri->in == NULL || ri->values == NULL || ri->strs == NULL)
+		return ISOLA_ENOMEM;
+	ri->n = n;
+	const char *p = *pp;
+	for (uint32_t i = 0; i < n; i++) {
+		struct proc_input h;
+		if ((size_t)(end - p) < sizeof(h))
+			return ISOLA_EDECODE;
+		memcpy(&h, p, sizeof(h));
+		p += sizeof(h);
+		uint64_t lens[3] = { h.keyword_len, h.type_len, h.msg_len };
+		for (int k = 0; k < 3; k++) {
+			if ((uint64_t)(end - p) < lens[k])
+				return ISOLA_EDECODE;
+			char *c = isola__malloc((size_t)lens[k] + 1);
+			if (c == NULL)
+				return ISOLA_ENOMEM;
+			memcpy(c, p, (size_t)lens[k]);
+			c[lens[k]] = '\0';
+			ri->strs[3 * i + k] = c;
+			p += lens[k];
+		}
+		if ((uint64_t)(end - p) < h.value_len)
+			return ISOLA_EDECODE;
+		isola_msg_init(&ri->values[i]);
+		int r = isola_msg_set_bytes(&ri->values[i], p, (size_t)h.value_len);
+		if (r != 0)
+			return r;
+		p += h.value_len;
+		ri->in[i] = (isola__job_input){
+			.value = &ri->values[i],
+			.status = h.status,
+			.error_type = ri->strs[3 * i + 1][0] ? ri->strs[3 * i + 1] : NULL,
+			.error_message = ri->strs[3 * i + 2][0] ? ri->strs[3 * i + 2] : NULL,
+			.position = h.position,
+			.keyword = h.keyword_len ? ri->strs[3 * i] : NULL,
+		};
+		if ((h.flags & PROC_INPUT_UNSENDABLE) && ri->unsendable == 0)
+			ri->unsendable = (int)i + 1;
+	}
+	*pp = p;
+	return 0;
+}
+
+/* The TypeError of a task whose input i could not come to this process. */
+static void raise_unsendable(const struct req_inputs *ri, const char *target)
+{
+	const isola__job_input *in = &ri->in[ri->unsendable - 1];
+	const char *why = in->error_message ? in->error_message : "";
+	if (in->keyword != NULL)
+		PyErr_Format(PyExc_TypeError,
+			     "input keyword argument '%s' of %s cannot be sent to a process worker: %s",
+			     in->keyword, target, why);
+	else
+		PyErr_Format(PyExc_TypeError,
+			     "input positional argument %d of %s cannot be sent to a process "
+			     "worker: %s",
+			     in->position, target, why);
+}
+
 /* Run one request (GIL held); 0, or an error of the transport. */
 static int serve_one(void *buf, size_t len)
 {
@@ -629,6 +765,11 @@ static int serve_one(void *buf, size_t len)
 			 fr == ISOLA_ELIMIT ? "it is out of file descriptors: RLIMIT_NOFILE"
 			 : fr == ISOLA_ENOTFOUND ? "none was there"
 			 : fr == ISOLA_ESYS ? strerror(fr_errno) : isola_strerror(fr));
+	struct req_inputs ri;
+	if (r == 0)
+		r = read_inputs(&ri, h.kind == ISOLA__PROC_CALL ? h.n_inputs : 0, &p, end);
+	else
+		memset(&ri, 0, sizeof(ri));
 	if (r == 0) {
 		isola__codec_opts o = isola__codec_defaults;
 		o.allow_pickle = (h.flags & PROC_ALLOW_PICKLE) != 0;
@@ -642,6 +783,8 @@ static int serve_one(void *buf, size_t len)
 			.n = h.n,
 			.cached = true,
 			.codec = &o,
+			.inputs = ri.in,
+			.n_inputs = ri.n,
 		};
 		isola_msg result;
 		isola_msg_init(&result);
@@ -660,6 +803,9 @@ static int serve_one(void *buf, size_t len)
 			/* An argument that cannot be had: this task fails with
 			 * OSError saying why; the worker goes on. */
 			PyErr_SetString(PyExc_OSError, why);
+			jr = ISOLA_EPYTHON;
+		} else if (ri.unsendable) {
+			raise_unsendable(&ri, target);
 			jr = ISOLA_EPYTHON;
 		} else {
 			jr = isola__job_run(&j, &result, &failed_at);
@@ -689,6 +835,7 @@ static int serve_one(void *buf, size_t len)
 		isola_msg_clear(&result);
 		isola__error_clear(&e);
 	}
+	req_inputs_free(&ri);
 	for (uint32_t i = 0; i < got; i++)
 		isola_msg_clear(&sets[i]);
 	isola__free(sets);

@@ -5,6 +5,8 @@
 
 #include "interp/state.h"
 
+struct isola__pool_link;
+
 extern PyType_Spec isola__proclane_spec;
 
 /* The child's loop and its SIGINT handler's question (module functions). */
@@ -24,5 +26,11 @@ PyObject *isola__py_buffer_shm(PyObject *m, PyObject *buf);
 PyObject *isola__pool_wrap_future(PyObject *pool, isola_future *f);
 int isola__pool_encode_proc(PyObject *pool, PyObject *args, PyObject *kwargs, isola_msg *out);
 int isola__pool_allow_pickle(PyObject *pool);
+/* pypool.c: task-graph inputs, a list of (_Future, position, keyword or
+ * None), into in[0 .. n) (borrowed: they live while the list does); 0 or
+ * -1 with an error set.  And: pool's tasks may take futures reaching
+ * their owner through link (its process lane's) as inputs; 0 or -1. */
+int isola__pool_parse_inputs(PyObject *pool, PyObject *list, isola_input *in, size_t n);
+int isola__pool_accept_inputs_of(PyObject *pool, struct isola__pool_link *link);
 
 #endif

@@ -12,7 +12,11 @@
  * memfd the child maps) or, mirror 0, travels inline.  The memfds of a
  * request's mirrors (nfds of them, each once) go on the child's socket
  * (PROC_CHILD_SOCK) before the request goes on the ring, in datagrams
- * tagged with the request's id (isola__fds_send).
+ * tagged with the request's id (isola__fds_send).  Then n_inputs inputs
+ * (task graphs: results of other tasks, spliced into a CALL's arguments
+ * by the child), each a struct proc_input followed by its keyword, error
+ * type, error message and value (the input's encoded result or
+ * exception, made plain: without references).
  * Reply (child -> proxy): struct proc_rep, result_len bytes of result
  * (the encoded value, or the encoded exception), then the error's type,
  * message and traceback texts (lengths in the header, no NULs).  The
@@ -33,6 +37,8 @@ struct proc_req {
 	uint32_t n;     /* argument messages that follow */
 	uint32_t nfds;  /* memfds on the socket for this request */
 	uint32_t nforget;
+	uint32_t n_inputs; /* CALL: inputs after the arguments (task graphs) */
+	uint32_t reserved;
 };
 
 struct proc_set {
@@ -48,6 +54,16 @@ struct proc_ref {
 	uint32_t pad;
 };
 
+/* One input of a task graph (isola__job_input's fields). */
+struct proc_input {
+	int32_t status;       /* 0, or the input's ISOLA_E* outcome */
+	int32_t position;     /* >= 0: positional index (keyword_len == 0) */
+	uint32_t flags;       /* PROC_INPUT_* */
+	uint32_t keyword_len; /* > 0: a keyword argument instead */
+	uint32_t type_len, msg_len; /* status != 0 (or UNSENDABLE): its error */
+	uint64_t value_len;
+};
+
 struct proc_rep {
 	int32_t status; /* 0, or ISOLA_E* (EPYTHON, ENOTFOUND, ECANCELED) */
 	uint32_t type_len, msg_len, tb_len;
@@ -57,6 +73,11 @@ struct proc_rep {
 };
 
 enum { PROC_ALLOW_PICKLE = 1, PROC_FORGET_ALL = 2 /* more freed than nforget can say */ };
+
+/* The input's result holds what another process cannot take (a
+ * channel): the task fails with TypeError naming the argument (msg
+ * says why); there is no value. */
+enum { PROC_INPUT_UNSENDABLE = 1 };
 
 /* The region's fd number in the child, and its end of the socket the
  * parent passes memfds on (a SOCK_SEQPACKET unix socket). */

@@ -31,6 +31,7 @@
 
 #include "isola.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,29 @@ int isola__proclane_submit(isola__proclane *l, int kind, const char *target, iso
 			   isola_msg *argsets, size_t n, size_t first, int64_t timeout_ns,
 			   int flags, isola_future **out);
 
+/* Task graphs: a CALL of target that waits, inside the lane, until
+ * in[0 .. n) are done (futures of this lane or of the interpreter pool
+ * beside it: isola_input as for isola_pool_submit_after), then runs in a
+ * process worker, which gets the inputs' encoded results (without
+ * references: blobs inlined as bytes, frozen values as their plain
+ * content; a result holding a channel fails the task with TypeError)
+ * and splices them into the arguments as an interpreter worker does
+ * (isola.InputFailed when an input failed, was cancelled or timed out).
+ * No caller thread waits and the caller decodes nothing.  A cancel of
+ * the future before it ran cancels it; shutdown with CANCEL cancels the
+ * waiting tasks, without CANCEL they run (the queue closes once none
+ * waits).  At most ISOLA_MAX_WAITING wait at once: past that, with wait
+ * the call waits for room, else ISOLA_EAGAIN.  n == 0: a plain submit.
+ * 0, or ISOLA_EINVAL, ISOLA_ECLOSED, ISOLA_ETYPE (args hold references),
+ * ISOLA_EAGAIN, ISOLA_ENOMEM; args are taken on success only. */
+int isola__proclane_submit_after(isola__proclane *l, const char *target, isola_msg *args,
+				 const isola_input *in, size_t n, int64_t timeout_ns, int flags,
+				 bool wait, isola_future **out);
+
+/* What the lane's futures reach it through (the interpreter pool takes
+ * them as inputs: isola__pool_accept_link). */
+struct isola__pool_link *isola__proclane_link(isola__proclane *l);
+
 /* One process worker's figures. */
 typedef struct isola__proc_stats {
 	int pid;             /* 0 while none runs */
@@ -92,8 +116,9 @@ typedef struct isola__proc_stats {
 /* Size of the lane, and worker i's figures (i < size). */
 int isola__proclane_size(isola__proclane *l);
 void isola__proclane_stats(isola__proclane *l, int i, isola__proc_stats *out);
-/* Tasks queued and not yet taken. */
+/* Tasks queued and not yet taken; tasks waiting for inputs. */
 size_t isola__proclane_queued(isola__proclane *l);
+size_t isola__proclane_waiting(isola__proclane *l);
 
 /* Stop taking work (how: ISOLA_SHUTDOWN_* bits: CANCEL cancels what is
  * queued, INTERRUPT interrupts what runs), then, with wait, join the

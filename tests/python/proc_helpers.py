@@ -203,3 +203,46 @@ def close_memfd_socket():
     """Close this worker's end of the socket memfds come on (fd 4)."""
     os.close(4)
     return True
+
+
+# Task graphs across the lanes (test_proclane.py: ProcessGraphs).
+
+def parts(a, b=0, *, c=0, d=0):
+    return (a, b, c, d, os.getpid())
+
+
+def where(x, y=0):
+    # The value, and the process that ran it (a process worker is a child
+    # of the pool's process; an interpreter worker is in it).
+    return (x + y, os.getpid())
+
+
+def kinds(*args, **kwargs):
+    # Type names of what arrived, and lengths where there are some.
+    def one(v):
+        return (type(v).__name__, len(v) if hasattr(v, "__len__") else None)
+    return [one(a) for a in args] + [(k, *one(v)) for k, v in sorted(kwargs.items())]
+
+
+def share_blob(n):
+    return isola.share(b"b" * n)
+
+
+def big_bytes(n):
+    return b"y" * n  # past isola.BLOB_THRESHOLD: a blob between interpreters
+
+
+def frozen_value():
+    return isola.freeze({"k": [1, 2, (3, "x")], "n": {"deep": [b"z" * 10]}})
+
+
+def a_channel():
+    return isola.Channel(1)
+
+
+def wrapped_channel():
+    return {"ch": isola.Channel(1)}
+
+
+def plain(v):
+    return v
