@@ -2,6 +2,8 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <string.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "isola.h"
@@ -145,4 +147,36 @@ Test(blob, registry_names_with_a_nul_are_refused)
 	cr_assert_eq(isola_frozen_unpublish("blob.config"), 0);
 	cr_assert_eq(isola_frozen_unpublish("blob.config"), ISOLA_ENOTFOUND);
 	cr_assert_eq(isola_blob_release(b), 0);
+}
+
+/* Giving a burst's freed message memory back (common/alloc.h): pending
+ * once enough large payloads were freed, done only once the frees have
+ * stopped for a moment, then no longer pending. */
+Test(alloc, freed_message_memory_is_trimmed_once_the_burst_is_over)
+{
+	cr_assert_eq(isola__trim_if_due(), 0, "nothing freed: no trim");
+	for (int i = 0; i < 300; i++) { /* 300 payloads of 64 KiB: 19 MiB */
+		isola_msg m;
+		isola_msg_init(&m);
+		char *big = calloc(1, 64 * 1024);
+		cr_assert_not_null(big);
+		cr_assert_eq(isola_msg_set_bytes(&m, big, 64 * 1024), 0);
+		free(big);
+		isola_msg_clear(&m);
+	}
+	cr_assert(isola__trim_pending());
+	cr_assert_eq(isola__trim_if_due(), 0, "trimmed in the middle of the burst");
+	struct timespec ts = { 0, (long)ISOLA__TRIM_QUIET_NS + 20000000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(isola__trim_if_due(), 1, "not trimmed after the burst");
+	cr_assert(!isola__trim_pending());
+	/* Small payloads are not counted. */
+	for (int i = 0; i < 1000; i++) {
+		isola_msg m;
+		isola_msg_init(&m);
+		char small[1024] = { 0 };
+		cr_assert_eq(isola_msg_set_bytes(&m, small, sizeof(small)), 0);
+		isola_msg_clear(&m);
+	}
+	cr_assert(!isola__trim_pending());
 }

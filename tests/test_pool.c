@@ -12,6 +12,7 @@
 
 #include "isola.h"
 #include "scheduler/future.h"
+#include "common/alloc.h"
 #include <sched.h>
 
 static char dir[64];
@@ -1020,5 +1021,44 @@ Test(pool, a_routed_call_never_waits_behind_its_workers_next_task)
 		isola_future_release(cons);
 	}
 	cr_assert_gt(routed_sends(p) - before, PAIRS / 4, "producers were not routed: inconclusive");
+	isola_pool_destroy(p);
+}
+
+/* A burst of large messages through the pool: their freed memory is
+ * given back once the workers are idle (common/alloc.h: an idle worker
+ * wakes to trim once the frees have stopped).  Bounded wait, no timing
+ * asserted. */
+Test(pool, an_idle_pool_gives_a_bursts_freed_message_memory_back)
+{
+	isola_pool *p = make_pool(2);
+	enum { N = 200, LEN = 64 * 1024 };
+	isola_future *fs[N];
+	char *blob = calloc(1, LEN);
+	cr_assert_not_null(blob);
+	for (int i = 0; i < N; i++) {
+		msgpack_sbuffer sb;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_array(&pk, 1);
+		msgpack_pack_bin(&pk, LEN);
+		msgpack_pack_bin_body(&pk, blob, LEN);
+		isola_msg m;
+		isola_msg_init(&m);
+		cr_assert_eq(isola_msg_set_bytes(&m, sb.data, sb.size), 0);
+		msgpack_sbuffer_destroy(&sb);
+		cr_assert_eq(isola_pool_submit(p, "builtins:len", &m, 0, &fs[i]), 0);
+	}
+	free(blob);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(int_result(fs[i]), LEN);
+		isola_future_release(fs[i]);
+	}
+	int64_t stop = isola__now_ns() + 5000000000LL;
+	while (isola__trim_pending() && isola__now_ns() < stop) {
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	cr_assert(!isola__trim_pending(), "the idle pool did not give the memory back in 5 s");
 	isola_pool_destroy(p);
 }

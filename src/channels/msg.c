@@ -18,8 +18,10 @@ int isola_msg_init(isola_msg *msg)
 
 static void free_payload(isola_msg *msg)
 {
-	if (msg->heap_)
+	if (msg->heap_) {
 		isola__free(msg->u_.heap);
+		isola__note_freed(msg->len_); /* alloc.h: giving freed memory back */
+	}
 	msg->heap_ = 0;
 	msg->len_ = 0;
 }

@@ -2,9 +2,11 @@
 #include "common/alloc.h"
 
 #include "common/atomics.h"
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 /* Countdown to the failing allocation; 0 = never fail.  Relaxed atomics:
  * tests set it while no other allocation is meant to race. */
@@ -87,4 +89,44 @@ void isola__free_pages(void *p, size_t n)
 		isola__free(p);
 	else
 		munmap(p, n);
+}
+
+/* Relaxed: hints (alloc.h); the CAS on trimmed_at makes one thread the
+ * trimmer. */
+static size_t freed_big;
+static int64_t last_big_free, trimmed_at;
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void isola__note_freed(size_t n)
+{
+	if (n < ISOLA__TRIM_BIG)
+		return;
+	__atomic_add_fetch(&freed_big, n, __ATOMIC_RELAXED);
+	__atomic_store_n(&last_big_free, now_ns(), __ATOMIC_RELAXED);
+}
+
+int isola__trim_pending(void)
+{
+	return __atomic_load_n(&freed_big, __ATOMIC_RELAXED) >= ISOLA__TRIM_AFTER;
+}
+
+int isola__trim_if_due(void)
+{
+	if (!isola__trim_pending())
+		return 0;
+	int64_t now = now_ns(), at = __atomic_load_n(&trimmed_at, __ATOMIC_RELAXED);
+	if (now - __atomic_load_n(&last_big_free, __ATOMIC_RELAXED) < ISOLA__TRIM_QUIET_NS ||
+	    now - at < ISOLA__TRIM_QUIET_NS ||
+	    !__atomic_compare_exchange_n(&trimmed_at, &at, now, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return 0;
+	__atomic_store_n(&freed_big, 0, __ATOMIC_RELAXED);
+	malloc_trim(0);
+	return 1;
 }

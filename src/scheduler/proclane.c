@@ -1327,7 +1327,14 @@ static struct ptask *next_task(struct pworker *w, bool can_take, struct ptask **
 	isola_msg m;
 	isola_msg_init(&m);
 	size_t idx;
-	int r = isola_channel_select(qs, 2, &m, -1, &idx);
+	/* Idle: the memory of the messages freed in the last burst goes
+	 * back to the system once it is over (alloc.h); until then, wake
+	 * to look now and then. */
+	int r;
+	while ((r = isola_channel_select(qs, 2, &m, isola__trim_pending() ? ISOLA__TRIM_WAKE_NS : -1,
+					 &idx)) == ISOLA_ETIMEDOUT ||
+	       r == ISOLA_EAGAIN)
+		isola__trim_if_due();
 	if (r != 0) {
 		/* Closed and drained; a claimer that swapped idle now finds the
 		 * direct queue closed and backs off.  Acq_rel: take the ring

@@ -549,9 +549,19 @@ void *isola__worker_main(void *arg)
 			if (r == ISOLA_EAGAIN) {
 				isola__last_wait_slept = 0;
 				isola__route_open(w); /* callers here may route to it */
-				r = isola__channel_select_until(queues, 3, &m, &forever,
+				/* Idle: the memory of the messages freed in the last
+				 * burst goes back to the system once it is over
+				 * (alloc.h); until then, wake to look now and then. */
+				isola__deadline until = forever;
+				if (isola__trim_pending())
+					isola__deadline_init(&until, ISOLA__TRIM_WAKE_NS);
+				r = isola__channel_select_until(queues, 3, &m, &until,
 								ISOLA__WAIT_NO_SPIN, &idx);
 				slept = isola__last_wait_slept;
+				if (r == ISOLA_ETIMEDOUT || r == ISOLA_EAGAIN) {
+					isola__trim_if_due();
+					continue;
+				}
 			}
 			if (r == ISOLA_ECLOSED)
 				break; /* both closed and drained */
