@@ -518,6 +518,19 @@ _fallbacks_seen = 0  # _fallbacks_recorded() when this interpreter last looked
 _FRONT_FILE = _sys._getframe().f_code.co_filename  # this file, as compiled
 
 
+def _outside_stacklevel():
+    # The stacklevel, for a warn() in the function calling this one, of
+    # the first frame outside this file: the caller's code (a result(),
+    # a stats()) or the dispatcher thread's.  (warn's skip_file_prefixes
+    # does not skip them in 3.12 and 3.13.)
+    f = _sys._getframe(1)
+    level = 1
+    while f is not None and f.f_code.co_filename == _FRONT_FILE:
+        f = f.f_back
+        level += 1
+    return level
+
+
 def _check_fallbacks():
     # Some pool recorded a new fallback: have this interpreter's pools
     # read theirs (each warns once per new module).
@@ -1155,10 +1168,8 @@ class Pool:
                 if ":" in target and self._lane_of(target) == "process":
                     continue  # moved (another module refused it outright): C speed there
                 import warnings
-                # Attributed to the caller's code (the first frame outside
-                # this file): a result(), a stats(), or the dispatcher.
                 warnings.warn(_fallback_text(modules, target), RuntimeWarning,
-                              skip_file_prefixes=(_FRONT_FILE,))
+                              stacklevel=_outside_stacklevel())
 
     def _ensure_lane(self, wait=False):
         # The process lane, started on first use.
