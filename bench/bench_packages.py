@@ -6,7 +6,7 @@ sub-interpreters, measured (issue #33; README "Process workers").
 
 (build/refusing-prefix: `scripts/bootstrap --with-refusing`; packages
 missing there are left out.)  For each package, one task that imports it
-and times one operation on a ~20-40 KB document inside the task
+and times one operation on a 10-30 KB document inside the task
 (bench_packages_work.py: best of batches for 0.3 s; transport is not in
 the figure):
 - Pool(1, auto_place=False): what an interpreter worker does with it on

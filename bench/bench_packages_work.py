@@ -1,7 +1,7 @@
 """The work bench/bench_packages.py times in each kind of worker: one
 function per package (placement and fallbacks are per target), each
 importing its package in the task (where a sub-interpreter refuses its
-extension) and timing one operation on a ~20-40 KB document, inside
+extension) and timing one operation on a 10-30 KB document, inside
 the task (so transport is not in the figure).  Each returns
 {"seconds": best time of one operation, "impl": which implementation
 ran, "check": a value that must match across workers, "version"}."""

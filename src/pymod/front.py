@@ -351,8 +351,10 @@ def _complete(fut, outcome, cfut=None):
     if _fallbacks_recorded() != _fallbacks_seen:
         try:
             _check_fallbacks()
-        except Exception as exc:
+        except Warning as exc:
             warned = exc
+        except Exception:  # never in the way of the outcome (stats() has them)
+            pass
     _set_outcome(fut, kind, value)
     if warned is not None:
         raise warned
@@ -539,7 +541,13 @@ def _check_fallbacks():
     if n == _fallbacks_seen:
         return
     _fallbacks_seen = n
-    for pool in list(_live_pools):
+    for _ in range(8):
+        try:
+            pools = list(_live_pools)
+            break
+        except RuntimeError:  # a pool made meanwhile by another thread
+            pools = []
+    for pool in pools:
         pool._fallbacks_update()
 
 

@@ -485,9 +485,12 @@ static bool start(struct worker *w)
 	if (r == 0) {
 		w->scratch = isola__future_new(p);
 		/* Refusals its preload or init caught (they name themselves). */
-		isola__interp_enter(in);
-		isola__worker_take_fallbacks(w, "init");
-		isola__interp_leave(in);
+		uint64_t seen = w->refusals_seen;
+		if (isola__refusals_new(&seen)) {
+			isola__interp_enter(in);
+			isola__worker_take_fallbacks(w, "init");
+			isola__interp_leave(in);
+		}
 	}
 	/* Memory of this interpreter's objects that others held zero-copy is
 	 * given back at once, even when idle. */
