@@ -8,6 +8,8 @@
  *   5. ping-pong through today's channel core and through a copy with the
  *      wait code of 4a5d8e0 (before #20's busy-machine policy; bench/
  *      baseline, libisola_chanbase), alternating, with the ck ring floor
+ *   6. the same, the pair started on one CPU (issue #32: a kernel that
+ *      packs threads may keep them there)
  * Prints a table, or JSON with --json.  --quick shortens every run.
  */
 #include <ck_ring.h>
@@ -207,11 +209,15 @@ struct pp {
 	ck_ring_t ra, rb;
 	ck_ring_buffer_t *bufa, *bufb;
 	long rounds;
+	cpu_set_t all; /* together: the CPUs to let the pair go to */
+	int together;
 };
 
 static void *pp_echo(void *arg)
 {
 	struct pp *p = arg;
+	if (p->together) /* started on its creator's one CPU: let go */
+		pthread_setaffinity_np(pthread_self(), sizeof(p->all), &p->all);
 	for (long i = 0; i < p->rounds; i++) {
 		if (p->impl == IMPL_RING) {
 			void *v;
@@ -241,9 +247,10 @@ static int cmp_i64(const void *x, const void *y)
 }
 
 /* Median and p99 round trip in ns. */
-static void pingpong(enum impl impl, long rounds, double *median, double *p99)
+static void pingpong_from(enum impl impl, long rounds, int together, double *median, double *p99)
 {
-	struct pp p = { .impl = impl, .rounds = rounds };
+	struct pp p = { .impl = impl, .rounds = rounds, .together = together };
+	sched_getaffinity(0, sizeof(p.all), &p.all);
 	if (impl == IMPL_ISOLA) {
 		isola_channel_create(16, &p.a);
 		isola_channel_create(16, &p.b);
@@ -258,7 +265,15 @@ static void pingpong(enum impl impl, long rounds, double *median, double *p99)
 	}
 	int64_t *lat = malloc(sizeof(int64_t) * (size_t)rounds);
 	pthread_t th;
+	if (together) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(sched_getcpu(), &one);
+		pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	}
 	pthread_create(&th, NULL, pp_echo, &p);
+	if (together)
+		pthread_setaffinity_np(pthread_self(), sizeof(p.all), &p.all);
 	for (long i = 0; i < rounds; i++) {
 		int64_t t0 = now_ns();
 		if (impl == IMPL_RING) {
@@ -299,8 +314,13 @@ static void pingpong(enum impl impl, long rounds, double *median, double *p99)
 	}
 }
 
+static void pingpong(enum impl impl, long rounds, double *median, double *p99)
+{
+	pingpong_from(impl, rounds, 0, median, p99);
+}
+
 /* ---- today's wait code against 4a5d8e0's, alternating ----------- */
-int bench_base_pingpong(long rounds, int64_t *lat); /* libisola_chanbase */
+int bench_base_pingpong(long rounds, int64_t *lat, int together); /* libisola_chanbase */
 
 /* Medians of `runs` alternating ping-pongs: today's core (cur), the
  * 4a5d8e0 copy (base) and the ck ring (ring); ns, median over runs of
@@ -311,7 +331,7 @@ static void versus_baseline(long rounds, int runs, double *cur, double *base, do
 	int64_t *lat = malloc(sizeof(int64_t) * (size_t)rounds);
 	for (int r = 0; r < runs; r++) {
 		pingpong(IMPL_ISOLA, rounds, &c[r], &unused);
-		bench_base_pingpong(rounds, lat);
+		bench_base_pingpong(rounds, lat, 0);
 		qsort(lat, (size_t)rounds, sizeof(int64_t), cmp_i64);
 		b[r] = (double)lat[rounds / 2];
 		pingpong(IMPL_RING, rounds, &g[r], &unused);
@@ -329,6 +349,31 @@ static void versus_baseline(long rounds, int runs, double *cur, double *base, do
 	*cur = (double)ci[runs / 2];
 	*base = (double)bi[runs / 2];
 	*ring = (double)gi[runs / 2];
+}
+
+/* ---- a pair started on one CPU (issue #32) ------------------------ */
+/* Medians of `runs` alternating ping-pongs whose two threads start on
+ * one CPU and may then go anywhere: today's core (cur) and the 4a5d8e0
+ * copy (base).  A kernel that packs threads onto few vCPUs keeps such a
+ * pair together; today's receiver moves off a shared CPU when another is
+ * free (wait_policy.h). */
+static void started_together(long rounds, int runs, double *cur, double *base)
+{
+	int64_t ci[16], bi[16];
+	double unused, c;
+	int64_t *lat = malloc(sizeof(int64_t) * (size_t)rounds);
+	for (int r = 0; r < runs; r++) {
+		pingpong_from(IMPL_ISOLA, rounds, 1, &c, &unused);
+		ci[r] = (int64_t)c;
+		bench_base_pingpong(rounds, lat, 1);
+		qsort(lat, (size_t)rounds, sizeof(int64_t), cmp_i64);
+		bi[r] = lat[rounds / 2];
+	}
+	free(lat);
+	qsort(ci, (size_t)runs, sizeof(int64_t), cmp_i64);
+	qsort(bi, (size_t)runs, sizeof(int64_t), cmp_i64);
+	*cur = (double)ci[runs / 2];
+	*base = (double)bi[runs / 2];
 }
 
 /* ---- large payloads: copy vs blob --------------------------------- */
@@ -400,6 +445,8 @@ int main(int argc, char **argv)
 	int vs_runs = quick ? 5 : 9;
 	double vs_cur, vs_base, vs_ring;
 	versus_baseline(rounds, vs_runs, &vs_cur, &vs_base, &vs_ring);
+	double tg_cur, tg_base;
+	started_together(rounds, vs_runs, &tg_cur, &tg_base);
 
 	if (json) {
 		printf("{\"throughput_1p1c_msg_s\": {\"isola\": %.0f, \"mutex\": %.0f, \"ck_spsc\": %.0f},\n",
@@ -412,9 +459,11 @@ int main(int argc, char **argv)
 		       copy1k, blob1k, copy1m, blob1m);
 		printf(" \"pingpong_vs_4a5d8e0_ns\": {\"runs\": %d, \"isola\": %.0f, \"isola_4a5d8e0\": %.0f, \"ck_spsc_spin\": %.0f},\n",
 		       vs_runs, vs_cur, vs_base, vs_ring);
-		printf(" \"ratios\": {\"1p1c_vs_mutex\": %.2f, \"2p_same_core_vs_mutex\": %.2f, \"pingpong_vs_spsc_spin\": %.2f, \"blob_1m_vs_1k\": %.2f, \"pingpong_vs_4a5d8e0\": %.2f, \"pingpong_alternating_vs_spsc_spin\": %.2f}}\n",
+		printf(" \"pingpong_started_together_ns\": {\"runs\": %d, \"isola\": %.0f, \"isola_4a5d8e0\": %.0f},\n",
+		       vs_runs, tg_cur, tg_base);
+		printf(" \"ratios\": {\"1p1c_vs_mutex\": %.2f, \"2p_same_core_vs_mutex\": %.2f, \"pingpong_vs_spsc_spin\": %.2f, \"blob_1m_vs_1k\": %.2f, \"pingpong_vs_4a5d8e0\": %.2f, \"pingpong_alternating_vs_spsc_spin\": %.2f, \"pingpong_started_together_vs_4a5d8e0\": %.2f}}\n",
 		       tp1[0] / tp1[1], tp2[0] / tp2[1], med[0] / med[2], blob1m / blob1k,
-		       vs_cur / vs_base, vs_cur / vs_ring);
+		       vs_cur / vs_base, vs_cur / vs_ring, tg_cur / tg_base);
 		return 0;
 	}
 	printf("isola channel benchmark (%d CPUs)\n\n", ncpus());
@@ -441,5 +490,10 @@ int main(int argc, char **argv)
 	printf("   %-16s %8.2f\n", impl_name[2], vs_ring / 1e3);
 	printf("   ratio isola/4a5d8e0: %.2fx (target <= 1.1x), isola/spsc: %.2fx (target <= 1.5x)\n",
 	       vs_cur / vs_base, vs_cur / vs_ring);
+	printf("\n6. ping-pong of a pair started on one CPU, %d alternating runs (us, median)\n",
+	       vs_runs);
+	printf("   %-16s %8.2f\n", "isola", tg_cur / 1e3);
+	printf("   %-16s %8.2f  (wait code of 4a5d8e0)\n", "isola 4a5d8e0", tg_base / 1e3);
+	printf("   ratio isola/4a5d8e0: %.2fx\n", tg_cur / tg_base);
 	return 0;
 }

@@ -3,8 +3,12 @@ concurrent.interpreters queues, in one run (Python 3.14).
 
     PYTHONPATH=build/py3.14/src python3.14 bench/bench_interp.py [--json] [--quick]
 
-1. round trip: A sends, B echoes, A waits; both sides receive blocking.
-   CPython: Queue.get() (blocking) and Queue.get_nowait() spinning.
+1. round trip: A sends, B echoes, A waits; both sides receive blocking
+   (isola: the median of 5 pools' medians, as where the kernel first puts
+   the pair decides short runs).  CPython: Queue.get() (blocking) and
+   Queue.get_nowait() spinning.  With --ab, also isola's round trip with
+   the move off a CPU shared with the partner turned off (ISOLA_SPREAD=0,
+   issue #32) and on, in child processes, alternating.
 2. one-way throughput A -> B for an int, 16-byte bytes, a small dict and
    a list of 100 floats.
 """
@@ -177,14 +181,43 @@ def eval_ns():
     return __main__.NS
 
 
+def isola_rt(rounds, pools=5):
+    """Median and p99 (us) of round trips: the median over `pools` new
+    pools of each one's figures."""
+    med, p99 = [], []
+    for _ in range(pools):
+        with isola.Pool(2) as pool:
+            lat = isola_round_trip(pool, rounds)
+        med.append(statistics.median(lat) / 1e3)
+        p99.append(pct(lat, 0.99) / 1e3)
+    return [statistics.median(med), statistics.median(p99)]
+
+
+def spread_ab(runs=3):
+    """isola's round trip median with ISOLA_SPREAD=0 and with the default,
+    each in `runs` child processes, alternating."""
+    import subprocess
+    out = {"off": [], "on": []}
+    for _ in range(runs):
+        for name, val in (("off", "0"), ("on", "1")):
+            env = dict(os.environ, ISOLA_SPREAD=val)
+            r = subprocess.run([sys.executable, __file__, "--rt-only"]
+                               + (["--quick"] if "--quick" in sys.argv else []),
+                               env=env, capture_output=True, text=True, check=True)
+            out[name].append(json.loads(r.stdout)[0])
+    return out
+
+
 def main():
     quick = "--quick" in sys.argv
     rounds = 2000 if quick else 20000
     n = 20000 if quick else 200000
     res = {"python": sys.version.split()[0]}
+    if "--rt-only" in sys.argv:  # a child of --ab
+        print(json.dumps(isola_rt(rounds)))
+        return
+    res["isola_rt_us"] = isola_rt(rounds)
     with isola.Pool(2) as pool:
-        lat = isola_round_trip(pool, rounds)
-        res["isola_rt_us"] = [statistics.median(lat) / 1e3, pct(lat, 0.99) / 1e3]
         res["isola_tput"] = {name: isola_throughput(pool, v, n) for name, v in PAYLOADS}
     have_ci = sys.version_info >= (3, 14)
     if have_ci:
@@ -193,6 +226,8 @@ def main():
         lat = cpython_round_trip(rounds, nowait=True)
         res["ci_spin_rt_us"] = [statistics.median(lat) / 1e3, pct(lat, 0.99) / 1e3]
         res["ci_tput"] = {name: cpython_throughput(v, n // 4) for name, v in PAYLOADS}
+    if "--ab" in sys.argv:
+        res["isola_rt_spread_ab_us"] = spread_ab()
     if "--json" in sys.argv:
         print(json.dumps(res, indent=1))
         return
@@ -203,6 +238,13 @@ def main():
     if have_ci:
         print(f"  concurrent.interpreters get {res['ci_blocking_rt_us'][0]:9.2f} / {res['ci_blocking_rt_us'][1]:.2f}")
         print(f"  ... get_nowait spinning     {res['ci_spin_rt_us'][0]:9.2f} / {res['ci_spin_rt_us'][1]:.2f}")
+        print(f"  isola / CPython spinning: {res['ci_spin_rt_us'][0] / res['isola_rt_us'][0]:.2f}x "
+              "faster (target >= 4x)")
+    if "--ab" in sys.argv:
+        ab = res["isola_rt_spread_ab_us"]
+        print("  isola round trip medians, alternating child processes: ISOLA_SPREAD=0 "
+              + " ".join(f"{x:.2f}" for x in ab["off"]) + "; default "
+              + " ".join(f"{x:.2f}" for x in ab["on"]))
     print("one-way throughput (msg/s):")
     for name, _ in PAYLOADS:
         line = f"  {name:20} isola {res['isola_tput'][name]:12,.0f}"

@@ -31,13 +31,13 @@ USAGE_MAP = """\
 usage: isola map MODULE:FUNC [FILE...] [-j N] [--in FILE]... [--out FILE]
                  [--ordered [--placeholder TEXT]] [--lines] [--chunk K]
                  [--timeout S] [--retries N] [--halt N] [--errors FILE]
-                 [--joblog FILE] [--resume]
-                 [--path DIR]... [--preload MOD]... [--shared NAME=FILE]...
-                 [--trace FILE]
+                 [--joblog FILE] [--resume] [--lane auto|interpreter|process]
+                 [--processes N] [--path DIR]... [--preload MOD]...
+                 [--shared NAME=FILE]... [--trace FILE]
 
 Read JSON lines from the FILEs (or standard input; `-` is standard input),
 call FUNC(value) with each line's value as its one argument, in a pool of N
-interpreters, and write one JSON line per result:
+interpreters (or process workers: --lane), and write one JSON line per result:
   --ordered  the results alone, in input order, one output line per input
              line: output line N is input line N (`paste` works), and a
              failed or blank line gives the placeholder, an empty line
@@ -62,7 +62,8 @@ Output written by print() in FUNC goes to standard error, never into the
 results.
 
 options:
-  -j N           interpreters (default: the number of CPUs)
+  -j N           interpreters (default: the number of CPUs); with --lane
+                 process, process workers
   --in FILE      an input file (may repeat; FILEs after FUNC work too)
   --out FILE     output (default: standard output).  Written to a temporary
                  file beside FILE and renamed over it at the end, so a run
@@ -81,7 +82,11 @@ options:
                  its worker is given up on (abandoned at exit unless the
                  call returns) and the other lines of its task run again
                  in other workers; with every worker given up on, the run
-                 stops (exit status 1).  Costs a few microseconds a line.
+                 stops (exit status 1).  In a process worker the timeout
+                 is a SIGALRM, which ends time.sleep too; a call that does
+                 not stop even so fails its line STOP_GRACE later, and its
+                 process worker is killed and replaced.  Costs a few
+                 microseconds a line.
   --retries N    call FUNC up to N more times for a line that fails
   --halt N       stop at the Nth failed line: read no more input, cancel
                  what has not started, let running tasks finish, and write
@@ -98,13 +103,27 @@ options:
                  append to --out (and --errors), first cutting off what a
                  run that was killed wrote without logging it; give the
                  same inputs
+  --lane L       where FUNC runs.  auto (default): in interpreters, and
+                 when a sub-interpreter refuses an import of FUNC (numpy,
+                 lxml, ...: "does not support loading in subinterpreters",
+                 at import or in a call) in process workers from then on,
+                 with one warning line naming the module (the lines of a
+                 chunk refused midway run again there);
+                 process: in process workers from the start (a child
+                 process each, running FUNC in its main interpreter, as
+                 isola.Pool's process lane); interpreter: never in
+                 processes, such a refusal is an error (at import: exit
+                 status 2; in a call: of its line)
+  --processes N  process workers, when the run uses them (default: -j's
+                 number)
   --path DIR     add DIR to the workers' sys.path (the current directory is
                  on it)
   --preload MOD  import MOD in every worker first
   --shared NAME=FILE
                  freeze the JSON file FILE once and publish it as NAME:
                  FUNC reads it with isola.lookup(NAME), in place, without
-                 a copy per worker (a lookup table, a vocabulary)
+                 a copy per worker (a lookup table, a vocabulary); each
+                 process worker reads FILE again (one copy per process)
   --trace FILE   write a timeline of every task to FILE (Trace Event Format
                  JSON: open it in https://ui.perfetto.dev or chrome://tracing,
                  or draw it with scripts/trace-plot)
@@ -112,14 +131,14 @@ options:
 Stopping: Ctrl-C (SIGINT) or SIGTERM stops reading, cancels what has not
 started, gives running tasks isola.STOP_GRACE (2 s) to finish and then
 interrupts them; a task still running STOP_GRACE after its interrupt (a
-call blocked in C) is abandoned, as isola.Pool abandons it.  Each further
-signal takes the next step at once.  Every finished line is written whole
-(--ordered: only up to the first line not done, so that the output is
-always a prefix of the input order), then the summary, and the exit status
-is 130 (SIGINT) or 143 (SIGTERM).  With --joblog, --resume then does the
-rest, in order.  When the reader of the output goes away (`isola map ... |
-head`), the run stops at once, quietly, with status 141, as a tool killed
-by SIGPIPE.
+call blocked in C) is abandoned, as isola.Pool abandons it (in a process
+worker it is killed instead).  Each further signal takes the next step at
+once.  Every finished line is written whole (--ordered: only up to the
+first line not done, so that the output is always a prefix of the input
+order), then the summary, and the exit status is 130 (SIGINT) or 143
+(SIGTERM).  With --joblog, --resume then does the rest, in order.  When
+the reader of the output goes away (`isola map ... | head`), the run stops
+at once, quietly, with status 141, as a tool killed by SIGPIPE.
 
 Exit status: 0 all lines done; 1 some failed (or --halt); 2 a usage, setup
 or output error (a missing module, an unwritable --out or --joblog, a full
@@ -131,10 +150,13 @@ Containment: FUNC runs in a sub-interpreter of this process.  Exceptions,
 sys.exit() and os._exit() in FUNC are errors of their line; a crash in C
 (a segfault or abort() in an extension) ends the whole process, as it
 would a thread: finished lines are already written and, with --joblog,
---resume carries on after them.
+--resume carries on after them.  In a process worker (--lane) a crash
+fails only its line (isola.WorkerCrashed, naming the signal), and the
+worker is replaced.
 
 examples:
   seq 1 20 | isola map math:factorial --ordered
+  isola map mytools:numpy_stats rows.jsonl --ordered   # numpy: process workers
   printf 'a\\nb\\n' | isola map builtins:str.upper --lines --ordered
   isola map mytools:score items.jsonl --out scores.jsonl -j 8 --errors bad.jsonl
   isola map mytools:score big.jsonl --out s.jsonl --joblog s.log  # Ctrl-C, then:
@@ -277,6 +299,14 @@ def _text(name, v):
     return v
 
 
+def _choice(*choices):
+    def conv(name, v):
+        if v not in choices:
+            raise _UsageError(f"{name} takes one of {', '.join(choices)}, not {v}")
+        return v
+    return conv
+
+
 def _one_line(name, v):
     if "\n" in v or "\r" in v:
         raise _UsageError(f"{name} takes text on one line")
@@ -357,7 +387,8 @@ def _cmd_map(args):
          "--path": _text, "--preload": _text, "--timeout": _seconds,
          "--retries": _int(0, 1000), "--halt": _int(1, 10**12), "--errors": _text,
          "--joblog": _text, "--shared": _text, "--placeholder": _one_line,
-         "--trace": _text},
+         "--trace": _text, "--lane": _choice("auto", "interpreter", "process"),
+         "--processes": _int(1, 1024)},
         repeated=("--in", "--path", "--preload", "--shared"))
     if not pos:
         raise _UsageError("map needs MODULE:FUNC")
@@ -374,6 +405,8 @@ def _cmd_map(args):
         raise _UsageError("--placeholder goes with --ordered")
     if opts.get("--resume") and not opts.get("--joblog"):
         raise _UsageError("--resume needs --joblog (the record of what was done)")
+    if "--processes" in opts and opts.get("--lane") == "interpreter":
+        raise _UsageError("--processes sizes the process lane: not with --lane interpreter")
     return MapRun(target, files, opts).run()
 
 

@@ -11,6 +11,7 @@ import queue
 import os
 import sys
 import time
+from concurrent.futures import BrokenExecutor
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM")
 CHUNK_SECONDS = 0.02      # work per task when --chunk is not given
@@ -24,13 +25,82 @@ SHOWN_TRACEBACKS = 3      # on standard error, when there is no --errors file
 _fns = {}
 
 
-def _worker_setup():
+def _worker_setup(shared=(), preload=()):
     """In every worker: os._exit() in a mapped function fails its line
-    instead of ending the process (and with it every other line)."""
+    instead of ending the process (and with it every other line).  In a
+    process worker (the process lane) also: publish the --shared values
+    (read again from their files: the parent's frozen values are memory of
+    the parent) and import preload (the modules a sub-interpreter refused,
+    which the interpreter workers of a --lane process run do not import)."""
     def _exit(status):
         raise SystemExit(f"os._exit({status}) called by the mapped function; "
                          f"isola map turns it into an error of this line")
     os._exit = _exit
+    if not _in_process_worker():
+        return
+    for name in preload:
+        __import__(name)
+    if shared:
+        import isola
+        for name, path in shared:
+            with open(path, "rb") as f:
+                isola.publish(name, json.load(f))
+
+
+def _in_process_worker():
+    """True in a process worker of the pool (a child running tasks in its
+    main interpreter: `python -m isola._proc_worker`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return getattr(spec, "name", None) == "isola._proc_worker"
+
+
+# --timeout in a process worker: tasks run in the child's main thread, so
+# the per-line deadline is an interval timer whose SIGALRM handler raises
+# isola.Cancelled (it also ends a time.sleep or a read: PEP 475), with the
+# contract of isola._task_deadline: restart the deadline (0: none) and say
+# whether it had expired (2; forgiven) or not (0).
+_alarm = {"armed": False, "fired": False}
+
+
+def _on_alarm(signum, frame):
+    if _alarm["armed"]:
+        _alarm["armed"] = False
+        _alarm["fired"] = True
+        import isola
+        raise isola.Cancelled("the call ran past --timeout (process worker)")
+
+
+def _alarm_deadline(seconds):
+    import signal
+    _alarm["armed"] = False
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    reason = 2 if _alarm["fired"] else 0
+    _alarm["fired"] = False
+    if seconds > 0:
+        if signal.getsignal(signal.SIGALRM) is not _on_alarm:
+            signal.signal(signal.SIGALRM, _on_alarm)
+        _alarm["armed"] = True
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    return reason
+
+
+# --timeout's progress from a process worker: each call's start, as an
+# 8-byte record in a FIFO the main side made (channels do not reach other
+# processes).  Writes of 8 bytes to a pipe are atomic.
+_fifos = {}
+
+
+def _fifo_writer(path):
+    w = _fifos.get(path)
+    if w is None:
+        import struct
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        pack = struct.Struct("<q").pack
+
+        def w(n, fd=fd, pack=pack, write=os.write):
+            write(fd, pack(n))
+        _fifos[path] = w
+    return w
 
 
 def _function(target):
@@ -62,7 +132,8 @@ def _error_of(exc, skip_frames=1):
     return name, str(exc), "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progress=None):
+def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progress=None,
+               process=False, move=False):
     """Lines data (bytes, b"\\n"-separated) numbered from first: returns
     (text, errors, blanks, seconds): text holds one output line per result
     (placeholder None: unordered rows) or, ordered, one line per input line
@@ -72,18 +143,25 @@ def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progre
     there as token << 40 | index (one int: a few microseconds a line; its
     complement for odd retries, so that each call is a new value), so
     that the main side sees a line stuck past --timeout in a call that
-    cannot be interrupted."""
+    cannot be interrupted.  process: running in a process worker (the
+    deadline is an interval timer, progress a FIFO's path).  move (an
+    interpreter worker, --lane auto): a line whose call fails because a
+    sub-interpreter refused an import fails the whole chunk, with that
+    error, so that the main side runs the chunk again in a process
+    worker."""
     import isola
     t0 = time.perf_counter()
     fn = _function(target)
-    deadline = isola._task_deadline
+    deadline = _alarm_deadline if process else isola._task_deadline
+    refused = isola._refused_module if move else None
     out = []
     errors = []
     blanks = []
     ordered = placeholder is not None
     dumps = json.dumps
     if progress is not None:
-        report, tag = progress[0].send, progress[1] << 40
+        report = _fifo_writer(progress[0]) if process else progress[0].send
+        tag = progress[1] << 40
     if not isinstance(data, bytes):
         data = bytes(data)  # a large chunk comes as an isola.Buffer (shared, not copied)
     for k, raw in enumerate(data.split(b"\n")):
@@ -131,7 +209,9 @@ def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progre
                            f"was interrupted", _error_of(exc)[2])
             except BaseException as exc:  # sys.exit() in fn is its line's error too
                 if timeout:
-                    deadline(0)
+                    _stop_deadline(deadline)
+                if refused is not None and refused(exc):
+                    raise  # the chunk moves to a process worker
                 failure = _error_of(exc)
         if failure is None:
             try:
@@ -150,6 +230,17 @@ def _map_chunk(target, first, data, plain, placeholder, timeout, retries, progre
         out.append("")
     return "\n".join(out), errors, blanks, time.perf_counter() - t0
 
+
+def _stop_deadline(deadline):
+    # deadline(0) after a call failed: the deadline may expire on the way
+    # in (isola.Cancelled raised there), which must not end the chunk; a
+    # cancel (the run is stopping) still does.
+    import isola
+    try:
+        deadline(0)
+    except isola.Cancelled:
+        if deadline(0) != 2:
+            raise
 
 
 # -- main side ------------------------------------------------------------------
@@ -218,6 +309,18 @@ class MapRun:
         self.started = {}
         self.lost = {}
         self.all_stuck = False
+        # The lane (issue #33): where chunks run now ("interpreter" or
+        # "process"), whether a refusal moves them (--lane auto), and the
+        # run's private directory (the --timeout FIFO, --shared copies)
+        lane = opts.get("--lane", "auto")
+        self.auto = lane == "auto"
+        self.lane = "process" if lane == "process" else "interpreter"
+        self.processes = opts.get("--processes")
+        self.moved = None              # the module whose refusal moved the run
+        self.shared = []               # (name, file a process worker reads)
+        self.tmpdir = None
+        self.fifo = self.fifo_fd = None
+        self.fifo_rest = b""
         placeholder = opts.get("--placeholder", "")
         self.placeholder = placeholder if self.ordered else None
         self.queue = queue.SimpleQueue()  # finished tasks and signals, for the loop
@@ -236,6 +339,7 @@ class MapRun:
             self._redirect_stdout()
             pool = self._start_pool()
         except _Setup as exc:
+            self._remove_tmpdir()
             sys.stderr.write(f"isola map: {exc}\n")
             return 2
         self.pool = pool
@@ -264,6 +368,7 @@ class MapRun:
                 status = 2
         finally:
             self._stop_pool(stop_now)
+            self._remove_tmpdir()
         if status != 128 + 13:
             self._summary()
         if status is None:
@@ -365,6 +470,16 @@ class MapRun:
             except ValueError as exc:
                 raise _Setup(f"--shared {spec}: {path} is not JSON: {exc}")
             self.isola.publish(name, value)
+            # process workers publish it again from a file: this one if it
+            # is a regular file, else a copy (a pipe cannot be read twice)
+            st = os.stat(path)
+            if _is_regular(st):
+                self.shared.append((name, os.path.abspath(path)))
+            else:
+                copy = os.path.join(self._private_dir(), f"shared{len(self.shared)}.json")
+                with open(copy, "w", encoding="utf-8") as f:
+                    json.dump(value, f)
+                self.shared.append((name, copy))
 
     def _redirect_stdout(self):
         # Results go to a private copy of standard output; fd 1 itself
@@ -376,20 +491,131 @@ class MapRun:
         os.dup2(2, 1)
 
     def _start_pool(self):
-        paths = [os.getcwd()] + self.o["--path"]
-        try:
-            pool = self.isola.Pool(self.o.get("-j"), preload=self.o["--preload"], path=paths,
-                                   init="import isola_map\nisola_map._worker_setup()",
-                                   trace=self.o.get("--trace"))
-        except Exception as exc:
-            raise _Setup(f"starting the workers failed: {exc}")
-        try:
-            pool.submit(_check_target, self.target).result()
-        except BaseException as exc:
-            pool.shutdown(wait=False, interrupt=True)
-            name, msg, _ = _error_of(exc, 0)
-            raise _Setup(f"cannot use {self.target}: {name}: {msg}")
+        """The pool, and the lane the run starts in: the interpreters, or
+        (--lane process, or --lane auto when a sub-interpreter refuses the
+        target's import or a --preload) the process workers."""
+        pool = None
+        if self.lane == "interpreter":
+            try:
+                pool = self._new_pool(self.o["--preload"], None)
+            except _Setup as exc:
+                module = self.isola._refused_module(exc.__cause__)
+                if module is None:
+                    raise
+                if not self.auto:
+                    raise _Setup(f"{exc}\n(--lane process runs {self.target} in process "
+                                 f"workers)")
+                self._warn_moved(module)
+            else:
+                self.workers = pool.size
+                try:
+                    pool.apply_async(_check_target, (self.target,),
+                                     lane="interpreter").result()
+                except BaseException as exc:
+                    module = self.isola._refused_module(exc)
+                    if module is None or not self.auto:
+                        pool.shutdown(wait=False, interrupt=True)
+                        name, msg, _ = _error_of(exc, 0)
+                        hint = ("" if module is None else
+                                f"\n(--lane process runs {self.target} in process workers)")
+                        raise _Setup(f"cannot use {self.target}: {name}: {msg}{hint}")
+                    self._warn_moved(module)
+                    pool.shutdown(wait=True, interrupt=True)
+                    pool = None
+        if pool is None:  # the process lane, from the start
+            n = self.processes or self.o.get("-j") or os.cpu_count() or 1
+            pool = self._new_pool((), n)
+            self.workers = n
+            try:
+                pool.apply_async(_check_target, (self.target,), lane="process").result()
+            except BaseException as exc:
+                pool.shutdown(wait=False, interrupt=True)
+                name, msg, _ = _error_of(exc, 0)
+                raise _Setup(f"cannot use {self.target} (in a process worker): {name}: {msg}")
         return pool
+
+    def _new_pool(self, preload, processes):
+        """processes None: interpreter workers (-j), and process workers
+        (--processes, default as many) started when a refusal moves the
+        run; N: one interpreter worker (a pool has one) and N process
+        workers, started now, importing --preload (the interpreter does not)."""
+        paths = [os.getcwd()] + self.o["--path"]
+        child_preload = [] if processes is None else self.o["--preload"]
+        init = (f"import isola_map\nisola_map._worker_setup({self.shared!r}, "
+                f"{child_preload!r})")
+        try:
+            pool = self.isola.Pool(self.o.get("-j") if processes is None else 1,
+                                   preload=preload, path=paths, init=init,
+                                   trace=self.o.get("--trace"), processes=processes,
+                                   auto_place=False)
+        except Exception as exc:
+            raise _Setup(f"starting the workers failed: {exc}") from exc
+        if processes is None and self.processes:
+            pool._processes = self.processes  # the lane's size, once it starts
+        return pool
+
+    def _warn_moved(self, module):
+        """--lane auto: a sub-interpreter refused module; from now on the
+        run's chunks go to process workers.  Said once."""
+        self.lane = "process"
+        self.moved = module
+        self._clear_bar()
+        sys.stderr.write(f"isola map: {module} does not support sub-interpreters: "
+                         f"{self.target} runs in process workers from now on (--lane process "
+                         f"starts there; --lane interpreter keeps the error)\n")
+        sys.stderr.flush()
+
+    def _move(self, module):
+        """A chunk was refused in an interpreter (an import inside FUNC):
+        the process lane from now on, once FUNC is found there.  False if
+        it cannot run there either: the refusals are then errors of their
+        lines."""
+        if self.lane == "process":
+            return True
+        try:
+            self.pool.apply_async(_check_target, (self.target,), lane="process").result()
+        except Exception as exc:
+            self.auto = False
+            name, msg, _ = _error_of(exc, 0)
+            self._clear_bar()
+            sys.stderr.write(f"isola map: {module} does not support sub-interpreters, and "
+                             f"{self.target} cannot run in a process worker either: "
+                             f"{name}: {msg}\n")
+            return False
+        self._warn_moved(module)
+        self.workers = self.processes or self.pool.size
+        return True
+
+    def _private_dir(self):
+        if self.tmpdir is None:
+            import tempfile
+            self.tmpdir = tempfile.mkdtemp(prefix="isola-map-")
+        return self.tmpdir
+
+    def _remove_tmpdir(self):
+        if self.fifo_fd is not None:
+            os.close(self.fifo_fd)
+            self.fifo_fd = None
+        if self.tmpdir is not None:
+            import shutil
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+    def _fifo_path(self):
+        """--timeout in the process lane: the FIFO where process workers
+        report each call's start (made on first need, read by the loop)."""
+        if self.fifo is None:
+            path = os.path.join(self._private_dir(), "progress")
+            os.mkfifo(path, 0o600)
+            # read and write: opening it never blocks, for us or a writer
+            self.fifo_fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                import fcntl
+                fcntl.fcntl(self.fifo_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+            except (ImportError, AttributeError, OSError):
+                pass  # 64 KiB: writers wait for the loop a little more often
+            self.fifo = path
+        return self.fifo
 
     def _open_outputs(self):
         resume = bool(self.o.get("--resume"))
@@ -460,8 +686,6 @@ class MapRun:
     # -- the loop ------------------------------------------------------------
 
     def _loop(self):
-        workers = self.pool.size
-        window = 2 * workers + 1
         inflight = self.inflight
         next_seq = 0
         chunks = self._chunks()
@@ -474,7 +698,7 @@ class MapRun:
         phase = 0          # 0 running, 1 grace, 2 interrupted
         step_at = None     # when the next step is due (None: never)
         while True:
-            while not self.stopping and len(inflight) < window:
+            while not self.stopping and len(inflight) < 2 * self.workers + 1:
                 try:
                     c = next(chunks, None)
                 except _Reading:
@@ -514,13 +738,13 @@ class MapRun:
                 if msg[1] and phase == 1:      # interrupt now
                     self._interrupt(inflight)
                     phase = 2
-                    step_at = time.monotonic() + self._grace()
+                    step_at = time.monotonic() + self._grace() + self._kill_margin()
                 elif msg[1] and phase == 2:    # abandon now
                     self.abandoned = True
                     break
                 continue
-            _, slot, part, fut, token = msg
-            self._part_done(slot, part, fut, token)
+            _, slot, part, fut, token, lane = msg
+            self._part_done(slot, part, fut, token, lane)
             self._advance()
             self._progress(False)
         self._progress(True)
@@ -539,32 +763,52 @@ class MapRun:
     def _look_for_stuck_lines(self):
         """--timeout: a call still running --timeout plus STOP_GRACE after
         its start was interrupted and did not stop (blocked in C, such as
-        time.sleep): its line fails, the other lines of its task run again
-        in tasks of their own, and its worker is given up on (until the
-        call returns, if ever).  With every worker given up on, the run
+        time.sleep in an interpreter worker): its line fails, the other
+        lines of its task run again in tasks of their own, and its worker
+        is given up on (an interpreter worker: until the call returns, if
+        ever; a process worker is interrupted, killed a grace later and
+        replaced).  With every interpreter worker given up on, the run
         stops (self.all_stuck)."""
         # A call's start is taken as when it is seen here (the loop looks at
         # least every 0.25 s): later than it was, so a line is never given
         # up on early.
         now = time.monotonic()
         started = self.started
+
+        def seen(n):
+            m = ~n if n < 0 else n
+            token, index = m >> 40, m & ((1 << 40) - 1)
+            if token in self.running and started.get(token, (None,))[0] != n:
+                started[token] = (n, index, now)
         try:
             while True:
-                n = self.progress.recv_nowait()
-                m = ~n if n < 0 else n
-                token, index = m >> 40, m & ((1 << 40) - 1)
-                if token in self.running and started.get(token, (None,))[0] != n:
-                    started[token] = (n, index, now)
+                seen(self.progress.recv_nowait())
         except self.isola.ChannelEmpty:
             pass
+        if self.fifo_fd is not None:
+            import struct
+            while True:
+                try:
+                    b = os.read(self.fifo_fd, 1 << 16)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if not b:
+                    break
+                b = self.fifo_rest + b
+                whole = len(b) - len(b) % 8
+                self.fifo_rest = b[whole:]
+                for (n,) in struct.iter_unpack("<q", b[:whole]):
+                    seen(n)
         for token, (_, index, t) in list(self.started.items()):
             if now - t <= self.timeout + self._grace():
                 continue
-            slot, part, fut = self.running.pop(token)
+            slot, part, fut, lane = self.running.pop(token)
             del self.started[token]
             if fut.done():
                 continue  # it ended after all: its message is on the way
-            self.lost[token] = fut
+            self.lost[token] = (fut, lane)
+            if lane == "process":
+                fut.interrupt()  # SIGINT; still running a grace later: killed
             if self.stopping:  # no new tasks: the part is not done
                 whole = len(slot.parts) == 1
                 self._set_part(slot, part, slot.first if whole else slot.first + part,
@@ -572,7 +816,9 @@ class MapRun:
                 continue
             failed = (index, "TimeoutError",
                       f"the call ran past --timeout {self.timeout:g} s and could not be "
-                      f"interrupted (blocked in C?): its worker is given up on", "")
+                      f"interrupted (blocked in C?): its " +
+                      ("process worker is killed and replaced" if lane == "process" else
+                       "worker is given up on"), "")
             if len(slot.parts) == 1 and slot.count > 1:
                 lines = slot.data.split(b"\n")
                 slot.parts = [None] * len(lines)
@@ -582,7 +828,17 @@ class MapRun:
                         self._submit(slot, k, slot.first + k, 1, line)
             part = index - slot.first if len(slot.parts) > 1 else 0
             self._set_part(slot, part, index, 1, (self._placeholder_line(), [failed], [], 0.0))
-        self.all_stuck = sum(not f.done() for f in self.lost.values()) >= self.pool.size
+        self.all_stuck = self.lane == "interpreter" and len(
+            self._stuck_interpreters()) >= self.pool.size
+
+    def _stuck_interpreters(self):
+        """Futures of interpreter workers given up on, still running."""
+        return [f for f, lane in self.lost.values() if lane == "interpreter" and not f.done()]
+
+    def _kill_margin(self):
+        """Extra time to wait for running tasks when some run in process
+        workers: those are killed a grace after their interrupt, and end."""
+        return 1.0 if self.lane == "process" or self.moved else 0.0
 
     def _placeholder_line(self):
         return "" if self.placeholder is None else self.placeholder + "\n"
@@ -635,16 +891,22 @@ class MapRun:
 
     def _submit(self, slot, part, first, count, data):
         token = next(self.tokens)
-        progress = (self.progress, token) if self.timeout else None
-        f = self.pool.submit(_map_chunk, self.target, first, data, self.plain, self.placeholder,
-                             self.timeout, self.retries, progress)
-        slot.futures.append(f)
+        lane = self.lane
+        process = lane == "process"
+        progress = None
         if self.timeout:
-            self.running[token] = (slot, part, f)
+            progress = (self._fifo_path() if process else self.progress, token)
+        f = self.pool.apply_async(
+            _map_chunk, (self.target, first, data, self.plain, self.placeholder, self.timeout,
+                         self.retries, progress, process, self.auto and not process),
+            lane=lane)
+        slot.futures.append((f, lane))
+        if self.timeout:
+            self.running[token] = (slot, part, f, lane)
         q = self.queue
-        f.add_done_callback(lambda f: q.put(("done", slot, part, f, token)))
+        f.add_done_callback(lambda f: q.put(("done", slot, part, f, token, lane)))
 
-    def _part_done(self, slot, part, fut, token):
+    def _part_done(self, slot, part, fut, token, lane):
         self.running.pop(token, None)
         self.started.pop(token, None)
         if self.lost.pop(token, None) is not None:
@@ -654,13 +916,25 @@ class MapRun:
         try:
             outcome = fut.result()
         except BaseException as exc:  # the task failed as a whole
+            module = None
+            if lane == "interpreter" and self.auto and not fut.cancelled():
+                module = self.isola._refused_module(exc)
             if self.stopping or fut.cancelled() or isinstance(exc, self.isola.Cancelled):
                 outcome = None    # not done: --resume does it
+            elif module is not None and self._move(module):
+                # a sub-interpreter refused an import of FUNC: this part
+                # (and every task from now on) runs in a process worker
+                data = slot.data if len(slot.parts) == 1 else slot.data.split(b"\n")[part]
+                self._submit(slot, part, first, count, data)
+                return
             elif slot.count > 1 and len(slot.parts) == 1:
                 self._split(slot)  # find the line that failed: one task per line
                 return
             else:
                 name, msg, tb = _error_of(exc, 0)
+                if isinstance(exc, BrokenExecutor):  # a process worker died (or
+                    # could not start again): no traceback of its own
+                    msg, tb = msg.replace("isola_map:_map_chunk", self.target), ""
                 outcome = (self._placeholder_line(), [(first, name, msg, tb)], [], 0.0)
         self._set_part(slot, part, first, count, outcome)
 
@@ -783,12 +1057,12 @@ class MapRun:
     def _cancel(self, inflight):
         """Read no more; cancel what has not started."""
         for slot in inflight.values():
-            for f in slot.futures:
+            for f, _ in slot.futures:
                 f.cancel()
 
     def _interrupt(self, inflight):
         for slot in inflight.values():
-            for f in slot.futures:
+            for f, _ in slot.futures:
                 if not f.done():
                     f.interrupt()
 
@@ -796,17 +1070,19 @@ class MapRun:
         """Shut the pool down.  now: cancel what is queued and interrupt
         what runs (a signal, an output error); tasks still running a grace
         after their interrupt are abandoned (self.abandoned), and the pool
-        with them."""
+        with them; process workers are killed instead (the lane does it a
+        grace after the interrupt), so that shutting them down is bounded."""
         pool = self.pool
-        running = [f for slot in self.inflight.values() for f in slot.futures]
-        if any(not f.done() for f in self.lost.values()):
+        running = [(f, lane) for slot in self.inflight.values() for f, lane in slot.futures]
+        if self._stuck_interpreters():
             self.abandoned = True  # past --timeout and its grace already
         if now and not self.abandoned and running:
             self._cancel(self.inflight)
             self._interrupt(self.inflight)
             import concurrent.futures as cf
-            cf.wait(running, timeout=self._grace())
-        if any(not f.done() for f in running):
+            cf.wait([f for f, _ in running], timeout=self._grace() + (
+                self._kill_margin() if any(lane == "process" for _, lane in running) else 0))
+        if any(not f.done() for f, lane in running if lane == "interpreter"):
             self.abandoned = True
         if self.abandoned:
             pool.shutdown(wait=False, interrupt=True)
@@ -859,10 +1135,16 @@ class MapRun:
                      f" the rest of the input not done" +
                      (": --resume does it" if self.joblog is not None else ""))
         if self.abandoned:
-            stuck = len({id(f) for slot in self.inflight.values() for f in slot.futures
-                         if not f.done()} | {id(f) for f in self.lost.values() if not f.done()})
-            text += (f"; {stuck} running task(s) did not end {self._grace():g} s after their "
-                     f"interrupt (a call that cannot be interrupted): abandoned")
+            stuck = len({id(f) for slot in self.inflight.values() for f, lane in slot.futures
+                         if lane == "interpreter" and not f.done()} |
+                        {id(f) for f in self._stuck_interpreters()})
+            killed = len({id(f) for slot in self.inflight.values() for f, lane in slot.futures
+                          if lane == "process" and not f.done()})
+            if stuck or not killed:
+                text += (f"; {stuck} running task(s) did not end {self._grace():g} s after "
+                         f"their interrupt (a call that cannot be interrupted): abandoned")
+            if killed:
+                text += f"; {killed} task(s) still running in process workers: killed"
         if self.stopping and (self.stop_signal is not None or self.halted):
             text += (", the rest of the input not done" +
                      (": --resume does it" if self.joblog is not None else ""))

@@ -731,6 +731,20 @@ typedef struct isola_pool_options {
 	 * 10 ms): 0: ISOLA_TRACE_BUFFER or 16,384.  Events past a full
 	 * buffer are dropped, counted in the file. */
 	uint32_t trace_events;
+	/* Process workers (the process lane, docs/proclane.md): child
+	 * processes that run tasks in their main interpreter, for code that
+	 * sub-interpreters refuse (numpy, lxml, ...).  0: none.  Each runs
+	 * `process_python -m isola._proc_worker`, started with posix_spawn
+	 * (never fork), with setup's sys.path first (and on PYTHONPATH, then
+	 * the caller's PYTHONPATH, then where isola's Python module is
+	 * installed), preload and init_source; the isola module must import
+	 * there.  Targets go to them by placement (isola_pool_place) or per
+	 * call (isola_pool_submit_lane).  A child that fails its setup fails
+	 * isola_pool_create with EPYTHON (its traceback in *error_out). */
+	int process_workers;
+	/* The Python the children run: NULL for the one isola was built for
+	 * (its path at build time).  Not the embedding program. */
+	const char *process_python;
 } isola_pool_options;
 
 /*
@@ -758,6 +772,35 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out,
  */
 int isola_pool_submit(isola_pool *pool, const char *target, isola_msg *args,
 		      int64_t timeout_ns, isola_future **out);
+
+/* Lanes: where a pool runs a task. */
+#define ISOLA_LANE_INTERPRETER 0 /* a worker thread's sub-interpreter (the default) */
+#define ISOLA_LANE_PROCESS 1     /* a process worker (options.process_workers) */
+
+/*
+ * Run targets of `what` in `lane` from now on: what is a module name
+ * ("pkg.mod": its submodules too, the longest match wins) or one target
+ * ("pkg.mod:qualname", before any module placement).  Applies to
+ * isola_pool_submit and isola_pool_map(_ex) of later calls.  In a
+ * process worker a task gets the same contract as in an interpreter
+ * (future, result or exception message, timeout, cancel while queued,
+ * shutdown), plus: a crash of the child fails only its task with
+ * ISOLA_ECRASHED (the message names the signal or status) and the child
+ * is replaced; a task still running 2 s after an interrupt is killed.
+ * Its arguments must hold no references (blobs, channels, frozen values:
+ * the submit fails with ETYPE); results come back copied.  map's
+ * per_element is not supported there (EINVAL), nor task graphs
+ * (isola_pool_submit_after keeps to interpreters).  EINVAL (a bad name
+ * or lane), ESTATE (ISOLA_LANE_PROCESS on a pool without process
+ * workers), ENOMEM.  Any thread.
+ */
+int isola_pool_place(isola_pool *pool, const char *what, int lane);
+
+/* isola_pool_submit in the given lane, whatever the placement.  ESTATE:
+ * ISOLA_LANE_PROCESS on a pool without process workers; ETYPE: args hold
+ * references (process lane); else as isola_pool_submit. */
+int isola_pool_submit_lane(isola_pool *pool, int lane, const char *target, isola_msg *args,
+			   int64_t timeout_ns, isola_future **out);
 
 /*
  * Task graphs: a call whose arguments include the results of other
@@ -973,7 +1016,8 @@ int isola_pool_monitor_dropped(isola_pool *pool, uint64_t *n);
  * else, typically a slower pure-Python path (PyYAML, msgpack,
  * simplejson, rapidfuzz do).  A refusal that made the task fail is not
  * one.  One record per module, in the order first seen; the count only
- * grows.  Any thread.
+ * grows.  Any thread.  For the C speed, run the target in a process
+ * worker: isola_pool_place(pool, target, ISOLA_LANE_PROCESS).
  */
 int isola_pool_fallbacks(isola_pool *pool, size_t *n);
 

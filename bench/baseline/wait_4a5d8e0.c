@@ -8,6 +8,7 @@
  * and through the real one, alternating (bench/README.md).
  */
 #include "channels/wait.h"
+#include "channels/wait_policy.h"
 
 #include "isola.h"
 
@@ -170,6 +171,12 @@ uint32_t isola__cpu_tag(void)
 bool isola__cpu_is_mine(uint32_t tag)
 {
 	return tag != 0 && tag == isola__cpu_tag();
+}
+
+/* 4a5d8e0 never moved a thread off its CPU (wait_policy.h). */
+bool isola__policy_spread(void)
+{
+	return false;
 }
 
 /* Per thread: this thread's last yield gave the CPU away. */

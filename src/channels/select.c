@@ -30,6 +30,7 @@
  * each followed by the other side's check.
  */
 #include "channels/channel.h"
+#include "channels/wait_policy.h"
 
 #include "common/atomics.h"
 
@@ -229,11 +230,12 @@ int isola__channel_wait_any_room(isola_channel *const *chans, size_t n, uint64_t
  * Whether the message this thread last received, from one of chans,
  * came from a sender on this thread's CPU (channel.h).  Then the next
  * one most likely will too (two threads exchanging messages that the
- * scheduler put on one core): see ISOLA__WAIT_PARTNER_HERE.  Only while
- * the machine is contended: on one with a free core, the plain spin
- * (pause, then yield) lets the kernel move one of the two there (an
- * exchange on one core then measured 1.2 us a round trip yielding at
- * once, against 0.65 us once moved apart).  Not for a pool worker's
+ * scheduler put on one core): see ISOLA__WAIT_PARTNER_HERE, while the
+ * machine is contended.  On one with a free core the receiver moves
+ * there (isola__policy_spread): some kernels part such a pair soon
+ * (Intel VMs here), others keep it together on purpose or pack it (an
+ * AMD EPYC VM: 5.7 us a round trip on one core, 0.6 us apart; issue
+ * #32).  Not for a pool worker's
  * idle spin (SPIN_ONLY), whose next sender is whoever submits next, nor
  * for futures (HANDOFF).
  */
@@ -281,8 +283,12 @@ static int select_or_wait(isola_channel *const *chans, size_t n, uint64_t room,
 				counted |= (uint64_t)1 << i;
 			}
 		if (room == 0 && !(flags & (ISOLA__WAIT_SPIN_ONLY | ISOLA__WAIT_HANDOFF)) &&
-		    sender_is_here(chans, n) && isola__cpu_contended())
-			flags |= ISOLA__WAIT_PARTNER_HERE;
+		    sender_is_here(chans, n)) {
+			if (isola__cpu_contended())
+				flags |= ISOLA__WAIT_PARTNER_HERE;
+			else
+				isola__policy_spread(); /* a free CPU: go there */
+		}
 		r = isola__spin(try_all, &op, d, flags);
 		for (size_t i = 0; i < n; i++)
 			if (counted & ((uint64_t)1 << i))

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -85,6 +86,22 @@ static long real_switches(void)
 	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : -1;
 }
 
+/* "0.52 0.58 0.59 3/104 4242": the 4th field's first number. */
+static int real_runnable(void)
+{
+	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char buf[128];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	int r;
+	return sscanf(buf, "%*s %*s %*s %d/", &r) == 1 ? r : -1;
+}
+
 /* ---- inputs and calibration ----------------------------------------- */
 
 /* Read and written relaxed: tests install inputs while no thread waits,
@@ -92,12 +109,20 @@ static long real_switches(void)
 static void (*yield_fn)(void) = real_yield;
 static int64_t (*run_delay_fn)(void) = real_run_delay_ns;
 static long (*switches_fn)(void) = real_switches;
+static int (*runnable_fn)(void) = real_runnable;
 
 #define SLOW_MIN_NS 500
 static int64_t idle_yield_ns;            /* 0: not measured yet */
 static int64_t slow_ns = SLOW_MIN_NS;
 static int64_t calibrate_at;             /* a thread may measure from then */
 static int64_t calibrate_backoff = 1000000000; /* the next wait after a failure */
+/* A measure is redone a minute after the last: a VM's host changes
+ * under it (another host, another load), and a measure costs a wait up
+ * to 200 us once a minute. */
+#define RECALIBRATE_NS 60000000000LL
+static int64_t calibrated_at;                  /* when the last measure succeeded */
+static int64_t recalibrate_ns = RECALIBRATE_NS; /* an input (tests) */
+
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -141,6 +166,10 @@ static bool calibrate(void)
 	__atomic_store_n(&slow_ns, g > SLOW_MIN_NS ? g : SLOW_MIN_NS,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&idle_yield_ns, idle, __ATOMIC_RELAXED);
+	__atomic_store_n(&calibrated_at, isola__now_ns(), __ATOMIC_RELAXED);
+	/* The next measure is due by age alone (isola__policy_yield_slow_ns). */
+	__atomic_store_n(&calibrate_at, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&calibrate_backoff, 1000000000, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -150,6 +179,11 @@ void isola__wait_inputs_set(const struct isola__wait_inputs *in)
 	__atomic_store_n(&run_delay_fn, in && in->run_delay_ns ? in->run_delay_ns : real_run_delay_ns,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&switches_fn, in && in->switches ? in->switches : real_switches,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&runnable_fn, in && in->runnable ? in->runnable : real_runnable,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&recalibrate_ns,
+			 in && in->remeasure_after_ns > 0 ? in->remeasure_after_ns : RECALIBRATE_NS,
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&idle_yield_ns, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&slow_ns, SLOW_MIN_NS, __ATOMIC_RELAXED);
@@ -174,7 +208,9 @@ void isola__policy_yield(void)
 
 int64_t isola__policy_yield_slow_ns(void)
 {
-	if (__atomic_load_n(&idle_yield_ns, __ATOMIC_RELAXED) == 0) {
+	if (__atomic_load_n(&idle_yield_ns, __ATOMIC_RELAXED) == 0 ||
+	    isola__now_ns() - __atomic_load_n(&calibrated_at, __ATOMIC_RELAXED) >
+		    __atomic_load_n(&recalibrate_ns, __ATOMIC_RELAXED)) {
 		/* One thread measures at a time, and a failed measure (a busy
 		 * CPU) is tried again a second later. */
 		int64_t now = isola__now_ns(), at = __atomic_load_n(&calibrate_at, __ATOMIC_RELAXED);
@@ -224,6 +260,74 @@ bool isola__policy_switched_out(void)
 	long before = last_switches;
 	last_switches = now;
 	return now < 0 || before < 0 || now != before;
+}
+
+/* ---- two partners on one CPU: move apart (wait_policy.h) ------------- */
+
+#define SPREAD_EVERY_NS 1000000        /* at most one move a ms per process */
+#define SPREAD_SOON_NS 50000000        /* together again within 50 ms: back off */
+#define SPREAD_BACKOFF_MAX_NS 1000000000
+
+/* Hints, relaxed: a stale value only makes one move early or late. */
+static int64_t spread_any_next;                       /* the process's next move */
+static _Thread_local int64_t spread_next, spread_last; /* this thread's */
+static _Thread_local int64_t spread_backoff = SPREAD_EVERY_NS;
+
+/* ISOLA_SPREAD=0 in the environment turns the moves off (a user who
+ * places threads, benchmarks' before/after).  Read once; a race reads
+ * the same value twice. */
+static bool spread_enabled(void)
+{
+	static int state; /* 0: not read yet, 1: on, 2: off */
+	int s = __atomic_load_n(&state, __ATOMIC_RELAXED);
+	if (s == 0) {
+		const char *v = getenv("ISOLA_SPREAD");
+		s = v != NULL && v[0] == '0' && v[1] == '\0' ? 2 : 1;
+		__atomic_store_n(&state, s, __ATOMIC_RELAXED);
+	}
+	return s == 1;
+}
+
+bool isola__policy_spread(void)
+{
+	int64_t now = isola__now_ns();
+	if (now < spread_next || !spread_enabled())
+		return false;
+	/* One thread of the process at a time: two partners that both move
+	 * at once may land together again. */
+	int64_t any = __atomic_load_n(&spread_any_next, __ATOMIC_RELAXED);
+	if (now < any || !__atomic_compare_exchange_n(&spread_any_next, &any,
+						      now + SPREAD_EVERY_NS, false,
+						      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return false;
+	spread_backoff = spread_last != 0 && now - spread_last < SPREAD_SOON_NS
+				 ? (2 * spread_backoff < SPREAD_BACKOFF_MAX_NS ? 2 * spread_backoff
+									     : SPREAD_BACKOFF_MAX_NS)
+				 : SPREAD_EVERY_NS;
+	spread_next = now + spread_backoff;
+	cpu_set_t all;
+	if (sched_getaffinity(0, sizeof(all), &all) != 0 || CPU_COUNT(&all) < 2)
+		return false;
+	/* A free CPU to go to: no more runnable threads than CPUs (the two
+	 * partners included).  Else moving only joins another process's
+	 * thread (the contended case, wait.c). */
+	int runnable = __atomic_load_n(&runnable_fn, __ATOMIC_RELAXED)();
+	if (runnable < 0 || runnable > CPU_COUNT(&all))
+		return false;
+	int cpu = sched_getcpu();
+	if (cpu < 0 || !CPU_ISSET(cpu, &all))
+		return false;
+	cpu_set_t others = all;
+	CPU_CLR(cpu, &others);
+	if (sched_setaffinity(0, sizeof(others), &others) != 0)
+		return false;
+	/* The same set as before: allowed on the CPU it is on now, the
+	 * kernel leaves it there. */
+	if (sched_setaffinity(0, sizeof(all), &all) != 0)
+		sched_setaffinity(0, sizeof(all), &all);
+	spread_last = now;
+	isola__wait_thread_stats.spreads++;
+	return true;
 }
 
 void isola__policy_thread_begin(void)

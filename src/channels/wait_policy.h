@@ -22,6 +22,11 @@ struct isola__wait_inputs {
 	/* This thread's involuntary context switches so far (getrusage;
 	 * a sched_yield that ran another thread counts as one), or -1. */
 	long (*switches)(void);
+	/* Threads runnable on the whole machine now (/proc/loadavg's
+	 * "R/T"), or -1 if unknown. */
+	int (*runnable)(void);
+	/* How long a measure of the idle yield holds (0: a minute). */
+	int64_t remeasure_after_ns;
 };
 
 /* Install inputs (NULL: the real ones) and measure the machine again
@@ -37,7 +42,8 @@ void isola__policy_yield(void);
 /* A yield that took longer than this may have run another thread (then
  * ask isola__policy_switched_out): the cost of a yield with nothing else
  * to run (the median of yields that switched to no other thread) and a
- * quarter, measured at first use, and at least 0.5 us (an idle yield:
+ * quarter, measured at first use and again a minute after each measure
+ * (a VM's host changes under it), and at least 0.5 us (an idle yield:
  * 0.25-1 us on the Intel VMs here, 1.3 us on an AMD EPYC VM). */
 int64_t isola__policy_yield_slow_ns(void);
 
@@ -63,12 +69,28 @@ bool isola__policy_gap_was_contention(int64_t gap_ns);
  * yield if none was made yet. */
 void isola__policy_thread_begin(void);
 
+/* A receive is about to spin for a message whose sender ran on this
+ * thread's CPU, and the process is not contended: two partners the
+ * scheduler put on one CPU while another is free (a kernel that packs
+ * threads onto few vCPUs does that on purpose, and its balancer does not
+ * part two threads that hand the CPU to each other: 5.7 us round trips
+ * against 0.6 us apart, on an AMD EPYC VM).  When the machine has no
+ * more runnable threads than this thread may use CPUs, move this thread
+ * off its CPU (its affinity without that CPU, then restored: the kernel
+ * moves it at once and does not move it back).  Rate-limited: at most
+ * one move a millisecond in the process, and a thread that finds itself
+ * with its partner again soon after its last move waits twice as long
+ * (up to a second) before the next.  ISOLA_SPREAD=0 in the environment
+ * turns it off.  True when it moved. */
+bool isola__policy_spread(void);
+
 /* Per thread, for tests and benchmarks: what this thread's spins did. */
 struct isola__wait_thread_stats {
 	uint64_t spins;              /* isola__spin calls that polled twice or more */
 	uint64_t spins_yield_first;  /* ... that yielded at their first poll */
 	uint64_t gaps_contended;     /* gaps judged another thread's running */
 	uint64_t gaps_paused;        /* gaps judged a pause of the whole machine */
+	uint64_t spreads;            /* moves off a CPU shared with a partner */
 };
 extern _Thread_local struct isola__wait_thread_stats isola__wait_thread_stats;
 

@@ -1603,10 +1603,14 @@ class Executor(_cf.ThreadPoolExecutor):
     Executor(max_workers=None, initializer=None, initargs=(), **pool_options)
 
     pool_options are isola.Pool's (preload, init, path, allow_pickle,
-    stop_grace, trace).  As with the stdlib's executors, nothing starts until
-    work arrives: the workers (all max_workers of them, in parallel) and
-    their initializers start at the first submit() or map(), so an
-    executor that is never used costs nothing and shuts down at once.  A
+    stop_grace, trace, processes, place, auto_place): a callable whose
+    import a sub-interpreter refuses (numpy, lxml, ...) runs in the pool's
+    process workers, by itself (one RuntimeWarning per module) or as
+    place= says, with the same Futures (issue #33).  As with the stdlib's
+    executors, nothing starts until work arrives: the workers (all
+    max_workers of them, in parallel) and their initializers start at the
+    first submit() or map(), so an executor that is never used costs
+    nothing and shuts down at once.  A
     failing initializer makes the executor broken at that point: the
     error is logged to the "concurrent.futures" logger, and submit()
     raises isola.BrokenPool (a concurrent.futures.BrokenExecutor), then
@@ -1622,7 +1626,7 @@ class Executor(_cf.ThreadPoolExecutor):
     """
 
     _POOL_OPTIONS = frozenset({"preload", "init", "path", "allow_pickle", "stop_grace",
-                               "trace"})
+                               "trace", "processes", "place", "auto_place"})
 
     def __init__(self, max_workers=None, initializer=None, initargs=(), **pool_options):
         if max_workers is not None and max_workers <= 0:

@@ -2,6 +2,7 @@
  * pool.c - pool lifecycle, submitting work, stats (design in pool.h).
  */
 #include "scheduler/pool.h"
+#include "scheduler/proclane.h"
 #include "common/alloc.h"
 #include "common/recycle.h"
 
@@ -182,6 +183,7 @@ static void free_pool(struct isola_pool *p)
 			isola__task_free(t);
 		}
 	}
+	isola__pool_lane_free(p); /* joins the process workers first */
 	isola__actor_free_all(p);
 	isola__graph_fini(p);
 	isola__trace_pool_free(p); /* the workers are gone: the last drain */
@@ -315,6 +317,14 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 		free_pool(p);
 		return r;
 	}
+	if (opts != NULL && opts->process_workers > 0) {
+		r = isola__pool_lane_start(p, opts->process_workers, opts->process_python,
+					   error_out);
+		if (r != 0) {
+			isola_pool_destroy(p);
+			return r;
+		}
+	}
 	*out = p;
 	return 0;
 }
@@ -372,6 +382,8 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 	} else {
 		isola__graph_shutdown(p, false); /* closes them once no task waits */
 	}
+	/* The process lane stops taking work now; it is joined below. */
+	isola__pool_lane_shutdown(p, how, 0, 0);
 	if (how & ISOLA_SHUTDOWN_INTERRUPT) {
 		/* The watchdog raises Cancelled in every running task. */
 		pthread_mutex_lock(&p->lock);
@@ -384,6 +396,15 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 	/* isola__wait, not a bare ck_ec wait: it keeps each sleep within the
 	 * deadline (ck_ec's own backoff sleeps a second and more). */
 	int r = isola__wait(&p->exit_ec, all_exited, p, &d, ISOLA__WAIT_NO_SPIN);
+	if (r == 0 && p->plane != NULL) {
+		/* The process workers, in what is left of the timeout. */
+		int64_t left = -1;
+		if (!d.forever) {
+			left = ((int64_t)d.at.tv_sec * 1000000000 + d.at.tv_nsec) - isola__now_ns();
+			left = left > 0 ? left : 0;
+		}
+		r = isola__pool_lane_shutdown(p, how, 1, left);
+	}
 	if (r == 0)
 		isola__trace_pool_end(p); /* every worker left: its file is complete */
 	return r == ISOLA_EAGAIN ? ISOLA_ETIMEDOUT : r;
@@ -419,14 +440,10 @@ static int enqueue_call(struct isola_pool *p, struct task *t)
 	return isola__task_enqueue(p, p->shared_q, t);
 }
 
-int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
-		      int64_t timeout_ns, isola_future **out)
+/* A call in an interpreter worker (arguments checked). */
+static int submit_to_interpreters(struct isola_pool *p, const char *target, isola_msg *args,
+				  int64_t timeout_ns, isola_future **out)
 {
-	ISOLA__CHECK_POOL(p);
-	if (p == NULL || out == NULL || !isola__valid_target(target))
-		return ISOLA_EINVAL;
-	if (isola__load_acquire(&p->closing))
-		return ISOLA_ECLOSED;
 	struct task *t = isola__task_new(TASK_CALL, target);
 	isola_future *f = t ? isola__future_new(p) : NULL;
 	if (f == NULL) {
@@ -449,6 +466,35 @@ int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
 	}
 	*out = f;
 	return 0;
+}
+
+int isola_pool_submit(isola_pool *p, const char *target, isola_msg *args,
+		      int64_t timeout_ns, isola_future **out)
+{
+	ISOLA__CHECK_POOL(p);
+	if (p == NULL || out == NULL || !isola__valid_target(target))
+		return ISOLA_EINVAL;
+	if (isola__load_acquire(&p->closing))
+		return ISOLA_ECLOSED;
+	if (p->plane != NULL && isola__pool_lane_wants(p, target))
+		return isola__pool_lane_submit(p, ISOLA__PROC_CALL, target, args, NULL, 0, 0,
+					       timeout_ns, out);
+	return submit_to_interpreters(p, target, args, timeout_ns, out);
+}
+
+int isola_pool_submit_lane(isola_pool *p, int lane, const char *target, isola_msg *args,
+			   int64_t timeout_ns, isola_future **out)
+{
+	ISOLA__CHECK_POOL(p);
+	if (p == NULL || out == NULL || !isola__valid_target(target) ||
+	    (lane != ISOLA_LANE_INTERPRETER && lane != ISOLA_LANE_PROCESS))
+		return ISOLA_EINVAL;
+	if (isola__load_acquire(&p->closing))
+		return ISOLA_ECLOSED;
+	if (lane == ISOLA_LANE_PROCESS)
+		return isola__pool_lane_submit(p, ISOLA__PROC_CALL, target, args, NULL, 0, 0,
+					       timeout_ns, out);
+	return submit_to_interpreters(p, target, args, timeout_ns, out);
 }
 
 static size_t default_chunksize(const struct isola_pool *p, size_t n)
@@ -499,6 +545,10 @@ int isola_pool_map_ex(isola_pool *p, const char *target, isola_msg *argsets, siz
 	if (isola__load_acquire(&p->closing))
 		return ISOLA_ECLOSED;
 	size_t chunksize = o->chunksize > 0 ? o->chunksize : default_chunksize(p, n);
+	if (p->plane != NULL && n > 0 && isola__pool_lane_wants(p, target))
+		return o->per_element ? ISOLA_EINVAL
+				      : isola__pool_lane_map(p, target, argsets, n, chunksize,
+							     o->timeout_ns, out, n_chunks);
 	size_t k = n / chunksize + (n % chunksize != 0);
 	struct task **ts = k > 0 ? map_tasks(p, target, n, o, chunksize, k) : NULL;
 	if (k > 0 && ts == NULL)

@@ -165,8 +165,11 @@ enum closing_level {
 #define ISOLA__CHECK_POOL(p) \
 	assert((p) == NULL || (p)->tag == ISOLA__POOL_TAG || !"isola: use of a destroyed pool")
 
+struct isola__pool_lane; /* pool_lane.c */
+
 struct isola_pool {
 	uint32_t tag; /* ISOLA__POOL_TAG while alive */
+	struct isola__pool_lane *plane; /* process workers, or NULL (pool_lane.c) */
 	int n;
 	struct isola__pool_link *link; /* its futures reach it through this */
 	struct worker *workers;
@@ -306,5 +309,17 @@ void isola__worker_help(struct worker *w, struct task *t);
 /* The task w runs has been asked to stop (cancel, timeout) since it
  * started (GIL held). */
 bool isola__worker_outer_interrupted(struct worker *w);
+
+/* pool_lane.c: an embedder's process workers (isola.h, process_workers). */
+int isola__pool_lane_start(struct isola_pool *p, int workers, const char *python,
+			   char **error_out);
+bool isola__pool_lane_wants(struct isola_pool *p, const char *target);
+int isola__pool_lane_submit(struct isola_pool *p, int kind, const char *target, isola_msg *args,
+			    isola_msg *argsets, size_t n, size_t first, int64_t timeout_ns,
+			    isola_future **out);
+int isola__pool_lane_map(struct isola_pool *p, const char *target, isola_msg *argsets, size_t n,
+			 size_t chunksize, int64_t timeout_ns, isola_future **out, size_t *n_chunks);
+int isola__pool_lane_shutdown(struct isola_pool *p, int how, int wait, int64_t timeout_ns);
+void isola__pool_lane_free(struct isola_pool *p);
 
 #endif

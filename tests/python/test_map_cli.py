@@ -91,15 +91,17 @@ def lag(x):
 '''
 
 
-@unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
-@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with the newest Python only (scripts/test)")
-class MapCli(unittest.TestCase):
+class _CliCase(unittest.TestCase):
+    """A directory holding the tools modules, and ways to run `isola`."""
+    FILES = {"tools.py": TOOLS}
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.dir = cls.tmp.name
-        with open(os.path.join(cls.dir, "tools.py"), "w") as f:
-            f.write(TOOLS)
+        for name, text in cls.FILES.items():
+            with open(os.path.join(cls.dir, name), "w") as f:
+                f.write(text)
         cls.isola = os.path.join(BUILD, "cli", "isola")
 
     @classmethod
@@ -122,6 +124,35 @@ class MapCli(unittest.TestCase):
         return subprocess.run([self.isola, *args], input=input, capture_output=True,
                               text=not isinstance(input, bytes), cwd=self.dir, timeout=timeout,
                               **kw)
+
+    def popen(self, *args, **kw):
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([self.isola, *args], cwd=self.dir, text=True,
+                                start_new_session=True, **kw)
+
+    def finish(self, p, timeout=60, input=None):
+        try:
+            out, err = p.communicate(input, timeout=timeout)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        return out, err
+
+    def wait_for_lines(self, path, n, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    if len(f.read().splitlines()) >= n:
+                        return
+            time.sleep(0.02)
+        self.fail(f"{path}: fewer than {n} lines after {timeout} s")
+
+
+@unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with the newest Python only (scripts/test)")
+class MapCli(_CliCase):
 
     # 1. the mapped function runs in the Python isola was built for
     def test_runs_in_the_interpreter_binary(self):
@@ -413,30 +444,6 @@ class MapCli(unittest.TestCase):
 
     # -- issue 30 and 31 ---------------------------------------------------
 
-    def popen(self, *args, **kw):
-        kw.setdefault("stderr", subprocess.PIPE)
-        return subprocess.Popen([self.isola, *args], cwd=self.dir, text=True,
-                                start_new_session=True, **kw)
-
-    def finish(self, p, timeout=60):
-        try:
-            out, err = p.communicate(timeout=timeout)
-        finally:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        return out, err
-
-    def wait_for_lines(self, path, n, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if os.path.exists(path):
-                with open(path) as f:
-                    if len(f.read().splitlines()) >= n:
-                        return
-            time.sleep(0.02)
-        self.fail(f"{path}: fewer than {n} lines after {timeout} s")
-
     # 30.4: a line stuck in a C call that cannot be interrupted is
     # abandoned after the grace: the run still ends with 143 (130)
     def test_signal_stops_a_call_stuck_in_c(self):
@@ -605,6 +612,314 @@ class MapCli(unittest.TestCase):
         r = self.run_isola("map", "tools:double", "--placeholder", "null", input="1\n")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--placeholder goes with --ordered", r.stderr)
+
+# -- issue #33: the process lane -----------------------------------------------
+
+# Targets a sub-interpreter refuses: lanetools imports the tests' single-phase
+# extension (tests/singlephase_ext.c, as numpy does for real) at import,
+# lazytools inside the call, for some lines only.
+LANE_TOOLS = r"""
+import os, signal, sys, time
+import singlephase_ext
+
+def double(x):
+    return 2 * x
+
+def where(x):
+    return [2 * x, os.getpid()]
+
+def mixed(x):
+    # one run, every kind of line
+    if x == 2:
+        import ctypes
+        ctypes.string_at(0)  # SIGSEGV
+    if x == 3:
+        os._exit(5)
+    if x == 4:
+        sys.exit("bye")
+    if x == 5:
+        raise KeyError(x)
+    if x == 6:
+        print("chatter", x)
+        sys.stdout.flush()
+    return 2 * x
+
+def spin(x):
+    while x == 3:
+        pass
+    return x
+
+def nap(x):
+    if x == 3:
+        time.sleep(3600)  # a SIGALRM ends it in a process worker
+    return x
+
+def stuck(x):
+    # a call that ignores signals, as a C call that never checks them
+    if x:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGALRM})
+        open("stuck.started", "w").close()
+        time.sleep(3600)
+    return x
+
+def slow(x):
+    time.sleep(0.01)
+    return x
+
+def boom(x):
+    if x % 2:
+        raise KeyError(x)
+    return x
+
+def translate(word):
+    import isola
+    table = isola.lookup("vocab")
+    return [type(table).__name__, table.get(word, "?")]
+"""
+
+LAZY_TOOLS = r"""
+import os
+
+def triple(x):
+    if x % 100 == 99:  # a refusal in the middle of the run
+        import singlephase_ext
+    return [3 * x, os.getpid()]
+"""
+
+try:
+    import importlib.util
+    HAVE_EXT = importlib.util.find_spec("singlephase_ext") is not None
+except ImportError:
+    HAVE_EXT = False
+
+
+def lane_children(parent):
+    """Live processes running isola._proc_worker for parent (the pid is
+    their last argument)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        argv = [a for a in argv if a]
+        if b"isola._proc_worker" in argv and argv[-1] == str(parent).encode():
+            found.append(int(d))
+    return found
+
+
+@unittest.skipIf(IN_SUB or not BUILD, "needs ISOLA_BUILD_DIR and subprocesses")
+@unittest.skipIf(os.environ.get("ISOLA_SKIP_CLI_TESTS"), "the command line is tested with the newest Python only (scripts/test)")
+@unittest.skipUnless(HAVE_EXT, "singlephase_ext is built by the test suite (PYTHONPATH)")
+class MapCliProcessLane(_CliCase):
+    """isola map with targets that refuse sub-interpreters (issue #33).
+    Each case runs the command as a subprocess with a hard timeout."""
+    FILES = {"tools.py": TOOLS, "lanetools.py": LANE_TOOLS, "lazytools.py": LAZY_TOOLS}
+
+    def warnings_in(self, err):
+        return [l for l in err.splitlines() if "does not support sub-interpreters" in l]
+
+    def test_auto_moves_to_processes_with_one_warning(self):
+        data = "".join(f"{i}\n" for i in range(2000))
+        p = self.popen("map", "lanetools:where", "--ordered", "-j", "2", stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE)
+        out, err = self.finish(p, 120, data)
+        self.assertEqual(p.returncode, 0, err)
+        rows = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual([r[0] for r in rows], [2 * i for i in range(2000)])
+        pids = {r[1] for r in rows}
+        self.assertNotIn(p.pid, pids)  # the launcher execs: p.pid is the engine
+        self.assertLessEqual(len(pids), 2)
+        warned = self.warnings_in(err)
+        self.assertEqual(len(warned), 1, err)
+        self.assertIn("singlephase_ext", warned[0])
+        self.assertIn("lanetools:where", warned[0])
+        self.assertEqual(lane_children(p.pid), [])  # none left behind
+        # a refusal in the middle of the run (an import inside FUNC): the
+        # chunks refused move, every line once, in order
+        data = "".join(f"{i}\n" for i in range(1000))
+        p = self.popen("map", "lazytools:triple", "--ordered", "-j", "2", "--chunk", "7",
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        out, err = self.finish(p, 120, data)
+        self.assertEqual(p.returncode, 0, err)
+        rows = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual([r[0] for r in rows], [3 * i for i in range(1000)])
+        self.assertEqual(rows[0][1], p.pid)  # in an interpreter (of the engine's process)
+        # chunks already sent to interpreters when line 99 was refused end
+        # there (5 chunks of 7 in flight with -j 2); every later one is moved
+        self.assertTrue(all(r[1] != p.pid for r in rows[99 + 7 * 7:]),
+                        "after the refusal every line ran in a process worker")
+        self.assertEqual(len(self.warnings_in(err)), 1, err)
+        r = self.run_isola("map", "lazytools:triple", "-j", "2", "--chunk", "3", input=data)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(sorted(x["index"] for x in rows), list(range(1000)))
+        self.assertTrue(all(x["result"][0] == 3 * x["index"] for x in rows))
+
+    def test_lane_interpreter_keeps_the_error(self):
+        r = self.run_isola("map", "lanetools:double", "--lane", "interpreter", input="1\n")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("does not support loading in subinterpreters", r.stderr)
+        self.assertIn("--lane process", r.stderr)
+        r = self.run_isola("map", "lazytools:triple", "--lane", "interpreter", "--ordered",
+                           input="98\n99\n100\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual([l and json.loads(l)[0] for l in r.stdout.split("\n")[:-1]],
+                         [294, "", 300])
+        self.assertIn("(index 1): ImportError", r.stderr)
+        self.assertEqual(self.warnings_in(r.stderr), [])
+        r = self.run_isola("map", "tools:double", "--lane", "interpreter", "--processes", "2")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--processes", r.stderr)
+        r = self.run_isola("map", "tools:double", "--lane", "threads")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--lane takes one of auto, interpreter, process", r.stderr)
+
+    def test_lane_process_from_the_start(self):
+        for module in ("lanetools:where", "lazytools:triple"):  # refused or not
+            p = self.popen("map", module, "--ordered", "--lane", "process", "--processes", "3",
+                           "-j", "1", "--chunk", "1", stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE)
+            out, err = self.finish(p, 120, "".join(f"{i}\n" for i in range(99)))
+            self.assertEqual(p.returncode, 0, err)
+            rows = [json.loads(l) for l in out.splitlines()]
+            k = 2 if module == "lanetools:where" else 3
+            self.assertEqual([r[0] for r in rows], [k * i for i in range(99)])
+            pids = {r[1] for r in rows}
+            self.assertNotIn(p.pid, pids)
+            self.assertLessEqual(len(pids), 3)
+            self.assertEqual(self.warnings_in(err), [])  # asked for: no warning
+        # a --preload a sub-interpreter refuses: auto moves, process starts there
+        for lane in ("auto", "process"):
+            r = self.run_isola("map", "tools:double", "--preload", "singlephase_ext", "--lane",
+                               lane, "--ordered", input="1\n2\n")
+            self.assertEqual((r.returncode, r.stdout), (0, "2\n4\n"), r.stderr)
+            self.assertEqual(len(self.warnings_in(r.stderr)), lane == "auto", r.stderr)
+        r = self.run_isola("map", "no_such_module_qq:f", "--lane", "process", input="1\n")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("No module named 'no_such_module_qq'", r.stderr)
+
+    def test_help_documents_the_lane(self):
+        h = self.run_isola("map", "--help").stdout
+        for word in ("--lane", "auto", "interpreter", "process", "--processes",
+                     "does not support loading in subinterpreters", "WorkerCrashed"):
+            self.assertIn(word, h)
+
+    def test_failures_belong_to_their_line(self):
+        # a segfault, os._exit, sys.exit, an exception: each fails its line
+        # alone; print() goes to standard error
+        r = self.run_isola("map", "lanetools:mixed", "--ordered", "--placeholder", "null",
+                           "-j", "2", "--chunk", "4", "--errors", self.path("mixed.err"),
+                           input="".join(f"{i}\n" for i in range(1, 11)))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()],
+                         [2, None, None, None, None, 12, 14, 16, 18, 20])
+        errs = {e["index"]: e for e in map(json.loads, self.read("mixed.err").splitlines())}
+        self.assertEqual(sorted(errs), [1, 2, 3, 4])
+        self.assertEqual(errs[1]["error"], "isola.WorkerCrashed")
+        self.assertIn("SIGSEGV", errs[1]["message"])
+        self.assertIn("lanetools:mixed", errs[1]["message"])
+        self.assertIn("os._exit(5)", errs[2]["message"])
+        self.assertEqual((errs[3]["error"], errs[3]["message"]), ("SystemExit", "bye"))
+        self.assertEqual(errs[4]["error"], "KeyError")
+        self.assertIn("chatter 6", r.stderr)
+        self.assertIn("4 errors", r.stderr)
+
+    def test_timeout(self):
+        # Python code and time.sleep are interrupted at --timeout (SIGALRM)
+        for fn in ("spin", "nap"):
+            r = self.run_isola("map", f"lanetools:{fn}", "--timeout", "0.5", "--chunk", "5",
+                               input="1\n2\n3\n4\n5\n", timeout=60)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            rows = {x["index"]: x for x in map(json.loads, r.stdout.splitlines())}
+            self.assertEqual(sorted(rows), [0, 1, 2, 3, 4])
+            self.assertEqual(rows[2]["error"], "TimeoutError")
+            self.assertIn("was interrupted", rows[2]["message"])
+            self.assertEqual([rows[i]["result"] for i in (0, 1, 3, 4)], [1, 2, 4, 5])
+        # a call that ignores signals: its line fails STOP_GRACE later, its
+        # process worker is killed and replaced, and the run goes on (one
+        # worker: the lines after it ran in the new one)
+        t0 = time.monotonic()
+        p = self.popen("map", "lanetools:stuck", "-j", "1", "--chunk", "5", "--timeout", "0.5",
+                       "--ordered", "--placeholder", "null", stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE)
+        out, err = self.finish(p, 60, "0\n1\n0\n0\n")
+        self.assertEqual(p.returncode, 1, err)
+        self.assertEqual(out, "0\nnull\n0\n0\n")
+        self.assertIn("(index 1): TimeoutError", err)
+        self.assertIn("process worker is killed", err)
+        self.assertNotIn("abandoned", err)
+        self.assertNotIn("every worker is stuck", err)
+        self.assertLess(time.monotonic() - t0, 30)
+
+    def test_sigint_stops_cleanly_and_resume_finishes(self):
+        data = self.write("lane_int.in", "".join(f"{i}\n" for i in range(600)))
+        out, log = self.path("lane_int.out"), self.path("lane_int.log")
+        p = self.popen("map", "lanetools:slow", data, "--out", out, "--joblog", log, "-j", "2",
+                       "--chunk", "5")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until some lines are written
+            if os.path.exists(out) and os.path.getsize(out) > 200:
+                break
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, err = self.finish(p)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("stopped by SIGINT", err)
+        self.assertEqual(lane_children(p.pid), [])
+        with open(out) as f:
+            rows = [json.loads(l) for l in f]  # every line whole
+        self.assertLess(len(rows), 600, "the run stopped early")
+        r = self.run_isola("map", "lanetools:slow", data, "--out", out, "--joblog", log,
+                           "--resume", "--lane", "process")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            rows = [json.loads(l) for l in f]
+        self.assertEqual(sorted(x["index"] for x in rows), list(range(600)))
+        self.assertTrue(all(x["result"] == x["index"] for x in rows))
+
+    def test_sigterm_with_a_call_that_ignores_signals(self):
+        # the running task is interrupted after the grace and killed a grace
+        # later: nothing is abandoned, the run ends 143 with a prefix
+        started = self.path("stuck.started")
+        if os.path.exists(started):
+            os.unlink(started)
+        out = self.path("lane_stuck.out")
+        p = self.popen("map", "lanetools:stuck", self.write("lane_stuck.in", "0\n1\n0\n"),
+                       "--ordered", "-j", "2", "--chunk", "1", "--out", out, "--joblog",
+                       self.path("lane_stuck.log"))
+        self.wait_for_lines(started, 0)
+        self.wait_for_lines(out, 1)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _, err = self.finish(p)
+        self.assertEqual(p.returncode, 143, err)
+        self.assertIn("stopped by SIGTERM", err)
+        self.assertNotIn("abandoned", err)
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(self.read("lane_stuck.out"), "0\n")
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(lane_children(p.pid), [])
+
+    def test_halt_shared_and_ordered(self):
+        data = "".join(f"{i}\n" for i in range(300))  # every odd line fails
+        r = self.run_isola("map", "lanetools:boom", "--halt", "3", "--chunk", "100", "-j", "1",
+                           "--ordered", "--errors", self.path("lane_halt.err"), input=data)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout, "0\n\n2\n\n4\n\n")
+        self.assertEqual([json.loads(l)["index"]
+                          for l in self.read("lane_halt.err").splitlines()], [1, 3, 5])
+        self.assertIn("halted after 3 failed lines", r.stderr)
+        vocab = self.write("lane_vocab.json", json.dumps({"one": 1}))
+        r = self.run_isola("map", "lanetools:translate", "--ordered", "--lines",
+                           "--shared", f"vocab={vocab}", input="one\ntwo\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()],
+                         [["FrozenMap", 1], ["FrozenMap", "?"]])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -228,6 +228,32 @@ class AutomaticPlacement(unittest.TestCase):
             with self.assertRaises(ImportError):
                 pool.submit(h.uses_singlephase, 1).result(HANG)
 
+    def test_executor_places_as_the_pool_does(self):
+        # isola.Executor passes processes=, place= and auto_place= to its
+        # pool: a refused callable moves to processes by itself (one
+        # warning), in submit and in map
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with isola.Executor(1) as ex:
+                value, pid = ex.submit(h.uses_singlephase, 21).result(HANG)
+                self.assertEqual(value, 42)
+                self.assertNotEqual(pid, os.getpid())
+                self.assertEqual([r[0] for r in ex.map(h.uses_singlephase, range(4),
+                                                       timeout=HANG)], [0, 2, 4, 6])
+        msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertIn("singlephase_ext", msgs[0])
+        with isola.Executor(1, processes=1, place={"proc_helpers": "process"}) as ex:
+            self.assertNotEqual(ex.submit(h.pid).result(HANG), os.getpid())
+            self.assertEqual(ex._pool.stats()["placement"]["proc_helpers:pid"]["lane"],
+                             "process")
+        with isola.Executor(1, auto_place=False) as ex:
+            with self.assertRaises(ImportError):
+                ex.submit(h.uses_singlephase, 1).result(HANG)
+        with isola.Executor(1, processes=0) as ex:
+            with self.assertRaises(ImportError):
+                ex.submit(h.uses_singlephase, 1).result(HANG)
+
     def test_refusal_check(self):
         exc = ImportError("module numpy._core._multiarray_umath does not support loading "
                           "in subinterpreters")

@@ -122,5 +122,50 @@ class RealPackages(unittest.TestCase):
         self.assertTrue(row["process"][0].startswith("rapidfuzz.fuzz_cpp"), row["process"][0])
 
 
+BUILD = os.environ.get("ISOLA_BUILD_DIR")
+
+
+@unittest.skipIf(PREFIX is None, "no build/refusing-prefix for this Python "
+                 "(scripts/bootstrap --with-refusing)")
+@unittest.skipIf(not BUILD or os.environ.get("ISOLA_SKIP_CLI_TESTS"),
+                 "the command line: needs ISOLA_BUILD_DIR (newest Python only, scripts/test)")
+class CliWithNumpy(unittest.TestCase):
+    """`isola map` on a function that imports numpy in its call (issue
+    #33): its chunks move to process workers after the first refusal, one
+    warning line naming numpy's module, every result in order."""
+
+    def run_isola(self, *args, input):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            + [os.path.join(PREFIX, "site")])
+        env["LD_LIBRARY_PATH"] = os.path.join(PREFIX, "lib")
+        return subprocess.run([os.path.join(BUILD, "cli", "isola"), "map", *args],
+                              input=input, capture_output=True, text=True, timeout=300,
+                              env=env, cwd=HERE)
+
+    def test_numpy_moves_to_processes(self):
+        ns = list(range(1, 301))
+        r = self.run_isola("proc_pkg_cases:np_stats", "--ordered", "-j", "2", "--chunk", "10",
+                           input="".join(f"{n}\n" for n in ns))
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        rows = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(len(rows), len(ns))
+        for n, (mean, std, threes) in zip(ns, rows):
+            self.assertAlmostEqual(mean, (n - 1) / 2, places=9)
+            self.assertAlmostEqual(std, ((n * n - 1) / 12) ** 0.5, places=9)
+            self.assertEqual(threes, (n + 2) // 3)
+        warned = [l for l in r.stderr.splitlines() if "does not support sub-interpreters" in l]
+        self.assertEqual(len(warned), 1, r.stderr[-3000:])
+        self.assertIn("numpy", warned[0])
+        self.assertIn("proc_pkg_cases:np_stats", warned[0])
+        # --lane interpreter: the refusal is each line's error
+        r = self.run_isola("proc_pkg_cases:np_stats", "--lane", "interpreter", "--ordered",
+                           input="3\n4\n")
+        self.assertEqual(r.returncode, 1, r.stderr[-3000:])
+        self.assertEqual(r.stdout, "\n\n")
+        self.assertIn("does not support loading in subinterpreters", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
