@@ -988,6 +988,10 @@ class Pool:
         self._interp_ok = set()  # targets that ran in an interpreter
         self._fallbacks = {}   # module -> {"target", "refusals"}: silent fallbacks
         self._fallback_lock = _threading.Lock()
+        # Private: callable(modules, target) that reports new fallbacks
+        # instead of the RuntimeWarning (isola map: its tasks are its own
+        # chunk function, and it speaks of --lane).  Any thread.
+        self._on_fallback = None
         self._self_ref = _weakref.ref(self)
         # Dropped before it is joined: stopped with _drop_how (cancel and
         # interrupt; an Executor's pool: finish what was submitted) and
@@ -1175,6 +1179,9 @@ class Pool:
             for target, modules in new.items():
                 if ":" in target and self._lane_of(target) == "process":
                     continue  # moved (another module refused it outright): C speed there
+                if self._on_fallback is not None:
+                    self._on_fallback(modules, target)
+                    continue
                 import warnings
                 warnings.warn(_fallback_text(modules, target), RuntimeWarning,
                               stacklevel=_outside_stacklevel())
