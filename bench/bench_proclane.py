@@ -12,10 +12,11 @@
   task is refused by an interpreter and moves to processes by itself)
   against ProcessPoolExecutor(2).
 - a mixed job (pure-Python parsing feeding numpy statistics): isola with
-  both lanes (parsing in interpreters, statistics moved to processes)
-  against ProcessPoolExecutor(2) doing both in each task, and against
-  isola without the lane (parsing in interpreters, statistics in the
-  caller); PSS of the whole process tree.
+  both lanes (parsing in interpreters, statistics moved to processes,
+  each statistics task taking its parsing task's Future: a task graph,
+  no hop through the caller) against ProcessPoolExecutor(2) doing both in
+  each task, and against isola without the lane (parsing in
+  interpreters, statistics in the caller); PSS of the whole process tree.
 Targets (issue #33): >= 5x ProcessPoolExecutor's throughput; sync p50
 <= 30 us; numpy-heavy >= 0.95x ProcessPoolExecutor.  Timings on a shared machine are noisy: compare the ratios
 measured in the same run.
@@ -143,59 +144,104 @@ def tree_pss_mb(pid=None):
     return total / 1024
 
 
-def mixed(ctx):
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        print("mixed job: skipped (numpy does not import here)")
-        return
+def mixed_docs():
     import random
-    import warnings
     rnd = random.Random(7)
-    docs = ["\n".join(",".join(f"k{j}={rnd.random() * 100:.3f}" for j in range(20))
+    return ["\n".join(",".join(f"k{j}={rnd.random() * 100:.3f}" for j in range(20))
                       for _ in range(300)) for _ in range(60 if QUICK else 200)]
 
-    def with_lane(pool):
-        t0 = time.perf_counter()
-        parsed = [pool.submit(bench_helpers.parse_numbers, d) for d in docs]
-        stats = [pool.submit(bench_helpers.numpy_stats, f.result()) for f in parsed]
-        out = [f.result() for f in stats]
-        return time.perf_counter() - t0, out
 
-    def without_lane(pool):
-        t0 = time.perf_counter()
-        out = [bench_helpers.numpy_stats(f.result())
-               for f in [pool.submit(bench_helpers.parse_numbers, d) for d in docs]]
-        return time.perf_counter() - t0, out
+def with_lane(pool, docs):
+    # A task graph: each statistics task waits inside the pool for its
+    # parsing task and gets its encoded result (no hop through here).
+    t0 = time.perf_counter()
+    parsed = [pool.submit(bench_helpers.parse_numbers, d) for d in docs]
+    stats = [pool.submit(bench_helpers.numpy_stats, f) for f in parsed]
+    out = [f.result() for f in stats]
+    return time.perf_counter() - t0, out
 
-    def ppe_run(ex):
-        t0 = time.perf_counter()
-        out = [f.result() for f in [ex.submit(bench_helpers.parse_then_stats, d) for d in docs]]
-        return time.perf_counter() - t0, out
 
-    res = {}
+def without_lane(pool, docs):
+    t0 = time.perf_counter()
+    out = [bench_helpers.numpy_stats(f.result())
+           for f in [pool.submit(bench_helpers.parse_numbers, d) for d in docs]]
+    return time.perf_counter() - t0, out
+
+
+def ppe_run(ex, docs):
+    t0 = time.perf_counter()
+    out = [f.result() for f in [ex.submit(bench_helpers.parse_then_stats, d) for d in docs]]
+    return time.perf_counter() - t0, out
+
+
+def mixed_variants(ctx):
+    return [
+        ("isola, both lanes", lambda: isola.Pool(2), with_lane),
+        ("isola without the lane", lambda: isola.Pool(2, processes=0), without_lane),
+        ("ProcessPoolExecutor(2)", lambda: cf.ProcessPoolExecutor(2, mp_context=ctx), ppe_run),
+    ]
+
+
+def mixed_pss(name):
+    """`--mixed-pss NAME`: one variant alone in this (fresh) process: the
+    job once, then the PSS of the process tree (MB) on stdout.  Nothing
+    else is imported here (numpy only where the variant uses it)."""
+    import warnings
+    docs = mixed_docs()
+    ctx = mp.get_context("forkserver")
+    make, run = next((m, r) for n, m, r in mixed_variants(ctx) if n == name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with isola.Pool(2) as pool:
-            pool.submit(bench_helpers.numpy_stats, [1.0]).result()  # moved, processes up
-            times = [with_lane(pool) for _ in range(ROUNDS)]
-            res["isola, both lanes"] = (times, tree_pss_mb())
-        with isola.Pool(2, processes=0) as pool:
-            times = [without_lane(pool) for _ in range(ROUNDS)]
-            res["isola without the lane"] = (times, tree_pss_mb())
-        with cf.ProcessPoolExecutor(2, mp_context=ctx) as ex:
-            times = [ppe_run(ex) for _ in range(ROUNDS)]
-            res["ProcessPoolExecutor(2)"] = (times, tree_pss_mb())
-    want = res["ProcessPoolExecutor(2)"][0][0][1]
-    for name, (times, pss) in res.items():
+        with make() as ex:
+            run(ex, docs)
+            run(ex, docs)
+            print(f"{tree_pss_mb():.1f}")
+
+
+def mixed(ctx):
+    import importlib.util
+    import subprocess
+    import warnings
+    if importlib.util.find_spec("numpy") is None:
+        print("mixed job: skipped (numpy is not importable here)")
+        return
+    docs = mixed_docs()
+    variants = mixed_variants(ctx)
+    # Rounds interleave the three (a fresh pool each, warmed up by an
+    # untimed run of the same job: every worker has imported numpy and
+    # run both steps), so that the machine's other load weighs on all of
+    # them alike.
+    res = {name: [] for name, _, _ in variants}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the one automatic-placement warning
+        for r in range(ROUNDS):
+            for name, make, run in variants[r % 3:] + variants[:r % 3]:
+                with make() as ex:
+                    run(ex, docs)
+                    res[name].append(run(ex, docs))
+    # PSS: each variant alone in a fresh process (here, the others' pools,
+    # the forkserver and numpy in this process would count too).
+    pss = {}
+    for name, _, _ in variants:
+        r = subprocess.run([sys.executable, __file__, "--mixed-pss", name] +
+                           (["--quick"] if QUICK else []), capture_output=True, text=True)
+        pss[name] = float(r.stdout.split()[-1]) if r.returncode == 0 else float("nan")
+    want = res["ProcessPoolExecutor(2)"][0][1]
+    meds = {}
+    for name, times in res.items():
         assert all(t[1] == want for t in times), name  # the same answers
-        med = sorted(t[0] for t in times)[ROUNDS // 2]
-        res[name] = (med, pss)
-    base = res["ProcessPoolExecutor(2)"][0]
-    print(f"mixed job, {len(docs)} documents (median of {ROUNDS}; PSS of the process tree):")
-    for name, (med, pss) in res.items():
-        print(f"  {name}: {med:.3f} s ({base / med:.2f}x ProcessPoolExecutor), {pss:.0f} MB PSS")
+        meds[name] = sorted(t[0] for t in times)[ROUNDS // 2]
+    base = meds["ProcessPoolExecutor(2)"]
+    print(f"mixed job, {len(docs)} documents (median of {ROUNDS}, rounds interleaved; "
+          "PSS of the process tree, each alone in a fresh process):")
+    for name, med in meds.items():
+        runs = ", ".join(f"{t[0]:.3f}" for t in res[name])
+        print(f"  {name}: {med:.3f} s ({base / med:.2f}x ProcessPoolExecutor; runs {runs}), "
+              f"{pss[name]:.0f} MB PSS")
 
 
 if __name__ == "__main__":
-    main()
+    if "--mixed-pss" in sys.argv:
+        mixed_pss(sys.argv[sys.argv.index("--mixed-pss") + 1])
+    else:
+        main()

@@ -787,8 +787,11 @@ int isola_pool_submit(isola_pool *pool, const char *target, isola_msg *args,
  * shutdown), plus: a crash of the child fails only its task with
  * ISOLA_ECRASHED (the message names the signal or status) and the child
  * is replaced; a task still running 2 s after an interrupt is killed.
- * Its arguments must hold no references (blobs, channels, frozen values:
- * the submit fails with ETYPE); results come back copied.  map's
+ * Blobs in its arguments (isola_write_blob) reach the child without a
+ * copy per process: each blob of 256 KiB or more is copied once into a
+ * sealed memfd the children map read-only; smaller ones are copied into
+ * the request (docs/proclane.md).  Channels and frozen values cannot go
+ * there (the submit fails with ETYPE); results come back copied.  map's
  * per_element is not supported there (EINVAL), nor task graphs
  * (isola_pool_submit_after keeps to interpreters).  EINVAL (a bad name
  * or lane), ESTATE (ISOLA_LANE_PROCESS on a pool without process
@@ -798,7 +801,7 @@ int isola_pool_place(isola_pool *pool, const char *what, int lane);
 
 /* isola_pool_submit in the given lane, whatever the placement.  ESTATE:
  * ISOLA_LANE_PROCESS on a pool without process workers; ETYPE: args hold
- * references (process lane); else as isola_pool_submit. */
+ * a channel or a frozen value (process lane); else as isola_pool_submit. */
 int isola_pool_submit_lane(isola_pool *pool, int lane, const char *target, isola_msg *args,
 			   int64_t timeout_ns, isola_future **out);
 

@@ -1,11 +1,13 @@
 /* test_codec.c - the codec from C: isola_encode / isola_decode against
- * msgpack-c's own packer and unpacker, and their error codes. */
+ * msgpack-c's own packer and unpacker, and their error codes; and a
+ * message made plain (without references) for another process. */
 #include <Python.h>
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <string.h>
 
 #include "isola.h"
+#include "values/values.h" /* isola__msg_plain */
 
 static PyGILState_STATE gil;
 
@@ -131,4 +133,128 @@ Test(codec, error_codes)
 	Py_DECREF(exc);
 	cr_assert_eq(isola_encode(NULL, &m), ISOLA_EINVAL);
 	isola_msg_clear(&m);
+}
+
+/* isola__msg_plain (values/plain.c): what a process worker gets of a
+ * result made in this process.  Encoded here with references (large
+ * bytes and isola.share as blobs, isola.freeze as a frozen image), made
+ * plain, decoded: the same value with bytes for blobs and the frozen
+ * values' plain content, and no reference left. */
+static void plain_roundtrip(const char *expr, const char *want_expr, size_t min_refs)
+{
+	PyObject *obj = eval(expr);
+	isola_msg m, p;
+	cr_assert_eq(isola_encode(obj, &m), 0, "%s", expr);
+	Py_DECREF(obj);
+	size_t refs = 0;
+	isola_msg_ref_count(&m, &refs);
+	cr_assert_geq(refs, min_refs, "%s: %zu references", expr, refs);
+	cr_assert_eq(isola__msg_plain(&m, &p), 0, "%s", expr);
+	isola_msg_ref_count(&p, &refs);
+	cr_assert_eq(refs, 0);
+	isola_msg_clear(&m); /* the plain copy owns its bytes */
+	void *out = NULL;
+	if (isola_decode(&p, &out) != 0)
+		PyErr_Print();
+	cr_assert_not_null(out, "%s", expr);
+	PyObject *want = eval(want_expr);
+	PyObject *r = PyObject_Repr(out);
+	cr_assert_eq(PyObject_RichCompareBool(out, want, Py_EQ), 1, "%s: got %s", expr,
+		     PyUnicode_AsUTF8(r));
+	Py_DECREF(r);
+	Py_DECREF(want);
+	Py_DECREF((PyObject *)out);
+	isola_msg_clear(&p);
+}
+
+Test(codec, a_message_made_plain_for_another_process)
+{
+	PyObject *mod = PyImport_ImportModule("isola");
+	cr_assert_not_null(mod);
+	PyObject *main = PyImport_AddModule("__main__");
+	PyObject *g = PyModule_GetDict(main);
+	PyDict_SetItemString(g, "isola", mod);
+	Py_DECREF(mod);
+	/* eval() runs in fresh globals: isola through builtins */
+	PyObject *b = PyEval_GetBuiltins();
+	PyDict_SetItemString(b, "isola", PyDict_GetItemString(g, "isola"));
+
+	plain_roundtrip("[1, 'a', b'x' * 100000]", "[1, 'a', b'x' * 100000]", 1);
+	plain_roundtrip("(isola.share(b'y' * 70000), {'k': (1, frozenset({2, 3}), {4})})",
+			"(b'y' * 70000, {'k': (1, frozenset({2, 3}), {4})})", 1);
+	plain_roundtrip("{'f': isola.freeze({'a': [1, (2, 'z'), {'d': None}], 'b': b'q' * 300,"
+			" 'c': [[], {}], 's': frozenset({5})}), 'n': 7}",
+			"{'f': {'a': [1, (2, 'z'), {'d': None}], 'b': b'q' * 300, 'c': [[], {}],"
+			" 's': frozenset({5})}, 'n': 7}", 1);
+	plain_roundtrip("[isola.freeze(list(range(1000))), isola.freeze('text'), b'z' * 65536]",
+			"[list(range(1000)), 'text', b'z' * 65536]", 2);
+	/* Nine blobs: more than a message carries, inlined by the encoder past
+	 * the eighth; the rest made plain here. */
+	plain_roundtrip("[bytes([65 + i]) * 70000 for i in range(9)]",
+			"[bytes([65 + i]) * 70000 for i in range(9)]", 8);
+	/* An exception whose argument is a blob, nested in a tuple. */
+	PyObject *obj = eval("(ValueError(b'e' * 80000), 2)");
+	isola_msg m, p;
+	cr_assert_eq(isola_encode(obj, &m), 0);
+	Py_DECREF(obj);
+	cr_assert_eq(isola__msg_plain(&m, &p), 0);
+	isola_msg_clear(&m);
+	void *out = NULL;
+	cr_assert_eq(isola_decode(&p, &out), 0);
+	PyObject *e = PyTuple_GetItem(out, 0);
+	cr_assert(PyObject_IsInstance(e, PyExc_ValueError) == 1);
+	PyObject *args = PyObject_GetAttrString(e, "args");
+	PyObject *arg = PyTuple_GetItem(args, 0);
+	cr_assert(PyBytes_Check(arg) && PyBytes_GET_SIZE(arg) == 80000);
+	Py_DECREF(args);
+	Py_DECREF((PyObject *)out);
+	isola_msg_clear(&p);
+
+	/* Without references: the same bytes. */
+	obj = eval("{'a': [1.5, None, (1, 2)]}");
+	cr_assert_eq(isola_encode(obj, &m), 0);
+	Py_DECREF(obj);
+	cr_assert_eq(isola__msg_plain(&m, &p), 0);
+	const void *d1, *d2;
+	size_t n1, n2;
+	isola_msg_bytes(&m, &d1, &n1);
+	isola_msg_bytes(&p, &d2, &n2);
+	cr_assert(n1 == n2 && memcmp(d1, d2, n1) == 0);
+	isola_msg_clear(&m);
+	isola_msg_clear(&p);
+
+	/* A channel has no plain form, deep down too; p is left empty. */
+	obj = eval("[b'x' * 100000, {'c': (isola.Channel(1),)}]");
+	cr_assert_eq(isola_encode(obj, &m), 0);
+	Py_DECREF(obj);
+	cr_assert_eq(isola__msg_plain(&m, &p), ISOLA_ETYPE);
+	isola_msg_bytes(&p, &d2, &n2);
+	cr_assert_eq(n2, 0);
+	isola_msg_clear(&m);
+
+	/* Malformed: a blob reference to a reference the message lacks, a
+	 * truncated array, trailing bytes. */
+	isola_blob *blob;
+	cr_assert_eq(isola_blob_create("abc", 3, &blob), 0);
+	const char *bad[] = { "\x92\xd4\x0c\x05\x01", "\x93\xd4\x0c\x00\x01",
+			      "\x91\xd4\x0c\x00\x01" };
+	const size_t bad_len[] = { 5, 5, 6 };
+	for (int i = 0; i < 3; i++) {
+		isola_msg_init(&m);
+		isola_msg_set_bytes(&m, bad[i], bad_len[i]);
+		isola_msg_attach_blob(&m, blob);
+		cr_assert_eq(isola__msg_plain(&m, &p), ISOLA_EDECODE, "case %d", i);
+		isola_msg_clear(&m);
+	}
+	/* And a good one: [b'abc', 1]. */
+	isola_msg_init(&m);
+	isola_msg_set_bytes(&m, "\x92\xd4\x0c\x00\x01", 5);
+	isola_msg_attach_blob(&m, blob);
+	cr_assert_eq(isola__msg_plain(&m, &p), 0);
+	isola_msg_bytes(&p, &d2, &n2);
+	cr_assert_eq(n2, 7);
+	cr_assert_eq(memcmp(d2, "\x92\xc4\x03" "abc" "\x01", 7), 0);
+	isola_msg_clear(&m);
+	isola_msg_clear(&p);
+	isola_blob_release(blob);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "isola.h"
+#include "scheduler/future.h" /* a foreign owner's link and futures */
 
 static char dir[64];
 
@@ -252,4 +253,52 @@ Test(graph, shutdown_runs_waiting_tasks_and_cancel_ends_every_future)
 		cr_assert_geq(s, ISOLA_FUTURE_DONE, "future %d still pending", i);
 		isola_future_release(fs[i]);
 	}
+}
+
+/* Futures of another owner (a process lane's, isola__pool_accept_link):
+ * refused as inputs until the pool accepts their link; then a task may
+ * wait on one, and the pool's shutdown, cancelling, waits for that task
+ * (it ends with the future) before the pool is joined and freed. */
+Test(graph, inputs_of_an_accepted_owner_and_a_shutdown_that_waits_for_them)
+{
+	isola_pool *p = make_pool(1);
+	struct isola__pool_link *link = isola__pool_link_new(NULL);
+	isola_future *foreign = isola__future_new_linked(link);
+	isola_input in = { .future = foreign, .position = 0 };
+	isola_future *dep;
+	cr_assert_eq(isola_pool_submit_after(p, "graph_helper:inc", NULL, &in, 1, 0, &dep),
+		     ISOLA_EINVAL);
+	cr_assert_eq(isola__pool_accept_link(p, link), 0);
+	cr_assert_eq(isola__pool_accept_link(p, link), 0); /* the same again: fine */
+	struct isola__pool_link *other = isola__pool_link_new(NULL);
+	cr_assert_eq(isola__pool_accept_link(p, other), ISOLA_EINVAL); /* one at most */
+	isola__pool_link_release(other);
+	/* It runs once its input is done (41 + 1). */
+	cr_assert_eq(isola_pool_submit_after(p, "graph_helper:inc", NULL, &in, 1, 0, &dep), 0);
+	isola_msg one;
+	isola_msg_init(&one);
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	cr_assert_eq(isola_write_int(w, 41), 0);
+	cr_assert_eq(isola_writer_finish(w, &one), 0);
+	isola_writer_destroy(w);
+	cr_assert(isola__future_complete(foreign, 0, &one, NULL));
+	cr_assert_eq(int_result(dep), 42);
+	isola_future_release(dep);
+	isola_future_release(foreign);
+	/* A task waiting on a foreign future at shutdown: cancelled at once,
+	 * but the pool is joined only once that future ended. */
+	foreign = isola__future_new_linked(link);
+	in.future = foreign;
+	cr_assert_eq(isola_pool_submit_after(p, "graph_helper:inc", NULL, &in, 1, 0, &dep), 0);
+	cr_assert_eq(isola_pool_shutdown(p, ISOLA_SHUTDOWN_CANCEL, 200000000), ISOLA_ETIMEDOUT);
+	int state;
+	isola_future_state(dep, &state);
+	cr_assert_eq(state, ISOLA_FUTURE_CANCELLED);
+	cr_assert(isola__future_complete(foreign, ISOLA_ECANCELED, NULL, NULL));
+	cr_assert_eq(isola_pool_shutdown(p, ISOLA_SHUTDOWN_CANCEL, 10000000000LL), 0);
+	isola_future_release(dep);
+	isola_future_release(foreign);
+	cr_assert_eq(isola_pool_destroy(p), 0);
+	isola__pool_link_release(link);
 }

@@ -11,6 +11,7 @@
 #include <msgpack.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -213,6 +214,61 @@ Test(pool_lane, a_map_of_a_placed_target_runs_its_chunks_in_processes)
 	for (int i = 0; i < N; i++)
 		isola_msg_clear(&sets[i]);
 	isola_pool_destroy(p);
+}
+
+/* args: [blob] (one reference attached), or [channel]. */
+static void ref_args(isola_msg *m, isola_blob *blob, isola_channel *ch)
+{
+	isola_writer *w;
+	cr_assert_eq(isola_writer_create(&w), 0);
+	cr_assert_eq(isola_write_list(w, 1), 0);
+	cr_assert_eq(blob ? isola_write_blob(w, blob) : isola_write_channel(w, ch), 0);
+	isola_msg_init(m);
+	cr_assert_eq(isola_writer_finish(w, m), 0);
+	isola_writer_destroy(w);
+}
+
+Test(pool_lane, a_blob_reaches_a_child_mapped_and_a_channel_is_refused)
+{
+	isola_pool *p = make_pool(1, NULL);
+	size_t n = (size_t)1 << 20;
+	unsigned char *bytes = malloc(n);
+	unsigned long long sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += bytes[i] = (unsigned char)(i * 7);
+	isola_blob *blob;
+	cr_assert_eq(isola_blob_create(bytes, n, &blob), 0);
+	free(bytes);
+	for (int k = 0; k < 3; k++) { /* the same blob again: one mirror, mapped */
+		isola_msg a;
+		ref_args(&a, blob, NULL);
+		isola_future *f = NULL;
+		cr_assert_eq(isola_pool_submit_lane(p, ISOLA_LANE_PROCESS, "proc_helpers:blob_summary",
+						    &a, 0, &f), 0);
+		msgpack_unpacked u;
+		result_of(f, &u);
+		cr_assert_eq(u.data.type, MSGPACK_OBJECT_ARRAY);
+		msgpack_object *it = u.data.via.array.ptr;
+		cr_assert_eq(u.data.via.array.size, 4);
+		cr_assert_eq(it[0].via.str.size, 6);
+		cr_assert_eq(memcmp(it[0].via.str.ptr, "Buffer", 6), 0);
+		cr_assert_eq(it[1].via.u64, n);
+		cr_assert_eq(it[2].via.u64, sum);
+		cr_assert_eq(it[3].via.str.size, 5, "the child reads a mapping of this process's memfd");
+		msgpack_unpacked_destroy(&u);
+		isola_future_release(f);
+	}
+	isola_blob_release(blob);
+	isola_channel *ch;
+	cr_assert_eq(isola_channel_create(4, &ch), 0);
+	isola_msg a;
+	ref_args(&a, NULL, ch);
+	isola_future *f = NULL;
+	cr_assert_eq(isola_pool_submit_lane(p, ISOLA_LANE_PROCESS, "proc_helpers:echo", &a, 0, &f),
+		     ISOLA_ETYPE);
+	isola_msg_clear(&a);
+	isola_channel_release(ch);
+	cr_assert_eq(isola_pool_destroy(p), 0);
 }
 
 Test(pool_lane, bad_placements_and_lanes_are_refused_with_nothing_lost)

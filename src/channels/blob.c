@@ -6,6 +6,8 @@
  */
 #include "channels/blob.h"
 
+#include "channels/blobshm.h"
+
 #include "common/alloc.h"
 
 #include "common/atomics.h"
@@ -27,6 +29,7 @@ int isola_blob_create(const void *data, size_t len, isola_blob **out)
 	b->len = len;
 	b->free_fn = NULL;
 	b->ctx = NULL;
+	b->mirror = NULL;
 	if (len > 0)
 		memcpy(b->data, data, len);
 	*out = b;
@@ -46,6 +49,7 @@ int isola_blob_wrap(void *data, size_t len, isola_blob_free_fn free_fn,
 	b->len = len;
 	b->free_fn = free_fn;
 	b->ctx = ctx;
+	b->mirror = NULL;
 	*out = b;
 	return 0;
 }
@@ -58,6 +62,17 @@ int isola_blob_retain(isola_blob *blob)
 	return 0;
 }
 
+bool isola__blob_try_retain(isola_blob *blob)
+{
+	uint64_t n = __atomic_load_n(&blob->refs, __ATOMIC_RELAXED);
+	/* Relaxed as isola_blob_retain: the caller reaches the blob through
+	 * a lock that orders what it reads. */
+	while (n > 0 && !__atomic_compare_exchange_n(&blob->refs, &n, n + 1, true,
+						      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	return n > 0;
+}
+
 int isola_blob_release(isola_blob *blob)
 {
 	if (blob == NULL)
@@ -66,6 +81,10 @@ int isola_blob_release(isola_blob *blob)
 	 * last holder frees them. */
 	if (!isola__ref_dec_is_last(&blob->refs))
 		return 0;
+	/* Relaxed: the decrement above ordered its maker's store. */
+	struct isola__mirror *m = __atomic_load_n(&blob->mirror, __ATOMIC_RELAXED);
+	if (m != NULL) /* only blobs sent to a process worker have one */
+		isola__mirror_free(m, blob->len);
 	if (blob->free_fn != NULL)
 		blob->free_fn(blob->ctx, blob->data, blob->len);
 	isola__free(blob);

@@ -12,7 +12,14 @@ struct isola_blob {
 	size_t len;
 	isola_blob_free_fn free_fn; /* NULL: data is inline or not ours */
 	void *ctx;
+	/* Its copy in a sealed memfd for process workers (blobshm.h), made
+	 * the first time it is sent to one; NULL until then (atomic). */
+	struct isola__mirror *mirror;
 };
+
+/* A new reference, unless the last one is gone already (refs 0: the
+ * blob is being freed): a cache that finds blobs by a weak pointer. */
+bool isola__blob_try_retain(isola_blob *blob);
 
 /* A frozen value (isola.freeze): the value at byte `offset` of an image
  * blob (src/interp/frozen.h), the handle holding one reference. */

@@ -1234,7 +1234,9 @@ static int enc_frozen_ref(enc *e, PyObject *obj)
 	isola__frozen_obj *f = (isola__frozen_obj *)obj;
 	size_t offset;
 	isola_blob *image = isola__frozen_blob(f, &offset);
-	if (!inline_ref_fits(e) || !isola__frozen_whole(f) || offset > UINT32_MAX) {
+	/* A process worker: images are this process's (pointers, string
+	 * hashes), so the value travels thawed. */
+	if (e->o->proc || !inline_ref_fits(e) || !isola__frozen_whole(f) || offset > UINT32_MAX) {
 		PyObject *plain = isola__thaw(e->st, obj);
 		if (plain == NULL)
 			return -1;
@@ -1315,9 +1317,10 @@ static int enc_obj(enc *e, PyObject *obj)
 		return enc_frozen_ref(e, obj);
 	if (t == e->st->buffer_type) {
 		isola__buffer_obj *b = (isola__buffer_obj *)obj;
-		/* No reference slot left (many shared results in one chunk):
-		 * its bytes, copied, rather than a failure. */
-		if (e->msg != NULL && e->o->allow_refs && !inline_ref_fits(e)) {
+		/* No reference slot left (many shared results in one chunk),
+		 * or a result of a process worker: its bytes, copied, rather
+		 * than a failure. */
+		if ((e->o->proc || (e->msg != NULL && e->o->allow_refs)) && !inline_ref_fits(e)) {
 			PK(msgpack_pack_bin(&e->pk, (size_t)b->len));
 			PK(msgpack_pack_bin_body(&e->pk, b->data, (size_t)b->len));
 			return 0;
@@ -1325,6 +1328,10 @@ static int enc_obj(enc *e, PyObject *obj)
 		return enc_blob_ref(e, obj, b->blob);
 	}
 	if (t == e->st->channel_type) {
+		if (e->o->proc)
+			return fail_at(e, PyExc_TypeError, obj,
+				       "cannot travel to or from a process worker (a channel "
+				       "lives in this process's memory)");
 		if (e->msg == NULL || !e->o->allow_refs)
 			return fail_at(e, PyExc_TypeError, obj,
 				       "can only travel through a channel, not as bytes");

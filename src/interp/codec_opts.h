@@ -8,6 +8,10 @@
 typedef struct isola__codec_opts {
 	int allow_pickle;      /* encode/decode the pickle fallback */
 	int allow_refs;        /* blobs and channels as references */
+	int proc;              /* to or from a process worker: blobs (large bytes,
+				* Buffers) as references only if allow_refs, else
+				* copied inline; frozen values thawed; channels
+				* refused (TypeError) */
 	size_t blob_threshold; /* bytes-like at least this big travel as blobs */
 	size_t max_size;       /* encoded size limit */
 	int max_depth;         /* nesting limit */

@@ -216,7 +216,8 @@ class Future(_cf.Future):
 
     # Automatic placement (Pool(auto_place=True)): how to run the task
     # again in the process lane if a sub-interpreter refuses an import
-    # under it: (weak pool, kind, target, args, kwargs, timeout), or None.
+    # under it: (weak pool, kind, target, args, kwargs, timeout, inputs),
+    # or None; inputs: a task graph's [(C future, position, keyword)].
     _retry = None
 
     def _settle(self, cfut=None):
@@ -333,7 +334,9 @@ def _complete(fut, outcome, cfut=None):
     if fut._retry is not None and cfut is not None:
         if kind == "ok":
             _interp_worked(fut)
-        elif kind == "error":
+        elif kind == "error" and not isinstance(value, InputFailed):
+            # (An input that failed says nothing of this target: its
+            # refusal, if it was one, is the input's own.)
             module = _refused_module(value)
             if module is not None and _move_to_processes(fut, cfut, module):
                 return
@@ -587,7 +590,7 @@ def _move_to_processes(fut, cfut, module):
     pool = retry[0]() if retry is not None else None
     if pool is None:
         return False
-    _, kind, target, args, kwargs, timeout = retry
+    _, kind, target, args, kwargs, timeout, inputs = retry
     try:
         pool._refused(target, module)
         lane = pool._ensure_lane()
@@ -599,6 +602,8 @@ def _move_to_processes(fut, cfut, module):
         try:
             if kind == "chunk":
                 new = lane.map_chunk(pool._c, target, args)
+            elif inputs:  # a task graph's: its inputs' results go to the child as they are
+                new = lane.submit(pool._c, target, args, kwargs, timeout, inputs)
             else:
                 new = lane.submit(pool._c, target, args, kwargs, timeout)
         except Exception:
@@ -1044,18 +1049,23 @@ class Pool:
             raise ValueError(f"lane must be one of {LANES}, got {lane!r}")
         args, kwds, inputs = self._inputs_of(args, kwds)
         if lane == "process":
+            # With inputs (a task graph), the task waits inside the lane and
+            # the child gets their encoded results: no thread here waits.
+            lane_ = self._ensure_lane()
             if inputs:
-                raise TypeError(f"{target} runs in process workers, which do not take Futures "
-                                "as arguments (task graphs) yet: pass their results")
-            cfut = self._ensure_lane().submit(self._c, target, args, kwds or None, timeout)
-            fut = self._completions.register(cfut)
-        elif inputs:
-            cfut = self._c.submit(target, args, kwds or None, timeout, inputs)
+                cfut = lane_.submit(self._c, target, args, kwds or None, timeout, inputs)
+            else:
+                cfut = lane_.submit(self._c, target, args, kwds or None, timeout)
             fut = self._completions.register(cfut)
         else:
-            fut = self._completions.register(self._c.submit(target, args, kwds or None, timeout))
+            if inputs:
+                cfut = self._c.submit(target, args, kwds or None, timeout, inputs)
+            else:
+                cfut = self._c.submit(target, args, kwds or None, timeout)
+            fut = self._completions.register(cfut)
             if self._auto_place and target not in self._interp_ok:
-                fut._retry = (self._self_ref, "call", target, args, kwds or None, timeout)
+                fut._retry = (self._self_ref, "call", target, args, kwds or None, timeout,
+                              inputs)
         if callback is not None or error_callback is not None:
             fut.add_done_callback(_async_callbacks(callback, error_callback))
         return fut
@@ -1111,7 +1121,7 @@ class Pool:
                 self._ensure_lane().map_chunk(self._c, target, argsets))
         fut = self._completions.register(self._c.map_chunk(target, argsets))
         if self._auto_place and target not in self._interp_ok:
-            fut._retry = (self._self_ref, "chunk", target, argsets, None, None)
+            fut._retry = (self._self_ref, "chunk", target, argsets, None, None, None)
         return fut
 
     # -- placement ---------------------------------------------------------
@@ -1205,6 +1215,11 @@ class Pool:
             n = self._processes or self.size
             lane = _ProcLane(n, exe, [exe, "-m", "isola._proc_worker"],
                              _lane_env(paths, preload, init_src), self._grace)
+            try:  # interpreter tasks may take its Futures as inputs (task graphs)
+                lane.attach(self._c)
+            except BaseException:
+                lane.shutdown(_STOP, True)
+                raise
             if wait:
                 why = lane.wait_ready(None)
                 if why is not None:
@@ -1345,7 +1360,9 @@ class Pool:
         events lost because nobody read the monitor; send_errors: actor
         send_message() calls that failed (the method raised, or the actor
         was gone), which nobody else is told of; processes: the process
-        workers (pid, tasks_run, crashes, starts, running) and their queue;
+        workers (pid, tasks_run, crashes, starts, running, blobs_mapped,
+        blobs_copied), their queue and waiting (process tasks waiting for
+        their input Futures);
         placement: {target: lane} for targets placed in processes, with
         why; refused: {module: the first target it moved to processes};
         fallbacks: {module: {"target": t, "refusals": n}} for extension
@@ -1356,7 +1373,8 @@ class Pool:
         setup, "run" for pool.run), n how many imports were refused."""
         st = self._c.stats()
         lane = self._lane
-        st["processes"] = lane.stats() if lane is not None else {"queued": 0, "workers": []}
+        st["processes"] = (lane.stats() if lane is not None else
+                           {"queued": 0, "waiting": 0, "workers": []})
         st["placement"] = {t: {"lane": "process", "why": self._why.get(t, "")}
                            for t, where in list(self._placed.items()) if where == "process"}
         st["refused"] = dict(self._refusing)
@@ -1449,8 +1467,16 @@ class Pool:
                     return self._join_lane(how, left) and self._joined()
             if end is not None:
                 grace = max(0.0, min(grace, end - time.monotonic()))
+            if lane is not None:  # interpreter tasks may wait on its Futures: stop it too
+                lane.shutdown(_STOP, False)
             if self._c.shutdown(_STOP, True, grace):
                 return self._join_lane(_STOP, None) and self._joined()
+            # Maybe only tasks waiting on the lane's Futures are left: those
+            # end with the lane, whose shutdown is bounded (a child still
+            # running its grace after the interrupt is killed).
+            if lane is not None and self._join_lane(_STOP, None) and \
+                    self._c.shutdown(_STOP, True, 0):
+                return self._joined()
         except KeyboardInterrupt:
             _stopped_by_signal = True
             raise

@@ -322,6 +322,13 @@ static PyMethodDef mod_methods[] = {
 	{ "_proc_serve", isola__py_proc_serve, METH_VARARGS,
 	  "_proc_serve(fd, ppid, setup_error)\n--\n\nA process worker's loop (private: "
 	  "isola._proc_worker runs it)." },
+	{ "_proc_mirror_stats", isola__py_proc_mirror_stats, METH_NOARGS,
+	  "_proc_mirror_stats()\n--\n\nBlobs shared with process workers: this process's "
+	  "mirrors (made, live, live_bytes, refused) and, in a process worker, its mappings "
+	  "(maps, hits, mapped, mapped_bytes, recent) (private)." },
+	{ "_buffer_shm", isola__py_buffer_shm, METH_O,
+	  "_buffer_shm(buf)\n--\n\nThe memfd behind an isola.Buffer shared with process "
+	  "workers, or None (private)." },
 	{ "_proc_interrupt_due", isola__py_proc_interrupt_due, METH_NOARGS,
 	  "_proc_interrupt_due()\n--\n\nIn a process worker: whether the parent asked to "
 	  "interrupt the running task (private)." },

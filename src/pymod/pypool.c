@@ -305,12 +305,13 @@ static PyObject *wrap_future(pool_obj *p, isola_future *f)
 /* Encode (args, kwargs) for a call: [args] alone when there are no
  * keywords, else the (list, dict) tuple. */
 static int encode_call_args_refs(pool_obj *p, PyObject *args, PyObject *kwargs, int refs,
-				 isola_msg *out)
+				 int proc, isola_msg *out)
 {
 	isola__state *st = state_of((PyObject *)p);
 	isola__codec_opts o = isola__codec_defaults;
 	o.allow_pickle = p->allow_pickle;
 	o.allow_refs = refs;
+	o.proc = proc;
 	PyObject *list = PySequence_List(args);
 	if (list == NULL)
 		return -1;
@@ -329,19 +330,20 @@ static int encode_call_args_refs(pool_obj *p, PyObject *args, PyObject *kwargs, 
 
 static int encode_call_args(pool_obj *p, PyObject *args, PyObject *kwargs, isola_msg *out)
 {
-	return encode_call_args_refs(p, args, kwargs, isola__codec_defaults.allow_refs, out);
+	return encode_call_args_refs(p, args, kwargs, isola__codec_defaults.allow_refs, 0, out);
 }
 
 /* For the process lane (pyproc.c): a pool's _Future for f (taken), and
- * its call arguments encoded without references. */
+ * its call arguments encoded for a process worker (blobs as references,
+ * frozen values thawed, channels refused). */
 PyObject *isola__pool_wrap_future(PyObject *pool, isola_future *f)
 {
 	return wrap_future((pool_obj *)pool, f);
 }
 
-int isola__pool_encode_plain(PyObject *pool, PyObject *args, PyObject *kwargs, isola_msg *out)
+int isola__pool_encode_proc(PyObject *pool, PyObject *args, PyObject *kwargs, isola_msg *out)
 {
-	return encode_call_args_refs((pool_obj *)pool, args, kwargs, 0, out);
+	return encode_call_args_refs((pool_obj *)pool, args, kwargs, 1, 1, out);
 }
 
 int isola__pool_allow_pickle(PyObject *pool)
@@ -460,6 +462,24 @@ static int parse_inputs(pool_obj *p, PyObject *list, isola_input *in, size_t n)
 		in[i].keyword = kw == Py_None ? NULL : PyUnicode_AsUTF8(kw);
 		if (kw != Py_None && in[i].keyword == NULL)
 			return -1;
+	}
+	return 0;
+}
+
+int isola__pool_parse_inputs(PyObject *pool, PyObject *list, isola_input *in, size_t n)
+{
+	return parse_inputs((pool_obj *)pool, list, in, n);
+}
+
+int isola__pool_accept_inputs_of(PyObject *pool, struct isola__pool_link *link)
+{
+	pool_obj *p = (pool_obj *)pool;
+	if (need_pool(p) == NULL)
+		return -1;
+	int r = isola__pool_accept_link(p->pool, link);
+	if (r != 0) {
+		raise_code(p, r, "accept inputs");
+		return -1;
 	}
 	return 0;
 }

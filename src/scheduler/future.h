@@ -71,6 +71,13 @@ void isola__pool_link_release(struct isola__pool_link *l);
 /* The pool is being freed: no future reaches it from now on. */
 void isola__pool_link_cut(struct isola__pool_link *l);
 
+/* p's tasks may also take, as inputs (isola_pool_submit_after), futures
+ * that reach their owner through link: its process lane's (one link at
+ * most; set before any such future exists).  p then waits, when it is
+ * shut down, for the tasks waiting on those futures (graph.c).  0 or
+ * ISOLA_EINVAL (another link is set already). */
+int isola__pool_accept_link(isola_pool *p, struct isola__pool_link *link);
+
 isola_future *isola__future_new(struct isola_pool *pool);
 /* A future reaching its owner through link (a process lane's link has
  * no pool: a running task's interrupt is seen by the lane's proxy). */

@@ -114,6 +114,9 @@ static void overflow_push(struct isola_pool *p, struct task *t)
  * (waits for room as submit does); else a callback (never waits). */
 static void make_ready(struct isola_pool *p, struct task *t, bool may_block)
 {
+	/* seq_cst, before n_waiting falls: a joiner that sees n_waiting at 0
+	 * then sees this count until the end below (isola__graph_idle). */
+	__atomic_add_fetch(&p->graph_inflight, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&p->graph_lock);
 	waiting_unlink(p, t);
 	pthread_mutex_unlock(&p->graph_lock);
@@ -138,6 +141,30 @@ static void make_ready(struct isola_pool *p, struct task *t, bool may_block)
 	__atomic_sub_fetch(&p->n_waiting, 1, __ATOMIC_SEQ_CST); /* see close_if_idle */
 	ck_ec32_inc(&p->graph_ec, &isola__ec_mode);
 	close_if_idle(p);
+	/* The last touch of p: once both counts are 0 it may be freed. */
+	__atomic_sub_fetch(&p->graph_inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+bool isola__graph_idle(struct isola_pool *p)
+{
+	return __atomic_load_n(&p->n_waiting, __ATOMIC_SEQ_CST) == 0 &&
+	       __atomic_load_n(&p->graph_inflight, __ATOMIC_SEQ_CST) == 0;
+}
+
+int isola__pool_accept_link(isola_pool *p, struct isola__pool_link *link)
+{
+	ISOLA__CHECK_POOL(p);
+	if (p == NULL || link == NULL)
+		return ISOLA_EINVAL;
+	struct isola__pool_link *none = NULL;
+	isola__pool_link_retain(link);
+	/* Release: pairs with check_inputs' acquire load. */
+	if (!__atomic_compare_exchange_n(&p->input_link, &none, link, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED)) {
+		isola__pool_link_release(link);
+		return none == link ? 0 : ISOLA_EINVAL;
+	}
+	return 0;
 }
 
 static void input_done(isola_future *f, void *arg)
@@ -242,7 +269,9 @@ static int check_inputs(struct isola_pool *p, const isola_input *in, size_t n)
 		return ISOLA_EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		ISOLA__CHECK_FUTURE(in[i].future);
-		if (in[i].future == NULL || in[i].future->link != p->link)
+		if (in[i].future == NULL ||
+		    (in[i].future->link != p->link &&
+		     in[i].future->link != __atomic_load_n(&p->input_link, __ATOMIC_ACQUIRE)))
 			return ISOLA_EINVAL; /* another pool's (or none) */
 		if (in[i].keyword != NULL ? in[i].keyword[0] == '\0' : in[i].position < 0)
 			return ISOLA_EINVAL;

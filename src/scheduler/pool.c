@@ -194,6 +194,7 @@ static void free_pool(struct isola_pool *p)
 		isola__pool_link_cut(p->link); /* before the pool goes */
 		isola__pool_link_release(p->link);
 	}
+	isola__pool_link_release(p->input_link);
 	isola_channel_release(p->monitor);
 	for (int i = 0; p->workers != NULL && i < p->n; i++)
 		pthread_mutex_destroy(&p->workers[i].attach_lock);
@@ -396,6 +397,16 @@ int isola_pool_shutdown(isola_pool *p, int how, int64_t timeout_ns)
 	/* isola__wait, not a bare ck_ec wait: it keeps each sleep within the
 	 * deadline (ck_ec's own backoff sleeps a second and more). */
 	int r = isola__wait(&p->exit_ec, all_exited, p, &d, ISOLA__WAIT_NO_SPIN);
+	/* Tasks waiting on another owner's futures (a process lane's) may
+	 * outlast the workers: the pool is joined once none is left (they
+	 * end with those futures; rare, so polled). */
+	while (r == 0 && !isola__graph_idle(p)) {
+		if (isola__deadline_passed(&d)) {
+			r = ISOLA_ETIMEDOUT;
+			break;
+		}
+		usleep(1000);
+	}
 	if (r == 0 && p->plane != NULL) {
 		/* The process workers, in what is left of the timeout. */
 		int64_t left = -1;

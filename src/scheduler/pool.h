@@ -204,6 +204,10 @@ struct isola_pool {
 	uint32_t n_waiting;         /* atomic: tasks waiting for inputs */
 	uint32_t n_overflow;        /* atomic: length of overflow */
 	struct ck_ec32 graph_ec;    /* bumped as n_waiting falls */
+	uint32_t graph_inflight;    /* atomic: make_ready calls under way */
+	/* Atomic: another owner's link (a process lane's) whose futures may
+	 * be inputs too (isola__pool_accept_link), retained; NULL if none. */
+	struct isola__pool_link *input_link;
 	/* actors */
 	struct actor_slot *actors;
 	size_t n_actor_slots;
@@ -281,6 +285,10 @@ void isola__graph_fini(struct isola_pool *p);
 void isola__graph_shutdown(struct isola_pool *p, bool cancel);
 /* Close the pool's queues (idempotent).  Any thread. */
 void isola__pool_close_queues(struct isola_pool *p);
+/* No task waits for inputs and no make_ready is under way: a joined
+ * pool may be freed (inputs of another owner may end after the workers
+ * left).  Any thread. */
+bool isola__graph_idle(struct isola_pool *p);
 /* Move ready tasks that found the shared queue full into it (a worker,
  * between tasks).  Cheap when there are none. */
 void isola__graph_drain_overflow(struct isola_pool *p);

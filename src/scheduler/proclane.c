@@ -12,13 +12,17 @@
  */
 #include "scheduler/proclane.h"
 
+#include "channels/blob.h"
+#include "channels/blobshm.h"
 #include "channels/channel.h"
 #include "channels/procring.h"
+#include "channels/wait.h"
 #include "common/alloc.h"
 #include "common/atomics.h"
 #include "common/errinfo.h"
 #include "scheduler/future.h"
 #include "scheduler/procframe.h"
+#include "values/values.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +41,19 @@
 #define START_TIMEOUT_NS 120000000000LL /* a child's setup: a hang limit only */
 #define PIPELINE_DEPTH 8        /* requests in a child's ring at once */
 #define PIPELINE_NS 200000      /* ... while the last task took less than this */
+
+/* A task graph's input, as the child gets it (see ready_inputs). */
+struct pinput {
+	isola_future *f;   /* held until the task is freed (a new child may need it) */
+	int position;
+	char *keyword;     /* owned, or NULL */
+	/* Set when the task is ready: */
+	int status;
+	uint32_t flags;    /* PROC_INPUT_* */
+	const char *type, *msg; /* borrowed from f->err, or static */
+	const isola_msg *value; /* &f->result, &plain, or NULL */
+	isola_msg plain;   /* f->result without references, when it had some */
+};
 
 struct ptask {
 	int kind;
@@ -48,6 +66,38 @@ struct ptask {
 	isola_future *f;
 	uint64_t id;       /* its request's number, once given one */
 	bool sent;         /* the submitter wrote the request (direct hand-off) */
+	bool started;      /* its future was started by a submitter that then
+			    * handed it over unsent (its memfds did not fit) */
+	/* Task graphs (isola__proclane_submit_after). */
+	struct lgate *gate;   /* a reference, while it waits for its inputs */
+	uint32_t pending;     /* atomic: inputs not yet done, + 1 while submitting */
+	bool inputs_oom;      /* a callback could not be registered */
+	size_t n_inputs;
+	struct pinput *inputs;
+	struct ptask *wprev, *wnext; /* gate->lock: the gate's waiting list */
+	struct ptask *onext;         /* gate->lock: its overflow list */
+};
+
+/*
+ * Task graphs: process tasks waiting for their inputs (futures of the
+ * lane or of the interpreter pool beside it).  Refcounted: the lane
+ * holds a reference and so does each waiting task, because an input may
+ * end after the lane was shut down and destroyed (an interpreter task
+ * still running after a cancelling shutdown): its callback then finds
+ * the gate and the lane's queue, closed, and cancels the task.  The
+ * queue closes (after a shutdown without cancel) once no task waits.
+ */
+struct lgate {
+	uint64_t refs;                /* atomic */
+	pthread_mutex_t lock;         /* lane, the lists */
+	struct isola__proclane *lane; /* NULL once destroyed */
+	isola_channel *queue;         /* the lane's (a reference of its own) */
+	int closing;                  /* atomic: enum lane_closing, only rises */
+	struct ptask *waiting;        /* lock: tasks whose inputs are not all done */
+	struct ptask *overflow;       /* lock: ready tasks that found the queue full */
+	uint32_t n_waiting;           /* atomic */
+	uint32_t n_overflow;          /* atomic */
+	struct ck_ec32 ec;            /* bumped as n_waiting falls (room to wait) */
 };
 
 /* A proxy's child, as the proxy's wait sees it. */
@@ -66,6 +116,8 @@ struct pworker {
 	enum child_state state;
 	int wstatus;          /* how the child ended, once reaped */
 	isola__procshm *shm;  /* ring_lock to unmap; see idle */
+	int sock;             /* the socket memfds go to the child on, or -1
+			       * (ring_lock to close: a submitter may use it) */
 	uint64_t next_id;     /* atomic: request numbers */
 	/*
 	 * Direct hand-off (a submitter writes the request itself, so a sync
@@ -91,6 +143,10 @@ struct pworker {
 	bool killed;          /* the proxy killed the child (grace ran out) */
 	/* Figures (relaxed atomics) and the running name (name_lock). */
 	uint64_t tasks_run, crashes, starts;
+	uint64_t blobs_mapped, blobs_copied;
+	/* Freed mirrors the child has been told of (isola__mirror_forgotten):
+	 * the ring's owner only (the proxy, or a submitter that claimed it). */
+	uint64_t forget_seq;
 	pthread_mutex_t name_lock;
 	char running[ISOLA_RUNNING_NAME_MAX];
 };
@@ -105,10 +161,12 @@ struct isola__proclane {
 	size_t argc;
 	int64_t grace_ns;
 	size_t ring_bytes;
+	size_t mirror_min;
 	isola_channel *queue; /* struct ptask *, 8-byte inline messages */
 	struct isola__pool_link *link;
 	struct pworker *w;
 	int closing;       /* atomic: enum lane_closing */
+	struct lgate *gate; /* task graphs */
 	unsigned rotor;    /* atomic: where hand_to_idle starts looking */
 	int interrupt_all; /* atomic: interrupt every running task */
 	pid_t parent;
@@ -139,6 +197,12 @@ static void ptask_free(struct ptask *t)
 	isola__free(t->sets);
 	isola__free(t->target);
 	isola_future_release(t->f);
+	for (size_t i = 0; t->inputs != NULL && i < t->n_inputs; i++) {
+		isola_future_release(t->inputs[i].f);
+		isola__free(t->inputs[i].keyword);
+		isola_msg_clear(&t->inputs[i].plain);
+	}
+	isola__free(t->inputs);
 	isola__free(t);
 }
 
@@ -149,21 +213,76 @@ static void fail_task(struct ptask *t, int status, const char *type, const char 
 	isola__error_clear(&e);
 }
 
-static bool has_refs(const isola_msg *m)
+/* Only blobs can reach a child (as memfds it maps, or copied): a
+ * channel or a frozen image is this process's memory.  ISOLA_ETYPE. */
+static int check_refs(const isola_msg *m)
 {
-	size_t k = 0;
-	isola_msg_ref_count(m, &k);
-	return k > 0;
+	for (size_t i = 0; i < isola__msg_nrefs(m); i++) {
+		int kind;
+		void *p;
+		isola_msg_ref(m, i, &kind, &p);
+		if (kind != ISOLA_REF_BLOB || isola__blob_is_image(p))
+			return ISOLA_ETYPE;
+	}
+	return 0;
 }
 
-static int send_request(struct pworker *w, struct ptask *t, bool direct);
-static int request_iov(struct ptask *t, struct proc_req *h, struct iovec **v, uint64_t **lens,
-		       size_t *nv, size_t *total);
+/* The mirrors of m's blobs of at least mirror_min bytes (made once per
+ * blob; a blob without one is copied into each request instead). */
+static void make_mirrors(const isola__proclane *l, const isola_msg *m)
+{
+	for (size_t i = 0; i < isola__msg_nrefs(m); i++) {
+		int kind;
+		void *p;
+		const void *d;
+		size_t len;
+		struct isola__mirror *mir;
+		isola_msg_ref(m, i, &kind, &p);
+		isola_blob_data(p, &d, &len);
+		/* Failed: copied.  Uses: a mirror sent again may stay mapped in
+		 * a child between tasks. */
+		if (len > 0 && len >= l->mirror_min && isola__blob_mirror(p, &mir) == 0)
+			__atomic_add_fetch(&mir->uses, 1, __ATOMIC_RELAXED); /* a hint */
+	}
+}
+
+static const isola_msg *task_set(const struct ptask *t, uint32_t i)
+{
+	return t->kind == ISOLA__PROC_CALL ? &t->args : &t->sets[i];
+}
+
+/* A request's frame (procframe.h) as iovecs, and the memfds to pass
+ * before it. */
+struct reqbuf {
+	struct proc_req h;
+	struct iovec *v;
+	size_t nv;
+	struct proc_set *sets;
+	struct proc_ref *refs;
+	int *fds;
+	uint64_t *ids;
+	size_t nfds;
+	uint64_t forget[16];   /* mirrors freed since the child last heard */
+	uint64_t forget_seq;   /* where the worker's count goes once written */
+	size_t total;          /* bytes on the ring, the length word included */
+	size_t mapped, copied; /* blob references of each kind */
+};
+
+static void reqbuf_free(struct reqbuf *rb)
+{
+	isola__free(rb->v); /* the one allocation (build_request) */
+}
+
+static int send_request(struct pworker *w, struct ptask *t);
+static int build_request(const struct pworker *w, const struct ptask *t, bool copy_all,
+			 struct reqbuf *rb);
+static int write_request(struct pworker *w, struct reqbuf *rb, bool direct);
 
 /* The direct hand-off (see struct pworker): give t to an idle worker and
  * write its request to the child from this thread.  0 if done (t is the
- * worker's now), else ISOLA_EAGAIN (no idle worker, or t does not fit:
- * queue it). */
+ * worker's now), ISOLA_EAGAIN (no idle worker, or t does not fit: queue
+ * it), or ISOLA_ECLOSED: the worker's proxy is gone (shutdown) and t,
+ * started already, is still the caller's to fail. */
 static int hand_to_idle(isola__proclane *l, struct ptask *t)
 {
 	/* Relaxed: only spreads claims over the workers. */
@@ -176,10 +295,7 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 		if (!__atomic_compare_exchange_n(&w->idle, &one, 0, false, __ATOMIC_ACQUIRE,
 						 __ATOMIC_RELAXED))
 			continue;
-		struct proc_req h;
-		struct iovec *v;
-		uint64_t *lens;
-		size_t nv, total;
+		struct reqbuf rb;
 		/* Held from here: the proxy unmaps the region (drop_child) only
 		 * under it, and a proxy leaving at shutdown may not have seen
 		 * this claim (then shm is NULL, or direct is closed). */
@@ -187,34 +303,35 @@ static int hand_to_idle(isola__proclane *l, struct ptask *t)
 		/* Relaxed: a unique number is all that is needed (the claim
 		 * orders this side's writes to the ring). */
 		t->id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
-		bool fits = w->shm != NULL && request_iov(t, &h, &v, &lens, &nv, &total) == 0;
-		if (fits) {
-			isola__free(v);
-			isola__free(lens);
-			fits = total <= isola__procring_room(w->shm, ISOLA__PROC_PARENT);
-		}
+		bool built = w->shm != NULL && build_request(w, t, false, &rb) == 0;
+		bool fits = built && rb.total <= isola__procring_room(w->shm, ISOLA__PROC_PARENT);
 		if (!fits || !isola__future_start(t->f)) {
 			pthread_mutex_unlock(&w->ring_lock);
+			if (built)
+				reqbuf_free(&rb);
 			/* Release: give the claim back (the proxy polls it while it
 			 * waits for a hand-off that will not come). */
 			__atomic_store_n(&w->idle, 1, __ATOMIC_RELEASE);
 			return ISOLA_EAGAIN;
 		}
-		t->sent = true;
+		/* Its memfds first (never waiting here); if the socket will not
+		 * take them now, the proxy sends the task (it may wait). */
+		t->sent = rb.nfds == 0 ||
+			  isola__fds_send(w->sock, t->id, rb.fds, rb.ids, rb.nfds, false, 0, NULL,
+					  NULL) == 0;
+		t->started = !t->sent;
 		isola_msg m;
 		isola_msg_init(&m);
 		isola_msg_set_bytes(&m, &t, sizeof(t));
 		/* First the proxy learns of t (so it waits for t's reply, and
 		 * gives the region up only after it), then the request. */
 		int r = isola_channel_send(w->direct, &m, 0);
-		if (r == 0)
-			r = send_request(w, t, true);
+		if (r == 0 && t->sent)
+			r = write_request(w, &rb, true);
 		pthread_mutex_unlock(&w->ring_lock);
-		if (r != 0) { /* the proxy is gone (shutdown); it saw nothing */
-			fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
-			ptask_free(t);
-		}
-		return 0;
+		reqbuf_free(&rb);
+		/* Else the proxy is gone (shutdown); it saw nothing. */
+		return r == 0 ? 0 : ISOLA_ECLOSED;
 	}
 	return ISOLA_EAGAIN;
 }
@@ -230,11 +347,15 @@ int isola__proclane_submit(isola__proclane *l, int kind, const char *target, iso
 	 * is what refuses a late task). */
 	if (isola__load_acquire(&l->closing) != LANE_OPEN)
 		return ISOLA_ECLOSED;
-	if (kind == ISOLA__PROC_CALL && args != NULL && has_refs(args))
+	if (kind == ISOLA__PROC_CALL && args != NULL && check_refs(args) != 0)
 		return ISOLA_ETYPE;
 	for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++)
-		if (has_refs(&argsets[i]))
+		if (check_refs(&argsets[i]) != 0)
 			return ISOLA_ETYPE;
+	if (kind == ISOLA__PROC_CALL && args != NULL)
+		make_mirrors(l, args);
+	for (size_t i = 0; kind == ISOLA__PROC_CHUNK && i < n; i++)
+		make_mirrors(l, &argsets[i]);
 	struct ptask *t = isola__calloc(1, sizeof(*t));
 	if (t == NULL)
 		return ISOLA_ENOMEM;
@@ -263,7 +384,12 @@ int isola__proclane_submit(isola__proclane *l, int kind, const char *target, iso
 		t->sets[i] = argsets[i];
 		isola_msg_init(&argsets[i]);
 	}
-	if (hand_to_idle(l, t) == 0) {
+	int hr = hand_to_idle(l, t);
+	if (hr == ISOLA_ECLOSED) {
+		fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
+		ptask_free(t);
+	}
+	if (hr != ISOLA_EAGAIN) {
 		*out = f;
 		return 0;
 	}
@@ -288,6 +414,338 @@ int isola__proclane_submit(isola__proclane *l, int kind, const char *target, iso
 	}
 	*out = f;
 	return 0;
+}
+
+/* ---- task graphs ----------------------------------------------------------- */
+
+static struct lgate *gate_new(isola_channel *queue)
+{
+	struct lgate *g = isola__calloc(1, sizeof(*g));
+	if (g == NULL)
+		return NULL;
+	g->refs = 1;
+	pthread_mutex_init(&g->lock, NULL);
+	ck_ec32_init(&g->ec, 0);
+	isola_channel_retain(queue);
+	g->queue = queue;
+	return g;
+}
+
+static void gate_release(struct lgate *g)
+{
+	if (g == NULL || !isola__ref_dec_is_last(&g->refs))
+		return;
+	assert(g->waiting == NULL && g->overflow == NULL);
+	isola_channel_release(g->queue);
+	pthread_mutex_destroy(&g->lock);
+	isola__free(g);
+}
+
+/* Close the lane's queue and its workers' hand-off channels (any
+ * thread, idempotent): the proxies end once they drained them. */
+static void gate_close_queues(struct lgate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	isola_channel_close(g->queue);
+	for (int i = 0; g->lane != NULL && i < g->lane->n; i++)
+		isola_channel_close(g->lane->w[i].direct);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* After a shutdown without cancel: the queues close once no task waits
+ * for inputs (those were submitted before the shutdown: they run), by
+ * whichever thread sees that last.  seq_cst on closing and the counts:
+ * graph.c's close_if_idle says why. */
+static void gate_close_if_idle(struct lgate *g)
+{
+	if (__atomic_load_n(&g->closing, __ATOMIC_SEQ_CST) != LANE_OPEN &&
+	    __atomic_load_n(&g->n_waiting, __ATOMIC_SEQ_CST) == 0 &&
+	    __atomic_load_n(&g->n_overflow, __ATOMIC_SEQ_CST) == 0)
+		gate_close_queues(g);
+}
+
+/* Move ready tasks that found the queue full into it (a proxy, before it
+ * takes the next task).  Cheap when there are none. */
+static void gate_drain(struct lgate *g)
+{
+	/* Relaxed: a hint; a task pushed just after is seen next time. */
+	if (__atomic_load_n(&g->n_overflow, __ATOMIC_RELAXED) == 0)
+		return;
+	struct ptask *refused = NULL;
+	pthread_mutex_lock(&g->lock);
+	while (g->overflow != NULL) {
+		struct ptask *t = g->overflow;
+		isola_msg m;
+		isola_msg_init(&m);
+		isola_msg_set_bytes(&m, &t, sizeof(t));
+		int r = isola__channel_try_send(g->queue, &m);
+		if (r == ISOLA_EAGAIN)
+			break; /* still full: the next look tries again */
+		g->overflow = t->onext;
+		__atomic_sub_fetch(&g->n_overflow, 1, __ATOMIC_SEQ_CST); /* see close_if_idle */
+		if (r != 0) {
+			t->onext = refused;
+			refused = t;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	while (refused != NULL) {
+		struct ptask *next = refused->onext;
+		fail_task(refused, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
+		ptask_free(refused);
+		refused = next;
+	}
+	gate_close_if_idle(g);
+}
+
+/* Shutdown with cancel: cancel the waiting tasks' futures and what
+ * overflowed (the queues are closed already).  A waiting task stays
+ * listed until its inputs end; it is then freed without running. */
+static void gate_cancel(struct lgate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	size_t n = 0;
+	for (struct ptask *t = g->waiting; t != NULL; t = t->wnext)
+		n++;
+	isola_future **fs = n ? isola__calloc(n, sizeof(*fs)) : NULL;
+	size_t k = 0;
+	for (struct ptask *t = g->waiting; fs != NULL && t != NULL; t = t->wnext)
+		if (isola_future_retain(t->f) == 0)
+			fs[k++] = t->f;
+	struct ptask *over = g->overflow;
+	g->overflow = NULL;
+	__atomic_store_n(&g->n_overflow, 0, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&g->lock);
+	/* Outside the lock: a cancel runs callbacks, which may make other
+	 * tasks ready. */
+	for (size_t i = 0; i < k; i++) {
+		isola__future_cancel_pending(fs[i], "the pool shut down before it ran");
+		isola_future_release(fs[i]);
+	}
+	isola__free(fs);
+	while (over != NULL) {
+		struct ptask *next = over->onext;
+		fail_task(over, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
+		ptask_free(over);
+		over = next;
+	}
+}
+
+/* Each input's outcome as the child gets it.  Every input is done (the
+ * task is ready), so its outcome is read without a lock; the task holds
+ * the future.  A result holding references (blobs, frozen values) goes
+ * as its plain copy; one holding a channel cannot go at all. */
+static void ready_inputs(struct ptask *t)
+{
+	for (size_t i = 0; i < t->n_inputs; i++) {
+		struct pinput *pi = &t->inputs[i];
+		const isola_future *f = pi->f;
+		int state = isola__load_acquire(&f->state);
+		pi->flags = 0;
+		pi->status = state == ISOLA_FUTURE_DONE ? 0 : f->status ? f->status : ISOLA_EPYTHON;
+		pi->type = f->err.type;
+		pi->msg = f->err.message;
+		pi->value = &f->result;
+		if (t->inputs_oom || state < ISOLA_FUTURE_DONE) { /* ENOMEM at submit */
+			pi->status = ISOLA_ENOMEM;
+			pi->value = NULL;
+			pi->type = "MemoryError";
+			pi->msg = "the task could not wait for this input";
+			continue;
+		}
+		if (pi->status == ISOLA_ECANCELED || pi->status == ISOLA_ETIMEDOUT) {
+			pi->value = NULL; /* the child makes the exception from the status */
+			continue;
+		}
+		size_t refs = 0;
+		isola_msg_ref_count(&f->result, &refs);
+		if (refs == 0)
+			continue;
+		int r = isola__msg_plain(&f->result, &pi->plain);
+		if (r == 0) {
+			pi->value = &pi->plain;
+		} else if (pi->status != 0) {
+			pi->value = NULL; /* an exception that cannot go: its type and text do */
+		} else {
+			pi->value = NULL;
+			pi->flags = PROC_INPUT_UNSENDABLE;
+			pi->type = "TypeError";
+			pi->msg = r == ISOLA_ETYPE
+					  ? "its result holds an isola.Channel, which a process worker "
+					    "cannot receive (channels are this process's)"
+				  : r == ISOLA_ENOMEM ? "out of memory copying its result"
+						      : "its result could not be copied for a process worker";
+		}
+	}
+}
+
+/* Every input of t is done: hand it to an idle worker or queue it (never
+ * waiting: this may run on a worker that completed an input). */
+static void make_ready(struct ptask *t)
+{
+	struct lgate *g = t->gate;
+	t->gate = NULL;
+	pthread_mutex_lock(&g->lock);
+	if (t->wprev != NULL)
+		t->wprev->wnext = t->wnext;
+	else
+		g->waiting = t->wnext;
+	if (t->wnext != NULL)
+		t->wnext->wprev = t->wprev;
+	t->wprev = t->wnext = NULL;
+	pthread_mutex_unlock(&g->lock);
+	int r;
+	/* Acquire: pairs with the canceller's CAS. */
+	if (isola__load_acquire(&t->f->state) != ISOLA_FUTURE_PENDING) {
+		r = ISOLA_ESTATE; /* cancelled while it waited */
+	} else if (__atomic_load_n(&g->closing, __ATOMIC_SEQ_CST) == LANE_CANCEL) {
+		r = ISOLA_ECLOSED;
+	} else {
+		ready_inputs(t);
+		pthread_mutex_lock(&g->lock); /* the lane is not destroyed meanwhile */
+		r = g->lane != NULL ? hand_to_idle(g->lane, t) : ISOLA_EAGAIN;
+		if (r == ISOLA_EAGAIN) {
+			isola_msg m;
+			isola_msg_init(&m);
+			isola_msg_set_bytes(&m, &t, sizeof(t));
+			/* The channel's send and the proxy's receive order t's
+			 * fields before the proxy reads them. */
+			r = isola__channel_try_send(g->queue, &m);
+			if (r == ISOLA_EAGAIN) { /* full: a proxy moves it in later */
+				t->onext = g->overflow;
+				g->overflow = t;
+				__atomic_add_fetch(&g->n_overflow, 1, __ATOMIC_SEQ_CST);
+				r = 0;
+			}
+		}
+		pthread_mutex_unlock(&g->lock);
+	}
+	if (r == ISOLA_ECLOSED)
+		fail_task(t, ISOLA_ECANCELED, "isola.Cancelled", "the pool shut down before it ran");
+	if (r != 0)
+		ptask_free(t);
+	/* Only now, once queued (or failed): a shutdown without cancel keeps
+	 * the queue open while this count is not zero.  The increment wakes
+	 * submitters waiting for room. */
+	__atomic_sub_fetch(&g->n_waiting, 1, __ATOMIC_SEQ_CST);
+	ck_ec32_inc(&g->ec, &isola__ec_mode);
+	gate_close_if_idle(g);
+	gate_release(g); /* the task's */
+}
+
+static void input_done(isola_future *f, void *arg)
+{
+	(void)f;
+	struct ptask *t = arg;
+	/* acq_rel: the last decrement sees every input's completion. */
+	if (__atomic_sub_fetch(&t->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		make_ready(t);
+}
+
+/* isola__wait's condition: room among the waiting tasks. */
+static int room_to_wait(void *arg)
+{
+	struct lgate *g = arg;
+	return __atomic_load_n(&g->n_waiting, __ATOMIC_ACQUIRE) < ISOLA_MAX_WAITING ? 0
+										   : ISOLA_EAGAIN;
+}
+
+int isola__proclane_submit_after(isola__proclane *l, const char *target, isola_msg *args,
+				 const isola_input *in, size_t n, int64_t timeout_ns, int flags,
+				 bool wait, isola_future **out)
+{
+	*out = NULL;
+	if (n == 0)
+		return isola__proclane_submit(l, ISOLA__PROC_CALL, target, args, NULL, 0, 0,
+					      timeout_ns, flags, out);
+	if (in == NULL || n > 255)
+		return ISOLA_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (in[i].future == NULL ||
+		    (in[i].keyword != NULL ? in[i].keyword[0] == '\0' : in[i].position < 0))
+			return ISOLA_EINVAL;
+	/* Acquire: pairs with shutdown's CAS (a hint: see make_ready). */
+	if (isola__load_acquire(&l->closing) != LANE_OPEN)
+		return ISOLA_ECLOSED;
+	if (args != NULL && check_refs(args) != 0)
+		return ISOLA_ETYPE;
+	if (args != NULL)
+		make_mirrors(l, args);
+	struct lgate *g = l->gate;
+	if (room_to_wait(g) != 0) {
+		if (!wait)
+			return ISOLA_EAGAIN;
+		isola__deadline forever;
+		isola__deadline_init(&forever, -1);
+		isola__wait(&g->ec, room_to_wait, g, &forever, 0);
+	}
+	struct ptask *t = isola__calloc(1, sizeof(*t));
+	if (t == NULL)
+		return ISOLA_ENOMEM;
+	isola_msg_init(&t->args);
+	t->kind = ISOLA__PROC_CALL;
+	t->target = isola__strdup(target);
+	t->f = isola__future_new_linked(l->link);
+	t->inputs = isola__calloc(n, sizeof(*t->inputs));
+	bool oom = t->target == NULL || t->f == NULL || t->inputs == NULL;
+	for (size_t i = 0; !oom && i < n; i++) {
+		struct pinput *pi = &t->inputs[i];
+		isola_msg_init(&pi->plain);
+		pi->f = in[i].future;
+		isola_future_retain(pi->f);
+		t->n_inputs = i + 1;
+		pi->position = in[i].keyword != NULL ? -1 : in[i].position;
+		if (in[i].keyword != NULL)
+			oom = (pi->keyword = isola__strdup(in[i].keyword)) == NULL;
+	}
+	if (oom) {
+		ptask_free(t);
+		return ISOLA_ENOMEM;
+	}
+	t->flags = flags;
+	t->timeout_ns = timeout_ns;
+	if (args != NULL) {
+		t->args = *args;
+		isola_msg_init(args);
+	}
+	isola_future *f = t->f;
+	isola_future_retain(f); /* the caller's */
+	isola__ref_inc(&g->refs); /* the task's, until it is ready */
+	t->gate = g;
+	t->pending = (uint32_t)n + 1; /* + 1: ours, until every callback is set */
+	pthread_mutex_lock(&g->lock);
+	t->wnext = g->waiting;
+	if (g->waiting != NULL)
+		g->waiting->wprev = t;
+	g->waiting = t;
+	pthread_mutex_unlock(&g->lock);
+	/* seq_cst: see gate_close_if_idle.  A submit that races with a
+	 * shutdown may find the queue closed when its task is ready: the
+	 * task then ends cancelled, as a plain submit would be refused. */
+	__atomic_add_fetch(&g->n_waiting, 1, __ATOMIC_SEQ_CST);
+	for (size_t i = 0; i < n; i++) {
+		int cr = isola__future_on_done_pending(t->inputs[i].f, input_done, t);
+		if (cr == ISOLA_ESTATE) { /* done already */
+			__atomic_sub_fetch(&t->pending, 1, __ATOMIC_ACQ_REL);
+		} else if (cr != 0) { /* no callback: the task fails when it runs */
+			t->inputs_oom = true;
+			__atomic_sub_fetch(&t->pending, 1, __ATOMIC_ACQ_REL);
+		}
+	}
+	if (__atomic_sub_fetch(&t->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		make_ready(t);
+	*out = f;
+	return 0;
+}
+
+struct isola__pool_link *isola__proclane_link(isola__proclane *l)
+{
+	return l->link;
+}
+
+size_t isola__proclane_waiting(isola__proclane *l)
+{
+	return __atomic_load_n(&l->gate->n_waiting, __ATOMIC_RELAXED);
 }
 
 /* ---- children ------------------------------------------------------------ */
@@ -340,27 +798,51 @@ static void drop_child(struct pworker *w)
 	pthread_mutex_lock(&w->ring_lock); /* no submitter writes to it now */
 	isola__procshm_unmap(w->shm);
 	w->shm = NULL;
+	if (w->sock >= 0)
+		close(w->sock);
+	w->sock = -1;
 	pthread_mutex_unlock(&w->ring_lock);
 	__atomic_store_n(&w->pid, 0, __ATOMIC_RELAXED); /* stats only */
 }
 
-/* posix_spawn a child with a fresh region as PROC_CHILD_FD.  0 or ESYS. */
+/* fd moved above the numbers the child's fds get (a dup2 onto itself
+ * would keep close-on-exec, and one dup2 must not overwrite the other's
+ * source); -1 on failure (fd closed either way). */
+static int above_child_fds(int fd)
+{
+	if (fd < 0 || fd > PROC_CHILD_SOCK)
+		return fd;
+	int g = fcntl(fd, F_DUPFD_CLOEXEC, PROC_CHILD_SOCK + 1);
+	close(fd);
+	return g;
+}
+
+/* posix_spawn a child with a fresh region as PROC_CHILD_FD and its end of
+ * a new socket as PROC_CHILD_SOCK.  0 or ESYS. */
 static int spawn_child(struct pworker *w)
 {
 	struct isola__proclane *l = w->lane;
-	int fd;
+	int fd, sv[2];
 	int r = isola__procshm_create(l->ring_bytes, &w->shm, &fd);
 	if (r != 0)
 		return r;
-	if (fd == PROC_CHILD_FD) { /* dup2 onto itself would keep close-on-exec */
-		int g = fcntl(fd, F_DUPFD_CLOEXEC, PROC_CHILD_FD + 1);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
 		close(fd);
-		fd = g;
-		if (fd < 0) {
-			isola__procshm_unmap(w->shm);
-			w->shm = NULL;
-			return ISOLA_ESYS;
-		}
+		isola__procshm_unmap(w->shm);
+		w->shm = NULL;
+		return ISOLA_ESYS;
+	}
+	fd = above_child_fds(fd);
+	sv[1] = above_child_fds(sv[1]);
+	if (fd < 0 || sv[1] < 0) {
+		if (fd >= 0)
+			close(fd);
+		if (sv[1] >= 0)
+			close(sv[1]);
+		close(sv[0]);
+		isola__procshm_unmap(w->shm);
+		w->shm = NULL;
+		return ISOLA_ESYS;
 	}
 	char fdnum[16], ppid[24];
 	snprintf(fdnum, sizeof(fdnum), "%d", PROC_CHILD_FD);
@@ -376,6 +858,7 @@ static int spawn_child(struct pworker *w)
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fd, PROC_CHILD_FD);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], PROC_CHILD_SOCK);
 	posix_spawnattr_init(&at);
 	sigset_t none, all;
 	sigemptyset(&none);
@@ -392,12 +875,18 @@ static int spawn_child(struct pworker *w)
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	close(fd);
+	close(sv[1]);
 	if (e != 0) {
+		close(sv[0]);
 		isola__procshm_unmap(w->shm);
 		w->shm = NULL;
 		errno = e;
 		return ISOLA_ESYS;
 	}
+	pthread_mutex_lock(&w->ring_lock); /* submitters read it under the lock */
+	w->sock = sv[0];
+	w->forget_seq = isola__mirror_forget_seq(); /* a new child has nothing to forget */
+	pthread_mutex_unlock(&w->ring_lock);
 	w->state = CHILD_RUNNING;
 	w->killed = false;
 	__atomic_store_n(&w->pid, (int)pid, __ATOMIC_RELAXED); /* stats only */
@@ -509,56 +998,166 @@ static char *dup_n(const char *s, size_t n)
 	return c;
 }
 
-/* t's request frame as iovecs: v (2 + 2n entries), lens (n); 0 or ENOMEM.
- * The caller frees *v and *lens. */
-static int request_iov(struct ptask *t, struct proc_req *h, struct iovec **v, uint64_t **lens,
-		       size_t *nv, size_t *total)
+/* t's request frame (procframe.h) into rb; 0 or ENOMEM (rb then holds
+ * nothing to free; reqbuf_free after 0).  Blobs with a mirror are named by it (their memfds in
+ * rb->fds, each once), the others copied into the frame; copy_all: every
+ * blob copied (its memfds could not be passed). */
+static int build_request(const struct pworker *w, const struct ptask *t, bool copy_all,
+			 struct reqbuf *rb)
 {
+	memset(rb, 0, sizeof(*rb));
+	struct proc_req *h = &rb->h;
 	*h = (struct proc_req){ .kind = (uint32_t)t->kind, .flags = (uint32_t)t->flags,
 				.id = t->id, .first = t->first,
 				.target_len = (uint32_t)strlen(t->target),
-				.n = t->kind == ISOLA__PROC_CALL ? 1u : (uint32_t)t->n };
-	*nv = 2 + 2 * (size_t)h->n;
-	*v = isola__calloc(*nv, sizeof(**v));
-	*lens = isola__calloc(h->n ? h->n : 1, sizeof(uint64_t));
-	if (*v == NULL || *lens == NULL) {
-		isola__free(*v);
-		isola__free(*lens);
+				.n = t->kind == ISOLA__PROC_CALL ? 1u : (uint32_t)t->n,
+				.n_inputs = (uint32_t)t->n_inputs };
+	size_t nrefs = 0;
+	for (uint32_t i = 0; i < h->n; i++)
+		nrefs += isola__msg_nrefs(task_set(t, i));
+	/* One allocation for the arrays (a request's path: no more mallocs
+	 * than before the references): iovecs, sets, refs, mirror ids, then
+	 * the input headers and the fds (4-byte items last). */
+	size_t cap = 3 + 3 * (size_t)h->n + nrefs + 5 * t->n_inputs;
+	size_t bytes = cap * sizeof(*rb->v) + h->n * sizeof(*rb->sets) +
+		       nrefs * (sizeof(*rb->refs) + sizeof(*rb->ids)) +
+		       t->n_inputs * sizeof(struct proc_input) + nrefs * sizeof(*rb->fds);
+	char *mem = isola__malloc(bytes ? bytes : 1);
+	if (mem == NULL)
 		return ISOLA_ENOMEM;
+	/* Each array aligned for its type: 16-, 24-, 8-, 8-, 8-, 4-byte items. */
+	rb->v = (struct iovec *)mem;
+	rb->sets = (struct proc_set *)(rb->v + cap);
+	rb->refs = (struct proc_ref *)(rb->sets + h->n);
+	rb->ids = (uint64_t *)(rb->refs + nrefs);
+	struct proc_input *in = (struct proc_input *)(rb->ids + nrefs);
+	rb->fds = (int *)(in + t->n_inputs);
+	struct iovec *v = rb->v;
+	size_t nv = 0, k = 0;
+	v[nv++] = (struct iovec){ h, sizeof(*h) };
+	v[nv++] = (struct iovec){ t->target, h->target_len };
+	rb->total = sizeof(uint64_t) + sizeof(*h) + h->target_len;
+	rb->forget_seq = w->forget_seq;
+	size_t nf = isola__mirror_forgotten(&rb->forget_seq, rb->forget, 16);
+	if (nf == SIZE_MAX) {
+		h->flags |= PROC_FORGET_ALL;
+	} else if (nf > 0) {
+		h->nforget = (uint32_t)nf;
+		v[nv++] = (struct iovec){ rb->forget, nf * sizeof(uint64_t) };
+		rb->total += nf * sizeof(uint64_t);
 	}
-	(*v)[0] = (struct iovec){ h, sizeof(*h) };
-	(*v)[1] = (struct iovec){ t->target, h->target_len };
-	*total = sizeof(uint64_t) + sizeof(*h) + h->target_len;
 	for (uint32_t i = 0; i < h->n; i++) {
-		const isola_msg *m = t->kind == ISOLA__PROC_CALL ? &t->args : &t->sets[i];
+		const isola_msg *m = task_set(t, i);
 		const void *p = NULL;
-		size_t k = 0;
-		isola_msg_bytes(m, &p, &k);
-		(*lens)[i] = k;
-		(*v)[2 + 2 * i] = (struct iovec){ &(*lens)[i], sizeof(uint64_t) };
-		(*v)[3 + 2 * i] = (struct iovec){ (void *)p, k };
-		*total += sizeof(uint64_t) + k;
+		size_t len = 0, nr = isola__msg_nrefs(m);
+		isola_msg_bytes(m, &p, &len);
+		rb->sets[i] = (struct proc_set){ .len = len, .nrefs = (uint32_t)nr };
+		v[nv++] = (struct iovec){ &rb->sets[i], sizeof(rb->sets[i]) };
+		rb->total += sizeof(rb->sets[i]);
+		if (nr > 0) {
+			v[nv++] = (struct iovec){ &rb->refs[k], nr * sizeof(rb->refs[0]) };
+			rb->total += nr * sizeof(rb->refs[0]);
+		}
+		for (size_t j = 0; j < nr; j++, k++) {
+			int kind;
+			void *b;
+			const void *d;
+			size_t bl;
+			isola_msg_ref(m, j, &kind, &b);
+			isola_blob_data(b, &d, &bl);
+			const struct isola__mirror *mir = copy_all ? NULL : isola__blob_mirror_peek(b);
+			if (mir != NULL) {
+				rb->refs[k] = (struct proc_ref){
+					.mirror = mir->id, .len = bl,
+					.keep = __atomic_load_n(&mir->uses, __ATOMIC_RELAXED) > 1
+				};
+				size_t f = 0;
+				while (f < rb->nfds && rb->ids[f] != mir->id)
+					f++;
+				if (f == rb->nfds) {
+					rb->ids[rb->nfds] = mir->id;
+					rb->fds[rb->nfds++] = mir->fd;
+				}
+				rb->mapped++;
+			} else {
+				rb->refs[k] = (struct proc_ref){ .mirror = 0, .len = bl };
+				if (bl > 0)
+					v[nv++] = (struct iovec){ (void *)d, bl };
+				rb->total += bl;
+				rb->copied++;
+			}
+		}
+		v[nv++] = (struct iovec){ (void *)p, len };
+		rb->total += len;
 	}
+	/* Task graphs: each input's header, keyword, error texts and plain
+	 * value (no references: isola__msg_plain). */
+	for (size_t i = 0; i < t->n_inputs; i++) {
+		const struct pinput *pi = &t->inputs[i];
+		const void *p = NULL;
+		size_t len = 0;
+		if (pi->value != NULL)
+			isola_msg_bytes(pi->value, &p, &len);
+		const char *type = pi->type ? pi->type : "", *msg = pi->msg ? pi->msg : "";
+		in[i] = (struct proc_input){ .status = pi->status, .position = pi->position,
+					     .flags = pi->flags,
+					     .keyword_len = pi->keyword ? (uint32_t)strlen(pi->keyword) : 0,
+					     .type_len = (uint32_t)strlen(type),
+					     .msg_len = (uint32_t)strlen(msg), .value_len = len };
+		v[nv++] = (struct iovec){ &in[i], sizeof(in[i]) };
+		v[nv++] = (struct iovec){ (void *)pi->keyword, in[i].keyword_len };
+		v[nv++] = (struct iovec){ (void *)type, in[i].type_len };
+		v[nv++] = (struct iovec){ (void *)msg, in[i].msg_len };
+		v[nv++] = (struct iovec){ (void *)p, len };
+		rb->total += sizeof(in[i]) + in[i].keyword_len + in[i].type_len + in[i].msg_len + len;
+	}
+	rb->nv = nv;
+	h->nfds = (uint32_t)rb->nfds;
 	return 0;
 }
 
-/* Write t's request to w's child.  direct: from a submitter that owns
- * the ring (it fits: checked), never waiting; else from the proxy. */
-static int send_request(struct pworker *w, struct ptask *t, bool direct)
+/* rb's frame on w's ring (its memfds already on the socket). */
+static int write_request(struct pworker *w, struct reqbuf *rb, bool direct)
 {
-	struct proc_req h;
-	struct iovec *v;
-	uint64_t *lens;
-	size_t nv, total;
-	int r = request_iov(t, &h, &v, &lens, &nv, &total);
-	if (r != 0)
-		return r;
 	isola__deadline forever;
 	isola__deadline_init(&forever, -1);
-	r = isola__procring_send(w->shm, ISOLA__PROC_PARENT, v, (int)nv, &forever, SLICE_NS,
-				 direct ? NULL : check_child, w);
-	isola__free(v);
-	isola__free(lens);
+	int r = isola__procring_send(w->shm, ISOLA__PROC_PARENT, rb->v, (int)rb->nv, &forever,
+				     SLICE_NS, direct ? NULL : check_child, w);
+	if (r == 0) {
+		w->forget_seq = rb->forget_seq; /* this side owns the ring */
+		/* stats only */
+		isola__add_relaxed(&w->blobs_mapped, rb->mapped);
+		isola__add_relaxed(&w->blobs_copied, rb->copied);
+	}
+	return r;
+}
+
+/* Write t's request to w's child from the proxy: its memfds on the
+ * socket (waiting for room, checking the child between slices), then
+ * the frame.  Memfds the socket refuses (the child closed its end, the
+ * kernel's limit on descriptors in flight) are not an error: the blobs
+ * are copied into the frame instead. */
+static int send_request(struct pworker *w, struct ptask *t)
+{
+	struct reqbuf rb;
+	int r = build_request(w, t, false, &rb);
+	if (r != 0)
+		return r;
+	if (rb.nfds > 0) {
+		r = isola__fds_send(w->sock, t->id, rb.fds, rb.ids, rb.nfds, true, SLICE_NS,
+				    check_child, w);
+		if (r == ISOLA_ECRASHED) {
+			reqbuf_free(&rb);
+			return r; /* the child is gone */
+		}
+		if (r != 0) { /* refused (a child that closed its end, say): copies */
+			reqbuf_free(&rb);
+			if ((r = build_request(w, t, true, &rb)) != 0)
+				return r;
+		}
+	}
+	r = write_request(w, &rb, false);
+	reqbuf_free(&rb);
 	return r;
 }
 
@@ -721,6 +1320,7 @@ static struct ptask *next_task(struct pworker *w, bool can_take, struct ptask **
 		*pending = NULL;
 		return t;
 	}
+	gate_drain(l->gate);
 	if (can_take) /* Release: the child and its region are ready for claimers. */
 		__atomic_store_n(&w->idle, 1, __ATOMIC_RELEASE);
 	isola_channel *qs[2] = { w->direct, l->queue };
@@ -795,11 +1395,12 @@ static bool accept_task(struct pworker *w, struct ptask *t, bool *ok)
 		ptask_free(t);
 		/* Try again for the next task: what failed may pass (a
 		 * transient crash); a broken setup fails each task fast. */
-		if (isola__load_acquire(&l->closing) == LANE_OPEN)
+		if (isola__load_acquire(&l->closing) == LANE_OPEN || isola__proclane_waiting(l) > 0)
 			*ok = start_child(w, false);
 		return false;
 	}
-	if (!isola__future_start(t->f)) { /* cancelled while queued */
+	/* Cancelled while queued (unless its submitter started it). */
+	if (!t->started && !isola__future_start(t->f)) {
 		ptask_free(t);
 		return false;
 	}
@@ -810,6 +1411,7 @@ static bool accept_task(struct pworker *w, struct ptask *t, bool *ok)
 /* The next queued task without waiting, or NULL. */
 static struct ptask *try_queued(struct isola__proclane *l)
 {
+	gate_drain(l->gate);
 	isola_msg m;
 	isola_msg_init(&m);
 	if (isola_channel_recv(l->queue, &m, 0) != 0)
@@ -866,10 +1468,12 @@ static void *proxy_main(void *arg)
 			}
 			if (!accept_task(w, t, &ok))
 				continue;
-			if (!t->sent && send_request(w, t, false) != 0) {
+			if (!t->sent && send_request(w, t) != 0) {
 				/* The child died under the send: it goes with the
 				 * others to the next child (the head fails below). */
 				flight[n++] = t;
+				if (n == 1)
+					begin_head(w, t);
 				break;
 			}
 			flight[n++] = t;
@@ -889,11 +1493,12 @@ static void *proxy_main(void *arg)
 		if (!alive) {
 			drop_child(w);
 			ok = (isola__load_acquire(&l->closing) == LANE_OPEN || n > 0 ||
-			      queue_depth(l->queue) > 0) && start_child(w, false);
+			      queue_depth(l->queue) > 0 || isola__proclane_waiting(l) > 0) &&
+			     start_child(w, false);
 			/* Requests the dead child had not started: to the new one. */
 			for (int i = 0; i < n; i++) {
 				flight[i]->sent = false;
-				if (!ok || send_request(w, flight[i], false) != 0) {
+				if (!ok || send_request(w, flight[i]) != 0) {
 					for (int j = i; j < n; j++) {
 						fail_task(flight[j], ISOLA_ECRASHED, "isola.WorkerCrashed",
 							  "its process worker died before it ran, and no "
@@ -962,6 +1567,12 @@ void isola__proclane_destroy(isola__proclane *l)
 		pthread_mutex_destroy(&l->w[i].ring_lock);
 		isola_channel_release(l->w[i].direct);
 	}
+	if (l->gate != NULL) {
+		pthread_mutex_lock(&l->gate->lock); /* a ready task no longer hands off here */
+		l->gate->lane = NULL;
+		pthread_mutex_unlock(&l->gate->lock);
+		gate_release(l->gate);
+	}
 	isola__free(l->w);
 	isola_channel_release(l->queue);
 	isola__pool_link_release(l->link);
@@ -988,6 +1599,7 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 	l->n = o->workers;
 	l->grace_ns = o->grace_ns;
 	l->ring_bytes = o->ring_bytes ? o->ring_bytes : ((size_t)1 << 20);
+	l->mirror_min = o->mirror_min ? o->mirror_min : ISOLA__MIRROR_MIN_DEFAULT;
 	l->parent = getpid();
 	l->exe = isola__strdup(o->exe);
 	l->argv = copy_strv(o->argv, &l->argc, 2);
@@ -998,6 +1610,8 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 	int r = l->exe && l->argv && l->envp && l->link && l->w ? 0 : ISOLA_ENOMEM;
 	if (r == 0)
 		r = isola_channel_create(QUEUE_CAP, &l->queue);
+	if (r == 0 && (l->gate = gate_new(l->queue)) == NULL)
+		r = ISOLA_ENOMEM;
 	if (r != 0) {
 		l->n = l->w ? l->n : 0;
 		isola__proclane_destroy(l);
@@ -1007,6 +1621,7 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 		l->w[i].lane = l;
 		l->w[i].index = i;
 		l->w[i].last_ns = PIPELINE_NS; /* no pipelining before a short task */
+		l->w[i].sock = -1;
 		pthread_mutex_init(&l->w[i].name_lock, NULL);
 		pthread_mutex_init(&l->w[i].ring_lock, NULL);
 		if (r == 0)
@@ -1016,6 +1631,7 @@ int isola__proclane_create(const isola__proclane_options *o, isola__proclane **o
 		isola__proclane_destroy(l);
 		return r;
 	}
+	l->gate->lane = l; /* before any thread can see the gate */
 	int started = 0;
 	for (; started < l->n; started++) {
 		if (pthread_create(&l->w[started].thread, NULL, proxy_main, &l->w[started]) != 0)
@@ -1086,6 +1702,8 @@ void isola__proclane_stats(isola__proclane *l, int i, isola__proc_stats *out)
 	out->tasks_run = isola__load_relaxed(&w->tasks_run);
 	out->crashes = isola__load_relaxed(&w->crashes);
 	out->starts = isola__load_relaxed(&w->starts);
+	out->blobs_mapped = isola__load_relaxed(&w->blobs_mapped);
+	out->blobs_copied = isola__load_relaxed(&w->blobs_copied);
 	pthread_mutex_lock(&w->name_lock);
 	memcpy(out->running, w->running, sizeof(out->running));
 	pthread_mutex_unlock(&w->name_lock);
@@ -1100,11 +1718,21 @@ int isola__proclane_shutdown(isola__proclane *l, int how, int wait, int64_t time
 	int cur = isola__load_acquire(&l->closing);
 	while (cur < level && !isola__cas_acq_rel(&l->closing, &cur, level))
 		;
+	/* The gate's copy, seq_cst (see gate_close_if_idle); only rises. */
+	cur = __atomic_load_n(&l->gate->closing, __ATOMIC_SEQ_CST);
+	while (cur < level && !__atomic_compare_exchange_n(&l->gate->closing, &cur, level, false,
+							  __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
 	if (how & ISOLA_SHUTDOWN_INTERRUPT) /* read by the proxies' checks */
 		isola__store_release(&l->interrupt_all, 1);
-	isola_channel_close(l->queue);
-	for (int i = 0; i < l->n; i++)
-		isola_channel_close(l->w[i].direct);
+	if (level == LANE_CANCEL) {
+		gate_close_queues(l->gate);
+		gate_cancel(l->gate);
+	} else {
+		/* Tasks waiting for inputs were submitted before: they run, so
+		 * the queues close once none waits (the last make_ready). */
+		gate_close_if_idle(l->gate);
+	}
 	if (!wait)
 		return 0;
 	isola__deadline d;

@@ -31,6 +31,7 @@
 
 #include "isola.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,7 +45,12 @@ typedef struct isola__proclane_options {
 	const char *const *envp; /* its environment, NULL-terminated */
 	int64_t grace_ns;        /* interrupted -> killed after this long */
 	size_t ring_bytes;       /* per direction; 0: 1 MiB */
+	size_t mirror_min;       /* blobs of at least this many bytes reach a child
+				  * as a mapped memfd (blobshm.h), smaller ones
+				  * inline; 0: ISOLA__MIRROR_MIN_DEFAULT */
 } isola__proclane_options;
+
+#define ISOLA__MIRROR_MIN_DEFAULT ((size_t)256 * 1024)
 
 /* Start the lane: its proxies start their children in the background.
  * Options are copied.  0, ISOLA_EINVAL, ISOLA_ENOMEM, ISOLA_ESYS. */
@@ -59,14 +65,42 @@ enum isola__proclane_kind { ISOLA__PROC_CALL = 1, ISOLA__PROC_CHUNK = 2 };
 
 /* Queue a task: target(*args) (CALL), or target over argsets[0..n)
  * (CHUNK; first: the index of argsets[0] in the whole map).  The
- * messages are taken on success (left to the caller on failure) and must
- * hold no references (blobs, channels: ISOLA_ETYPE).  *out: a new future
- * (the caller releases it).  timeout_ns > 0: interrupted past it
- * (ISOLA_ETIMEDOUT).  flags: 1 = allow the pickle fallback.  0, or
- * ISOLA_ECLOSED (shut down), ISOLA_ETYPE, ISOLA_ENOMEM. */
+ * messages are taken on success (left to the caller on failure); their
+ * references may be blobs only (channels and frozen images are this
+ * process's memory: ISOLA_ETYPE).  A blob of at least mirror_min bytes
+ * gets its mirror here, in the caller's thread (one copy, once per blob:
+ * see blobshm.h); each request passes the child its memfd and the child
+ * maps it; smaller blobs, and any that cannot have a mirror, are copied
+ * into the request.  *out: a new future (the caller releases it).
+ * timeout_ns > 0: interrupted past it (ISOLA_ETIMEDOUT).  flags: 1 =
+ * allow the pickle fallback.  0, or ISOLA_ECLOSED (shut down),
+ * ISOLA_ETYPE, ISOLA_ENOMEM. */
 int isola__proclane_submit(isola__proclane *l, int kind, const char *target, isola_msg *args,
 			   isola_msg *argsets, size_t n, size_t first, int64_t timeout_ns,
 			   int flags, isola_future **out);
+
+/* Task graphs: a CALL of target that waits, inside the lane, until
+ * in[0 .. n) are done (futures of this lane or of the interpreter pool
+ * beside it: isola_input as for isola_pool_submit_after), then runs in a
+ * process worker, which gets the inputs' encoded results (without
+ * references: blobs inlined as bytes, frozen values as their plain
+ * content; a result holding a channel fails the task with TypeError)
+ * and splices them into the arguments as an interpreter worker does
+ * (isola.InputFailed when an input failed, was cancelled or timed out).
+ * No caller thread waits and the caller decodes nothing.  A cancel of
+ * the future before it ran cancels it; shutdown with CANCEL cancels the
+ * waiting tasks, without CANCEL they run (the queue closes once none
+ * waits).  At most ISOLA_MAX_WAITING wait at once: past that, with wait
+ * the call waits for room, else ISOLA_EAGAIN.  n == 0: a plain submit.
+ * 0, or ISOLA_EINVAL, ISOLA_ECLOSED, ISOLA_ETYPE (args hold references),
+ * ISOLA_EAGAIN, ISOLA_ENOMEM; args are taken on success only. */
+int isola__proclane_submit_after(isola__proclane *l, const char *target, isola_msg *args,
+				 const isola_input *in, size_t n, int64_t timeout_ns, int flags,
+				 bool wait, isola_future **out);
+
+/* What the lane's futures reach it through (the interpreter pool takes
+ * them as inputs: isola__pool_accept_link). */
+struct isola__pool_link *isola__proclane_link(isola__proclane *l);
 
 /* One process worker's figures. */
 typedef struct isola__proc_stats {
@@ -75,13 +109,16 @@ typedef struct isola__proc_stats {
 	uint64_t crashes;    /* children that died under a task or at start */
 	uint64_t starts;     /* children started (1 + replacements) */
 	char running[ISOLA_RUNNING_NAME_MAX]; /* "" when idle */
+	uint64_t blobs_mapped; /* blob references sent as a memfd to map */
+	uint64_t blobs_copied; /* ... and copied into the request */
 } isola__proc_stats;
 
 /* Size of the lane, and worker i's figures (i < size). */
 int isola__proclane_size(isola__proclane *l);
 void isola__proclane_stats(isola__proclane *l, int i, isola__proc_stats *out);
-/* Tasks queued and not yet taken. */
+/* Tasks queued and not yet taken; tasks waiting for inputs. */
 size_t isola__proclane_queued(isola__proclane *l);
+size_t isola__proclane_waiting(isola__proclane *l);
 
 /* Stop taking work (how: ISOLA_SHUTDOWN_* bits: CANCEL cancels what is
  * queued, INTERRUPT interrupts what runs), then, with wait, join the

@@ -29,4 +29,13 @@ void isola__writer_reset(isola_writer *w);
  * still reusable. */
 int isola__reader_reload(isola_reader *r, const isola_msg *msg, const isola_value **root);
 
+/* msg written again without references (plain.c), into out (initialised
+ * here): each blob reference as a bin of the blob's bytes, each frozen
+ * reference as the plain value it reads as (arrays and maps); a message
+ * without references is copied as it is.  0, ISOLA_ETYPE (it holds a
+ * channel, which has no plain form), ISOLA_EDECODE (malformed),
+ * ISOLA_ENOMEM, ISOLA_ETOOBIG; out is empty on failure.  Python-free:
+ * what a process worker gets of a result made in this process. */
+int isola__msg_plain(const isola_msg *in, isola_msg *out);
+
 #endif

@@ -25,6 +25,21 @@ def orjson_roundtrip(obj):
     return orjson.loads(orjson.dumps(obj))
 
 
+def parse_floats(text):
+    # Pure Python: runs in an interpreter worker.
+    return [float(v) for v in text.split(",")]
+
+
+def np_summary(values, scale=1.0):
+    import numpy as np
+    a = np.asarray(values) * scale
+    return [float(a.sum()), float(a.max())]
+
+
+def head(values):
+    return values[:2]
+
+
 CASES = {
     "numpy": ("np_stats", (10,), [4.5, 2.8722813232690143, 4]),
     "regex": ("regex_words", ("héllo, wörld 42",), ["héllo", "wörld"]),
@@ -125,8 +140,44 @@ def fallbacks_each():
     return out
 
 
+def graph_rows():
+    """Task graphs with numpy (issue #33 with #35): parsing in interpreter
+    workers feeding numpy in process workers through Futures as arguments,
+    the numpy target placed automatically (its first tasks, submitted
+    before any result, are each moved with their inputs), then a chain
+    interpreter -> process -> interpreter -> process."""
+    import os
+    import warnings
+    import isola
+    import proc_pkg_cases as m
+    texts = [",".join(str(i * k) for i in range(1, 101)) for k in range(1, 21)]
+    out = {}
+    with isola.Pool(2) as pool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parsed = [pool.submit(m.parse_floats, t) for t in texts]
+            sums = [pool.submit(m.np_summary, f, scale=pool.submit(float, "2")) for f in parsed]
+            out["fan"] = [f.result(120) for f in sums]
+            out["want_fan"] = [[2.0 * k * 5050, 2.0 * k * 100] for k in range(1, 21)]
+            out["warnings"] = [str(w.message) for w in caught]
+        # Placed now: a chain across the lanes.
+        a = pool.submit(m.parse_floats, "1,2,3")
+        b = pool.submit(m.np_summary, a)                  # process
+        c = pool.submit(m.head, b)                        # interpreter
+        d = pool.submit(m.np_summary, c, scale=pool.submit(m.head, a))  # keyword input: a list
+        try:
+            out["chain"] = d.result(120)
+        except Exception as e:
+            out["chain"] = [type(e).__name__, str(e)]
+        st = pool.stats()
+        out["placement"] = st["placement"]
+        out["pid_ran"] = pool.submit(os.getpid).result(60) == os.getpid()
+    return out
+
+
 if __name__ == "__main__":
     import json
     import proc_pkg_cases  # by its name: workers look targets up by module
-    print(json.dumps({"refusing": proc_pkg_cases.where_each_runs(),
-                      "fallbacks": proc_pkg_cases.fallbacks_each()}))
+    rows = proc_pkg_cases.where_each_runs()
+    rows["graph"] = proc_pkg_cases.graph_rows()
+    print(json.dumps({"refusing": rows, "fallbacks": proc_pkg_cases.fallbacks_each()}))

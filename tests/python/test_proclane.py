@@ -15,6 +15,7 @@ import warnings
 import isola
 
 import proc_helpers as h
+from child_helpers import run_child
 
 IN_SUB = getattr(sys, "_isola_subinterpreter", False)
 HANG = 60  # seconds: a hang limit, never a speed requirement
@@ -168,13 +169,6 @@ class ProcessLane(unittest.TestCase):
         # Replaced and reaped: no zombie among this pool's children.
         self.assertTrue(wait_until(lambda: "Z" not in lane_children(os.getpid()).values()))
 
-    def test_futures_as_arguments_stay_with_interpreter_workers(self):
-        f = self.pool.apply_async(abs, (-4,), lane="interpreter")
-        with self.assertRaises(TypeError) as cm:
-            self.pool.submit(h.square, f)
-        self.assertIn("task graphs", str(cm.exception))
-        self.assertEqual(self.pool.submit(h.square, f.result(HANG)).result(HANG), 16)
-
     def test_channels_cannot_go_to_a_process(self):
         with self.assertRaises(TypeError):
             self.pool.submit(h.echo, isola.Channel(1))
@@ -263,6 +257,239 @@ class AutomaticPlacement(unittest.TestCase):
         self.assertEqual(isola._refused_module(outer), "numpy._core._multiarray_umath")
         self.assertIsNone(isola._refused_module(ImportError("No module named 'x'")))
         self.assertIsNone(isola._refused_module(ValueError("x")))
+
+
+@unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
+class ProcessGraphs(unittest.TestCase):
+    """Task graphs on the process lane: a process task waits for Futures of
+    the pool (of either lane) inside the pool, and its child gets their
+    encoded results."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pool = isola.Pool(2, processes=2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pool.shutdown(interrupt=True)
+
+    def interp(self, fn, *args, **kwargs):
+        return self.pool.apply_async(fn, args, kwargs, lane="interpreter")
+
+    def proc(self, fn, *args, **kwargs):
+        return self.pool.apply_async(fn, args, kwargs, lane="process")
+
+    def test_positional_and_keyword_inputs_take_their_places(self):
+        a, c = self.interp(h.square, 3), self.proc(h.square, 4)
+        out = self.proc(h.parts, a, 5, c=c, d=7).result(HANG)
+        self.assertEqual(out[:4], (9, 5, 16, 7))
+        self.assertNotEqual(out[4], os.getpid(), "ran in a process worker")
+        self.assertEqual(self.proc(h.parts, 0, a).result(HANG)[:4], (0, 9, 0, 0))
+
+    def test_a_chain_across_the_lanes(self):
+        # interp -> process -> interp -> process, and a diamond.
+        a = self.interp(h.where, 1)
+        pid_a = a.result(HANG)[1]
+        self.assertEqual(pid_a, os.getpid())
+        v = self.interp(h.square, 2)
+        b = self.proc(h.where, v, 10)
+        c = self.interp(h.where, self.proc(h.square, b.result(HANG)[0]))
+        d = self.proc(h.add, self.interp(h.square, c.result(HANG)[0]), b=self.proc(h.square, v))
+        self.assertNotEqual(b.result(HANG)[1], os.getpid())
+        self.assertEqual(c.result(HANG), (196, os.getpid()))
+        self.assertEqual(d.result(HANG), 196 * 196 + 16)
+        f = self.interp(h.square, 1)
+        for i in range(40):
+            f = (self.proc if i % 2 else self.interp)(h.add, f, 1)
+        self.assertEqual(f.result(HANG), 41)
+        leaves = [self.proc(h.square, i) for i in range(16)]
+        while len(leaves) > 1:
+            leaves = [(self.interp if k % 2 else self.proc)(h.add, leaves[k], leaves[k + 1])
+                      for k in range(0, len(leaves), 2)]
+        self.assertEqual(leaves[0].result(HANG), sum(i * i for i in range(16)))
+
+    def test_no_thread_of_the_caller_waits(self):
+        before = threading_count()
+        blocker = self.interp(h.sleep, 0.3)
+        deps = [self.proc(h.add, blocker, i) for i in range(20)]
+        self.assertEqual(self.pool.stats()["processes"]["waiting"], 20)
+        self.assertLessEqual(threading_count(), before)
+        self.assertEqual([f.result(HANG) for f in deps], [0.3 + i for i in range(20)])
+        self.assertEqual(self.pool.stats()["processes"]["waiting"], 0)
+
+    def test_a_failed_input_is_input_failed_with_its_cause(self):
+        for make in (self.interp, self.proc):
+            bad = make(h.fail_custom, "missing")
+            f = self.proc(h.add, 1, bad)
+            with self.assertRaises(isola.InputFailed) as cm:
+                f.result(HANG)
+            self.assertIn("positional argument 1", str(cm.exception))
+            self.assertEqual(cm.exception.input, 1)
+            self.assertIsInstance(cm.exception.__cause__, h.CustomError)
+            self.assertEqual(cm.exception.__cause__.args, ("missing",))
+        # Through a chain of process tasks, and named as a keyword.
+        mid = self.proc(h.add, self.interp(h.fail_value, "v"))
+        end = self.proc(h.parts, 1, c=mid)
+        with self.assertRaises(isola.InputFailed) as cm:
+            end.result(HANG)
+        self.assertIn("keyword argument 'c'", str(cm.exception))
+        self.assertEqual(cm.exception.input, "c")
+        self.assertIsInstance(cm.exception.__cause__, isola.InputFailed)
+        self.assertIsInstance(cm.exception.__cause__.__cause__, ValueError)
+
+    def test_cancelled_and_timed_out_inputs(self):
+        slow = self.pool.apply_async(h.sleep, (30,), timeout=0.1, lane="process")
+        with self.assertRaises(isola.InputFailed) as cm:
+            self.proc(h.add, slow).result(HANG)
+        self.assertIsInstance(cm.exception.__cause__, TimeoutError)
+        blockers = [self.proc(h.sleep, 0.3) for _ in range(2)]
+        queued = self.proc(h.square, 3)  # behind the blockers: still queued
+        dep = self.proc(h.add, queued, 1)
+        self.assertTrue(queued.cancel())
+        with self.assertRaises(isola.InputFailed) as cm:
+            dep.result(HANG)
+        self.assertIsInstance(cm.exception.__cause__, cf.CancelledError)
+        [f.result(HANG) for f in blockers]
+
+    def test_cancel_a_waiting_task(self):
+        blocker = self.interp(h.sleep, 0.3)
+        waiting = self.proc(h.add, blocker, 1)
+        kept = self.proc(h.add, blocker, 2)
+        self.assertTrue(waiting.cancel())
+        self.assertTrue(waiting.cancelled())
+        self.assertEqual(kept.result(HANG), 2.3)
+        with self.assertRaises(cf.CancelledError):
+            waiting.result(HANG)
+
+    def test_references_in_an_input_s_result(self):
+        # Blobs (large bytes, isola.Buffer) come as bytes, frozen values as
+        # their plain content; a channel fails the task with TypeError
+        # naming the argument.
+        got = self.proc(h.kinds, self.interp(h.share_blob, 100_000),
+                        self.interp(h.big_bytes, 70_000), x=self.interp(h.frozen_value)).result(HANG)
+        self.assertEqual(got, [("bytes", 100_000), ("bytes", 70_000), ("x", "dict", 2)])
+        self.assertEqual(self.proc(h.plain, self.interp(h.frozen_value)).result(HANG),
+                         {"k": [1, 2, (3, "x")], "n": {"deep": [b"z" * 10]}})
+        with self.assertRaises(TypeError) as cm:
+            self.proc(h.plain, 1, self.interp(h.wrapped_channel)).result(HANG)
+        self.assertIn("positional argument 1", str(cm.exception))
+        self.assertIn("isola.Channel", str(cm.exception))
+        with self.assertRaises(TypeError) as cm:
+            self.proc(h.plain, x=self.interp(h.a_channel)).result(HANG)
+        self.assertIn("keyword argument 'x'", str(cm.exception))
+        # A process task's big result goes on to an interpreter task.
+        self.assertEqual(self.interp(len, self.proc(h.big, 3 << 20)).result(HANG), 3 << 20)
+
+    def test_other_pools_and_plain_futures_are_refused(self):
+        with isola.Pool(1, processes=1) as other:
+            theirs = other.apply_async(h.square, (2,), lane="process")
+            with self.assertRaisesRegex(ValueError, "another isola Pool"):
+                self.proc(h.add, theirs)
+            with self.assertRaisesRegex(ValueError, "another isola Pool"):
+                self.interp(h.add, theirs)
+        plain = cf.Future()
+        plain.set_result(1)
+        with self.assertRaisesRegex(TypeError, "not an isola Future"):
+            self.proc(h.add, plain)
+
+
+def threading_count():
+    import threading
+    return threading.active_count()
+
+
+@unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
+class ProcessGraphsShutdown(unittest.TestCase):
+    def test_shutdown_without_cancel_runs_what_waits(self):
+        rc, out, err = run_child("""
+            import isola, proc_helpers as h
+            p = isola.Pool(2, processes=2)
+            f = p.apply_async(h.sleep, (0.2,), lane="interpreter")
+            for i in range(60):
+                f = p.apply_async(h.add, (f, 1), lane="process" if i % 3 else "interpreter")
+            p.shutdown(wait=True)
+            print(round(f.result(timeout=0), 3))
+        """, timeout=120)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.strip(), "60.2")
+
+    def test_shutdown_with_cancel_cancels_what_waits(self):
+        rc, out, err = run_child("""
+            import concurrent.futures as cf, isola, proc_helpers as h
+            from test_proclane import lane_children
+            import os
+            p = isola.Pool(2, processes=2)
+            root = p.apply_async(h.sleep, (0.3,), lane="process")
+            fs = [root]
+            for i in range(1, 400):
+                fs.append(p.apply_async(h.add, (fs[(i - 1) // 2], 1),
+                                        lane="process" if i % 2 else "interpreter"))
+            p.shutdown(wait=True, cancel_futures=True)
+            done, pending = cf.wait(fs, timeout=60)
+            print(len(done), len(pending), sum(f.cancelled() for f in fs),
+                  len(lane_children(os.getpid())))
+        """, timeout=120)
+        self.assertEqual(rc, 0, err)
+        done, pending, cancelled, children = map(int, out.split())
+        self.assertEqual((done, pending, children), (400, 0, 0))
+        self.assertGreater(cancelled, 300, "the waiting tasks were cancelled")
+
+    def test_interrupting_shutdown_with_a_process_task_under_interpreter_tasks(self):
+        # Interpreter tasks waiting on a process task that ignores its
+        # interrupt: the shutdown still ends (the child is killed after the
+        # grace) and every Future ends.
+        rc, out, err = run_child("""
+            import concurrent.futures as cf, time, isola, proc_helpers as h
+            p = isola.Pool(1, processes=1, stop_grace=0.3)
+            deaf = p.apply_async(h.deaf_sleep, (600,), lane="process")
+            while not deaf.running():
+                time.sleep(0.01)
+            time.sleep(0.2)
+            deps = [p.apply_async(h.add, (deaf, i), lane="interpreter") for i in range(5)]
+            t0 = time.monotonic()
+            p.shutdown(interrupt=True)
+            done, pending = cf.wait([deaf] + deps, timeout=30)
+            print(len(pending), time.monotonic() - t0 < 30)
+        """, timeout=120)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.split(), ["0", "True"])
+
+
+@unittest.skipIf(IN_SUB, "starts child processes from the main interpreter")
+@unittest.skipUnless(HAVE_EXT, "singlephase_ext is built by the test suite (PYTHONPATH)")
+class GraphPlacement(unittest.TestCase):
+    def test_a_refused_graph_task_moves_to_processes_with_its_inputs(self):
+        with isola.Pool(2) as pool:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                x = pool.submit(h.square, 4)  # runs in an interpreter
+                f = pool.submit(h.uses_singlephase, x)
+                value, pid = f.result(HANG)
+                self.assertEqual(value, 32)
+                self.assertNotEqual(pid, os.getpid())
+                # Placed now: the next graph task goes to processes at once,
+                # and what depends on it runs in an interpreter again.
+                g = pool.submit(h.uses_singlephase, pool.submit(h.square, 5))
+                self.assertEqual(pool.submit(h.where, pool.submit(h.square, 1), 1).result(HANG),
+                                 (2, os.getpid()))
+                self.assertEqual(g.result(HANG)[0], 50)
+            msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+            self.assertEqual(len(msgs), 1, msgs)
+            self.assertIn("proc_helpers:uses_singlephase", msgs[0])
+
+    def test_an_input_s_refusal_is_not_the_dependent_s(self):
+        # The dependent fails with InputFailed (its input was refused
+        # before automatic placement moved it): that does not place the
+        # dependent's target in processes.
+        with isola.Pool(1) as pool:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refused = pool.submit(h.uses_singlephase, 1)
+                dep = pool.submit(h.square, refused)
+                with self.assertRaises(isola.InputFailed):
+                    dep.result(HANG)
+                self.assertEqual(refused.result(HANG)[0], 2)  # moved, and ran
+            self.assertNotIn("proc_helpers:square", pool.stats()["placement"])
 
 
 CRASH_SCENARIO = """
@@ -382,8 +609,13 @@ class Lifecycle(unittest.TestCase):
             v = isola.freeze({"k": [1, 2, 3], "x": "y"})
             self.assertEqual(pool.apply_async(h.thawed, (v,), lane="process").result(HANG),
                              ("dict", 2, 2))
+            # A small Buffer is copied into the request (large ones are
+            # mapped: test_proclane_buffer.py); it arrives as a Buffer.
+            r = pool.apply_async(h.buffer_info, (isola.share(b"x" * 100),),
+                                 lane="process").result(HANG)
+            self.assertEqual((r["type"], r["len"], r["shm"]), ("Buffer", 100, None))
             with self.assertRaises(TypeError):
-                pool.apply_async(h.echo, (isola.share(b"x" * 100),), lane="process")
+                pool.apply_async(h.echo, (isola.Channel(),), lane="process")
 
     def test_a_dropped_pool_stops_its_process_workers(self):
         import gc

@@ -121,6 +121,21 @@ class RealPackages(unittest.TestCase):
         self.assertEqual(row["interpreter"][0], "rapidfuzz.fuzz_py")  # fuzz.ratio.__module__
         self.assertTrue(row["process"][0].startswith("rapidfuzz.fuzz_cpp"), row["process"][0])
 
+    def test_numpy_in_a_task_graph(self):
+        # Parsing in interpreter workers feeding numpy through Futures as
+        # arguments: the numpy target is moved to processes with its
+        # inputs (each of the tasks submitted before the first result),
+        # and placed there; then a chain across the lanes.
+        g = self.rows["graph"]
+        self.assertEqual(g["fan"], g["want_fan"])
+        self.assertEqual(g["placement"]["proc_pkg_cases:np_summary"]["lane"], "process")
+        self.assertNotIn("proc_pkg_cases:parse_floats", g["placement"])
+        self.assertNotIn("proc_pkg_cases:head", g["placement"])
+        self.assertEqual(len([w for w in g["warnings"] if "numpy" in w]), 1, g["warnings"])
+        # np_summary([6.0, 3.0] * [1.0, 2.0]) = [12.0, 6.0]
+        self.assertEqual(g["chain"], [12.0, 6.0])
+        self.assertTrue(g["pid_ran"])
+
 
 BUILD = os.environ.get("ISOLA_BUILD_DIR")
 
