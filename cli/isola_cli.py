@@ -108,7 +108,9 @@ options:
                  lxml, ...: "does not support loading in subinterpreters",
                  at import or in a call) in process workers from then on,
                  with one warning line naming the module (the lines of a
-                 chunk refused midway run again there);
+                 chunk refused midway run again there); a package that
+                 catches the refusal and runs a slower fallback (PyYAML,
+                 msgpack, ...) stays, and one line says so;
                  process: in process workers from the start (a child
                  process each, running FUNC in its main interpreter, as
                  isola.Pool's process lane); interpreter: never in

@@ -552,7 +552,26 @@ class MapRun:
             raise _Setup(f"starting the workers failed: {exc}") from exc
         if processes is None and self.processes:
             pool._processes = self.processes  # the lane's size, once it starts
+        # Silent fallbacks (a package caught its extension's refusal) are
+        # said by the loop, in the command's words (_warn_fallback).
+        q = self.queue
+        pool._on_fallback = lambda modules, target: q.put(("fallback", modules))
         return pool
+
+    def _warn_fallback(self, modules):
+        """--lane auto: packages of FUNC caught a sub-interpreter's refusal
+        of their extension and run their fallback in interpreter workers
+        (reported by the pool, once per module)."""
+        if self.lane == "process" or not self.auto:
+            return  # C speed already, or the lane the user chose
+        one = len(modules) == 1
+        self._clear_bar()
+        sys.stderr.write(f"isola map: {', '.join(modules)} {'refuses' if one else 'refuse'} "
+                         f"sub-interpreters and {'its package' if one else 'their packages'} "
+                         f"caught that: {self.target} runs {'its' if one else 'their'} "
+                         "fallback (typically slower pure Python) in interpreter workers; "
+                         "--lane process runs it in process workers, with the C extension\n")
+        sys.stderr.flush()
 
     def _warn_moved(self, module):
         """--lane auto: a sub-interpreter refused module; from now on the
@@ -734,6 +753,9 @@ class MapRun:
                 if step_at is None or time.monotonic() < step_at:
                     continue
                 msg = ("signal", True)  # the grace is over
+            if msg[0] == "fallback":
+                self._warn_fallback(msg[1])
+                continue
             if msg[0] == "signal":
                 if msg[1] and phase == 1:      # interrupt now
                     self._interrupt(inflight)

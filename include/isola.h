@@ -1011,6 +1011,29 @@ int isola_pool_send_errors(isola_pool *pool, uint64_t *n);
 /* Monitor events dropped so far because the monitor channel was full. */
 int isola_pool_monitor_dropped(isola_pool *pool, uint64_t *n);
 
+/*
+ * Silent fallbacks: extension modules that the pool's interpreters
+ * refused (CPython's ImportError "module X does not support loading in
+ * subinterpreters") while the task, or the workers' setup, went on
+ * without them: the package caught the ImportError and ran something
+ * else, typically a slower pure-Python path (PyYAML, msgpack,
+ * simplejson, rapidfuzz do).  A refusal that made the task fail is not
+ * one.  One record per module, in the order first seen; the count only
+ * grows.  Any thread.  For the C speed, run the target in a process
+ * worker: isola_pool_place(pool, target, ISOLA_LANE_PROCESS).
+ */
+int isola_pool_fallbacks(isola_pool *pool, size_t *n);
+
+/* Record i (< isola_pool_fallbacks' n): the module, the target of the
+ * task during which it was first refused ("module:qualname", an actor's
+ * class target or method name, "run" for isola_pool_run, "preload" or
+ * "init" for the workers' setup), and how many imports of it were
+ * refused so far (each worker's first import at least).  The strings
+ * live as long as the pool; any pointer may be NULL.  ENOTFOUND past
+ * the end. */
+int isola_pool_fallback(isola_pool *pool, size_t i, const char **module, const char **target,
+			uint64_t *times);
+
 #ifdef __cplusplus
 }
 #endif

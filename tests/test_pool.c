@@ -72,7 +72,16 @@ static const char *helper =
 	"    ch.close()\n"
 	"    return n\n"
 	"def consume(ch):\n"
-	"    return sum(1 for _ in ch)\n";
+	"    return sum(1 for _ in ch)\n"
+	"def ext_or_fallback(x):\n"
+	"    try:\n"
+	"        import singlephase_ext\n"
+	"        return x + 100\n"
+	"    except ImportError:\n"
+	"        return x\n"
+	"def ext_only(x):\n"
+	"    import singlephase_ext\n"
+	"    return x\n";
 
 static void setup(void)
 {
@@ -463,6 +472,82 @@ Test(pool, run_on_every_worker)
 	cr_assert_eq(isola_pool_run(p, "1/0\n", &err), ISOLA_EPYTHON);
 	cr_assert_not_null(strstr(err, "ZeroDivisionError"), "%s", err);
 	free(err);
+	isola_pool_destroy(p);
+}
+
+/* The directory of this binary if the build put singlephase_ext there
+ * (tests/meson.build: a single-phase extension, which sub-interpreters
+ * refuse; not built under ThreadSanitizer). */
+static bool singlephase_dir(char *out, size_t n)
+{
+	ssize_t len = readlink("/proc/self/exe", out, n - 1);
+	if (len <= 0)
+		return false;
+	out[len] = '\0';
+	char *slash = strrchr(out, '/');
+	if (slash == NULL)
+		return false;
+	*slash = '\0';
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "ls '%s'/singlephase_ext.*.so >/dev/null 2>&1", out);
+	return system(cmd) == 0;
+}
+
+static void expect_fallback(isola_pool *p, size_t n, const char *target, uint64_t times)
+{
+	size_t have = 99;
+	cr_assert_eq(isola_pool_fallbacks(p, &have), 0);
+	cr_assert_eq(have, n);
+	if (n == 0)
+		return;
+	const char *module = NULL, *t = NULL;
+	uint64_t k = 0;
+	cr_assert_eq(isola_pool_fallback(p, 0, &module, &t, &k), 0);
+	cr_assert_str_eq(module, "singlephase_ext");
+	cr_assert_str_eq(t, target);
+	cr_assert_eq(k, times);
+	cr_assert_eq(isola_pool_fallback(p, n, NULL, NULL, NULL), ISOLA_ENOTFOUND);
+}
+
+/* Silent fallbacks (issue #33): a refusal the task (or the setup) caught
+ * is recorded, once per module, with the first target; one that failed
+ * the task is not. */
+Test(pool, fallbacks_record_the_refusals_a_package_caught)
+{
+	char ext[1024];
+	if (!singlephase_dir(ext, sizeof(ext)))
+		cr_skip_test("singlephase_ext is not built next to this test");
+	const char *paths[] = { dir, ext };
+	const char *preload[] = { "pool_helper" };
+	isola_pool_options o = { .workers = 1,
+				 .setup = { .sys_path = paths, .n_sys_path = 2,
+					    .preload = preload, .n_preload = 1 } };
+	isola_pool *p = NULL;
+	char *err = NULL;
+	cr_assert_eq(isola_pool_create(&o, &p, &err), 0, "%s", err ? err : "");
+	expect_fallback(p, 0, NULL, 0);
+	long long one = 1;
+	isola_msg a;
+	isola_future *f;
+	int_args(&a, 1, &one);
+	cr_assert_eq(isola_pool_submit(p, "pool_helper:ext_only", &a, 0, &f), 0);
+	cr_assert_eq(isola_future_wait(f, 30LL * 1000000000), 0);
+	cr_assert_eq(isola_future_result(f, NULL), ISOLA_EPYTHON);
+	isola_future_release(f);
+	expect_fallback(p, 0, NULL, 0); /* it failed the task: no fallback */
+	for (int i = 0; i < 2; i++) {
+		int_args(&a, 1, &one);
+		cr_assert_eq(isola_pool_submit(p, "pool_helper:ext_or_fallback", &a, 0, &f), 0);
+		cr_assert_eq(int_result(f), 1); /* the fallback ran */
+		isola_future_release(f);
+		expect_fallback(p, 1, "pool_helper:ext_or_fallback", (uint64_t)i + 1);
+	}
+	isola_pool_destroy(p);
+
+	/* Caught by the setup: named by its phase. */
+	o.setup.init_source = "try:\n    import singlephase_ext\nexcept ImportError:\n    pass\n";
+	cr_assert_eq(isola_pool_create(&o, &p, &err), 0, "%s", err ? err : "");
+	expect_fallback(p, 1, "init", 1);
 	isola_pool_destroy(p);
 }
 

@@ -321,8 +321,10 @@ static PyObject *call_chunk(isola__state *st, PyObject *fn, const isola__job *j,
 	PyObject *ret = PyList_New((Py_ssize_t)j->n);
 	for (size_t i = 0; ret != NULL && i < j->n; i++) {
 		PyObject *r = isola__call_msg(st, fn, &j->argsets[i], j->codec);
-		if (r == NULL && j->per_element && PyErr_ExceptionMatches(PyExc_Exception))
+		if (r == NULL && j->per_element && PyErr_ExceptionMatches(PyExc_Exception)) {
 			r = PyErr_GetRaisedException(); /* this slot's outcome */
+			isola__explain_refusal(r); /* a refusal that failed it: no fallback */
+		}
 		if (r == NULL) {
 			if (failed_at != NULL)
 				*failed_at = i;

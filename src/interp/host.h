@@ -81,6 +81,23 @@ int isola__outcome_capture(int interrupt_status, const isola__codec_opts *o,
 /* The pending exception dropped (an outcome nobody is told of). */
 void isola__outcome_discard(void);
 
+/* ---- extension imports its interpreter refused (refusal.c) --------- */
+
+/* Any thread, no lock: true if some interpreter refused an extension
+ * import since *seen was last updated here (then updated).  A worker
+ * asks after each task: a task that imported nothing pays one load. */
+bool isola__refusals_new(uint64_t *seen);
+
+/* GIL held: the calling interpreter's refusals not yet taken, each as
+ * fn(arg, module, where, times), then forgotten.  where: "preload" or
+ * "init" when the workers' setup ran then, else NULL (the task that
+ * just ran); times: how many imports of it were refused.  Refusals
+ * that failed the task (or the setup) are not among them: its outcome
+ * (isola__outcome_capture) dropped them. */
+void isola__refusals_take(void (*fn)(void *arg, const char *module, const char *where,
+				     uint64_t times),
+			  void *arg);
+
 /* ---- a worker's interpreter (host.c) ------------------------------- */
 
 /* On in's own thread, after isola_interp_create: give memory that other

@@ -13,6 +13,7 @@
 #include "interp/call.h"
 #include "interp/binding.h"
 #include "interp/hostfn.h"
+#include "interp/refusal.h"
 #include "interp/state.h"
 #include "interp/runtime.h"
 
@@ -71,19 +72,25 @@ static int setup(const isola_interp_options *o)
 {
 	if (isola__module_install_here() < 0 || isola__hostfn_install() < 0)
 		return -1;
+	/* Extension imports refused from here on are recorded (issue #33:
+	 * silent fallbacks), with the phase that ran them. */
+	isola__refusal_hook_install();
 	static const isola_interp_options none = { 0 };
 	if (o == NULL)
 		o = &none; /* isola_init's module_paths still apply */
 	if (prepend_sys_path(o) < 0)
 		return -1;
+	isola__refusal_phase("preload");
 	for (size_t i = 0; i < o->n_preload; i++) {
 		PyObject *m = PyImport_ImportModule(o->preload[i]);
 		if (m == NULL)
 			return -1;
 		Py_DECREF(m);
 	}
+	isola__refusal_phase("init");
 	if (o->init_source != NULL && run_in_main(o->init_source) < 0)
 		return -1;
+	isola__refusal_phase(NULL);
 	return 0;
 }
 

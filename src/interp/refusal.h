@@ -30,7 +30,32 @@ PyObject *isola__subinterp_refusal(PyObject *exc);
 
 /* If exc is such a refusal: add ISOLA__REFUSAL_NOTE to its __notes__
  * (once; its class and text stay as they are) and return 1; else 0.
- * Never raises. */
+ * Called for an exception that ends a task or a setup: the refusal made
+ * it fail, so it is not a silent fallback, and this interpreter's
+ * pending record of that module (below) is dropped.  Never raises. */
 int isola__explain_refusal(PyObject *exc);
+
+/*
+ * Silent fallbacks (issue #33): a package that catches the refusal of
+ * its extension and goes on without it (PyYAML, msgpack, simplejson,
+ * rapidfuzz: a slower pure-Python path).  Nothing fails, so the refusal
+ * is seen where it happens: isola__refusal_hook_install wraps the
+ * interpreter's own _imp.create_dynamic (the call every extension import
+ * goes through; _imp is a per-interpreter module, so no other
+ * interpreter is touched) with a C function that, when CPython refuses,
+ * records the module in this interpreter's pending refusals and bumps a
+ * process-wide count.  An import that loads, and a task that imports
+ * nothing, cost nothing more.  The pool's worker takes the pending ones
+ * after each task (host.h: isola__refusals_new, isola__refusals_take).
+ */
+
+/* In a new worker interpreter (GIL held), before its preloads.  Never
+ * fails (an _imp without create_dynamic is left as it is). */
+void isola__refusal_hook_install(void);
+
+/* What the interpreter does now, for refusals recorded meanwhile:
+ * "preload", "init", or NULL (a task: its worker names it).  GIL held;
+ * a static string. */
+void isola__refusal_phase(const char *where);
 
 #endif

@@ -28,6 +28,11 @@ typedef struct isola__state {
 	PyObject *actors;     /* actor id -> instance (actor_host.c) */
 	PyObject *actor_raised; /* what an actor's method last raised, for its hook */
 	int importing_main;   /* importing it now (a Pool made then: no guard) */
+	/* Extension imports refused and not yet taken (refusal.c): module
+	 * name -> [where (str or None), times], or NULL; and the phase that
+	 * names where ("preload", "init"; NULL: a task). */
+	PyObject *refusals;
+	const char *refusal_where;
 	PyTypeObject *pool_type, *cfuture_type;
 	PyTypeObject *frozen_map_type, *frozen_seq_type, *frozen_iter_type;
 	PyObject *frozen_views[3]; /* the classes of keys(), values(), items() */

@@ -345,6 +345,25 @@ def _complete(fut, outcome, cfut=None):
             return  # done, or an outcome of a C future it has left
         fut._isola_completed = True
         fut._retry = None  # its arguments are not kept past completion
+    # Refusals a package caught (silent fallbacks) were recorded before
+    # the task's C future completed: warn now, on the caller's side and
+    # before the Future is done, once per module.  One C call when there
+    # is nothing new.  A warning made an error (-W error) is raised once
+    # the Future is complete.
+    warned = None
+    if _fallbacks_recorded() != _fallbacks_seen:
+        try:
+            _check_fallbacks()
+        except Warning as exc:
+            warned = exc
+        except Exception:  # never in the way of the outcome (stats() has them)
+            pass
+    _set_outcome(fut, kind, value)
+    if warned is not None:
+        raise warned
+
+
+def _set_outcome(fut, kind, value):
     base = _cf.Future
     try:
         if kind == "ok":
@@ -492,6 +511,65 @@ def _refused_module(exc):
                 return m.group(1)
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+# -- silent fallbacks (issue #33) ---------------------------------------------
+# A package that catches its extension's refusal and runs a slower path
+# (PyYAML, msgpack, simplejson, rapidfuzz) fails nothing: the workers
+# record such refusals (src/interp/refusal.h) and the pool reports them in
+# stats()["fallbacks"] and with one RuntimeWarning per module.
+
+_fallbacks_seen = 0  # _fallbacks_recorded() when this interpreter last looked
+_FRONT_FILE = _sys._getframe().f_code.co_filename  # this file, as compiled
+
+
+def _outside_stacklevel():
+    # The stacklevel, for a warn() in the function calling this one, of
+    # the first frame outside this file: the caller's code (a result(),
+    # a stats()) or the dispatcher thread's.  (warn's skip_file_prefixes
+    # does not skip them in 3.12 and 3.13.)
+    f = _sys._getframe(1)
+    level = 1
+    while f is not None and f.f_code.co_filename == _FRONT_FILE:
+        f = f.f_back
+        level += 1
+    return level
+
+
+def _check_fallbacks():
+    # Some pool recorded a new fallback: have this interpreter's pools
+    # read theirs (each warns once per new module).
+    global _fallbacks_seen
+    n = _fallbacks_recorded()
+    if n == _fallbacks_seen:
+        return
+    _fallbacks_seen = n
+    for _ in range(8):
+        try:
+            pools = list(_live_pools)
+            break
+        except RuntimeError:  # a pool made meanwhile by another thread
+            pools = []
+    for pool in pools:
+        pool._fallbacks_update()
+
+
+def _fallback_text(modules, target):
+    """The warning for modules first refused (and caught) under target."""
+    one = len(modules) == 1
+    head = (f"isola: {', '.join(modules)} {'refuses' if one else 'refuse'} sub-interpreters "
+            f"and {'its package' if one else 'their packages'} caught that: "
+            f"{'its' if one else 'their'} fallback (typically slower pure Python) runs in "
+            "interpreter workers")
+    if ":" in target:
+        return (f"{head}, first under {target}; for the C speed, place {target} in processes "
+                f"(Pool(place={{{target!r}: 'process'}}) or lane='process')")
+    where = {"preload": "while the workers imported their preload= modules",
+             "init": "while the workers ran their init or initializer",
+             "run": "under pool.run()"}.get(target, f"under {target}")
+    return (f"{head}, first {where}; for the C speed, place the targets that use "
+            f"{'it' if one else 'them'} in processes (Pool(place={{'module': 'process'}}) "
+            "or lane='process')")
 
 
 def _interp_worked(fut):
@@ -913,6 +991,12 @@ class Pool:
         self._why = {}         # target -> why it runs in processes
         self._refusing = {}    # module -> first target it moved
         self._interp_ok = set()  # targets that ran in an interpreter
+        self._fallbacks = {}   # module -> {"target", "refusals"}: silent fallbacks
+        self._fallback_lock = _threading.Lock()
+        # Private: callable(modules, target) that reports new fallbacks
+        # instead of the RuntimeWarning (isola map: its tasks are its own
+        # chunk function, and it speaks of --lane).  Any thread.
+        self._on_fallback = None
         self._self_ref = _weakref.ref(self)
         # Dropped before it is joined: stopped with _drop_how (cancel and
         # interrupt; an Executor's pool: finish what was submitted) and
@@ -1083,6 +1167,35 @@ class Pool:
             "pool's process workers (Pool(auto_place=False) keeps such errors; "
             "Pool(place={...}) places targets up front)", RuntimeWarning, stacklevel=2)
 
+    def _fallbacks_update(self):
+        # The C pool's silent-fallback records into self._fallbacks; one
+        # RuntimeWarning per new module (grouped by the target they were
+        # first refused under), unless that target runs in processes now.
+        # Warned under the lock: whoever returns from here has seen
+        # every warning for the records it read.
+        with self._fallback_lock:
+            try:
+                records = self._c.fallbacks(0)
+            except Exception:  # shut down: keep what was read
+                return
+            new = {}
+            for module, target, times in records:
+                entry = self._fallbacks.get(module)
+                if entry is None:
+                    self._fallbacks[module] = {"target": target, "refusals": times}
+                    new.setdefault(target, []).append(module)
+                else:
+                    entry["refusals"] = times
+            for target, modules in new.items():
+                if ":" in target and self._lane_of(target) == "process":
+                    continue  # moved (another module refused it outright): C speed there
+                if self._on_fallback is not None:
+                    self._on_fallback(modules, target)
+                    continue
+                import warnings
+                warnings.warn(_fallback_text(modules, target), RuntimeWarning,
+                              stacklevel=_outside_stacklevel())
+
     def _ensure_lane(self, wait=False):
         # The process lane, started on first use.
         lane = self._lane
@@ -1251,7 +1364,13 @@ class Pool:
         blobs_copied), their queue and waiting (process tasks waiting for
         their input Futures);
         placement: {target: lane} for targets placed in processes, with
-        why; refused: {module: the first target it moved to processes}."""
+        why; refused: {module: the first target it moved to processes};
+        fallbacks: {module: {"target": t, "refusals": n}} for extension
+        modules a worker's sub-interpreter refused while the task went on
+        without them (its package caught the ImportError and ran a
+        fallback, typically slower pure Python): t is the first target
+        under which it happened ("preload" / "init" for the workers'
+        setup, "run" for pool.run), n how many imports were refused."""
         st = self._c.stats()
         lane = self._lane
         st["processes"] = (lane.stats() if lane is not None else
@@ -1259,6 +1378,9 @@ class Pool:
         st["placement"] = {t: {"lane": "process", "why": self._why.get(t, "")}
                            for t, where in list(self._placed.items()) if where == "process"}
         st["refused"] = dict(self._refusing)
+        self._fallbacks_update()
+        with self._fallback_lock:
+            st["fallbacks"] = {m: dict(e) for m, e in self._fallbacks.items()}
         return st
 
     def shutdown(self, wait=True, cancel_futures=False, *, interrupt=False, timeout=None):

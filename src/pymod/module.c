@@ -20,6 +20,7 @@
 #include "front_py.h" /* generated: isola__front_source */
 #include "exports_py.h" /* generated: isola__exports_source */
 #include "interp/interp.h"
+#include "scheduler/pool.h"
 #include "scheduler/trace.h"
 
 
@@ -248,7 +249,20 @@ static PyObject *mod_trace_close_all(PyObject *m, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+/* _fallbacks_recorded(): how many silent fallbacks (new modules) every
+ * pool has recorded so far (private: front.py compares it after each
+ * completion, and reads a pool's records only when it changed). */
+static PyObject *mod_fallbacks_recorded(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	return PyLong_FromUnsignedLongLong(isola__fallbacks_recorded());
+}
+
 static PyMethodDef mod_methods[] = {
+	{ "_fallbacks_recorded", mod_fallbacks_recorded, METH_NOARGS,
+	  "_fallbacks_recorded()\n--\n\nSilent fallbacks recorded by every pool so far "
+	  "(private)." },
 	{ "_trace_close_all", mod_trace_close_all, METH_NOARGS,
 	  "_trace_close_all()\n--\n\nWrite and close every trace file now (private)." },
 	{ "select", (PyCFunction)(void (*)(void))mod_select, METH_VARARGS | METH_KEYWORDS,
@@ -542,7 +556,7 @@ static PyObject *mod_subinterp_refusal(PyObject *m, PyObject *exc)
 	X(pickle_loads) X(remote_error_classes) X(pool_type) X(cfuture_type)            \
 	X(frozen_map_type) X(frozen_seq_type) X(frozen_iter_type) X(frozen_views[0])    \
 	X(frozen_views[1]) X(frozen_views[2]) X(main_path) X(targets) X(actors)         \
-	X(actor_raised) X(main_refusal)
+	X(actor_raised) X(main_refusal) X(refusals)
 
 static int mod_traverse(PyObject *m, visitproc visit, void *arg)
 {

@@ -812,6 +812,35 @@ static PyObject *pool_stats(PyObject *self, PyObject *unused)
 	return r;
 }
 
+/* fallbacks(start=0): [(module, target, times)] from record start on
+ * (isola_pool_fallback). */
+static PyObject *pool_fallbacks(PyObject *self, PyObject *args)
+{
+	pool_obj *p = (pool_obj *)self;
+	Py_ssize_t start = 0;
+	if (!PyArg_ParseTuple(args, "|n:fallbacks", &start))
+		return NULL;
+	isola_pool *pool = p->pool != NULL ? p->pool : p->dying;
+	if (pool == NULL) {
+		need_pool(p); /* raises */
+		return NULL;
+	}
+	size_t n = 0;
+	isola_pool_fallbacks(pool, &n);
+	PyObject *list = PyList_New(0);
+	for (size_t i = start < 0 ? 0 : (size_t)start; list != NULL && i < n; i++) {
+		const char *module, *target;
+		uint64_t times;
+		if (isola_pool_fallback(pool, i, &module, &target, &times) != 0)
+			break;
+		PyObject *t = Py_BuildValue("(ssK)", module, target, (unsigned long long)times);
+		if (t == NULL || PyList_Append(list, t) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(t);
+	}
+	return list;
+}
+
 static PyObject *pool_size(PyObject *self, void *c)
 {
 	(void)c;
@@ -841,6 +870,7 @@ static PyMethodDef pool_methods[] = {
 	{ "run", pool_run, METH_O, NULL },
 	{ "shutdown", pool_shutdown, METH_VARARGS, NULL },
 	{ "stats", pool_stats, METH_NOARGS, NULL },
+	{ "fallbacks", pool_fallbacks, METH_VARARGS, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 

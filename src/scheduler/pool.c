@@ -8,6 +8,7 @@
 
 #include "common/atomics.h"
 #include "channels/channel.h"
+#include "interp/host.h"
 #include "interp/runtime.h"
 
 #include <stdlib.h>
@@ -200,6 +201,12 @@ static void free_pool(struct isola_pool *p)
 	isola__free(p->workers);
 	isola__free(p->start_error);
 	free_setup(p);
+	for (size_t i = 0; i < p->n_fallbacks; i++) {
+		isola__free(p->fallbacks[i].module);
+		isola__free(p->fallbacks[i].target);
+	}
+	isola__free(p->fallbacks);
+	pthread_mutex_destroy(&p->fallback_lock);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	p->tag = 0;
@@ -238,6 +245,7 @@ int isola_pool_create(const isola_pool_options *opts, isola_pool **out, char **e
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	p->max_spinners = cpus >= 4 ? (int)(cpus / 2) : 1;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->fallback_lock, NULL);
 	isola__graph_init(p);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -703,4 +711,93 @@ int isola_pool_monitor_dropped(isola_pool *p, uint64_t *n)
 		return ISOLA_EINVAL;
 	*n = isola__load_relaxed(&p->monitor_dropped);
 	return 0;
+}
+
+/* ---- silent fallbacks (issue #33) ------------------------------------ */
+
+static uint64_t fallbacks_recorded; /* every pool's new modules (relaxed) */
+
+uint64_t isola__fallbacks_recorded(void)
+{
+	return __atomic_load_n(&fallbacks_recorded, __ATOMIC_ACQUIRE);
+}
+
+struct take_ctx {
+	struct isola_pool *pool;
+	const char *target;
+};
+
+static void record_fallback(void *arg, const char *module, const char *where, uint64_t times)
+{
+	struct take_ctx *c = arg;
+	struct isola_pool *p = c->pool;
+	const char *target = where != NULL ? where : c->target ? c->target : "?";
+	bool added = false;
+	pthread_mutex_lock(&p->fallback_lock);
+	size_t i = 0;
+	while (i < p->n_fallbacks && strcmp(p->fallbacks[i].module, module) != 0)
+		i++;
+	if (i < p->n_fallbacks) {
+		p->fallbacks[i].times += times;
+	} else {
+		if (p->n_fallbacks == p->cap_fallbacks) {
+			size_t cap = p->cap_fallbacks ? 2 * p->cap_fallbacks : 8;
+			struct isola__fallback *grown =
+				isola__realloc(p->fallbacks, cap * sizeof(*grown));
+			if (grown != NULL) {
+				p->fallbacks = grown;
+				p->cap_fallbacks = cap;
+			}
+		}
+		char *m = isola__strdup(module), *t = isola__strdup(target);
+		if (p->n_fallbacks < p->cap_fallbacks && m != NULL && t != NULL) {
+			p->fallbacks[p->n_fallbacks++] = (struct isola__fallback){ m, t, times };
+			added = true;
+		} else {
+			isola__free(m);
+			isola__free(t);
+		}
+	}
+	pthread_mutex_unlock(&p->fallback_lock);
+	if (added) /* release: the record is in before the count says so */
+		__atomic_add_fetch(&fallbacks_recorded, 1, __ATOMIC_RELEASE);
+}
+
+void isola__worker_take_fallbacks(struct worker *w, const char *target)
+{
+	if (!isola__refusals_new(&w->refusals_seen))
+		return;
+	struct take_ctx c = { w->pool, target };
+	isola__refusals_take(record_fallback, &c);
+}
+
+int isola_pool_fallbacks(isola_pool *p, size_t *n)
+{
+	if (p == NULL || n == NULL)
+		return ISOLA_EINVAL;
+	pthread_mutex_lock(&p->fallback_lock);
+	*n = p->n_fallbacks;
+	pthread_mutex_unlock(&p->fallback_lock);
+	return 0;
+}
+
+int isola_pool_fallback(isola_pool *p, size_t i, const char **module, const char **target,
+			uint64_t *times)
+{
+	if (p == NULL)
+		return ISOLA_EINVAL;
+	int r = 0;
+	pthread_mutex_lock(&p->fallback_lock);
+	if (i >= p->n_fallbacks) {
+		r = ISOLA_ENOTFOUND;
+	} else {
+		if (module != NULL)
+			*module = p->fallbacks[i].module;
+		if (target != NULL)
+			*target = p->fallbacks[i].target;
+		if (times != NULL)
+			*times = p->fallbacks[i].times;
+	}
+	pthread_mutex_unlock(&p->fallback_lock);
+	return r;
 }

@@ -119,6 +119,17 @@ struct worker {
 	 * worker's, and its watchdog's (interrupts). */
 	struct isola__trace_ring *trace, *trace_wd;
 	int n_actors;
+	/* Worker thread only: the refusal count it last saw (host.h:
+	 * isola__refusals_new). */
+	uint64_t refusals_seen;
+};
+
+/* An extension module the pool's interpreters refused while the task or
+ * setup went on without it (a silent fallback, issue #33). */
+struct isola__fallback {
+	char *module;
+	char *target; /* the first task's target, or "preload" / "init" / "run" */
+	uint64_t times;
 };
 
 struct actor_slot; /* actor.c */
@@ -201,7 +212,20 @@ struct isola_pool {
 	struct actor_slot *actors;
 	size_t n_actor_slots;
 	struct isola__trace_pool *trace; /* NULL: not traced (trace_write.c) */
+	/* Silent fallbacks (worker.c records them), under fallback_lock. */
+	pthread_mutex_t fallback_lock;
+	struct isola__fallback *fallbacks;
+	size_t n_fallbacks, cap_fallbacks;
 };
+
+/* Fallbacks recorded by every pool so far (new modules only): the
+ * Python front compares it after each completion to warn at once. */
+uint64_t isola__fallbacks_recorded(void);
+
+/* Worker thread, GIL held: take the fallbacks its interpreter recorded
+ * during what just ran (target: the task's; the setup's phases name
+ * themselves).  Cheap when there are none. */
+void isola__worker_take_fallbacks(struct worker *w, const char *target);
 
 /* Ask the watchdog to look for interrupt requests now. */
 void isola__pool_interrupt_requested(struct isola_pool *pool);

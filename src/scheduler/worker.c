@@ -264,6 +264,9 @@ static int run_for_outcome(struct worker *w, struct task *t, isola_future *f, is
 		if (t->kind == TASK_CHUNK && failed_at != SIZE_MAX && status == ISOLA_EPYTHON)
 			name_failed_element(err, t, failed_at);
 	}
+	/* Extension imports refused under it that did not fail it (after
+	 * the capture, which drops those that did): silent fallbacks. */
+	isola__worker_take_fallbacks(w, t->kind == TASK_RUN ? "run" : t->target);
 	return status;
 }
 
@@ -331,6 +334,7 @@ static void run_task(struct worker *w, struct task *t)
 	int status = 0;
 	if (is_actor) {
 		isola__actor_run(w, t);
+		isola__worker_take_fallbacks(w, t->target);
 		if (traced != NULL)
 			status = actor_status(t, watched);
 	} else {
@@ -478,8 +482,16 @@ static bool start(struct worker *w)
 	pthread_mutex_lock(&w->attach_lock);
 	w->interp = in;
 	pthread_mutex_unlock(&w->attach_lock);
-	if (r == 0)
+	if (r == 0) {
 		w->scratch = isola__future_new(p);
+		/* Refusals its preload or init caught (they name themselves). */
+		uint64_t seen = w->refusals_seen;
+		if (isola__refusals_new(&seen)) {
+			isola__interp_enter(in);
+			isola__worker_take_fallbacks(w, "init");
+			isola__interp_leave(in);
+		}
+	}
 	/* Memory of this interpreter's objects that others held zero-copy is
 	 * given back at once, even when idle. */
 	if (r == 0) {

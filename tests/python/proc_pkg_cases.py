@@ -1,5 +1,7 @@
 """Tasks using real packages whose C extensions refuse sub-interpreters
-(test_proclane_packages.py, bench/bench_proclane.py)."""
+(test_proclane_packages.py): numpy, regex, lxml, orjson fail to import
+in a sub-interpreter; PyYAML, msgpack, simplejson, rapidfuzz catch the
+refusal and fall back to pure Python (each task says which path ran)."""
 
 
 def np_stats(n):
@@ -73,6 +75,71 @@ def where_each_runs():
     return out
 
 
+def yaml_load(doc):
+    # As code that wants libyaml writes it: CSafeLoader when it is there.
+    import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [yaml.__with_libyaml__, loader.__name__, yaml.load(doc, Loader=loader)]
+
+
+def msgpack_roundtrip(obj):
+    import msgpack
+    return [msgpack.Packer.__module__, msgpack.unpackb(msgpack.packb(obj))]
+
+
+def simplejson_roundtrip(obj):
+    import simplejson
+    import simplejson.scanner
+    return [simplejson.scanner.c_make_scanner is not None,
+            simplejson.loads(simplejson.dumps(obj))]
+
+
+def rapidfuzz_ratio(a, b):
+    from rapidfuzz import fuzz
+    return [fuzz.ratio.__module__, round(fuzz.ratio(a, b), 6)]
+
+
+# name: (module to import, target, args, the value part of the result)
+FALLBACKS = {
+    "PyYAML": ("yaml", "yaml_load", ("a: [1, 2]\nb: x\n",), {"a": [1, 2], "b": "x"}),
+    "msgpack": ("msgpack", "msgpack_roundtrip", ({"k": [1, 2.5, "x"]},), {"k": [1, 2.5, "x"]}),
+    "simplejson": ("simplejson", "simplejson_roundtrip", ({"k": [1, 2.5, None]},),
+                   {"k": [1, 2.5, None]}),
+    "rapidfuzz": ("rapidfuzz", "rapidfuzz_ratio", ("isola", "isolate"), 83.333333),
+}
+
+
+def fallbacks_each():
+    """For each package with a pure-Python fallback: the result in an
+    interpreter worker (the fallback) with the pool's stats and
+    warnings, then the result with lane="process" (the C extension)."""
+    import importlib
+    import sys
+    import warnings
+    import isola
+    mod = sys.modules[__name__]
+    out = {}
+    for name, (module, fn, args, want) in FALLBACKS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            out[name] = {"missing": True}
+            continue
+        row = {"want": want, "target": f"{__name__}:{fn}"}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with isola.Pool(1) as pool:
+                row["interpreter"] = pool.submit(getattr(mod, fn), *args).result(60)
+                row["process"] = pool.apply(getattr(mod, fn), args, lane="process")
+                st = pool.stats()
+        row["warnings"] = [str(w.message) for w in caught]
+        row["fallbacks"] = st["fallbacks"]
+        row["placement"] = st["placement"]
+        row["refused"] = st["refused"]
+        out[name] = row
+    return out
+
+
 def graph_rows():
     """Task graphs with numpy (issue #33 with #35): parsing in interpreter
     workers feeding numpy in process workers through Futures as arguments,
@@ -113,4 +180,4 @@ if __name__ == "__main__":
     import proc_pkg_cases  # by its name: workers look targets up by module
     rows = proc_pkg_cases.where_each_runs()
     rows["graph"] = proc_pkg_cases.graph_rows()
-    print(json.dumps(rows))
+    print(json.dumps({"refusing": rows, "fallbacks": proc_pkg_cases.fallbacks_each()}))

@@ -686,6 +686,19 @@ def triple(x):
     return [3 * x, os.getpid()]
 """
 
+# A package that catches the refusal and falls back (as msgpack does): a
+# silent fallback, said once by --lane auto.
+FALLBACK_TOOLS = r"""
+try:
+    from singlephase_ext import impl
+    IMPL = impl()
+except ImportError:
+    IMPL = "python"
+
+def which(x):
+    return [IMPL, 2 * x]
+"""
+
 try:
     import importlib.util
     HAVE_EXT = importlib.util.find_spec("singlephase_ext") is not None
@@ -717,7 +730,8 @@ def lane_children(parent):
 class MapCliProcessLane(_CliCase):
     """isola map with targets that refuse sub-interpreters (issue #33).
     Each case runs the command as a subprocess with a hard timeout."""
-    FILES = {"tools.py": TOOLS, "lanetools.py": LANE_TOOLS, "lazytools.py": LAZY_TOOLS}
+    FILES = {"tools.py": TOOLS, "lanetools.py": LANE_TOOLS, "lazytools.py": LAZY_TOOLS,
+             "fallbacktools.py": FALLBACK_TOOLS}
 
     def warnings_in(self, err):
         return [l for l in err.splitlines() if "does not support sub-interpreters" in l]
@@ -801,6 +815,24 @@ class MapCliProcessLane(_CliCase):
         r = self.run_isola("map", "no_such_module_qq:f", "--lane", "process", input="1\n")
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("No module named 'no_such_module_qq'", r.stderr)
+
+    def test_a_silent_fallback_is_said_once_in_the_commands_words(self):
+        data = "".join(f"{i}\n" for i in range(50))
+        for lane, impl, said in (("auto", "python", 1), ("process", "c", 0),
+                                 ("interpreter", "python", 0)):
+            with self.subTest(lane=lane):
+                r = self.run_isola("map", "fallbacktools:which", "--ordered", "-j", "2",
+                                   "--lane", lane, input=data)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual([json.loads(l) for l in r.stdout.splitlines()],
+                                 [[impl, 2 * i] for i in range(50)])
+                lines = [l for l in r.stderr.splitlines() if "caught that" in l]
+                self.assertEqual(len(lines), said, r.stderr)
+                self.assertNotIn("RuntimeWarning", r.stderr)  # not the pool's own warning
+                if said:
+                    self.assertIn("singlephase_ext", lines[0])
+                    self.assertIn("fallbacktools:which", lines[0])
+                    self.assertIn("--lane process", lines[0])
 
     def test_help_documents_the_lane(self):
         h = self.run_isola("map", "--help").stdout

@@ -1,7 +1,10 @@
-"""The process lane with real packages whose extensions refuse
-sub-interpreters: numpy, regex, lxml, orjson from Debian, unpacked into
-build/refusing-prefix by scripts/refusing-prefix (`scripts/bootstrap
---with-refusing`).  Skipped when the prefix is absent or was built for
+"""Real packages whose extensions refuse sub-interpreters, from Debian,
+unpacked into build/refusing-prefix by scripts/refusing-prefix
+(`scripts/bootstrap --with-refusing`): numpy, regex, lxml, orjson fail to
+import there and move to the process lane; PyYAML, msgpack, simplejson,
+rapidfuzz fall back to pure Python there, which the pool reports
+(stats()["fallbacks"], one warning), and run their C extensions in the
+process lane.  Skipped when the prefix is absent or was built for
 another Python.  Each case runs in a subprocess with the prefix on
 PYTHONPATH and its libraries on LD_LIBRARY_PATH (lxml needs sid's
 libxml2.so.16)."""
@@ -48,7 +51,8 @@ class RealPackages(unittest.TestCase):
                            capture_output=True, text=True, timeout=300, env=env)
         if r.returncode != 0:
             raise AssertionError(r.stderr[-3000:])
-        cls.rows = json.loads(r.stdout.strip().splitlines()[-1])
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        cls.rows, cls.fallback_rows = out["refusing"], out["fallbacks"]
 
     def check(self, name, module_prefix):
         row = self.rows[name]
@@ -76,6 +80,46 @@ class RealPackages(unittest.TestCase):
 
     def test_orjson(self):
         self.check("orjson", "orjson")
+
+    def fallback(self, name, modules):
+        # The fallback ran in the interpreter worker, was reported once,
+        # and the process lane runs the C extension.
+        row = self.fallback_rows[name]
+        if row.get("missing"):
+            self.skipTest(f"{name} is not in the prefix (scripts/refusing-prefix)")
+        self.assertEqual(row["interpreter"][-1], row["want"])
+        self.assertEqual(row["process"][-1], row["want"])
+        self.assertEqual(row["placement"], {})  # reported, not moved
+        self.assertEqual(row["refused"], {})
+        for m in modules:
+            self.assertIn(m, row["fallbacks"])
+            self.assertEqual(row["fallbacks"][m]["target"], row["target"])
+            self.assertGreaterEqual(row["fallbacks"][m]["refusals"], 1)
+        warned = [w for w in row["warnings"] if "caught that" in w]
+        self.assertEqual(len(warned), 1, row["warnings"])  # one per target, naming each module
+        for m in modules:
+            self.assertIn(m, warned[0])
+        self.assertIn(row["target"], warned[0])
+        return row
+
+    def test_pyyaml(self):
+        row = self.fallback("PyYAML", ["yaml._yaml"])
+        self.assertEqual(row["interpreter"][:2], [False, "SafeLoader"])  # __with_libyaml__
+        self.assertEqual(row["process"][:2], [True, "CSafeLoader"])
+
+    def test_msgpack(self):
+        row = self.fallback("msgpack", ["msgpack._cmsgpack"])
+        self.assertEqual(row["interpreter"][0], "msgpack.fallback")  # Packer.__module__
+        self.assertEqual(row["process"][0], "msgpack._cmsgpack")
+
+    def test_simplejson(self):
+        row = self.fallback("simplejson", ["simplejson._speedups"])
+        self.assertEqual([row["interpreter"][0], row["process"][0]], [False, True])  # c_make_scanner
+
+    def test_rapidfuzz(self):
+        row = self.fallback("rapidfuzz", ["rapidfuzz.fuzz_cpp"])
+        self.assertEqual(row["interpreter"][0], "rapidfuzz.fuzz_py")  # fuzz.ratio.__module__
+        self.assertTrue(row["process"][0].startswith("rapidfuzz.fuzz_cpp"), row["process"][0])
 
     def test_numpy_in_a_task_graph(self):
         # Parsing in interpreter workers feeding numpy through Futures as
