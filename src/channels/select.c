@@ -282,13 +282,12 @@ static int select_or_wait(isola_channel *const *chans, size_t n, uint64_t room,
 				isola__channel_spinner_add(chans[i]);
 				counted |= (uint64_t)1 << i;
 			}
+		/* A free CPU: go there.  Contended or not: the thread that took
+		 * this CPU from the spinner (the gap that marked the process
+		 * contended) may be the partner itself. */
 		if (room == 0 && !(flags & (ISOLA__WAIT_SPIN_ONLY | ISOLA__WAIT_HANDOFF)) &&
-		    sender_is_here(chans, n)) {
-			if (isola__cpu_contended())
-				flags |= ISOLA__WAIT_PARTNER_HERE;
-			else
-				isola__policy_spread(); /* a free CPU: go there */
-		}
+		    sender_is_here(chans, n) && !isola__policy_spread() && isola__cpu_contended())
+			flags |= ISOLA__WAIT_PARTNER_HERE;
 		r = isola__spin(try_all, &op, d, flags);
 		for (size_t i = 0; i < n; i++)
 			if (counted & ((uint64_t)1 << i))

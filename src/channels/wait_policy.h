@@ -70,7 +70,9 @@ bool isola__policy_gap_was_contention(int64_t gap_ns);
 void isola__policy_thread_begin(void);
 
 /* A receive is about to spin for a message whose sender ran on this
- * thread's CPU, and the process is not contended: two partners the
+ * thread's CPU (contended or not: the pair on one CPU marks the process
+ * contended by itself, a pausing spinner keeping its partner waiting
+ * for the CPU past 1 ms): two partners the
  * scheduler put on one CPU while another is free (a kernel that packs
  * threads onto few vCPUs does that on purpose, and its balancer does not
  * part two threads that hand the CPU to each other: 5.7 us round trips
