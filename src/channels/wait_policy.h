@@ -22,9 +22,6 @@ struct isola__wait_inputs {
 	/* This thread's involuntary context switches so far (getrusage;
 	 * a sched_yield that ran another thread counts as one), or -1. */
 	long (*switches)(void);
-	/* Threads runnable on the whole machine now (/proc/loadavg's
-	 * "R/T"), or -1 if unknown. */
-	int (*runnable)(void);
 	/* How long a measure of the idle yield holds (0: a minute). */
 	int64_t remeasure_after_ns;
 };
@@ -70,20 +67,20 @@ bool isola__policy_gap_was_contention(int64_t gap_ns);
 void isola__policy_thread_begin(void);
 
 /* A receive is about to spin for a message whose sender ran on this
- * thread's CPU (contended or not: the pair on one CPU marks the process
- * contended by itself, a pausing spinner keeping its partner waiting
- * for the CPU past 1 ms): two partners the
- * scheduler put on one CPU while another is free (a kernel that packs
- * threads onto few vCPUs does that on purpose, and its balancer does not
- * part two threads that hand the CPU to each other: 5.7 us round trips
- * against 0.6 us apart, on an AMD EPYC VM).  When the machine has no
- * more runnable threads than this thread may use CPUs, move this thread
- * off its CPU (its affinity without that CPU, then restored: the kernel
- * moves it at once and does not move it back).  Rate-limited: at most
- * one move a millisecond in the process, and a thread that finds itself
- * with its partner again soon after its last move waits twice as long
- * (up to a second) before the next.  ISOLA_SPREAD=0 in the environment
- * turns it off.  True when it moved. */
+ * thread's CPU: two partners the scheduler put on one CPU (a kernel that
+ * packs threads onto few vCPUs does that on purpose, and its balancer
+ * does not part two threads that hand the CPU to each other: 5.7-7 us
+ * round trips against 0.6 us apart, on an AMD EPYC VM, idle or with one
+ * busy process).  Move this thread off its CPU (its affinity without
+ * that CPU, then restored: the kernel moves it at once and does not move
+ * it back by itself), when it may use another.  Whether the process is
+ * contended does not matter (the pair on one CPU marks it contended by
+ * itself), nor do other processes' threads (apart, the two still run at
+ * once most of the time).  Rate-limited: at most one move a millisecond
+ * in the process, and a thread found with its partner again within
+ * 50 ms of its last move waits twice as long (up to a second) before the
+ * next.  ISOLA_SPREAD=0 in the environment turns it off.  True when it
+ * moved. */
 bool isola__policy_spread(void);
 
 /* Per thread, for tests and benchmarks: what this thread's spins did. */
