@@ -230,12 +230,12 @@ int isola__channel_wait_any_room(isola_channel *const *chans, size_t n, uint64_t
  * Whether the message this thread last received, from one of chans,
  * came from a sender on this thread's CPU (channel.h).  Then the next
  * one most likely will too (two threads exchanging messages that the
- * scheduler put on one core): see ISOLA__WAIT_PARTNER_HERE, while the
- * machine is contended.  On one with a free core the receiver moves
- * there (isola__policy_spread): some kernels part such a pair soon
- * (Intel VMs here), others keep it together on purpose or pack it (an
- * AMD EPYC VM: 5.7 us a round trip on one core, 0.6 us apart; issue
- * #32).  Not for a pool worker's
+ * scheduler put on one core).  The receiver first moves to another CPU
+ * (isola__policy_spread, rate-limited): some kernels part such a pair
+ * soon (Intel VMs here), others keep it together on purpose or pack it
+ * (an AMD EPYC VM: 5.7 us a round trip on one core, 0.6 us apart; issue
+ * #32); when it did not move and the machine is contended, it yields at
+ * once (ISOLA__WAIT_PARTNER_HERE).  Not for a pool worker's
  * idle spin (SPIN_ONLY), whose next sender is whoever submits next, nor
  * for futures (HANDOFF).
  */
@@ -282,8 +282,8 @@ static int select_or_wait(isola_channel *const *chans, size_t n, uint64_t room,
 				isola__channel_spinner_add(chans[i]);
 				counted |= (uint64_t)1 << i;
 			}
-		/* A free CPU: go there.  Contended or not: the thread that took
-		 * this CPU from the spinner (the gap that marked the process
+		/* Move off the partner's CPU, contended or not: the thread that
+		 * took this CPU from the spinner (the gap that marked the process
 		 * contended) may be the partner itself. */
 		if (room == 0 && !(flags & (ISOLA__WAIT_SPIN_ONLY | ISOLA__WAIT_HANDOFF)) &&
 		    sender_is_here(chans, n) && !isola__policy_spread() && isola__cpu_contended())
